@@ -1,0 +1,47 @@
+# The two commands from the README: `make serve` and `make test`. Both set themselves up.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+export SCOREBRIDGE_HOME ?= $(CURDIR)/var
+
+.PHONY: serve test install install-test clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# reinstall whenever the package metadata changes
+$(VENV)/.installed: setup.cfg pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: setup.cfg pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+serve: install
+	$(BIN)/scorebridge demo
+	@key=$$($(BIN)/scorebridge keys create --scope score,read --name "make serve" 2>/dev/null); \
+	echo ""; \
+	echo "ScoreBridge is starting on http://$(HOST):$(PORT)"; \
+	echo "  API key (score, read; shown once): $$key"; \
+	echo "  API docs:      http://$(HOST):$(PORT)/docs"; \
+	echo "  OpenAPI:       http://$(HOST):$(PORT)/openapi.json"; \
+	echo "  Models:        http://$(HOST):$(PORT)/api/v1/models"; \
+	echo "  Health:        http://$(HOST):$(PORT)/readyz"; \
+	echo "  Try it:        curl -s -H 'X-API-Key: $$key' -H 'Content-Type: application/json' \\"; \
+	echo "                   -d '{\"rows\": [[12, 70.5, \"month-to-month\", \"electronic-check\", 3, \"fiber\"]]}' \\"; \
+	echo "                   http://$(HOST):$(PORT)/api/v1/models/churn/predict"; \
+	echo ""
+	exec $(BIN)/scorebridge serve --host $(HOST) --port $(PORT)
+
+test: install-test
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) var dist build *.egg-info

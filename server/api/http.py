@@ -1,0 +1,74 @@
+"""Small HTTP helpers shared by every blueprint: services, JSON, problem documents, parameters."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from flask import Response, current_app, g, request
+
+from ..auth.keys import KeyStore
+from ..config import Settings
+from ..codecs.json_input import parse_json
+from ..errors import FieldError, MalformedRequest, UnsupportedMediaType
+from ..registry.service import Registry
+from ..scoring.service import Scorer
+
+PROBLEM_JSON = "application/problem+json"
+
+
+@dataclass
+class Services:
+    """Everything a request handler needs, built once per application."""
+
+    settings: Settings
+    registry: Registry
+    scorer: Scorer
+    keys: KeyStore
+
+
+def services() -> Services:
+    return current_app.extensions["scorebridge"]
+
+
+def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None,
+                  mimetype: str = "application/json") -> Response:
+    body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+    return Response(body, status=status, headers=headers, mimetype=mimetype)
+
+
+def problem(status: int, title: str, detail: str, *, type: str = "about:blank",
+            errors: list[FieldError] | None = None, headers: dict[str, str] | None = None,
+            **extra: Any) -> Response:
+    """An RFC 9457 problem document."""
+    body: dict[str, Any] = {"type": type, "title": title, "status": status, "detail": detail}
+    if errors:
+        body["errors"] = [e.as_dict() for e in errors[:1000]]
+        if len(errors) > 1000:
+            body["errors_truncated"] = len(errors) - 1000
+    body.update(extra)
+    rid = getattr(g, "request_id", None)
+    if rid:
+        body["request_id"] = rid
+    return json_response(body, status, headers, mimetype=PROBLEM_JSON)
+
+
+def int_arg(name: str, *, minimum: int = 0, maximum: int | None = None) -> int | None:
+    """An optional integer query parameter, refused with a clear message when malformed."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise MalformedRequest(f"query parameter '{name}' must be an integer") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f" and at most {maximum}" if maximum is not None else ""
+        raise MalformedRequest(f"query parameter '{name}' must be at least {minimum}{bound}")
+    return value
+
+
+def json_body() -> Any:
+    if request.mimetype not in ("application/json", "") and not request.mimetype.endswith("+json"):
+        raise UnsupportedMediaType(f"send application/json, not {request.mimetype!r}")
+    return parse_json(request.get_data(cache=False))

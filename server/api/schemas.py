@@ -1,0 +1,196 @@
+"""JSON Schemas of request and response bodies, as OpenAPI components."""
+from __future__ import annotations
+
+from typing import Any
+
+_ANY_VALUE: dict[str, Any] = {"nullable": True,
+                              "oneOf": [{"type": "string"}, {"type": "number"},
+                                        {"type": "boolean"}]}
+_FIELD_ERROR = {
+    "type": "object", "required": ["message"],
+    "properties": {"row": {"type": "integer"}, "column": {"type": "string"},
+                   "message": {"type": "string"}},
+}
+
+COMPONENTS: dict[str, dict[str, Any]] = {
+    "Problem": {
+        "type": "object", "required": ["type", "title", "status", "detail"],
+        "properties": {
+            "type": {"type": "string"}, "title": {"type": "string"},
+            "status": {"type": "integer"}, "detail": {"type": "string"},
+            "errors": {"type": "array", "items": {"$ref": "#/components/schemas/FieldError"}},
+            "request_id": {"type": "string"},
+        },
+    },
+    "FieldError": _FIELD_ERROR,
+    "ScoreOptions": {
+        "type": "object", "additionalProperties": False,
+        "properties": {
+            "probabilities": {"type": "boolean", "default": True,
+                              "description": "include class probabilities (classifiers)"},
+            "errors": {"type": "string", "enum": ["raise", "row"], "default": "raise",
+                       "description": "'row' scores the valid rows and reports the others"},
+        },
+    },
+    "PredictRequest": {
+        "type": "object",
+        "description": "Exactly one of rows, records, columns, dataframe_split, dataframe_records, "
+                       "instances, inputs.",
+        "properties": {
+            "rows": {"type": "array", "items": {"type": "array", "items": _ANY_VALUE},
+                     "description": "values in signature order"},
+            "records": {"type": "array", "items": {"type": "object"}},
+            "columns": {"type": "object",
+                        "additionalProperties": {"type": "array", "items": _ANY_VALUE}},
+            "dataframe_split": {"type": "object",
+                                "properties": {"columns": {"type": "array",
+                                                           "items": {"type": "string"}},
+                                               "data": {"type": "array",
+                                                        "items": {"type": "array"}}}},
+            "dataframe_records": {"type": "array", "items": {"type": "object"}},
+            "instances": {"type": "array"},
+            "inputs": {"oneOf": [{"type": "array"}, {"type": "object"}]},
+            "options": {"$ref": "#/components/schemas/ScoreOptions"},
+        },
+        "example": {"rows": [[12, 70.5, "month-to-month", "electronic-check", 3, "fiber"]]},
+    },
+    "PredictResponse": {
+        "type": "object", "required": ["model", "version", "predictions"],
+        "properties": {
+            "model": {"type": "string"}, "version": {"type": "integer"},
+            "predictions": {"type": "array", "items": _ANY_VALUE},
+            "probabilities": {"type": "array", "items": {"type": "array", "nullable": True,
+                                                         "items": {"type": "number"}}},
+            "classes": {"type": "array", "items": _ANY_VALUE},
+            "errors": {"type": "array", "items": {"$ref": "#/components/schemas/FieldError"}},
+            "warnings": {"type": "array", "items": {"$ref": "#/components/schemas/FieldError"}},
+            "request_id": {"type": "string"},
+        },
+    },
+    "Column": {
+        "type": "object", "required": ["name", "type"],
+        "properties": {
+            "name": {"type": "string"},
+            "type": {"type": "string", "enum": ["number", "integer", "string", "boolean"]},
+            "categories": {"type": "array", "items": _ANY_VALUE},
+            "minimum": {"type": "number"}, "maximum": {"type": "number"},
+            "accepts_missing": {"type": "boolean"}, "accepts_unknown": {"type": "boolean"},
+        },
+    },
+    "Signature": {
+        "type": "object", "required": ["inputs", "output"],
+        "properties": {
+            "inputs": {"type": "array", "items": {"$ref": "#/components/schemas/Column"}},
+            "output": {"type": "object", "properties": {
+                "kind": {"type": "string", "enum": ["classification", "regression"]},
+                "type": {"type": "string"}, "classes": {"type": "array", "items": _ANY_VALUE},
+                "probabilities": {"type": "boolean"}}},
+        },
+    },
+    "Version": {
+        "type": "object", "required": ["model", "version", "sha256", "signature"],
+        "properties": {
+            "model": {"type": "string"}, "version": {"type": "integer"},
+            "sha256": {"type": "string"}, "format": {"type": "string"},
+            "size_bytes": {"type": "integer"}, "trusted_pickle": {"type": "boolean"},
+            "signature": {"$ref": "#/components/schemas/Signature"},
+            "metrics": {"type": "object"}, "tags": {"type": "object"},
+            "environment": {"type": "object"}, "description": {"type": "string"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "created_by": {"type": "string"}, "rolled_back": {"type": "boolean"},
+            "aliases": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "ModelSummary": {
+        "type": "object", "required": ["name", "aliases"],
+        "properties": {
+            "name": {"type": "string"}, "description": {"type": "string"},
+            "production_version": {"type": "integer", "nullable": True},
+            "latest_version": {"type": "integer", "nullable": True},
+            "aliases": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "versions": {"type": "integer"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "output": {"type": "object", "nullable": True},
+        },
+    },
+    "ModelList": {
+        "type": "object", "required": ["models"],
+        "properties": {"models": {"type": "array",
+                                  "items": {"$ref": "#/components/schemas/ModelSummary"}}},
+    },
+    "ModelDetail": {
+        "type": "object", "required": ["name", "versions"],
+        "properties": {
+            "name": {"type": "string"}, "description": {"type": "string"},
+            "production_version": {"type": "integer", "nullable": True},
+            "latest_version": {"type": "integer", "nullable": True},
+            "aliases": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "signature": {"allOf": [{"$ref": "#/components/schemas/Signature"}],
+                          "nullable": True},
+            "versions": {"type": "array", "items": {"$ref": "#/components/schemas/Version"}},
+        },
+    },
+    "VersionList": {
+        "type": "object", "required": ["versions"],
+        "properties": {"versions": {"type": "array",
+                                    "items": {"$ref": "#/components/schemas/Version"}}},
+    },
+    "AliasRequest": {
+        "type": "object", "required": ["version"], "additionalProperties": False,
+        "properties": {"version": {"type": "integer", "minimum": 1},
+                       "reason": {"type": "string", "maxLength": 500}},
+    },
+    "RollbackRequest": {
+        "type": "object", "additionalProperties": False,
+        "properties": {"reason": {"type": "string", "maxLength": 500}},
+    },
+    "Event": {
+        "type": "object", "required": ["id", "kind"],
+        "properties": {"id": {"type": "integer"}, "model": {"type": "string"},
+                       "version": {"type": "integer", "nullable": True},
+                       "kind": {"type": "string"}, "actor": {"type": "string"},
+                       "detail": {"type": "object"},
+                       "created_at": {"type": "string", "format": "date-time"}},
+    },
+    "EventList": {
+        "type": "object", "required": ["events"],
+        "properties": {"events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}}},
+    },
+    "RegisterForm": {
+        "type": "object", "required": ["file"],
+        "properties": {
+            "file": {"type": "string", "format": "binary",
+                     "description": ".skops (or .pkl/.joblib with trust_pickle and an admin key)"},
+            "sample": {"type": "string", "format": "binary", "description": "CSV of inputs"},
+            "holdout": {"type": "string", "format": "binary",
+                        "description": "CSV of inputs plus the target column"},
+            "metadata": {"type": "string",
+                         "description": "JSON: description, tags, metrics, target, trust_pickle"},
+        },
+    },
+    "KeyCreate": {
+        "type": "object", "required": ["scopes"], "additionalProperties": False,
+        "properties": {"scopes": {"type": "array", "minItems": 1,
+                                  "items": {"type": "string",
+                                            "enum": ["score", "read", "deploy", "admin"]}},
+                       "name": {"type": "string", "maxLength": 128}},
+    },
+    "Key": {
+        "type": "object", "required": ["id", "scopes"],
+        "properties": {"id": {"type": "string"}, "name": {"type": "string"},
+                       "scopes": {"type": "array", "items": {"type": "string"}},
+                       "key": {"type": "string", "description": "shown once, at creation"},
+                       "created_at": {"type": "string"},
+                       "revoked_at": {"type": "string", "nullable": True},
+                       "last_used_at": {"type": "string", "nullable": True}},
+    },
+    "KeyList": {
+        "type": "object", "required": ["keys"],
+        "properties": {"keys": {"type": "array", "items": {"$ref": "#/components/schemas/Key"}}},
+    },
+    "Health": {
+        "type": "object", "required": ["status"],
+        "properties": {"status": {"type": "string"}, "version": {"type": "string"},
+                       "models": {"type": "object"}},
+    },
+}

@@ -1,0 +1,68 @@
+"""The application factory: one place that wires settings, services and cross-cutting concerns."""
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+
+from flask import Flask, Response, g, request
+
+from .auth.keys import KeyStore
+from .config import Settings
+from .registry.database import make_engine
+from .registry.service import Registry
+from .registry.store import ArtifactStore
+from .scoring.service import Scorer
+
+log = logging.getLogger("scorebridge")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+def build_registry(settings: Settings) -> Registry:
+    """The registry for these settings (schema migrated to the newest revision)."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    return Registry(make_engine(settings.resolved_database_url),
+                    ArtifactStore(settings.artifacts_dir))
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = Flask(__name__, static_folder=None)
+    app.config.update(MAX_CONTENT_LENGTH=settings.max_request_bytes,
+                      MAX_FORM_MEMORY_SIZE=1024 * 1024, MAX_FORM_PARTS=32)
+    from .api.http import Services
+
+    registry = build_registry(settings)
+    app.extensions["scorebridge"] = Services(settings=settings, registry=registry,
+                                             scorer=Scorer(registry, settings),
+                                             keys=KeyStore(registry))
+    _install_request_ids(app)
+    from .api import auth, problems
+
+    problems.install(app)
+    auth.install(app)
+    from .api import health, keys, openapi, registry as registry_api, scoring
+
+    for bp in (health.bp, openapi.bp, registry_api.bp, scoring.bp, keys.bp):
+        app.register_blueprint(bp)
+    if not settings.auth:
+        log.warning("!" * 72)
+        log.warning("SCOREBRIDGE_AUTH=off: every route is open to anyone who can reach this "
+                    "server. Use this for local development only.")
+        log.warning("!" * 72)
+    return app
+
+
+def _install_request_ids(app: Flask) -> None:
+    @app.before_request
+    def assign_request_id() -> None:
+        given = request.headers.get("X-Request-Id", "")
+        g.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+
+    @app.after_request
+    def echo_request_id(response: Response) -> Response:
+        response.headers["X-Request-Id"] = getattr(g, "request_id", "") or uuid.uuid4().hex
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response

@@ -1,0 +1,342 @@
+"""The ``scorebridge`` command line.
+
+Without ``--url`` commands work on the local registry in ``SCOREBRIDGE_HOME``; with ``--url`` they call
+a server's HTTP API with the key from ``--key`` or ``SCOREBRIDGE_API_KEY``. Both paths go through the
+same registry and scoring functions as the HTTP API.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                           TimeRemainingColumn)
+from rich.table import Table
+
+from .clients import Backend, LocalBackend, RemoteBackend
+from .config import Settings
+from .errors import ScoreBridgeError
+
+console = Console()
+err_console = Console(stderr=True)
+
+url_option = click.option("--url", envvar="SCOREBRIDGE_URL", default=None,
+                          help="A ScoreBridge server; without it, the local registry is used.")
+key_option = click.option("--key", envvar="SCOREBRIDGE_API_KEY", default=None,
+                          help="API key for --url (default: $SCOREBRIDGE_API_KEY).")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+def backend(url: str | None, key: str | None) -> Backend:
+    return RemoteBackend(url, key) if url else LocalBackend(Settings.from_env())
+
+
+def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Problems become a one-line message and exit code 1, never a traceback."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ScoreBridgeError as exc:
+            err_console.print(f"[red]error:[/red] {exc.detail}", highlight=False)
+            for e in exc.errors[:20]:
+                where = " ".join(filter(None, [f"row {e.row}" if e.row is not None else "",
+                                               f"column {e.column}" if e.column else ""]))
+                err_console.print(f"  {where}: {e.message}", highlight=False)
+            sys.exit(1)
+    return wrapper
+
+
+def print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+@click.group()
+@click.version_option(package_name="scorebridge")
+def main() -> None:
+    """ScoreBridge: serve scikit-learn models to Excel, Power BI and HTTP apps."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Bind address (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default 8000).")
+@click.option("--workers", type=int, default=None, help="gunicorn worker processes.")
+@click.option("--threads", type=int, default=None, help="Threads per worker.")
+def serve(host: str | None, port: int | None, workers: int | None, threads: int | None) -> None:
+    """Start the server under gunicorn."""
+    settings = Settings.from_env()
+    from .app import build_registry
+
+    build_registry(settings)  # migrate once, here, before the workers start
+    host = host or settings.host
+    port = port or settings.port
+    argv = [sys.executable, "-m", "gunicorn", "--config", "python:server.gunicorn_conf",
+            "--bind", f"{host}:{port}", "--workers", str(workers or settings.workers),
+            "--threads", str(threads or settings.threads), "server.app:create_app()"]
+    os.execv(sys.executable, argv)
+
+
+@main.command()
+@click.option("--force", is_flag=True, help="Register a new version even if 'churn' exists.")
+@handle_errors
+def demo(force: bool) -> None:
+    """Train the example churn model and register it as 'churn'."""
+    from .demo import DESCRIPTION, NAME, TARGET, train_demo
+
+    local = LocalBackend(Settings.from_env(), actor="scorebridge demo")
+    existing = {m["name"] for m in local.list_models()}
+    if NAME in existing and not force:
+        console.print(f"model '{NAME}' is already registered (use --force for a new version)")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        with console.status("training the churn model on generated data…"):
+            paths = train_demo(Path(tmp))
+        info = local.register(NAME, paths["artifact"], sample=paths["sample"],
+                              holdout=paths["holdout"], target=TARGET, description=DESCRIPTION,
+                              tags={"source": "scorebridge demo"})
+    console.print(f"registered [bold]{NAME}[/bold] version {info['version']} "
+                  f"(aliases: {', '.join(info['aliases']) or 'none'}); metrics: "
+                  + ", ".join(f"{k}={v:.3f}" for k, v in info["metrics"].items()))
+
+
+def _parse_tags(tags: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for tag in tags:
+        key, sep, value = tag.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected K=V, got {tag!r}", param_hint="--tag")
+        out[key] = value
+    return out
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--name", required=True, help="Model name (lower-case letters, digits, - and _).")
+@click.option("--sample", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="CSV/XLSX/Parquet of typical inputs (signature and reference statistics).")
+@click.option("--holdout", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Labelled data for server-computed metrics (needs --target).")
+@click.option("--target", help="Label column of the holdout set.")
+@click.option("--metrics", help='Extra metrics as JSON, e.g. \'{"auc": 0.91}\'.')
+@click.option("--description", default="")
+@click.option("--tag", "tags", multiple=True, help="K=V, repeatable.")
+@click.option("--trust-pickle", is_flag=True,
+              help="Load a .pkl/.joblib artifact (runs its code!). Admin only.")
+@url_option
+@key_option
+@json_option
+@handle_errors
+def register(file: Path, name: str, sample: Path | None, holdout: Path | None,
+             target: str | None, metrics: str | None, description: str, tags: tuple[str, ...],
+             trust_pickle: bool, url: str | None, key: str | None, as_json: bool) -> None:
+    """Register FILE (.skops, or a trusted pickle) as a new version of a model."""
+    if holdout and not target:
+        raise click.UsageError("--holdout needs --target")
+    try:
+        parsed_metrics = json.loads(metrics) if metrics else {}
+    except json.JSONDecodeError:
+        raise click.BadParameter("not valid JSON", param_hint="--metrics") from None
+    info = backend(url, key).register(name, file, sample=sample, holdout=holdout, target=target,
+                                      metrics=parsed_metrics, description=description,
+                                      tags=_parse_tags(tags), trust_pickle=trust_pickle)
+    if as_json:
+        print_json(info)
+        return
+    console.print(f"registered [bold]{name}[/bold] version {info['version']} "
+                  f"(sha256 {info['sha256'][:12]}…, aliases: {', '.join(info['aliases']) or 'none'})")
+
+
+@main.command()
+@url_option
+@key_option
+@json_option
+@handle_errors
+def models(url: str | None, key: str | None, as_json: bool) -> None:
+    """List registered models."""
+    found = backend(url, key).list_models()
+    if as_json:
+        print_json(found)
+        return
+    table = Table("name", "production", "latest", "aliases", "description")
+    for m in found:
+        table.add_row(m["name"], str(m["production_version"] or "-"), str(m["latest_version"]),
+                      ", ".join(f"{a}={v}" for a, v in sorted(m["aliases"].items())),
+                      (m["description"] or "")[:60])
+    console.print(table)
+
+
+@main.command()
+@click.argument("name")
+@url_option
+@key_option
+@json_option
+@handle_errors
+def versions(name: str, url: str | None, key: str | None, as_json: bool) -> None:
+    """List a model's versions."""
+    model = backend(url, key).get_model(name)
+    if as_json:
+        print_json(model["versions"])
+        return
+    table = Table("version", "aliases", "created", "by", "sha256", "metrics")
+    for v in model["versions"]:
+        metrics = ", ".join(f"{k}={val:.3g}" for k, val in list(v["metrics"].items())[:4])
+        flag = " (rolled back)" if v["rolled_back"] else ""
+        table.add_row(str(v["version"]), ", ".join(v["aliases"]) + flag, v["created_at"][:19],
+                      v["created_by"], v["sha256"][:12], metrics)
+    console.print(table)
+
+
+@main.command()
+@click.argument("name")
+@url_option
+@key_option
+@handle_errors
+def show(name: str, url: str | None, key: str | None) -> None:
+    """Show a model: signature, aliases, versions (JSON)."""
+    print_json(backend(url, key).get_model(name))
+
+
+@main.command()
+@click.argument("name")
+@click.argument("version", type=int)
+@click.option("--alias", default="production", show_default=True)
+@click.option("--reason", default="")
+@url_option
+@key_option
+@handle_errors
+def promote(name: str, version: int, alias: str, reason: str, url: str | None,
+            key: str | None) -> None:
+    """Point an alias (production by default) at VERSION."""
+    info = backend(url, key).set_alias(name, alias, version, reason or "promoted from the CLI")
+    console.print(f"{name}@{alias} -> version {info['version']}")
+
+
+@main.command()
+@click.argument("name")
+@click.option("--reason", default="")
+@url_option
+@key_option
+@handle_errors
+def rollback(name: str, reason: str, url: str | None, key: str | None) -> None:
+    """Return production to the previous good version."""
+    info = backend(url, key).rollback(name, reason)
+    console.print(f"{name}@production -> version {info['version']} (rolled back)")
+
+
+@main.command()
+@click.argument("name", required=False)
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@url_option
+@key_option
+@json_option
+@handle_errors
+def events(name: str | None, limit: int, url: str | None, key: str | None,
+           as_json: bool) -> None:
+    """Show the audit trail (all models, or NAME's)."""
+    found = backend(url, key).events(name, limit)
+    if as_json:
+        print_json(found)
+        return
+    table = Table("id", "time", "model", "version", "event", "by", "detail")
+    for e in found:
+        detail = ", ".join(f"{k}={v}" for k, v in e["detail"].items() if v is not None)
+        table.add_row(str(e["id"]), e["created_at"][:19], e["model"], str(e["version"] or ""),
+                      e["kind"], e["actor"], detail[:80])
+    console.print(table)
+
+
+@main.command()
+@click.argument("name")
+@click.argument("input", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Output file (.csv, .xlsx, .parquet); default INPUT.scored.csv.")
+@click.option("--version", "version", type=int, help="Score with this version.")
+@click.option("--alias", help="Score with the version this alias points at.")
+@click.option("--chunk-rows", type=click.IntRange(1, 100_000), default=10_000, show_default=True)
+@url_option
+@key_option
+@handle_errors
+def score(name: str, input: Path, output: Path | None, version: int | None, alias: str | None,
+          chunk_rows: int, url: str | None, key: str | None) -> None:
+    """Score a CSV/XLSX/Parquet file; every input column is kept, predictions appended."""
+    from .codecs.files import TableWriter, count_rows, iter_chunks, scored_frame
+
+    output = output or input.with_name(input.stem + ".scored.csv")
+    client = backend(url, key)
+    total = count_rows(input)
+    writer = TableWriter(output)
+    bad_rows = 0
+    used_version = None
+    columns = [TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
+    try:
+        with Progress(*columns, console=err_console, transient=False) as progress:
+            task = progress.add_task("score", total=total)
+            for chunk in iter_chunks(input, chunk_rows):
+                response = client.score_frame(name, chunk, version, alias)
+                used_version = response["version"]
+                # pin the version for the rest of the file, so every row is scored by one version
+                version = version or used_version
+                bad_rows += len({e["row"] for e in response.get("errors", []) if "row" in e})
+                writer.write(scored_frame(chunk, response))
+                progress.advance(task, len(chunk))
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    console.print(f"scored {writer.rows} rows with {name} v{used_version} -> {output}"
+                  + (f" ([yellow]{bad_rows} rows with errors[/yellow], see the 'error' column)"
+                     if bad_rows else ""))
+
+
+@main.group()
+def keys() -> None:
+    """Create, list and revoke API keys."""
+
+
+@keys.command("create")
+@click.option("--scope", "scopes", required=True,
+              help="Comma-separated: score, read, deploy, admin.")
+@click.option("--name", default="", help="A label, e.g. who holds the key.")
+@url_option
+@key_option
+@handle_errors
+def keys_create(scopes: str, name: str, url: str | None, key: str | None) -> None:
+    """Create a key; it is printed once and cannot be shown again."""
+    created = backend(url, key).create_key([s for s in scopes.split(",") if s], name)
+    click.echo(created["key"])
+    err_console.print(f"key id {created['id']} with scopes {', '.join(created['scopes'])}: "
+                      "store it now, it cannot be shown again")
+
+
+@keys.command("list")
+@url_option
+@key_option
+@handle_errors
+def keys_list(url: str | None, key: str | None) -> None:
+    table = Table("id", "name", "scopes", "created", "last used", "revoked")
+    for k in backend(url, key).list_keys():
+        table.add_row(k["id"], k["name"], ",".join(k["scopes"]), (k["created_at"] or "")[:19],
+                      (k["last_used_at"] or "")[:19], (k["revoked_at"] or "")[:19])
+    console.print(table)
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@url_option
+@key_option
+@handle_errors
+def keys_revoke(key_id: str, url: str | None, key: str | None) -> None:
+    backend(url, key).revoke_key(key_id)
+    console.print(f"revoked key {key_id}")
+
+
+if __name__ == "__main__":
+    main()

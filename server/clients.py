@@ -1,0 +1,196 @@
+"""The two ways the CLI reaches a registry: directly (``SCOREBRIDGE_HOME``) or over HTTP (``--url``).
+
+Both expose the same methods and return the API's public JSON forms, so every command prints the same
+thing whichever way it ran.
+"""
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Protocol
+
+import pandas as pd
+import requests
+
+from .codecs.table import RawTable, ScoreOptions
+from .config import Settings
+from .errors import ScoreBridgeError
+
+
+class Backend(Protocol):
+    def list_models(self) -> list[dict[str, Any]]: ...
+    def get_model(self, name: str) -> dict[str, Any]: ...
+    def register(self, name: str, artifact: Path, **kw: Any) -> dict[str, Any]: ...
+    def set_alias(self, name: str, alias: str, version: int, reason: str) -> dict[str, Any]: ...
+    def rollback(self, name: str, reason: str) -> dict[str, Any]: ...
+    def events(self, name: str | None, limit: int) -> list[dict[str, Any]]: ...
+    def score_frame(self, name: str, frame: pd.DataFrame, version: int | None,
+                    alias: str | None) -> dict[str, Any]: ...
+    def create_key(self, scopes: list[str], name: str) -> dict[str, Any]: ...
+    def list_keys(self) -> list[dict[str, Any]]: ...
+    def revoke_key(self, key_id: str) -> dict[str, Any]: ...
+
+
+def frame_to_table(frame: pd.DataFrame) -> RawTable:
+    """A DataFrame read from a file as the neutral table; NaN cells become missing values."""
+    columns = []
+    for name in frame.columns:
+        values = frame[name].astype(object).where(frame[name].notna(), None).tolist()
+        columns.append(values)
+    return RawTable(names=[str(c) for c in frame.columns], columns=columns, n_rows=len(frame))
+
+
+class LocalBackend:
+    def __init__(self, settings: Settings, actor: str = "cli") -> None:
+        self.settings = settings
+        self.actor = actor
+
+    @cached_property
+    def registry(self):  # type: ignore[no-untyped-def]
+        from .app import build_registry
+
+        return build_registry(self.settings)
+
+    @cached_property
+    def scorer(self):  # type: ignore[no-untyped-def]
+        from .scoring.service import Scorer
+
+        return Scorer(self.registry, self.settings)
+
+    @cached_property
+    def keys(self):  # type: ignore[no-untyped-def]
+        from .auth.keys import KeyStore
+
+        return KeyStore(self.registry)
+
+    def list_models(self) -> list[dict[str, Any]]:
+        return [m.summary() for m in self.registry.list_models()]
+
+    def get_model(self, name: str) -> dict[str, Any]:
+        return self.registry.get_model(name).public()
+
+    def register(self, name: str, artifact: Path, **kw: Any) -> dict[str, Any]:
+        from .codecs.files import read_frame
+        from .deploy.registration import RegistrationRequest, register
+
+        sample = read_frame(kw["sample"]) if kw.get("sample") else None
+        holdout = read_frame(kw["holdout"]) if kw.get("holdout") else None
+        req = RegistrationRequest(
+            name=name, artifact=artifact, filename=artifact.name, actor=self.actor,
+            sample=sample, holdout=holdout, target=kw.get("target"),
+            metrics=kw.get("metrics") or {}, tags=kw.get("tags") or {},
+            description=kw.get("description") or "", trust_pickle=kw.get("trust_pickle", False),
+            may_trust_pickle=True)  # local access to the registry is admin access
+        return register(self.registry, self.settings, req).public()
+
+    def set_alias(self, name: str, alias: str, version: int, reason: str) -> dict[str, Any]:
+        return self.registry.set_alias(name, alias, version, actor=self.actor,
+                                       reason=reason).public()
+
+    def rollback(self, name: str, reason: str) -> dict[str, Any]:
+        return self.registry.rollback(name, actor=self.actor, reason=reason).public()
+
+    def events(self, name: str | None, limit: int) -> list[dict[str, Any]]:
+        return [e.public() for e in self.registry.events(name, limit=limit)]
+
+    def score_frame(self, name: str, frame: pd.DataFrame, version: int | None,
+                    alias: str | None) -> dict[str, Any]:
+        from .codecs.scores import result_to_json
+
+        result = self.scorer.score(name, frame_to_table(frame), version=version, alias=alias,
+                                   options=ScoreOptions(errors="row"))
+        return result_to_json(result)
+
+    def create_key(self, scopes: list[str], name: str) -> dict[str, Any]:
+        plain, info = self.keys.create(scopes, name)
+        return {**info.public(), "key": plain}
+
+    def list_keys(self) -> list[dict[str, Any]]:
+        return [k.public() for k in self.keys.list()]
+
+    def revoke_key(self, key_id: str) -> dict[str, Any]:
+        return self.keys.revoke(key_id).public()
+
+
+class RemoteError(ScoreBridgeError):
+    """A problem document returned by a remote server, re-raised on the client side."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(body.get("detail") or body.get("title") or f"HTTP {status}")
+        self.status = status
+        self.title = body.get("title", "Error")
+        self.errors = []
+
+
+class RemoteBackend:
+    def __init__(self, url: str, key: str | None, timeout: float = 120.0) -> None:
+        self.url = url.rstrip("/")
+        self.session = requests.Session()
+        if key:
+            self.session.headers["X-API-Key"] = key
+        self.timeout = timeout
+
+    def _call(self, method: str, path: str, **kw: Any) -> Any:
+        try:
+            resp = self.session.request(method, self.url + path, timeout=self.timeout, **kw)
+        except requests.RequestException as exc:
+            raise RemoteError(503, {"detail": f"cannot reach {self.url} ({type(exc).__name__})"})
+        if resp.status_code >= 400:
+            try:
+                body = resp.json()
+            except ValueError:
+                body = {"detail": resp.text[:200]}
+            raise RemoteError(resp.status_code, body if isinstance(body, dict) else {})
+        return resp.json()
+
+    def list_models(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/api/v1/models")["models"]
+
+    def get_model(self, name: str) -> dict[str, Any]:
+        return self._call("GET", f"/api/v1/models/{name}")
+
+    def register(self, name: str, artifact: Path, **kw: Any) -> dict[str, Any]:
+        meta = {k: kw[k] for k in ("description", "tags", "metrics", "target", "trust_pickle")
+                if kw.get(k)}
+        files: dict[str, Any] = {"file": (artifact.name, open(artifact, "rb"))}
+        for field in ("sample", "holdout"):
+            if kw.get(field):
+                path = Path(kw[field])
+                files[field] = (path.name, open(path, "rb"))
+        try:
+            return self._call("POST", f"/api/v1/models/{name}/versions", files=files,
+                              data={"metadata": json.dumps(meta)})
+        finally:
+            for _, fh in files.values():
+                fh.close()
+
+    def set_alias(self, name: str, alias: str, version: int, reason: str) -> dict[str, Any]:
+        return self._call("POST", f"/api/v1/models/{name}/aliases/{alias}",
+                          json={"version": version, "reason": reason})
+
+    def rollback(self, name: str, reason: str) -> dict[str, Any]:
+        return self._call("POST", f"/api/v1/models/{name}/rollback", json={"reason": reason})
+
+    def events(self, name: str | None, limit: int) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": limit}
+        if name:
+            params["model"] = name
+        return self._call("GET", "/api/v1/events", params=params)["events"]
+
+    def score_frame(self, name: str, frame: pd.DataFrame, version: int | None,
+                    alias: str | None) -> dict[str, Any]:
+        table = frame_to_table(frame)
+        body = {"columns": dict(zip(table.names or [], table.columns)),
+                "options": {"errors": "row"}}
+        params = {k: v for k, v in (("version", version), ("alias", alias)) if v}
+        return self._call("POST", f"/api/v1/models/{name}/predict", json=body, params=params)
+
+    def create_key(self, scopes: list[str], name: str) -> dict[str, Any]:
+        return self._call("POST", "/api/v1/keys", json={"scopes": scopes, "name": name})
+
+    def list_keys(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/api/v1/keys")["keys"]
+
+    def revoke_key(self, key_id: str) -> dict[str, Any]:
+        return self._call("DELETE", f"/api/v1/keys/{key_id}")

@@ -1,0 +1,41 @@
+"""Encoding a ScoreResult for the native API: JSON and CSV."""
+from __future__ import annotations
+
+from typing import Any
+
+from ..scoring.service import ScoreResult
+from .csv_codec import encode_csv
+
+
+def result_to_json(result: ScoreResult, request_id: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"model": result.model, "version": result.version,
+                           "predictions": result.predictions}
+    if result.probabilities is not None:
+        out["probabilities"] = result.probabilities
+    if result.classes is not None:
+        out["classes"] = result.classes
+    if result.errors:
+        out["errors"] = [e.as_dict() for e in result.errors]
+    if result.warnings:
+        out["warnings"] = [w.as_dict() for w in result.warnings]
+    if request_id:
+        out["request_id"] = request_id
+    return out
+
+
+def result_to_csv(result: ScoreResult) -> str:
+    """One line per input row: prediction, a probability per class, and the row's error."""
+    classes = result.classes if result.probabilities is not None else None
+    header = ["row", "prediction"] + [f"probability_{c}" for c in classes or ()] + ["error"]
+    problems: dict[int, str] = {}
+    for err in result.errors:
+        if err.row is not None:
+            text = f"{err.column}: {err.message}" if err.column else err.message
+            problems[err.row] = "; ".join(filter(None, [problems.get(err.row), text]))
+    rows = []
+    for i, pred in enumerate(result.predictions):
+        probs = (result.probabilities[i] if result.probabilities else None) or \
+            [None] * len(classes or ())
+        rows.append([i, pred, *probs, problems.get(i, "")] if classes else
+                    [i, pred, problems.get(i, "")])
+    return encode_csv(header, rows)

@@ -1,0 +1,85 @@
+"""Settings, read once from ``SCOREBRIDGE_*`` environment variables.
+
+Every setting has a documented default (see ``docs/configuration.md``) so that a fresh checkout runs
+with nothing configured. Tests build a :class:`Settings` directly instead of touching the environment.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+PREFIX = "SCOREBRIDGE_"
+
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() not in {"0", "off", "false", "no", ""}
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server, the CLI and the workers need to know about their environment."""
+
+    home: Path = Path("./var")
+    database_url: str = ""
+    auth: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 2
+    threads: int = 4
+    public_url: str = ""
+    max_request_bytes: int = 16 * 1024 * 1024
+    max_upload_bytes: int = 512 * 1024 * 1024
+    max_rows: int = 100_000
+    model_cache_size: int = 8
+    deploy_refresh_seconds: float = 1.0
+    trusted_types: tuple[str, ...] = ()
+    log_level: str = "INFO"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+        """Read settings from ``environ`` (default: ``os.environ``); keyword overrides win."""
+        env = os.environ if environ is None else environ
+
+        def get(name: str, default: str) -> str:
+            return env.get(PREFIX + name, default)
+
+        settings = cls(
+            home=Path(get("HOME", "./var")),
+            database_url=get("DATABASE_URL", ""),
+            auth=_flag(get("AUTH", "on")),
+            host=get("HOST", "127.0.0.1"),
+            port=int(get("PORT", "8000")),
+            workers=int(get("WORKERS", "2")),
+            threads=int(get("THREADS", "4")),
+            public_url=get("PUBLIC_URL", "").rstrip("/"),
+            max_request_bytes=int(get("MAX_REQUEST_BYTES", str(16 * 1024 * 1024))),
+            max_upload_bytes=int(get("MAX_UPLOAD_BYTES", str(512 * 1024 * 1024))),
+            max_rows=int(get("MAX_ROWS", "100000")),
+            model_cache_size=int(get("MODEL_CACHE_SIZE", "8")),
+            deploy_refresh_seconds=float(get("DEPLOY_REFRESH_SECONDS", "1.0")),
+            trusted_types=_csv(get("TRUSTED_TYPES", "")),
+            log_level=get("LOG_LEVEL", "INFO").upper(),
+        )
+        return replace(settings, **overrides) if overrides else settings
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The registry database; SQLite inside ``home`` unless a URL is configured."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'registry.db').resolve()}"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.home / "artifacts"
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.home / "tmp"

@@ -1,0 +1,137 @@
+"""Registering a model version: the one path the HTTP upload and the CLI share.
+
+The artifact is checksummed, loaded safely, its signature inferred, probed and smoke-scored before
+anything is recorded; then it is stored (atomically) and recorded in one transaction. A model that
+fails any step is refused with the reason and leaves no trace.
+"""
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..config import Settings
+from ..errors import Forbidden, InvalidInput, ModelRejected
+from ..registry.service import NewVersion, Registry, VersionInfo, validate_name
+from ..scoring.loader import detect_format, load_artifact, sha256_file
+from ..scoring.metrics import evaluate
+from ..scoring.runtime import LoadedModel
+from ..scoring.signature import Column, Signature, example_frame, infer_signature
+from ..telemetry.reference import reference_statistics
+
+SMOKE_ROWS = 200
+REFERENCE_ROWS = 10_000
+_UNKNOWN_PROBE = "__scorebridge_unknown_category__"
+
+
+@dataclass
+class RegistrationRequest:
+    name: str
+    artifact: Path
+    filename: str
+    actor: str
+    sample: pd.DataFrame | None = None
+    holdout: pd.DataFrame | None = None
+    target: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+    trust_pickle: bool = False
+    may_trust_pickle: bool = False
+
+
+def _environment() -> dict[str, str]:
+    import sklearn
+
+    return {"python": platform.python_version(), "scikit-learn": sklearn.__version__,
+            "numpy": np.__version__, "pandas": pd.__version__}
+
+
+def _probe(model: LoadedModel, row: pd.DataFrame) -> Signature:
+    """Learn, per column, whether the model copes with a missing value or an unseen category."""
+    columns = []
+    for col in model.signature.inputs:
+        trial = row.copy()
+        numeric = col.type in ("number", "integer")
+        trial[col.name] = trial[col.name].astype(float if numeric else object)
+        trial.iloc[0, trial.columns.get_loc(col.name)] = np.nan
+        accepts_missing = not model.predict(trial, proba=False).failures
+        accepts_unknown = None
+        if col.is_categorical and col.type == "string":
+            trial = row.copy()
+            trial[col.name] = trial[col.name].astype(object)
+            trial.iloc[0, trial.columns.get_loc(col.name)] = _UNKNOWN_PROBE
+            accepts_unknown = not model.predict(trial, proba=False).failures
+        columns.append(Column(**{**col.__dict__, "accepts_missing": accepts_missing,
+                                 "accepts_unknown": accepts_unknown}))
+    return model.signature.with_columns(columns)
+
+
+def _smoke_test(model: LoadedModel, frame: pd.DataFrame) -> np.ndarray:
+    """The model scores the sample without error and with outputs of the right kind."""
+    result = model.predict(frame, proba=True)
+    if result.failures:
+        raise ModelRejected(f"smoke test failed: the model raised on {len(result.failures)} of "
+                            f"{len(frame)} sample rows")
+    out = model.signature.output
+    if out.kind == "classification":
+        unknown = set(pd.unique(result.labels)) - set(out.classes or ())
+        if unknown:
+            raise ModelRejected("smoke test failed: predictions outside the model's classes")
+        if result.probabilities is not None:
+            p = result.probabilities
+            if not np.isfinite(p).all() or (p < -1e-9).any() or \
+                    not np.allclose(p.sum(axis=1), 1.0, atol=1e-6):
+                raise ModelRejected("smoke test failed: probabilities are not valid distributions")
+    elif not np.isfinite(result.labels.astype(float)).all():
+        raise ModelRejected("smoke test failed: the model returned non-finite values")
+    return result.labels
+
+
+def register(registry: Registry, settings: Settings, req: RegistrationRequest) -> VersionInfo:
+    validate_name(req.name)
+    fmt = detect_format(req.filename)
+    if fmt == "pickle" and req.trust_pickle and not req.may_trust_pickle:
+        raise Forbidden("only an admin key may register a pickle with trust_pickle")
+    sha = sha256_file(req.artifact)
+    estimator = load_artifact(req.artifact, fmt, trust_pickle=req.trust_pickle,
+                              extra_trusted=settings.trusted_types)
+    if not hasattr(estimator, "predict"):
+        raise ModelRejected(f"the artifact holds a {type(estimator).__name__}, which has no "
+                            "predict method")
+    sample = req.sample
+    if sample is not None and len(sample) == 0:
+        raise InvalidInput("the sample has no rows")
+    signature = infer_signature(estimator, sample)
+    model = LoadedModel(req.name, 0, estimator, signature, sha)
+    frame = sample[signature.names] if sample is not None else example_frame(signature)
+    model.signature = _probe(model, frame.head(1))
+    predictions = _smoke_test(model, frame.head(SMOKE_ROWS))
+    metrics = dict(req.metrics)
+    if req.holdout is not None:
+        if not req.target or req.target not in req.holdout.columns:
+            raise InvalidInput(f"the holdout set needs its target column {req.target!r}")
+        missing = [c for c in signature.names if c not in req.holdout.columns]
+        if missing:
+            raise InvalidInput("the holdout set lacks input columns: " + ", ".join(missing))
+        try:
+            metrics.update(evaluate(model, req.holdout[signature.names], req.holdout[req.target]))
+        except ValueError as exc:
+            raise ModelRejected(f"holdout evaluation failed: {exc}") from None
+    reference: dict[str, Any] = {}
+    if sample is not None:
+        ref_frame = sample[signature.names].head(REFERENCE_ROWS)
+        ref_preds = model.predict(ref_frame, proba=False).labels if len(ref_frame) > SMOKE_ROWS \
+            else predictions
+        reference = reference_statistics(model.signature, ref_frame, ref_preds)
+    new = NewVersion(sha256=sha, format=fmt, size_bytes=req.artifact.stat().st_size,
+                     signature=model.signature.to_dict(), reference=reference, metrics=metrics,
+                     tags=dict(req.tags), environment=_environment(),
+                     description=req.description, trusted_pickle=fmt == "pickle")
+    key = registry.store.put(req.artifact, sha)
+    return registry.add_version(req.name, new, key, actor=req.actor,
+                                description=req.description or None)

@@ -1,0 +1,361 @@
+"""The registry: models, immutable numbered versions, aliases and the audit trail.
+
+It knows nothing of HTTP; the API and the CLI call these methods alike. Methods return plain
+dataclasses rather than ORM rows so callers never hold a database session.
+"""
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Iterator
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..errors import Conflict, InvalidInput, NotFound
+from .database import upgrade, writer
+from .schema import AliasRow, EventRow, ModelRow, VersionRow, utcnow
+from .store import ArtifactStore
+
+PRODUCTION = "production"
+NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+ALIAS_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+
+def validate_name(name: str, what: str = "model name") -> str:
+    """Model names are URL-, file- and formula-safe: lower-case letters, digits, ``-`` and ``_``."""
+    pattern, limit = (NAME_RE, 64) if what == "model name" else (ALIAS_RE, 32)
+    if not isinstance(name, str) or not pattern.match(name):
+        raise InvalidInput(f"invalid {what}: use 1 to {limit} characters, a lower-case letter "
+                           "first, then lower-case letters, digits, '-' or '_'")
+    return name
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+@dataclass
+class VersionInfo:
+    model: str
+    version: int
+    sha256: str
+    artifact: str
+    format: str
+    size_bytes: int
+    trusted_pickle: bool
+    signature: dict[str, Any]
+    reference: dict[str, Any]
+    metrics: dict[str, Any]
+    tags: dict[str, Any]
+    environment: dict[str, Any]
+    description: str
+    created_at: datetime
+    created_by: str
+    rolled_back: bool
+    aliases: list[str] = field(default_factory=list)
+
+    def public(self) -> dict[str, Any]:
+        """What the API and CLI show (no storage paths, no reference statistics)."""
+        return {
+            "model": self.model, "version": self.version, "sha256": self.sha256,
+            "format": self.format, "size_bytes": self.size_bytes,
+            "trusted_pickle": self.trusted_pickle, "signature": self.signature,
+            "metrics": self.metrics, "tags": self.tags, "environment": self.environment,
+            "description": self.description, "created_at": self.created_at.isoformat(),
+            "created_by": self.created_by, "rolled_back": self.rolled_back,
+            "aliases": self.aliases,
+        }
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    description: str
+    created_at: datetime
+    created_by: str
+    aliases: dict[str, int]
+    versions: list[VersionInfo]
+
+    @property
+    def production(self) -> VersionInfo | None:
+        number = self.aliases.get(PRODUCTION)
+        return next((v for v in self.versions if v.version == number), None)
+
+    def summary(self) -> dict[str, Any]:
+        prod = self.production
+        return {
+            "name": self.name, "description": self.description,
+            "production_version": prod.version if prod else None,
+            "latest_version": max((v.version for v in self.versions), default=None),
+            "aliases": self.aliases, "versions": len(self.versions),
+            "created_at": self.created_at.isoformat(),
+            "output": (prod.signature.get("output") if prod else None),
+        }
+
+    def public(self) -> dict[str, Any]:
+        out = self.summary()
+        prod = self.production
+        out["signature"] = prod.signature if prod else None
+        out["versions"] = [v.public() for v in sorted(self.versions, key=lambda v: -v.version)]
+        return out
+
+
+@dataclass
+class EventInfo:
+    id: int
+    model: str
+    version: int | None
+    kind: str
+    actor: str
+    detail: dict[str, Any]
+    created_at: datetime
+
+    def public(self) -> dict[str, Any]:
+        return {"id": self.id, "model": self.model, "version": self.version, "kind": self.kind,
+                "actor": self.actor, "detail": self.detail,
+                "created_at": self.created_at.isoformat()}
+
+
+@dataclass
+class NewVersion:
+    """What registration has established about an artifact before it is recorded."""
+
+    sha256: str
+    format: str
+    size_bytes: int
+    signature: dict[str, Any]
+    reference: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, Any] = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    trusted_pickle: bool = False
+
+
+class Registry:
+    def __init__(self, engine: Engine, store: ArtifactStore, *, migrate: bool = True) -> None:
+        self.engine = engine
+        self.store = store
+        if migrate:
+            upgrade(engine)
+        self._read = sessionmaker(engine, expire_on_commit=False)
+        self._write = sessionmaker(writer(engine), expire_on_commit=False)
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        with self._read() as session:
+            yield session
+
+    @contextmanager
+    def writing(self) -> Iterator[Session]:
+        """One atomic write: committed on success, rolled back on any error."""
+        with self._write() as session, session.begin():
+            yield session
+
+    # -- queries ---------------------------------------------------------------------------------
+
+    def _model_row(self, session: Session, name: str) -> ModelRow:
+        row = session.scalar(select(ModelRow).where(ModelRow.name == name))
+        if row is None:
+            raise NotFound(f"no model named {name!r}")
+        return row
+
+    def _aliases(self, session: Session, model_id: int) -> dict[str, int]:
+        rows = session.execute(
+            select(AliasRow.alias, VersionRow.version)
+            .join(VersionRow, VersionRow.id == AliasRow.version_id)
+            .where(AliasRow.model_id == model_id))
+        return {alias: version for alias, version in rows}
+
+    @staticmethod
+    def _version_info(model: str, row: VersionRow, aliases: dict[str, int]) -> VersionInfo:
+        return VersionInfo(
+            model=model, version=row.version, sha256=row.sha256, artifact=row.artifact,
+            format=row.format, size_bytes=row.size_bytes, trusted_pickle=row.trusted_pickle,
+            signature=row.signature, reference=row.reference or {}, metrics=row.metrics or {},
+            tags=row.tags or {}, environment=row.environment or {},
+            description=row.description, created_at=_utc(row.created_at),  # type: ignore[arg-type]
+            created_by=row.created_by, rolled_back=row.rolled_back,
+            aliases=sorted(a for a, v in aliases.items() if v == row.version))
+
+    def _model_info(self, session: Session, row: ModelRow) -> ModelInfo:
+        aliases = self._aliases(session, row.id)
+        versions = session.scalars(select(VersionRow).where(VersionRow.model_id == row.id)
+                                   .order_by(VersionRow.version)).all()
+        return ModelInfo(name=row.name, description=row.description,
+                         created_at=_utc(row.created_at),  # type: ignore[arg-type]
+                         created_by=row.created_by, aliases=aliases,
+                         versions=[self._version_info(row.name, v, aliases) for v in versions])
+
+    def list_models(self) -> list[ModelInfo]:
+        with self.reading() as session:
+            rows = session.scalars(select(ModelRow).order_by(ModelRow.name)).all()
+            return [self._model_info(session, row) for row in rows]
+
+    def get_model(self, name: str) -> ModelInfo:
+        with self.reading() as session:
+            return self._model_info(session, self._model_row(session, name))
+
+    def get_version(self, name: str, version: int | None = None,
+                    alias: str | None = None) -> VersionInfo:
+        """A version by number, by alias, or (neither given) the production version."""
+        with self.reading() as session:
+            model = self._model_row(session, name)
+            aliases = self._aliases(session, model.id)
+            if version is None:
+                alias = alias or PRODUCTION
+                if alias not in aliases:
+                    raise NotFound(f"model {name!r} has no version with alias {alias!r}")
+                version = aliases[alias]
+            row = session.scalar(select(VersionRow).where(VersionRow.model_id == model.id,
+                                                          VersionRow.version == version))
+            if row is None:
+                raise NotFound(f"model {name!r} has no version {version}")
+            return self._version_info(name, row, aliases)
+
+    def events(self, name: str | None = None, limit: int = 100,
+               after_id: int | None = None) -> list[EventInfo]:
+        with self.reading() as session:
+            query = select(EventRow).order_by(EventRow.id.desc()).limit(limit)
+            if name is not None:
+                query = query.where(EventRow.model_name == name)
+            if after_id is not None:
+                query = query.where(EventRow.id > after_id)
+            return [EventInfo(id=e.id, model=e.model_name, version=e.version, kind=e.kind,
+                              actor=e.actor, detail=e.detail or {},
+                              created_at=_utc(e.created_at))  # type: ignore[arg-type]
+                    for e in session.scalars(query)]
+
+    def change_marker(self) -> int:
+        """Grows with every recorded change; workers poll it to learn of deployments."""
+        with self.reading() as session:
+            return int(session.scalar(select(func.coalesce(func.max(EventRow.id), 0))) or 0)
+
+    def referenced_artifacts(self) -> set[str]:
+        with self.reading() as session:
+            return set(session.scalars(select(VersionRow.artifact)))
+
+    # -- writes ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _event(session: Session, model: ModelRow | None, kind: str, actor: str,
+               version: int | None = None, **detail: Any) -> None:
+        session.add(EventRow(model_id=model.id if model else None,
+                             model_name=model.name if model else "", version=version, kind=kind,
+                             actor=actor, detail=detail, created_at=utcnow()))
+
+    def add_version(self, name: str, new: NewVersion, artifact_key: str, *, actor: str,
+                    description: str | None = None) -> VersionInfo:
+        """Record a version whose artifact is already in the store; the first becomes production."""
+        validate_name(name)
+        for attempt in range(5):
+            try:
+                with self.writing() as session:
+                    model = session.scalar(select(ModelRow).where(ModelRow.name == name)
+                                           .with_for_update())
+                    if model is None:
+                        model = ModelRow(name=name, description=description or new.description,
+                                         created_by=actor, created_at=utcnow())
+                        session.add(model)
+                        session.flush()
+                        self._event(session, model, "model_created", actor)
+                    elif description:
+                        model.description = description
+                    number = (session.scalar(select(func.max(VersionRow.version))
+                                             .where(VersionRow.model_id == model.id)) or 0) + 1
+                    row = VersionRow(
+                        model_id=model.id, version=number, sha256=new.sha256, artifact=artifact_key,
+                        format=new.format, size_bytes=new.size_bytes,
+                        trusted_pickle=new.trusted_pickle, signature=new.signature,
+                        reference=new.reference, metrics=new.metrics, tags=new.tags,
+                        environment=new.environment, description=new.description,
+                        created_by=actor, created_at=utcnow(), rolled_back=False)
+                    session.add(row)
+                    session.flush()
+                    self._event(session, model, "registered", actor, number, sha256=new.sha256,
+                                format=new.format, trusted_pickle=new.trusted_pickle)
+                    if number == 1:
+                        self._set_alias(session, model, PRODUCTION, row, actor,
+                                        reason="first version of a new model")
+                    name_, model_id = model.name, model.id
+                with self.reading() as session:
+                    return self._version_info(name_, session.get(VersionRow, row.id),  # type: ignore[arg-type]
+                                              self._aliases(session, model_id))
+            except IntegrityError:
+                if attempt == 4:
+                    raise Conflict(f"could not allocate a version number for {name!r}; retry")
+        raise AssertionError("unreachable")
+
+    def _set_alias(self, session: Session, model: ModelRow, alias: str, row: VersionRow,
+                   actor: str, reason: str, kind: str = "promoted") -> int | None:
+        current = session.get(AliasRow, (model.id, alias))
+        previous = None
+        if current is None:
+            session.add(AliasRow(model_id=model.id, alias=alias, version_id=row.id,
+                                 updated_at=utcnow(), updated_by=actor))
+        else:
+            previous = session.get(VersionRow, current.version_id)
+            current.version_id, current.updated_at, current.updated_by = row.id, utcnow(), actor
+        self._event(session, model, kind, actor, row.version, alias=alias, reason=reason,
+                    previous=previous.version if previous else None)
+        return previous.version if previous else None
+
+    def set_alias(self, name: str, alias: str, version: int, *, actor: str,
+                  reason: str = "") -> VersionInfo:
+        """Point ``alias`` at ``version`` (promotion when the alias is ``production``)."""
+        validate_name(alias, "alias")
+        with self.writing() as session:
+            model = self._model_row(session, name)
+            row = session.scalar(select(VersionRow).where(VersionRow.model_id == model.id,
+                                                          VersionRow.version == version))
+            if row is None:
+                raise NotFound(f"model {name!r} has no version {version}")
+            if alias == PRODUCTION:
+                row.rolled_back = False
+            self._set_alias(session, model, alias, row, actor, reason or "set by request")
+        return self.get_version(name, version)
+
+    def rollback(self, name: str, *, actor: str, reason: str = "") -> VersionInfo:
+        """Return production to the newest earlier production version not itself rolled back."""
+        with self.writing() as session:
+            model = self._model_row(session, name)
+            current = session.get(AliasRow, (model.id, PRODUCTION))
+            if current is None:
+                raise Conflict(f"model {name!r} has no production version")
+            current_row = session.get(VersionRow, current.version_id)
+            assert current_row is not None
+            history = session.scalars(
+                select(EventRow).where(EventRow.model_id == model.id,
+                                       EventRow.kind.in_(("promoted", "rolled_back")))
+                .order_by(EventRow.id.desc())).all()
+            candidates = [e.version for e in history
+                          if (e.detail or {}).get("alias") == PRODUCTION and e.version is not None]
+            target = None
+            for number in candidates:
+                if number == current_row.version:
+                    continue
+                row = session.scalar(select(VersionRow).where(VersionRow.model_id == model.id,
+                                                              VersionRow.version == number))
+                if row is not None and not row.rolled_back:
+                    target = row
+                    break
+            if target is None:
+                raise Conflict(f"model {name!r} has no earlier production version to roll back to")
+            current_row.rolled_back = True
+            self._set_alias(session, model, PRODUCTION, target, actor,
+                            reason=reason or f"rolled back from version {current_row.version}",
+                            kind="rolled_back")
+            number = target.version
+        return self.get_version(name, number)
+
+    def record_event(self, name: str | None, kind: str, *, actor: str,
+                     version: int | None = None, **detail: Any) -> None:
+        with self.writing() as session:
+            model = session.scalar(select(ModelRow).where(ModelRow.name == name)) if name else None
+            self._event(session, model, kind, actor, version, **detail)

@@ -1,0 +1,296 @@
+"""Check and convert raw input against a signature: the one place where input rules live.
+
+The rules, for every client alike: numbers may arrive as text ("42"); text that is not a number in a
+numeric column is an error naming row, column, expected type and value; missing values and unknown
+categories pass (with a warning) when the model was shown at registration to handle them, and are
+errors otherwise; missing columns are an error; extra columns are ignored and reported.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from ..codecs.table import MISSING, RawTable
+from ..errors import FieldError, InvalidInput, short
+from .signature import Column, Signature
+
+MAX_WARNINGS = 100
+_NULL_WORDS = {"", "na", "n/a", "nan", "null", "none", "#n/a"}
+_TRUE = {"true", "t", "yes", "y", "1"}
+_FALSE = {"false", "f", "no", "n", "0"}
+
+
+@dataclass
+class Coerced:
+    """The rows that passed, as a typed DataFrame in signature order, and what was wrong."""
+
+    frame: pd.DataFrame
+    rows: np.ndarray
+    n_rows: int
+    errors: list[FieldError] = field(default_factory=list)
+    warnings: list[FieldError] = field(default_factory=list)
+
+
+class _Cell(Exception):
+    """A bad cell: raised inside converters, turned into a FieldError by the column loop."""
+
+
+_MISSING_VALUE = object()
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[\s_\-]+", "_", name.strip().lower())
+
+
+def _to_float(v: Any) -> Any:
+    t = type(v)
+    if t is float or isinstance(v, np.floating):
+        if v != v:
+            return _MISSING_VALUE
+        if math.isinf(v):
+            raise _Cell(f"expected a finite number, got {short(v)}")
+        return float(v)
+    if t is bool or isinstance(v, np.bool_):
+        raise _Cell(f"expected a number, got {short(v)}")
+    if t is int or isinstance(v, np.integer):
+        f = float(v)
+        if math.isinf(f) or abs(v) > 2**63:
+            raise _Cell("expected a number within range, got an integer too large")
+        return f
+    if v is None or v is MISSING:
+        return _MISSING_VALUE
+    if t is str:
+        s = v.strip()
+        if s.lower() in _NULL_WORDS:
+            return _MISSING_VALUE
+        try:
+            f = float(s)
+        except ValueError:
+            raise _Cell(f"expected a number, got {short(v)}") from None
+        if not math.isfinite(f):
+            raise _Cell(f"expected a finite number, got {short(v)}")
+        return f
+    raise _Cell(f"expected a number, got {type(v).__name__}")
+
+
+def _to_int(v: Any) -> Any:
+    f = _to_float(v)
+    if f is not _MISSING_VALUE:
+        if not float(f).is_integer():
+            raise _Cell(f"expected a whole number, got {short(v)}")
+        if abs(f) > 2**53:
+            raise _Cell("expected a whole number within ±2^53, got a larger one")
+    return f
+
+
+def _to_bool(v: Any) -> Any:
+    if v is None or v is MISSING:
+        return _MISSING_VALUE
+    if type(v) is bool or isinstance(v, np.bool_):
+        return bool(v)
+    if isinstance(v, (int, float, np.number)) and v in (0, 1):
+        return bool(v)
+    if isinstance(v, str):
+        s = v.strip().lower()
+        if s in _TRUE:
+            return True
+        if s in _FALSE:
+            return False
+        if s in _NULL_WORDS:
+            return _MISSING_VALUE
+    raise _Cell(f"expected true or false, got {short(v)}")
+
+
+def _to_str(v: Any) -> Any:
+    if v is None or v is MISSING:
+        return _MISSING_VALUE
+    t = type(v)
+    if t is str:
+        return _MISSING_VALUE if v == "" else v
+    if t is float or isinstance(v, np.floating):
+        if v != v:
+            return _MISSING_VALUE
+        return str(int(v)) if float(v).is_integer() else repr(float(v))
+    if t is bool or isinstance(v, np.bool_):
+        return "true" if v else "false"
+    if t is int or isinstance(v, np.integer):
+        return str(int(v))
+    raise _Cell(f"expected text, got {type(v).__name__}")
+
+
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "number": _to_float, "integer": _to_int, "boolean": _to_bool, "string": _to_str,
+}
+
+
+class _Report:
+    """Collects errors (all of them) and warnings (capped, with a count of the rest)."""
+
+    def __init__(self) -> None:
+        self.errors: list[FieldError] = []
+        self.bad: set[int] = set()
+        self.warnings: list[FieldError] = []
+        self.dropped_warnings = 0
+
+    def error(self, row: int, column: str | None, message: str) -> None:
+        self.errors.append(FieldError(message, row=row, column=column))
+        self.bad.add(row)
+
+    def warn(self, row: int | None, column: str | None, message: str) -> None:
+        if len(self.warnings) < MAX_WARNINGS:
+            self.warnings.append(FieldError(message, row=row, column=column))
+        else:
+            self.dropped_warnings += 1
+
+
+def _match_categories(col: Column) -> tuple[set[Any], dict[str, Any]]:
+    known = set(col.categories or ())
+    folded: dict[str, Any] = {}
+    for c in col.categories or ():
+        folded.setdefault(str(c).strip().lower(), c)
+    return known, folded
+
+
+def _coerce_column(col: Column, values: list[Any], report: _Report) -> list[Any]:
+    convert = _CONVERTERS[col.type]
+    out: list[Any] = []
+    known, folded = _match_categories(col) if col.is_categorical else (set(), {})
+    for i, v in enumerate(values):
+        try:
+            c = convert(v)
+        except _Cell as cell:
+            report.error(i, col.name, str(cell))
+            out.append(_MISSING_VALUE)
+            continue
+        if c is _MISSING_VALUE:
+            if v is MISSING:
+                report.error(i, col.name, "value missing from this row")
+            elif not col.accepts_missing:
+                report.error(i, col.name, "missing value: the model needs a value here")
+            else:
+                report.warn(i, col.name, "missing value (handled by the model)")
+        elif known and c not in known:
+            alias = folded.get(str(c).strip().lower())
+            if alias is not None:
+                report.warn(i, col.name, f"{short(c)} read as {short(alias)}")
+                c = alias
+            elif col.accepts_unknown is False:
+                report.error(i, col.name, f"unknown category {short(c)}; expected one of: "
+                             + _list(col.categories))
+            else:
+                report.warn(i, col.name, f"unknown category {short(c)} (the model treats it as "
+                            "unseen); known: " + _list(col.categories))
+        out.append(c)
+    return out
+
+
+def _list(values: Any, limit: int = 12) -> str:
+    values = list(values or ())
+    text = ", ".join(str(v) for v in values[:limit])
+    return text + (f", … ({len(values)} in all)" if len(values) > limit else "")
+
+
+def _fast_numbers(values: list[Any]) -> np.ndarray | None:
+    """Plain finite numbers only: the common case, converted without a per-cell Python call."""
+    for v in values:
+        t = type(v)
+        if t is not float and t is not int:
+            return None
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (OverflowError, ValueError):
+        return None
+    return arr if np.isfinite(arr).all() else None
+
+
+def _array(col: Column, values: list[Any]) -> np.ndarray:
+    if col.type in ("number", "integer"):
+        arr = np.array([np.nan if v is _MISSING_VALUE else v for v in values], dtype=np.float64)
+        if col.type == "integer" and not np.isnan(arr).any():
+            return arr.astype(np.int64)
+        return arr
+    filled = [np.nan if v is _MISSING_VALUE else v for v in values]
+    if col.type == "boolean" and not any(v is _MISSING_VALUE for v in values):
+        return np.array(filled, dtype=bool)
+    arr = np.empty(len(filled), dtype=object)
+    arr[:] = filled
+    return arr
+
+
+def _bind_names(table: RawTable, signature: Signature, report: _Report) -> dict[str, list[Any]]:
+    """Map the table's columns onto the signature by name (forgiving case and spacing)."""
+    assert table.names is not None
+    given = dict(zip(table.names, table.columns))
+    by_norm = {}
+    for name in table.names:
+        by_norm.setdefault(_normalise(name), name)
+    bound: dict[str, list[Any]] = {}
+    missing = []
+    for col in signature.inputs:
+        if col.name in given:
+            bound[col.name] = given.pop(col.name)
+            continue
+        alt = by_norm.get(_normalise(col.name))
+        if alt is not None and alt in given:
+            bound[col.name] = given.pop(alt)
+            report.warn(None, col.name, f"column {short(alt)} matched to {short(col.name)}")
+        else:
+            missing.append(col.name)
+    if missing:
+        raise InvalidInput(
+            f"missing column(s): {', '.join(missing)}; the model needs: {', '.join(signature.names)}",
+            errors=[FieldError("missing column", column=m) for m in missing])
+    for extra in given:
+        report.warn(None, extra, "not a model input: ignored")
+    return bound
+
+
+def bind_positional(table: RawTable, signature: Signature) -> RawTable:
+    """Turn positional rows into columns, checking each row's width against the signature."""
+    width = len(signature.inputs)
+    rows = table.pending_rows or []
+    widths = {len(r) for r in rows if isinstance(r, (list, tuple))}
+    if len(widths) == 1 and width not in widths:
+        raise InvalidInput(f"expected {width} values per row in signature order "
+                           f"({', '.join(signature.names)}), got {widths.pop()}")
+    return RawTable.from_rows(rows, signature.names, width)
+
+
+def coerce(table: RawTable, signature: Signature) -> Coerced:
+    """Validate and type ``table`` against ``signature``; bad rows are reported, not dropped silently."""
+    if table.pending_rows is not None:
+        table = bind_positional(table, signature)
+    report = _Report()
+    for err in table.row_errors:
+        report.errors.append(err)
+        if err.row is not None:
+            report.bad.add(err.row)
+    bound = _bind_names(table, signature, report)
+    typed: dict[str, Any] = {}
+    for col in signature.inputs:
+        values = bound[col.name]
+        fast = _fast_numbers(values) if col.type == "number" else None
+        if fast is not None:
+            typed[col.name] = fast
+        else:
+            typed[col.name] = _coerce_column(col, values, report)
+    if report.dropped_warnings:
+        report.warnings.append(FieldError(f"{report.dropped_warnings} more warnings not shown"))
+    report.errors.sort(key=lambda e: (e.row if e.row is not None else -1))
+    good = np.array([i for i in range(table.n_rows) if i not in report.bad], dtype=np.int64)
+    data = {}
+    for col in signature.inputs:
+        values = typed[col.name]
+        if isinstance(values, np.ndarray):
+            data[col.name] = values[good] if report.bad else values
+        else:
+            kept = [values[i] for i in good] if report.bad else values
+            data[col.name] = _array(col, kept)
+    frame = pd.DataFrame(data, columns=signature.names, copy=False)
+    return Coerced(frame=frame, rows=good, n_rows=table.n_rows, errors=report.errors,
+                   warnings=report.warnings)
