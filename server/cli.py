@@ -23,8 +23,8 @@ from .clients import Backend, LocalBackend, RemoteBackend
 from .config import Settings
 from .errors import ScoreBridgeError
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 url_option = click.option("--url", envvar="SCOREBRIDGE_URL", default=None,
                           help="A ScoreBridge server; without it, the local registry is used.")

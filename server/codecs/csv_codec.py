@@ -47,7 +47,7 @@ def decode_csv(body: bytes) -> RawTable:
 def encode_csv(header: list[str], rows: Iterable[list[Any]]) -> str:
     """CSV text with every cell made safe for spreadsheets."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180; also quotes stray CRs
     writer.writerow([safe_cell(h) for h in header])
     for row in rows:
         writer.writerow([safe_cell(v) for v in row])

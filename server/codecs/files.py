@@ -106,7 +106,8 @@ class TableWriter:
             if safe[col].dtype == object or pd.api.types.is_string_dtype(safe[col]):
                 safe[col] = safe[col].map(safe_cell)
         if self.format == "csv":
-            safe.to_csv(self.tmp, mode="a", header=self.rows == 0, index=False)
+            safe.to_csv(self.tmp, mode="a", header=self.rows == 0, index=False,
+                        lineterminator="\r\n")
         elif self.format == "parquet":
             import pyarrow as pa
             import pyarrow.parquet as pq

@@ -156,11 +156,15 @@ def _match_categories(col: Column) -> tuple[set[Any], dict[str, Any]]:
     return known, folded
 
 
-def _coerce_column(col: Column, values: list[Any], report: _Report) -> list[Any]:
+def _coerce_column(col: Column, values: list[Any], report: _Report,
+                   skip: set[int]) -> list[Any]:
     convert = _CONVERTERS[col.type]
     out: list[Any] = []
     known, folded = _match_categories(col) if col.is_categorical else (set(), {})
     for i, v in enumerate(values):
+        if i in skip:  # already refused as a whole row by the decoder
+            out.append(_MISSING_VALUE)
+            continue
         try:
             c = convert(v)
         except _Cell as cell:
@@ -270,15 +274,16 @@ def coerce(table: RawTable, signature: Signature) -> Coerced:
         report.errors.append(err)
         if err.row is not None:
             report.bad.add(err.row)
+    structural = set(report.bad)
     bound = _bind_names(table, signature, report)
     typed: dict[str, Any] = {}
     for col in signature.inputs:
         values = bound[col.name]
-        fast = _fast_numbers(values) if col.type == "number" else None
+        fast = _fast_numbers(values) if col.type == "number" and not structural else None
         if fast is not None:
             typed[col.name] = fast
         else:
-            typed[col.name] = _coerce_column(col, values, report)
+            typed[col.name] = _coerce_column(col, values, report, structural)
     if report.dropped_warnings:
         report.warnings.append(FieldError(f"{report.dropped_warnings} more warnings not shown"))
     report.errors.sort(key=lambda e: (e.row if e.row is not None else -1))

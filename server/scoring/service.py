@@ -7,6 +7,7 @@ while the scoring path does one cheap query per refresh interval, not per reques
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -17,12 +18,15 @@ import numpy as np
 
 from ..codecs.table import RawTable, ScoreOptions
 from ..config import Settings
-from ..errors import FieldError, InvalidInput, ModelFailure, PayloadTooLarge
+from ..errors import (FieldError, InvalidInput, ModelFailure, PayloadTooLarge, ScoreBridgeError,
+                      Unavailable)
 from ..registry.service import PRODUCTION, Registry, VersionInfo
 from .coerce import coerce
 from .loader import load_artifact
 from .runtime import LoadedModel
 from .signature import Signature, to_python
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -77,6 +81,15 @@ class ModelCache:
             return model
 
     def _load(self, info: VersionInfo) -> LoadedModel:
+        try:
+            return self._load_checked(info)
+        except ScoreBridgeError as exc:
+            # the caller's input is fine; the stored model is not: a server-side failure
+            log.error("model %s v%s cannot be loaded: %s", info.model, info.version, exc.detail)
+            raise Unavailable(f"model {info.model!r} version {info.version} cannot be loaded: "
+                              f"{exc.detail}") from None
+
+    def _load_checked(self, info: VersionInfo) -> LoadedModel:
         estimator = load_artifact(self.registry.store.path(info.artifact), info.format,  # type: ignore[arg-type]
                                   trust_pickle=info.trusted_pickle,
                                   extra_trusted=self.settings.trusted_types,

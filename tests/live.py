@@ -1,0 +1,72 @@
+"""Starting real server processes for tests: bound to 127.0.0.1, always stopped."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def env_for(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCOREBRIDGE_")}
+    env.update(SCOREBRIDGE_HOME=str(home), PATH=f"{BIN}:{env.get('PATH', '')}", **extra)
+    return env
+
+
+class LiveServer:
+    def __init__(self, cmd: list[str], env: dict[str, str], port: int, cwd: Path = ROOT) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = open(Path(env["SCOREBRIDGE_HOME"]).parent / f"server-{port}.log", "w+")
+        self.proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=self.log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.output()[-2000:]}")
+            try:
+                if requests.get(self.url + "/readyz", timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"server not ready: {self.output()[-2000:]}")
+
+    def output(self) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        self.log.close()
+
+
+def run_cli(*args: str, env: dict[str, str], check: bool = True, **kw: Any) -> subprocess.CompletedProcess:
+    proc = subprocess.run([str(BIN / "scorebridge"), *args], env=env, capture_output=True,
+                          text=True, timeout=300, cwd=ROOT, **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"scorebridge {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc

@@ -1,0 +1,140 @@
+"""The registry on its own: versions, aliases, rollback, atomicity, concurrency, migrations."""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from server.app import build_registry
+from server.errors import Conflict, InvalidInput, NotFound
+from server.registry.database import current_revision, head_revision
+from server.registry.schema import VersionRow
+from server.registry.service import NewVersion, validate_name
+
+SIG = {"inputs": [{"name": "x", "type": "number"}],
+       "output": {"kind": "regression", "type": "number"}}
+
+
+@pytest.fixture
+def registry(settings):
+    reg = build_registry(settings)
+    yield reg
+    reg.engine.dispose()
+
+
+def _add(registry, name="m", content=b"artifact", tmp: Path | None = None):
+    import hashlib
+    import tempfile
+
+    sha = hashlib.sha256(content).hexdigest()
+    with tempfile.NamedTemporaryFile(delete=False) as fh:
+        fh.write(content)
+    key = registry.store.put(Path(fh.name), sha)
+    return registry.add_version(name, NewVersion(sha256=sha, format="skops",
+                                                 size_bytes=len(content), signature=SIG),
+                                key, actor="test")
+
+
+def test_schema_is_at_head_and_upgrade_is_idempotent(registry, settings):
+    assert current_revision(registry.engine) == head_revision() == "0001"
+    build_registry(settings).engine.dispose()  # second start: nothing to do, nothing breaks
+
+
+def test_sqlite_uses_wal(registry):
+    if registry.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite only")
+    with registry.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+def test_versions_number_per_model_and_first_is_production(registry):
+    assert _add(registry, "a").version == 1
+    assert _add(registry, "a", b"2").version == 2
+    assert _add(registry, "b").version == 1
+    assert registry.get_model("a").aliases == {"production": 1}
+    assert registry.get_version("a").version == 1
+    assert registry.get_version("a", 2).aliases == []
+
+
+def test_same_content_shares_one_file(registry):
+    v1, v2 = _add(registry, "a"), _add(registry, "a")
+    assert v1.artifact == v2.artifact and v1.sha256 == v2.sha256
+
+
+def test_aliases_and_rollback_chain(registry):
+    for content in (b"1", b"2", b"3"):
+        _add(registry, "m", content)
+    registry.set_alias("m", "production", 2, actor="t")
+    registry.set_alias("m", "production", 3, actor="t")
+    registry.set_alias("m", "staging", 1, actor="t")
+    assert registry.rollback("m", actor="t").version == 2
+    assert registry.rollback("m", actor="t").version == 1
+    with pytest.raises(Conflict):
+        registry.rollback("m", actor="t")
+    assert registry.get_model("m").aliases == {"production": 1, "staging": 1}
+    # promoting a rolled-back version again clears its flag
+    assert registry.set_alias("m", "production", 3, actor="t").rolled_back is False
+
+
+def test_not_found_and_validation(registry):
+    with pytest.raises(NotFound):
+        registry.get_model("nope")
+    _add(registry, "m")
+    with pytest.raises(NotFound):
+        registry.set_alias("m", "production", 5, actor="t")
+    with pytest.raises(InvalidInput):
+        registry.set_alias("m", "Prod!", 1, actor="t")
+    for bad in ("", "A", "1abc", "a" * 65, "a/b", "../x", "a b", "ä"):
+        with pytest.raises(InvalidInput):
+            validate_name(bad)
+
+
+def test_concurrent_registrations_get_distinct_numbers(registry):
+    errors = []
+
+    def worker(i):
+        try:
+            _add(registry, "busy", f"{i}".encode())
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert sorted(v.version for v in registry.get_model("busy").versions) == list(range(1, 9))
+
+
+def test_failed_record_leaves_no_version_and_garbage_is_collected(registry, monkeypatch):
+    _add(registry, "m")
+
+    def broken(*a, **k):
+        raise RuntimeError("crash between store and database")
+
+    monkeypatch.setattr(registry, "_event", broken)
+    with pytest.raises(RuntimeError):
+        _add(registry, "m", b"orphan")
+    monkeypatch.undo()
+    with registry.reading() as session:
+        assert session.scalar(select(func.count()).select_from(VersionRow)) == 1
+    removed = registry.store.collect_garbage(registry.referenced_artifacts(), min_age_seconds=0)
+    assert len(removed) == 1
+    assert registry.store.path(registry.get_version("m").artifact).exists()
+
+
+def test_events_and_change_marker(registry):
+    before = registry.change_marker()
+    _add(registry, "m")
+    assert registry.change_marker() > before
+    kinds = [e.kind for e in registry.events("m")]
+    assert kinds == ["promoted", "registered", "model_created"]
+    assert registry.events("other") == []
+
+
+def test_store_refuses_keys_outside_its_root(registry):
+    with pytest.raises(ValueError):
+        registry.store.path("../../etc/passwd")

@@ -1,0 +1,113 @@
+"""The coercion rules, one by one, against a hand-written signature."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from server.codecs.table import MISSING, RawTable
+from server.errors import InvalidInput
+from server.scoring.coerce import coerce
+from server.scoring.signature import Column, Output, Signature
+
+SIG = Signature(inputs=(
+    Column("age", "integer"),
+    Column("income", "number", accepts_missing=False),
+    Column("plan", "string", categories=("basic", "gold"), accepts_unknown=False),
+    Column("region", "string", categories=("north", "south"), accepts_unknown=True),
+    Column("active", "boolean"),
+), output=Output(kind="regression", type="number"))
+
+
+def rec(**kw):
+    base = {"age": 30, "income": 1000.0, "plan": "gold", "region": "north", "active": True}
+    base.update(kw)
+    return base
+
+
+def run(*records):
+    return coerce(RawTable.from_records(list(records)), SIG)
+
+
+def messages(result):
+    return [(e.row, e.column, e.message) for e in result.errors]
+
+
+def test_clean_rows_are_typed():
+    out = run(rec(), rec(age="41", income="2.5e3", active="yes"))
+    assert not out.errors
+    assert out.frame["age"].dtype == np.int64 and out.frame["age"].tolist() == [30, 41]
+    assert out.frame["income"].tolist() == [1000.0, 2500.0]
+    assert out.frame["active"].tolist() == [True, True]
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("age", "abc", "expected a number, got 'abc'"),
+    ("age", 1.5, "expected a whole number, got 1.5"),
+    ("age", True, "expected a number, got True"),
+    ("income", None, "missing value: the model needs a value here"),
+    ("income", "", "missing value: the model needs a value here"),
+    ("income", float("inf"), "expected a finite number, got inf"),
+    ("income", "inf", "expected a finite number, got 'inf'"),
+    ("income", [1], "expected a number, got list"),
+    ("plan", "platinum", "unknown category 'platinum'; expected one of: basic, gold"),
+    ("plan", {"a": 1}, "expected text, got dict"),
+    ("active", "maybe", "expected true or false, got 'maybe'"),
+])
+def test_bad_cells_name_row_column_and_problem(field, value, message):
+    out = run(rec(), rec(**{field: value}))
+    assert messages(out) == [(1, field, message)]
+    assert out.rows.tolist() == [0]
+    assert len(out.frame) == 1
+
+
+def test_missing_values_pass_with_a_warning_where_allowed():
+    out = run(rec(age=None, region=None, active=None))
+    assert not out.errors
+    assert np.isnan(out.frame["age"][0])
+    assert {w.column for w in out.warnings} == {"age", "region", "active"}
+
+
+def test_unknown_category_allowed_is_a_warning_and_case_is_forgiven():
+    out = run(rec(region="east", plan="GOLD "))
+    assert not out.errors
+    assert out.frame["plan"][0] == "gold"
+    texts = [w.message for w in out.warnings]
+    assert any("unknown category 'east'" in t for t in texts)
+    assert any("'GOLD ' read as 'gold'" in t for t in texts)
+
+
+def test_absent_key_is_a_row_error():
+    row = rec()
+    del row["age"]
+    out = run(rec(), row)
+    assert messages(out) == [(1, "age", "value missing from this row")]
+
+
+def test_missing_columns_and_forgiving_names():
+    with pytest.raises(InvalidInput) as err:
+        coerce(RawTable.from_columns({"age": [1]}), SIG)
+    assert "income, plan, region, active" in err.value.detail
+    table = RawTable.from_columns({"Age": [1], "INCOME": [2.0], "plan": ["gold"],
+                                   "region": ["north"], "active": [False], "extra": [1]})
+    out = coerce(table, SIG)
+    assert not out.errors
+    assert any("'Age' matched to 'age'" in w.message for w in out.warnings)
+    assert any(w.column == "extra" for w in out.warnings)
+
+
+def test_positional_rows():
+    out = coerce(RawTable.positional([[1, 2.0, "gold", "north", True], [1, 2]]), SIG)
+    assert messages(out) == [(1, None, "expected 5 values, got 2")]
+    with pytest.raises(InvalidInput, match="expected 5 values per row"):
+        coerce(RawTable.positional([[1, 2]]), SIG)
+
+
+def test_warnings_are_capped():
+    out = run(*[rec(region="east") for _ in range(300)])
+    assert len(out.warnings) == 101
+    assert out.warnings[-1].message == "200 more warnings not shown"
+
+
+def test_missing_sentinel_is_distinct_from_null():
+    assert MISSING is type(MISSING)()
+    assert repr(MISSING) == "MISSING"

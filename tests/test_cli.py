@@ -1,0 +1,136 @@
+"""The command line, locally and against a live server (--url)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from server.cli import main
+from tests.conftest import churn_rows
+from tests.live import LiveServer, env_for, free_port, run_cli
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch):
+    for key in list(__import__("os").environ):
+        if key.startswith("SCOREBRIDGE_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("SCOREBRIDGE_HOME", str(tmp_path / "home"))
+    runner = CliRunner()
+
+    def invoke(*args: str, ok: bool = True):
+        result = runner.invoke(main, list(args), catch_exceptions=False)
+        if ok:
+            assert result.exit_code == 0, result.output
+        return result
+    return invoke
+
+
+def test_register_wine_with_cli_and_score_files(cli, wine, tmp_path):
+    out = cli("register", str(wine["path"]), "--name", "wine", "--sample", str(wine["sample"]),
+              "--holdout", str(wine["holdout"]), "--target", "target", "--tag", "team=lab",
+              "--metrics", '{"cv": 0.9}', "--json")
+    info = json.loads(out.stdout)
+    assert info["version"] == 1 and info["tags"] == {"team": "lab"}
+    assert info["metrics"]["cv"] == 0.9 and "accuracy" in info["metrics"]
+    assert "wine" in cli("models").stdout
+    X = wine["X"].head(30)
+    for fmt in ("csv", "xlsx", "parquet"):
+        src = tmp_path / f"in.{fmt}"
+        dst = tmp_path / f"out.{fmt}"
+        if fmt == "csv":
+            X.to_csv(src, index=False)
+        elif fmt == "xlsx":
+            X.to_excel(src, index=False)
+        else:
+            X.to_parquet(src, index=False)
+        cli("score", "wine", str(src), "-o", str(dst), "--chunk-rows", "7")
+        back = {"csv": pd.read_csv, "xlsx": pd.read_excel, "parquet": pd.read_parquet}[fmt](dst)
+        assert back["prediction"].tolist() == wine["model"].predict(X).tolist()
+        assert np.allclose(back[["probability_0", "probability_1", "probability_2"]],
+                           wine["model"].predict_proba(X))
+        assert list(back.columns[:13]) == list(X.columns)
+
+
+def test_versions_promote_rollback_events(cli, wine):
+    cli("register", str(wine["path"]), "--name", "wine")
+    cli("register", str(wine["path"]), "--name", "wine")
+    assert "production" in cli("versions", "wine").stdout
+    assert "-> version 2" in cli("promote", "wine", "2").stdout
+    assert "-> version 1" in cli("rollback", "wine").stdout
+    events = json.loads(cli("events", "wine", "--json").stdout)
+    assert events[0]["kind"] == "rolled_back"
+    shown = json.loads(cli("show", "wine").stdout)
+    assert shown["production_version"] == 1 and len(shown["versions"]) == 2
+
+
+def test_score_reports_bad_rows_in_an_error_column(cli, demo_files, tmp_path):
+    cli("register", str(demo_files["artifact"]), "--name", "churn", "--sample",
+        str(demo_files["sample"]))
+    frame = churn_rows(5).astype(object)
+    frame.loc[2, "monthly_charges"] = "lots"
+    frame.loc[3, "contract"] = "=HYPERLINK(\"http://evil\")"
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    out = cli("score", "churn", str(tmp_path / "in.csv"), "-o", str(tmp_path / "out.csv"))
+    assert "1 rows with errors" in out.stdout
+    back = pd.read_csv(tmp_path / "out.csv", keep_default_na=False)
+    assert back.loc[2, "error"] == "monthly_charges: expected a number, got 'lots'"
+    assert back.loc[2, "prediction"] == ""
+    assert back.loc[3, "contract"].startswith("'=")
+    assert (back.loc[[0, 1, 3, 4], "error"] == "").all()
+
+
+def test_cli_errors_are_one_line_messages(cli, tmp_path):
+    bad = tmp_path / "m.pkl"
+    bad.write_bytes(b"x")
+    result = cli("register", str(bad), "--name", "m", ok=False)
+    assert result.exit_code == 1
+    assert "pickle" in result.output and "Traceback" not in result.output
+    result = cli("rollback", "nope", ok=False)
+    assert result.exit_code == 1 and "no model named 'nope'" in result.output
+
+
+def test_keys_commands(cli):
+    plain = cli("keys", "create", "--scope", "score,read", "--name", "excel").stdout.strip()
+    assert plain.startswith("sb_")
+    listing = cli("keys", "list").stdout
+    assert "excel" in listing and plain not in listing
+    key_id = plain.split("_")[1]
+    assert "revoked" in cli("keys", "revoke", key_id).stdout
+    assert cli("keys", "create", "--scope", "root", ok=False).exit_code == 1
+
+
+@pytest.mark.slow
+def test_remote_mode_against_a_live_server(tmp_path, wine, demo_files):
+    home = tmp_path / "home"
+    env = env_for(home)
+    admin = run_cli("keys", "create", "--scope", "admin", env=env).stdout.strip()
+    port = free_port()
+    server = LiveServer(["scorebridge", "serve", "--port", str(port), "--workers", "2"],
+                        env, port)
+    try:
+        server.wait_ready()
+        remote = env_for(tmp_path / "elsewhere", SCOREBRIDGE_URL=server.url,
+                         SCOREBRIDGE_API_KEY=admin)
+        info = json.loads(run_cli("register", str(wine["path"]), "--name", "wine", "--sample",
+                                  str(wine["sample"]), "--json", env=remote).stdout)
+        assert info["version"] == 1 and info["created_by"].startswith("key:")
+        assert "wine" in run_cli("models", env=remote).stdout
+        wine["X"].head(12).to_csv(tmp_path / "in.csv", index=False)
+        run_cli("score", "wine", str(tmp_path / "in.csv"), "-o", str(tmp_path / "out.csv"),
+                env=remote)
+        back = pd.read_csv(tmp_path / "out.csv")
+        assert back["prediction"].tolist() == wine["model"].predict(wine["X"].head(12)).tolist()
+        run_cli("register", str(wine["path"]), "--name", "wine", env=remote)
+        assert "-> version 2" in run_cli("promote", "wine", "2", env=remote).stdout
+        assert "-> version 1" in run_cli("rollback", "wine", env=remote).stdout
+        key = run_cli("keys", "create", "--scope", "score", env=remote).stdout.strip()
+        assert key.startswith("sb_")
+        denied = run_cli("models", env={**remote, "SCOREBRIDGE_API_KEY": key}, check=False)
+        assert denied.returncode == 1 and "'read' scope" in denied.stderr
+        assert not (tmp_path / "elsewhere").exists()  # remote mode never touched a local registry
+    finally:
+        server.stop()

@@ -1,0 +1,88 @@
+"""The README's `make serve` on a fresh data folder: it registers the demo, prints a key, serves
+under gunicorn with several workers, and the printed key scores a row with curl."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+
+import pytest
+import requests
+
+from tests.live import ROOT, LiveServer, env_for, free_port
+
+ROW = '{"rows": [[12, 70.5, "month-to-month", "electronic-check", 3, "fiber"]]}'
+
+
+@pytest.mark.slow
+def test_make_serve_then_curl(tmp_path):
+    port = free_port()
+    env = env_for(tmp_path / "home")
+    server = LiveServer(["make", "--no-print-directory", "serve", f"PORT={port}",
+                         f"SCOREBRIDGE_HOME={tmp_path / 'home'}"], env, port)
+    try:
+        server.wait_ready(timeout=180)
+        out = server.output()
+        key = re.search(r"API key \(score, read; shown once\): (sb_\S+)", out).group(1)
+        assert f"http://127.0.0.1:{port}/docs" in out
+        curl = shutil.which("curl")
+        cmd = ([curl, "-s", "-H", f"X-API-Key: {key}", "-H", "Content-Type: application/json",
+                "-d", ROW, f"{server.url}/api/v1/models/churn/predict"] if curl else None)
+        if cmd:
+            body = json.loads(subprocess.run(cmd, capture_output=True, text=True,
+                                             timeout=30).stdout)
+        else:  # pragma: no cover - curl is on every machine we run on
+            body = requests.post(f"{server.url}/api/v1/models/churn/predict", data=ROW,
+                                 headers={"X-API-Key": key,
+                                          "Content-Type": "application/json"}).json()
+        assert body["model"] == "churn" and body["version"] == 1
+        assert body["predictions"][0] in ("yes", "no")
+        assert abs(sum(body["probabilities"][0]) - 1) < 1e-9
+        # several workers answer (gunicorn master plus at least two worker processes)
+        workers = subprocess.run(["pgrep", "-f", "-g", str(os.getpgid(server.proc.pid)),
+                                  "gunicorn"], capture_output=True, text=True).stdout.split()
+        assert len(workers) >= 3, workers
+        # a second `make serve` on the same home does not register the demo again
+        again = subprocess.run([str(ROOT / ".venv/bin/scorebridge"), "demo"], env=env,
+                               capture_output=True, text=True, timeout=120)
+        assert "already registered" in again.stdout
+    finally:
+        server.stop()
+
+
+def test_wsgi_module_exposes_the_app(tmp_path, monkeypatch):
+    monkeypatch.setenv("SCOREBRIDGE_HOME", str(tmp_path))
+    import importlib
+
+    import wsgi
+
+    wsgi = importlib.reload(wsgi)
+    assert wsgi.app.name == "server.app"
+    resp = wsgi.app.test_client().get("/healthz")
+    assert resp.status_code == 200
+
+
+@pytest.mark.slow
+def test_live_server_requires_a_key_and_never_logs_it(tmp_path):
+    port = free_port()
+    env = env_for(tmp_path / "home")
+    server = LiveServer([str(ROOT / ".venv/bin/scorebridge"), "serve", "--port", str(port),
+                         "--workers", "1"], env, port)
+    try:
+        server.wait_ready()
+        resp = requests.post(f"{server.url}/api/v1/models/churn/predict", json={"rows": []},
+                             timeout=10)
+        assert resp.status_code == 401
+        assert resp.headers["Content-Type"] == "application/problem+json"
+        secret = "sb_0123456789ab_doNotLogThisSecret"
+        assert requests.get(f"{server.url}/api/v1/models?api_key={secret}",
+                            timeout=10).status_code == 401
+        time.sleep(0.3)
+        log = server.output()
+        assert "/api/v1/models" in log  # the access log is on
+        assert secret not in log
+    finally:
+        server.stop()
