@@ -9,6 +9,7 @@ from flask import Flask, Response, g, request
 
 from .auth.keys import KeyStore
 from .config import Settings
+from .deploy.worker import DeploymentWorker
 from .registry.database import make_engine
 from .registry.service import Registry
 from .registry.store import ArtifactStore
@@ -22,7 +23,7 @@ def build_registry(settings: Settings) -> Registry:
     """The registry for these settings (schema migrated to the newest revision)."""
     settings.home.mkdir(parents=True, exist_ok=True)
     return Registry(make_engine(settings.resolved_database_url),
-                    ArtifactStore(settings.artifacts_dir))
+                    ArtifactStore(settings.artifacts_dir), webhook_urls=settings.webhook_urls)
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -35,17 +36,24 @@ def create_app(settings: Settings | None = None) -> Flask:
     from .api.http import Services
 
     registry = build_registry(settings)
-    app.extensions["scorebridge"] = Services(settings=settings, registry=registry,
-                                             scorer=Scorer(registry, settings),
-                                             keys=KeyStore(registry))
+    scorer = Scorer(registry, settings)
+    services = Services(settings=settings, registry=registry, scorer=scorer,
+                        keys=KeyStore(registry),
+                        worker=DeploymentWorker(registry, scorer, settings))
+    app.extensions["scorebridge"] = services
+    if settings.background:
+        # started here (inside each gunicorn worker, as the factory runs there), and checked on
+        # requests so that a process forked after start-up (gunicorn --preload) gets its own
+        services.worker.ensure_started()
+        app.before_request(services.worker.ensure_started)
     _install_request_ids(app)
     from .api import auth, problems
 
     problems.install(app)
     auth.install(app)
-    from .api import health, keys, openapi, registry as registry_api, scoring
+    from .api import deployment, health, keys, openapi, registry as registry_api, scoring
 
-    for bp in (health.bp, openapi.bp, registry_api.bp, scoring.bp, keys.bp):
+    for bp in (health.bp, openapi.bp, registry_api.bp, deployment.bp, scoring.bp, keys.bp):
         app.register_blueprint(bp)
     if not settings.auth:
         log.warning("!" * 72)

@@ -152,6 +152,17 @@ def register(file: Path, name: str, sample: Path | None, holdout: Path | None,
         return
     console.print(f"registered [bold]{name}[/bold] version {info['version']} "
                   f"(sha256 {info['sha256'][:12]}…, aliases: {', '.join(info['aliases']) or 'none'})")
+    print_gates(info)
+
+
+def print_gates(info: dict[str, Any]) -> None:
+    if info.get("pipeline") != "done":
+        console.print("deployment: queued; a running server processes it (see "
+                      f"`scorebridge versions {info['model']}`)")
+        return
+    for gate in info.get("gates", []):
+        mark = "[green]passed[/green]" if gate["passed"] else "[red]FAILED[/red]"
+        console.print(f"  gate {gate['gate']:<8} {mark}  {gate['detail']}", highlight=False)
 
 
 @main.command()
@@ -185,13 +196,18 @@ def versions(name: str, url: str | None, key: str | None, as_json: bool) -> None
     if as_json:
         print_json(model["versions"])
         return
-    table = Table("version", "aliases", "created", "by", "sha256", "metrics")
+    table = Table("version", "aliases", "gates", "created", "by", "metrics")
     for v in model["versions"]:
         metrics = ", ".join(f"{k}={val:.3g}" for k, val in list(v["metrics"].items())[:4])
         flag = " (rolled back)" if v["rolled_back"] else ""
-        table.add_row(str(v["version"]), ", ".join(v["aliases"]) + flag, v["created_at"][:19],
-                      v["created_by"], v["sha256"][:12], metrics)
+        gates = v["gate_status"] or v["pipeline"]
+        failed = [g["gate"] for g in v.get("gates", []) if not g["passed"]]
+        if failed:
+            gates += f" ({', '.join(failed)})"
+        table.add_row(str(v["version"]), ", ".join(v["aliases"]) + flag, gates,
+                      v["created_at"][:19], v["created_by"], metrics)
     console.print(table)
+    console.print(f"policy: {model['policy'].get('policy', 'auto')}")
 
 
 @main.command()
@@ -217,6 +233,59 @@ def promote(name: str, version: int, alias: str, reason: str, url: str | None,
     """Point an alias (production by default) at VERSION."""
     info = backend(url, key).set_alias(name, alias, version, reason or "promoted from the CLI")
     console.print(f"{name}@{alias} -> version {info['version']}")
+
+
+@main.command()
+@click.argument("name")
+@click.argument("mode", type=click.Choice(["manual", "auto", "canary", "shadow"]))
+@click.option("--share", type=click.FloatRange(0, 1), help="Canary/shadow share of traffic.")
+@click.option("--min-requests", type=click.IntRange(1), help="Canary/shadow evidence needed.")
+@click.option("--max-seconds", type=click.FloatRange(0), help="Canary time limit.")
+@click.option("--max-error-rate-increase", type=click.FloatRange(0, 1),
+              help="Canary: allowed error-rate increase over production.")
+@click.option("--max-latency-ratio", type=click.FloatRange(1), help="Canary: latency limit.")
+@click.option("--promote-at-agreement", type=click.FloatRange(0, 1),
+              help="Shadow: promote when agreement reaches this rate.")
+@click.option("--metric", help="Metric gate: the metric to compare (default by model kind).")
+@click.option("--tolerance", type=click.FloatRange(0), help="Metric gate tolerance.")
+@click.option("--max-latency-ms", type=click.FloatRange(0), help="Latency gate limit.")
+@click.option("--max-error-rate", type=click.FloatRange(0, 1),
+              help="Automatic rollback threshold after promotion.")
+@url_option
+@key_option
+@json_option
+@handle_errors
+def policy(name: str, mode: str, share: float | None, min_requests: int | None,
+           max_seconds: float | None, max_error_rate_increase: float | None,
+           max_latency_ratio: float | None, promote_at_agreement: float | None,
+           metric: str | None, tolerance: float | None, max_latency_ms: float | None,
+           max_error_rate: float | None, url: str | None, key: str | None,
+           as_json: bool) -> None:
+    """Set how new versions of NAME reach production."""
+    changes: dict[str, Any] = {"policy": mode}
+
+    def put(section: str, field: str, value: Any) -> None:
+        if value is not None:
+            changes.setdefault(section, {})[field] = value
+
+    if mode in ("canary", "shadow"):
+        put(mode, "share", share)
+        put(mode, "min_requests", min_requests)
+    put("canary", "max_seconds", max_seconds)
+    put("canary", "max_error_rate_increase", max_error_rate_increase)
+    put("canary", "max_latency_ratio", max_latency_ratio)
+    put("shadow", "promote_at_agreement", promote_at_agreement)
+    put("gates", "metric", metric)
+    put("gates", "tolerance", tolerance)
+    put("gates", "max_latency_ms", max_latency_ms)
+    put("rollback", "max_error_rate", max_error_rate)
+    result = backend(url, key).set_policy(name, changes)
+    if as_json:
+        print_json(result)
+        return
+    console.print(f"{name}: policy {result['policy']}")
+    if mode in ("canary", "shadow"):
+        console.print("  " + ", ".join(f"{k}={v}" for k, v in result[mode].items()))
 
 
 @main.command()

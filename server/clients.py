@@ -6,6 +6,7 @@ thing whichever way it ran.
 from __future__ import annotations
 
 import json
+import os
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,6 +28,7 @@ class Backend(Protocol):
     def events(self, name: str | None, limit: int) -> list[dict[str, Any]]: ...
     def score_frame(self, name: str, frame: pd.DataFrame, version: int | None,
                     alias: str | None) -> dict[str, Any]: ...
+    def set_policy(self, name: str, changes: dict[str, Any]) -> dict[str, Any]: ...
     def create_key(self, scopes: list[str], name: str) -> dict[str, Any]: ...
     def list_keys(self) -> list[dict[str, Any]]: ...
     def revoke_key(self, key_id: str) -> dict[str, Any]: ...
@@ -82,7 +84,22 @@ class LocalBackend:
             metrics=kw.get("metrics") or {}, tags=kw.get("tags") or {},
             description=kw.get("description") or "", trust_pickle=kw.get("trust_pickle", False),
             may_trust_pickle=True)  # local access to the registry is admin access
-        return register(self.registry, self.settings, req).public()
+        info = register(self.registry, self.settings, req)
+        self.process_pipeline()
+        return self.registry.get_version(name, info.version).public()
+
+    def process_pipeline(self) -> None:
+        """Run the deployment pipeline here for what is pending (a running server would too;
+        claims make sure each version is processed once)."""
+        from .deploy.pipeline import Pipeline
+
+        Pipeline(self.registry, self.scorer.cache, f"cli:{os.getpid()}").process_pending()
+
+    def set_policy(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
+        from .deploy.policy import Policy
+
+        policy = Policy.from_dict(self.registry.get_model(name).policy).merged(changes)
+        return self.registry.set_policy(name, policy.to_dict(), actor=self.actor)
 
     def set_alias(self, name: str, alias: str, version: int, reason: str) -> dict[str, Any]:
         return self.registry.set_alias(name, alias, version, actor=self.actor,
@@ -185,6 +202,9 @@ class RemoteBackend:
                 "options": {"errors": "row"}}
         params = {k: v for k, v in (("version", version), ("alias", alias)) if v}
         return self._call("POST", f"/api/v1/models/{name}/predict", json=body, params=params)
+
+    def set_policy(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
+        return self._call("PUT", f"/api/v1/models/{name}/policy", json=changes)
 
     def create_key(self, scopes: list[str], name: str) -> dict[str, Any]:
         return self._call("POST", "/api/v1/keys", json={"scopes": scopes, "name": name})

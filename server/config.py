@@ -6,7 +6,7 @@ with nothing configured. Tests build a :class:`Settings` directly instead of tou
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -40,7 +40,11 @@ class Settings:
     deploy_refresh_seconds: float = 1.0
     trusted_types: tuple[str, ...] = ()
     log_level: str = "INFO"
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    background: bool = True
+    tick_seconds: float = 0.5
+    watch_dir: Path | None = None
+    webhook_urls: tuple[str, ...] = ()
+    webhook_secret: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -66,6 +70,11 @@ class Settings:
             deploy_refresh_seconds=float(get("DEPLOY_REFRESH_SECONDS", "1.0")),
             trusted_types=_csv(get("TRUSTED_TYPES", "")),
             log_level=get("LOG_LEVEL", "INFO").upper(),
+            background=_flag(get("BACKGROUND", "on")),
+            tick_seconds=float(get("TICK_SECONDS", "0.5")),
+            watch_dir=Path(get("WATCH_DIR", "")) if get("WATCH_DIR", "") else None,
+            webhook_urls=_csv(get("WEBHOOK_URLS", "")),
+            webhook_secret=get("WEBHOOK_SECRET", ""),
         )
         return replace(settings, **overrides) if overrides else settings
 

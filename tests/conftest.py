@@ -65,7 +65,8 @@ def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
-    return Settings(home=tmp_path / "home", database_url=database_url)
+    # no background thread: tests drive the deployment worker with run_once()
+    return Settings(home=tmp_path / "home", database_url=database_url, background=False)
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ def readyz() -> Response:
                        headers={"Retry-After": "5"})
     loaded = {}
     for model in models:
-        prod = model.production
+        prod = svc.scorer.deployments.route(model.name).production
         if prod is None:
             continue
         try:
@@ -46,4 +46,5 @@ def readyz() -> Response:
             return problem(503, "Service Unavailable",
                            f"production model {model.name!r} v{prod.version} is not loaded "
                            f"({type(exc).__name__})", headers={"Retry-After": "5"})
-    return json_response({"status": "ready", "version": __version__, "models": loaded})
+    return json_response({"status": "ready", "version": __version__, "models": loaded,
+                          "worker": svc.worker.id})

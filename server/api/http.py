@@ -9,6 +9,7 @@ from flask import Response, current_app, g, request
 
 from ..auth.keys import KeyStore
 from ..config import Settings
+from ..deploy.worker import DeploymentWorker
 from ..codecs.json_input import parse_json
 from ..errors import FieldError, MalformedRequest, UnsupportedMediaType
 from ..registry.service import Registry
@@ -25,6 +26,7 @@ class Services:
     registry: Registry
     scorer: Scorer
     keys: KeyStore
+    worker: DeploymentWorker
 
 
 def services() -> Services:

@@ -1,4 +1,4 @@
-"""The model catalogue, registration by upload, promotion, rollback and the audit trail."""
+"""The model catalogue and registration by upload."""
 from __future__ import annotations
 
 import tempfile
@@ -14,7 +14,7 @@ from ..deploy.registration import RegistrationRequest, register
 from ..errors import InvalidInput, MalformedRequest, UnsupportedMediaType
 from ..registry.service import validate_name
 from .auth import actor, current_key, requires
-from .http import int_arg, json_body, json_response, services
+from .http import json_response, services
 from .openapi import json_content, operation, problem_response
 
 bp = Blueprint("registry", __name__, url_prefix="/api/v1")
@@ -126,71 +126,3 @@ def register_version(name: str) -> Response:
     svc.scorer.deployments.invalidate()
     return json_response(info.public(), 201,
                          {"Location": f"/api/v1/models/{name}/versions/{info.version}"})
-
-
-def _object_body(allowed: set[str]) -> dict[str, Any]:
-    body = json_body() if request.content_length else {}
-    if not isinstance(body, dict):
-        raise MalformedRequest("the body must be a JSON object")
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise MalformedRequest(f"unknown field(s): {', '.join(unknown)[:200]}")
-    reason = body.get("reason", "")
-    if not isinstance(reason, str) or len(reason) > 500:
-        raise MalformedRequest("'reason' must be a string of at most 500 characters")
-    return body
-
-
-@bp.post("/models/<name>/aliases/<alias>")
-@requires("deploy")
-@operation(
-    "Point an alias at a version (promotion for 'production')", tags=["deployment"],
-    request_body={"required": True, "content": {"application/json": {
-        "schema": {"$ref": "#/components/schemas/AliasRequest"}}}},
-    responses={"200": json_content("Version"), "400": problem_response("Malformed request"),
-               **_NOT_FOUND, "422": problem_response("Invalid alias")})
-def set_alias(name: str, alias: str) -> Response:
-    validate_name(name)
-    validate_name(alias, "alias")
-    body = _object_body({"version", "reason"})
-    version = body.get("version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise MalformedRequest("'version' must be a positive integer")
-    svc = services()
-    info = svc.registry.set_alias(name, alias, version, actor=actor(), reason=body.get("reason", ""))
-    svc.scorer.deployments.invalidate()
-    return json_response(info.public())
-
-
-@bp.post("/models/<name>/rollback")
-@requires("deploy")
-@operation(
-    "Return production to the previous good version", tags=["deployment"],
-    request_body={"required": False, "content": {"application/json": {
-        "schema": {"$ref": "#/components/schemas/RollbackRequest"}}}},
-    responses={"200": json_content("Version"), "400": problem_response("Malformed request"),
-               **_NOT_FOUND, "409": problem_response("Nothing to roll back to")})
-def rollback(name: str) -> Response:
-    validate_name(name)
-    body = _object_body({"reason"})
-    svc = services()
-    info = svc.registry.rollback(name, actor=actor(), reason=body.get("reason", ""))
-    svc.scorer.deployments.invalidate()
-    return json_response(info.public())
-
-
-@bp.get("/events")
-@requires("read")
-@operation(
-    "The audit trail, newest first", tags=["deployment"],
-    parameters=[{"name": "model", "in": "query", "schema": {"type": "string"}},
-                {"name": "limit", "in": "query",
-                 "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
-    responses={"200": json_content("EventList"), "400": problem_response("Bad parameters")})
-def events() -> Response:
-    model = request.args.get("model") or None
-    if model is not None:
-        validate_name(model)
-    limit = int_arg("limit", minimum=1, maximum=1000) or 100
-    found = services().registry.events(model, limit=limit)
-    return json_response({"events": [e.public() for e in found]})

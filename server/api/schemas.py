@@ -99,6 +99,12 @@ COMPONENTS: dict[str, dict[str, Any]] = {
             "created_at": {"type": "string", "format": "date-time"},
             "created_by": {"type": "string"}, "rolled_back": {"type": "boolean"},
             "aliases": {"type": "array", "items": {"type": "string"}},
+            "pipeline": {"type": "string", "enum": ["pending", "processing", "done"]},
+            "gate_status": {"type": "string", "nullable": True, "enum": ["passed", "failed", None]},
+            "gates": {"type": "array", "items": {"type": "object", "properties": {
+                "gate": {"type": "string"}, "passed": {"type": "boolean"},
+                "detail": {"type": "string"}, "data": {"type": "object"}}}},
+            "has_holdout": {"type": "boolean"},
         },
     },
     "ModelSummary": {
@@ -187,6 +193,45 @@ COMPONENTS: dict[str, dict[str, Any]] = {
     "KeyList": {
         "type": "object", "required": ["keys"],
         "properties": {"keys": {"type": "array", "items": {"$ref": "#/components/schemas/Key"}}},
+    },
+    "Policy": {
+        "type": "object",
+        "properties": {
+            "policy": {"type": "string", "enum": ["manual", "auto", "canary", "shadow"]},
+            "gates": {"type": "object", "additionalProperties": False, "properties": {
+                "metric": {"type": "string", "nullable": True},
+                "tolerance": {"type": "number", "minimum": 0},
+                "max_latency_ms": {"type": "number", "minimum": 0},
+                "latency_factor": {"type": "number", "minimum": 1}}},
+            "canary": {"type": "object", "additionalProperties": False, "properties": {
+                "share": {"type": "number", "minimum": 0, "maximum": 1},
+                "min_requests": {"type": "integer", "minimum": 1},
+                "max_seconds": {"type": "number", "minimum": 0},
+                "max_error_rate_increase": {"type": "number", "minimum": 0, "maximum": 1},
+                "max_latency_ratio": {"type": "number", "minimum": 1}}},
+            "shadow": {"type": "object", "additionalProperties": False, "properties": {
+                "share": {"type": "number", "minimum": 0, "maximum": 1},
+                "tolerance": {"type": "number", "minimum": 0},
+                "min_requests": {"type": "integer", "minimum": 1},
+                "promote_at_agreement": {"type": "number", "minimum": 0, "maximum": 1,
+                                         "nullable": True}}},
+            "rollback": {"type": "object", "additionalProperties": False, "properties": {
+                "watch_seconds": {"type": "number", "minimum": 0},
+                "min_requests": {"type": "integer", "minimum": 1},
+                "max_error_rate": {"type": "number", "minimum": 0, "maximum": 1}}},
+        },
+        "example": {"policy": "canary", "canary": {"share": 0.1, "min_requests": 200}},
+    },
+    "Deployment": {
+        "type": "object", "required": ["model", "policy", "open_rollouts"],
+        "properties": {
+            "model": {"type": "string"}, "policy": {"$ref": "#/components/schemas/Policy"},
+            "aliases": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "production": {"type": "integer", "nullable": True},
+            "pending_versions": {"type": "array", "items": {"type": "integer"}},
+            "open_rollouts": {"type": "array", "items": {"type": "object"}},
+            "recent_rollouts": {"type": "array", "items": {"type": "object"}},
+        },
     },
     "Health": {
         "type": "object", "required": ["status"],

@@ -11,7 +11,7 @@ from ..errors import UnsupportedMediaType
 from ..registry.service import validate_name
 from .auth import requires
 from .http import int_arg, json_response, services
-from .openapi import json_content, operation, problem_response
+from .openapi import operation, problem_response
 
 bp = Blueprint("scoring", __name__)
 

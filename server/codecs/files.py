@@ -1,6 +1,7 @@
 """Reading tabular files (CSV, XLSX, Parquet) for samples, holdout sets and local scoring."""
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import IO, Iterator
@@ -147,3 +148,14 @@ def _is_na(value: object) -> bool:
         return bool(pd.isna(value))
     except (TypeError, ValueError):
         return False
+
+
+def frame_to_parquet(frame: pd.DataFrame) -> bytes:
+    """A frame as Parquet bytes (types kept), for samples stored with a version."""
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+def frame_from_parquet(data: bytes) -> pd.DataFrame:
+    return pd.read_parquet(io.BytesIO(data))

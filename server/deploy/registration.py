@@ -15,15 +15,20 @@ import numpy as np
 import pandas as pd
 
 from ..config import Settings
-from ..errors import Forbidden, InvalidInput, ModelRejected
+from ..errors import Forbidden, InvalidInput, ModelRejected, NotFound
 from ..registry.service import NewVersion, Registry, VersionInfo, validate_name
 from ..scoring.loader import detect_format, load_artifact, sha256_file
 from ..scoring.metrics import evaluate
 from ..scoring.runtime import LoadedModel
 from ..scoring.signature import Column, Signature, example_frame, infer_signature
 from ..telemetry.reference import reference_statistics
+from ..codecs.files import frame_to_parquet
+from .gates import GateResult, latency_gate, metric_gate, schema_gate, smoke_test
+from .policy import GateConfig
 
 SMOKE_ROWS = 200
+STORED_SAMPLE_ROWS = 1_000
+STORED_HOLDOUT_ROWS = 100_000
 REFERENCE_ROWS = 10_000
 _UNKNOWN_PROBE = "__scorebridge_unknown_category__"
 
@@ -71,27 +76,6 @@ def _probe(model: LoadedModel, row: pd.DataFrame) -> Signature:
     return model.signature.with_columns(columns)
 
 
-def _smoke_test(model: LoadedModel, frame: pd.DataFrame) -> np.ndarray:
-    """The model scores the sample without error and with outputs of the right kind."""
-    result = model.predict(frame, proba=True)
-    if result.failures:
-        raise ModelRejected(f"smoke test failed: the model raised on {len(result.failures)} of "
-                            f"{len(frame)} sample rows")
-    out = model.signature.output
-    if out.kind == "classification":
-        unknown = set(pd.unique(result.labels)) - set(out.classes or ())
-        if unknown:
-            raise ModelRejected("smoke test failed: predictions outside the model's classes")
-        if result.probabilities is not None:
-            p = result.probabilities
-            if not np.isfinite(p).all() or (p < -1e-9).any() or \
-                    not np.allclose(p.sum(axis=1), 1.0, atol=1e-6):
-                raise ModelRejected("smoke test failed: probabilities are not valid distributions")
-    elif not np.isfinite(result.labels.astype(float)).all():
-        raise ModelRejected("smoke test failed: the model returned non-finite values")
-    return result.labels
-
-
 def register(registry: Registry, settings: Settings, req: RegistrationRequest) -> VersionInfo:
     validate_name(req.name)
     fmt = detect_format(req.filename)
@@ -110,7 +94,7 @@ def register(registry: Registry, settings: Settings, req: RegistrationRequest) -
     model = LoadedModel(req.name, 0, estimator, signature, sha)
     frame = sample[signature.names] if sample is not None else example_frame(signature)
     model.signature = _probe(model, frame.head(1))
-    predictions = _smoke_test(model, frame.head(SMOKE_ROWS))
+    predictions = smoke_test(model, frame.head(SMOKE_ROWS))
     metrics = dict(req.metrics)
     if req.holdout is not None:
         if not req.target or req.target not in req.holdout.columns:
@@ -128,10 +112,44 @@ def register(registry: Registry, settings: Settings, req: RegistrationRequest) -
         ref_preds = model.predict(ref_frame, proba=False).labels if len(ref_frame) > SMOKE_ROWS \
             else predictions
         reference = reference_statistics(model.signature, ref_frame, ref_preds)
+    gates: list[dict[str, Any]] = []
+    if not _has_production(registry, req.name):
+        # the first version serves at once, so it is gated here rather than in the pipeline
+        results = [schema_gate(model, None),
+                   GateResult("smoke", True, f"scored {min(len(frame), SMOKE_ROWS)} sample rows"),
+                   metric_gate(model, None, None, None, GateConfig()),
+                   latency_gate(model, None, frame.head(1), GateConfig())]
+        failed = [r for r in results if not r.passed]
+        if failed:
+            raise ModelRejected("gate failed: " + "; ".join(f"{r.gate}: {r.detail}" for r in failed))
+        gates = [r.as_dict() for r in results]
     new = NewVersion(sha256=sha, format=fmt, size_bytes=req.artifact.stat().st_size,
                      signature=model.signature.to_dict(), reference=reference, metrics=metrics,
                      tags=dict(req.tags), environment=_environment(),
-                     description=req.description, trusted_pickle=fmt == "pickle")
+                     description=req.description, trusted_pickle=fmt == "pickle",
+                     sample_artifact=_store_frame(registry, sample, signature.names,
+                                                  STORED_SAMPLE_ROWS),
+                     holdout_artifact=_store_frame(registry, req.holdout,
+                                                   signature.names + [req.target or ""],
+                                                   STORED_HOLDOUT_ROWS),
+                     target=req.target if req.holdout is not None else None, gates=gates)
     key = registry.store.put(req.artifact, sha)
     return registry.add_version(req.name, new, key, actor=req.actor,
                                 description=req.description or None)
+
+
+def _has_production(registry: Registry, name: str) -> bool:
+    try:
+        registry.get_version(name)
+        return True
+    except NotFound:
+        return False
+
+
+def _store_frame(registry: Registry, frame: pd.DataFrame | None, columns: list[str],
+                 limit: int) -> str | None:
+    """Keep a sample or holdout set with the version, for the deployment gates to reuse."""
+    if frame is None:
+        return None
+    kept = frame[[c for c in columns if c in frame.columns]].head(limit)
+    return registry.store.put_bytes(frame_to_parquet(kept))

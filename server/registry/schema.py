@@ -4,8 +4,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text,
-                        UniqueConstraint)
+from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String,
+                        Text, UniqueConstraint)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -28,6 +28,7 @@ class ModelRow(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     created_by: Mapped[str] = mapped_column(String(128), default="")
+    policy: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
 
 
 class VersionRow(Base):
@@ -51,6 +52,15 @@ class VersionRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     created_by: Mapped[str] = mapped_column(String(128), default="")
     rolled_back: Mapped[bool] = mapped_column(Boolean, default=False)
+    # the deployment pipeline: pending -> processing -> done; gates hold each gate's result
+    pipeline: Mapped[str] = mapped_column(String(16), default="pending")
+    gate_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    gates: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    sample_artifact: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    holdout_artifact: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    target: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
 
 class AliasRow(Base):
@@ -91,3 +101,57 @@ class ApiKeyRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class RolloutRow(Base):
+    """A canary, a shadow, or the watch over a freshly promoted version; open while not finished."""
+
+    __tablename__ = "rollouts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    baseline: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    config: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    outcome: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+
+class TrafficRow(Base):
+    """Per-minute traffic counters per version and worker, flushed from each worker's memory."""
+
+    __tablename__ = "traffic"
+    __table_args__ = (UniqueConstraint("model_name", "version", "worker", "minute",
+                                       name="uq_traffic_bucket"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(64), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    worker: Mapped[str] = mapped_column(String(128))
+    minute: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    errors: Mapped[int] = mapped_column(BigInteger, default=0)
+    rows: Mapped[int] = mapped_column(BigInteger, default=0)
+    latency_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    latency_buckets: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    shadow_compared: Mapped[int] = mapped_column(BigInteger, default=0)
+    shadow_agreed: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class WebhookDeliveryRow(Base):
+    """The outbox of webhook deliveries, written in the same transaction as their event."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
+                                                      index=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    failed: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_error: Mapped[str] = mapped_column(String(512), default="")

@@ -15,9 +15,11 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from .. import faults
 from ..errors import Conflict, InvalidInput, NotFound
 from .database import upgrade, writer
-from .schema import AliasRow, EventRow, ModelRow, VersionRow, utcnow
+from .schema import (AliasRow, EventRow, ModelRow, RolloutRow, VersionRow, WebhookDeliveryRow,
+                     utcnow)
 from .store import ArtifactStore
 
 PRODUCTION = "production"
@@ -59,6 +61,12 @@ class VersionInfo:
     created_by: str
     rolled_back: bool
     aliases: list[str] = field(default_factory=list)
+    pipeline: str = "done"
+    gate_status: str | None = None
+    gates: list[dict[str, Any]] = field(default_factory=list)
+    sample_artifact: str | None = None
+    holdout_artifact: str | None = None
+    target: str | None = None
 
     def public(self) -> dict[str, Any]:
         """What the API and CLI show (no storage paths, no reference statistics)."""
@@ -69,7 +77,8 @@ class VersionInfo:
             "metrics": self.metrics, "tags": self.tags, "environment": self.environment,
             "description": self.description, "created_at": self.created_at.isoformat(),
             "created_by": self.created_by, "rolled_back": self.rolled_back,
-            "aliases": self.aliases,
+            "aliases": self.aliases, "pipeline": self.pipeline, "gate_status": self.gate_status,
+            "gates": self.gates, "has_holdout": self.holdout_artifact is not None,
         }
 
 
@@ -81,6 +90,7 @@ class ModelInfo:
     created_by: str
     aliases: dict[str, int]
     versions: list[VersionInfo]
+    policy: dict[str, Any] = field(default_factory=dict)
 
     @property
     def production(self) -> VersionInfo | None:
@@ -96,12 +106,14 @@ class ModelInfo:
             "aliases": self.aliases, "versions": len(self.versions),
             "created_at": self.created_at.isoformat(),
             "output": (prod.signature.get("output") if prod else None),
+            "policy": self.policy.get("policy", "auto"),
         }
 
     def public(self) -> dict[str, Any]:
         out = self.summary()
         prod = self.production
         out["signature"] = prod.signature if prod else None
+        out["policy"] = self.policy
         out["versions"] = [v.public() for v in sorted(self.versions, key=lambda v: -v.version)]
         return out
 
@@ -136,12 +148,18 @@ class NewVersion:
     environment: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     trusted_pickle: bool = False
+    sample_artifact: str | None = None
+    holdout_artifact: str | None = None
+    target: str | None = None
+    gates: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Registry:
-    def __init__(self, engine: Engine, store: ArtifactStore, *, migrate: bool = True) -> None:
+    def __init__(self, engine: Engine, store: ArtifactStore, *, migrate: bool = True,
+                 webhook_urls: tuple[str, ...] = ()) -> None:
         self.engine = engine
         self.store = store
+        self.webhook_urls = webhook_urls
         if migrate:
             upgrade(engine)
         self._read = sessionmaker(engine, expire_on_commit=False)
@@ -182,7 +200,10 @@ class Registry:
             tags=row.tags or {}, environment=row.environment or {},
             description=row.description, created_at=_utc(row.created_at),  # type: ignore[arg-type]
             created_by=row.created_by, rolled_back=row.rolled_back,
-            aliases=sorted(a for a, v in aliases.items() if v == row.version))
+            aliases=sorted(a for a, v in aliases.items() if v == row.version),
+            pipeline=row.pipeline, gate_status=row.gate_status, gates=row.gates or [],
+            sample_artifact=row.sample_artifact, holdout_artifact=row.holdout_artifact,
+            target=row.target)
 
     def _model_info(self, session: Session, row: ModelRow) -> ModelInfo:
         aliases = self._aliases(session, row.id)
@@ -191,7 +212,8 @@ class Registry:
         return ModelInfo(name=row.name, description=row.description,
                          created_at=_utc(row.created_at),  # type: ignore[arg-type]
                          created_by=row.created_by, aliases=aliases,
-                         versions=[self._version_info(row.name, v, aliases) for v in versions])
+                         versions=[self._version_info(row.name, v, aliases) for v in versions],
+                         policy=row.policy or {"policy": "auto"})
 
     def list_models(self) -> list[ModelInfo]:
         with self.reading() as session:
@@ -239,16 +261,25 @@ class Registry:
 
     def referenced_artifacts(self) -> set[str]:
         with self.reading() as session:
-            return set(session.scalars(select(VersionRow.artifact)))
+            rows = session.execute(select(VersionRow.artifact, VersionRow.sample_artifact,
+                                          VersionRow.holdout_artifact))
+            return {key for row in rows for key in row if key}
 
     # -- writes ----------------------------------------------------------------------------------
 
-    @staticmethod
-    def _event(session: Session, model: ModelRow | None, kind: str, actor: str,
+    def _event(self, session: Session, model: ModelRow | None, kind: str, actor: str,
                version: int | None = None, **detail: Any) -> None:
-        session.add(EventRow(model_id=model.id if model else None,
-                             model_name=model.name if model else "", version=version, kind=kind,
-                             actor=actor, detail=detail, created_at=utcnow()))
+        """Record an event and, in the same transaction, its webhook deliveries (an outbox)."""
+        event = EventRow(model_id=model.id if model else None,
+                         model_name=model.name if model else "", version=version, kind=kind,
+                         actor=actor, detail=detail, created_at=utcnow())
+        session.add(event)
+        if self.webhook_urls:
+            session.flush()
+            for url in self.webhook_urls:
+                session.add(WebhookDeliveryRow(event_id=event.id, url=url, attempts=0,
+                                               next_attempt_at=utcnow(), failed=False,
+                                               last_error=""))
 
     def add_version(self, name: str, new: NewVersion, artifact_key: str, *, actor: str,
                     description: str | None = None) -> VersionInfo:
@@ -261,7 +292,8 @@ class Registry:
                                            .with_for_update())
                     if model is None:
                         model = ModelRow(name=name, description=description or new.description,
-                                         created_by=actor, created_at=utcnow())
+                                         created_by=actor, created_at=utcnow(),
+                                         policy={"policy": "auto"})
                         session.add(model)
                         session.flush()
                         self._event(session, model, "model_created", actor)
@@ -275,12 +307,19 @@ class Registry:
                         trusted_pickle=new.trusted_pickle, signature=new.signature,
                         reference=new.reference, metrics=new.metrics, tags=new.tags,
                         environment=new.environment, description=new.description,
-                        created_by=actor, created_at=utcnow(), rolled_back=False)
+                        created_by=actor, created_at=utcnow(), rolled_back=False,
+                        sample_artifact=new.sample_artifact,
+                        holdout_artifact=new.holdout_artifact, target=new.target,
+                        pipeline="pending", gates=[])
                     session.add(row)
                     session.flush()
                     self._event(session, model, "registered", actor, number, sha256=new.sha256,
                                 format=new.format, trusted_pickle=new.trusted_pickle)
-                    if number == 1:
+                    if number == 1 and new.gates:
+                        # nothing serves yet: the first version was gated at registration
+                        row.pipeline, row.gate_status, row.gates = "done", "passed", new.gates
+                        self._event(session, model, "gates_passed", actor, number,
+                                    gates=new.gates)
                         self._set_alias(session, model, PRODUCTION, row, actor,
                                         reason="first version of a new model")
                     name_, model_id = model.name, model.id
@@ -304,7 +343,25 @@ class Registry:
             current.version_id, current.updated_at, current.updated_by = row.id, utcnow(), actor
         self._event(session, model, kind, actor, row.version, alias=alias, reason=reason,
                     previous=previous.version if previous else None)
+        session.flush()
+        faults.point(f"{kind}.before_commit")
         return previous.version if previous else None
+
+    def _close_rollouts(self, session: Session, model: ModelRow, actor: str,
+                        promoted: int | None) -> None:
+        """A person's promotion or rollback ends the automatic rollouts it overrides."""
+        for r in session.scalars(select(RolloutRow).where(RolloutRow.model_id == model.id,
+                                                          RolloutRow.finished_at.is_(None))):
+            if promoted is not None and r.kind == "shadow" and r.version != promoted:
+                continue  # promoting something else does not stop a shadow comparison
+            outcome = "promoted" if r.version == promoted else "superseded"
+            r.finished_at, r.outcome = utcnow(), outcome
+            if r.kind in ("canary", "shadow"):
+                alias = session.get(AliasRow, (model.id, r.kind))
+                if alias is not None:
+                    session.delete(alias)
+            self._event(session, model, f"{r.kind}_finished", actor, r.version, outcome=outcome,
+                        reason="ended by a manual promotion or rollback")
 
     def set_alias(self, name: str, alias: str, version: int, *, actor: str,
                   reason: str = "") -> VersionInfo:
@@ -318,6 +375,7 @@ class Registry:
                 raise NotFound(f"model {name!r} has no version {version}")
             if alias == PRODUCTION:
                 row.rolled_back = False
+                self._close_rollouts(session, model, actor, promoted=version)
             self._set_alias(session, model, alias, row, actor, reason or "set by request")
         return self.get_version(name, version)
 
@@ -348,6 +406,7 @@ class Registry:
             if target is None:
                 raise Conflict(f"model {name!r} has no earlier production version to roll back to")
             current_row.rolled_back = True
+            self._close_rollouts(session, model, actor, promoted=None)
             self._set_alias(session, model, PRODUCTION, target, actor,
                             reason=reason or f"rolled back from version {current_row.version}",
                             kind="rolled_back")
@@ -359,3 +418,12 @@ class Registry:
         with self.writing() as session:
             model = session.scalar(select(ModelRow).where(ModelRow.name == name)) if name else None
             self._event(session, model, kind, actor, version, **detail)
+
+    def set_policy(self, name: str, policy: dict[str, Any], *, actor: str) -> dict[str, Any]:
+        with self.writing() as session:
+            model = self._model_row(session, name)
+            previous = (model.policy or {}).get("policy", "auto")
+            model.policy = policy
+            self._event(session, model, "policy_changed", actor, policy=policy.get("policy"),
+                        previous=previous)
+        return policy

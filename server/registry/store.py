@@ -6,8 +6,10 @@ leaves only an unreferenced file, which :meth:`ArtifactStore.collect_garbage` re
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -45,6 +47,23 @@ class ArtifactStore:
         finally:
             tmp.unlink(missing_ok=True)
         return key
+
+    def put_bytes(self, data: bytes) -> str:
+        """Store ``data`` under its checksum and return the key."""
+        sha = hashlib.sha256(data).hexdigest()
+        key = self.key_for(sha)
+        if self.path(key).exists():
+            return key
+        self.root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=self.root, delete=False) as fh:
+            fh.write(data)
+        try:
+            return self.put(Path(fh.name), sha)
+        finally:
+            Path(fh.name).unlink(missing_ok=True)
+
+    def read_bytes(self, key: str) -> bytes:
+        return self.path(key).read_bytes()
 
     def collect_garbage(self, referenced: set[str], min_age_seconds: float = 3600) -> list[str]:
         """Remove files no version refers to (older than ``min_age_seconds``, so a registration

@@ -8,19 +8,22 @@ while the scoring path does one cheap query per refresh interval, not per reques
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 
 from ..codecs.table import RawTable, ScoreOptions
 from ..config import Settings
-from ..errors import (FieldError, InvalidInput, ModelFailure, PayloadTooLarge, ScoreBridgeError,
-                      Unavailable)
+from ..errors import (FieldError, InvalidInput, ModelFailure, NotFound, PayloadTooLarge,
+                      ScoreBridgeError, Unavailable)
+from ..registry.deployments import Deployments
 from ..registry.service import PRODUCTION, Registry, VersionInfo
+from ..telemetry.traffic import TrafficRecorder
 from .coerce import coerce
 from .loader import load_artifact
 from .runtime import LoadedModel
@@ -42,6 +45,7 @@ class ScoreResult:
     warnings: list[FieldError] = field(default_factory=list)
     n_rows: int = 0
     kind: str = "classification"
+    model_failures: int = 0
 
     @property
     def rows_scored(self) -> int:
@@ -102,42 +106,106 @@ class ModelCache:
             return list(self._models)
 
 
-class DeploymentView:
-    """This worker's copy of which version each (model, alias) points at."""
+@dataclass(frozen=True)
+class Route:
+    """Where a model's unpinned requests go: production, plus an optional canary or shadow."""
 
-    def __init__(self, registry: Registry, refresh_seconds: float) -> None:
+    production: VersionInfo | None
+    canary: tuple[VersionInfo, float] | None = None
+    shadow: tuple[VersionInfo, float, float] | None = None  # version, share, tolerance
+
+    def versions(self) -> list[VersionInfo]:
+        out = [self.production] if self.production else []
+        return out + [part[0] for part in (self.canary, self.shadow) if part is not None]
+
+
+class DeploymentView:
+    """This worker's copy of the deployment state: routes per model and pinned versions.
+
+    It is rebuilt when the registry's change marker moves. The new state's models are loaded
+    *before* it replaces the old one, so no request waits for, or sees, a half-loaded model; the
+    versions it replaces stay in the cache for an instant rollback.
+    """
+
+    def __init__(self, registry: Registry, cache: ModelCache, refresh_seconds: float) -> None:
         self.registry = registry
+        self.deployments = Deployments(registry)
+        self.cache = cache
         self.refresh_seconds = refresh_seconds
         self._lock = threading.Lock()
         self._checked = 0.0
         self._marker = -1
-        self._versions: dict[tuple[str, str | None, int | None], VersionInfo] = {}
+        self._routes: dict[str, Route] = {}
+        self._pinned: dict[tuple[str, str | None, int | None], VersionInfo] = {}
 
     def invalidate(self) -> None:
         with self._lock:
             self._checked = 0.0
 
-    def _refresh(self) -> None:
+    def _build_route(self, name: str) -> Route:
+        try:
+            production: VersionInfo | None = self.registry.get_version(name)
+        except NotFound:
+            self.registry.get_model(name)  # unknown model: NotFound names the model
+            production = None
+        canary = shadow = None
+        for r in self.deployments.open_rollouts(name):
+            if r.kind == "canary":
+                canary = (self.registry.get_version(name, r.version), float(r.config["share"]))
+            elif r.kind == "shadow":
+                shadow = (self.registry.get_version(name, r.version), float(r.config["share"]),
+                          float(r.config.get("tolerance", 1e-6)))
+        return Route(production, canary, shadow)
+
+    def refresh(self, force: bool = False) -> bool:
+        """Rebuild the known routes if the registry changed; True when something changed."""
         now = time.monotonic()
-        if now - self._checked < self.refresh_seconds:
-            return
+        if not force and now - self._checked < self.refresh_seconds:
+            return False
         marker = self.registry.change_marker()
+        self._checked = now
+        if marker == self._marker:
+            return False
         with self._lock:
-            self._checked = now
-            if marker != self._marker:
-                self._marker = marker
-                self._versions.clear()
+            names = list(self._routes)
+        routes = {}
+        for name in names:
+            try:
+                routes[name] = self._build_route(name)
+            except NotFound:
+                continue
+        for route in routes.values():  # load before the switch
+            for info in route.versions():
+                try:
+                    self.cache.get(info)
+                except ScoreBridgeError:
+                    pass  # reported when a request needs it
+        with self._lock:
+            self._routes = routes
+            self._pinned.clear()
+            self._marker = marker
+        return True
+
+    def route(self, name: str) -> Route:
+        self.refresh()
+        with self._lock:
+            route = self._routes.get(name)
+        if route is None:
+            route = self._build_route(name)
+            with self._lock:
+                self._routes[name] = route
+        return route
 
     def resolve(self, name: str, version: int | None = None,
                 alias: str | None = None) -> VersionInfo:
-        self._refresh()
+        self.refresh()
         key = (name, None if version is not None else (alias or PRODUCTION), version)
         with self._lock:
-            info = self._versions.get(key)
+            info = self._pinned.get(key)
         if info is None:
             info = self.registry.get_version(name, version=version, alias=alias)
             with self._lock:
-                self._versions[key] = info
+                self._pinned[key] = info
         return info
 
 
@@ -146,7 +214,9 @@ class Scorer:
         self.registry = registry
         self.settings = settings
         self.cache = ModelCache(registry, settings)
-        self.deployments = DeploymentView(registry, settings.deploy_refresh_seconds)
+        self.deployments = DeploymentView(registry, self.cache, settings.deploy_refresh_seconds)
+        self.traffic = TrafficRecorder()
+        self.shadow = ShadowRunner(self.traffic)
 
     def model_for(self, name: str, version: int | None = None,
                   alias: str | None = None) -> LoadedModel:
@@ -157,8 +227,88 @@ class Scorer:
         if table.n_rows > self.settings.max_rows:
             raise PayloadTooLarge(f"{table.n_rows} rows in one request; the limit is "
                                   f"{self.settings.max_rows}: split the input or use a batch job")
-        model = self.model_for(name, version, alias)
-        return score_with(model, table, options)
+        route = None
+        if version is not None or alias is not None:
+            info = self.deployments.resolve(name, version, alias)
+        else:
+            route = self.deployments.route(name)
+            if route.production is None:
+                raise NotFound(f"model {name!r} has no production version yet")
+            info = route.production
+            if route.canary is not None and random.random() < route.canary[1]:
+                info = route.canary[0]
+        model = self.cache.get(info)
+        start = time.perf_counter()
+        try:
+            result = score_with(model, table, options)
+        except ModelFailure:
+            self.traffic.record(name, model.version, time.perf_counter() - start, table.n_rows,
+                                error=True)
+            raise
+        self.traffic.record(name, model.version, time.perf_counter() - start,
+                            result.rows_scored, error=result.model_failures > 0)
+        if route is not None and route.shadow is not None and \
+                random.random() < route.shadow[1]:
+            shadow_info, _, tolerance = route.shadow
+            try:
+                self.shadow.submit(self.cache.get(shadow_info), table, result, tolerance)
+            except ScoreBridgeError:
+                pass
+        return result
+
+
+class ShadowRunner:
+    """Scores a copy of production requests with the shadow candidate, off the response path.
+
+    One background thread and a bounded backlog: when the candidate cannot keep up, copies are
+    dropped rather than slowing production. Agreement (same label, or a value within tolerance)
+    is counted per request.
+    """
+
+    MAX_BACKLOG = 64
+
+    def __init__(self, traffic: TrafficRecorder) -> None:
+        self.traffic = traffic
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow")
+        self._backlog = threading.BoundedSemaphore(self.MAX_BACKLOG)
+        self.dropped = 0
+
+    def submit(self, model: LoadedModel, table: RawTable, served: ScoreResult,
+               tolerance: float) -> None:
+        if not self._backlog.acquire(blocking=False):
+            self.dropped += 1
+            return
+        future = self._pool.submit(self._compare, model, table, served, tolerance)
+        future.add_done_callback(lambda _: self._backlog.release())
+
+    def _compare(self, model: LoadedModel, table: RawTable, served: ScoreResult,
+                 tolerance: float) -> None:
+        start = time.perf_counter()
+        try:
+            shadow = score_with(model, table, ScoreOptions(probabilities=False, errors="row"))
+        except ScoreBridgeError:
+            self.traffic.record(model.name, model.version, time.perf_counter() - start, 0, True)
+            return
+        self.traffic.record(model.name, model.version, time.perf_counter() - start,
+                            shadow.rows_scored, error=shadow.model_failures > 0)
+        compared = agreed = 0
+        for a, b in zip(shadow.predictions, served.predictions):
+            if a is None or b is None:
+                continue
+            compared += 1
+            if isinstance(a, float) or isinstance(b, float):
+                agreed += abs(float(a) - float(b)) <= tolerance * max(1.0, abs(float(b)))
+            else:
+                agreed += a == b
+        self.traffic.record_shadow(model.name, model.version, compared, agreed)
+
+    def drain(self, timeout: float = 10.0) -> None:
+        """Wait for the backlog to empty (tests and shutdown)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._backlog._value == self.MAX_BACKLOG:  # type: ignore[attr-defined]
+                return
+            time.sleep(0.01)
 
 
 def score_with(model: LoadedModel, table: RawTable, options: ScoreOptions) -> ScoreResult:
@@ -189,7 +339,7 @@ def score_with(model: LoadedModel, table: RawTable, options: ScoreOptions) -> Sc
                        probabilities=probabilities,
                        classes=list(output.classes) if output.classes is not None else None,
                        errors=errors, warnings=_dedupe(checked.warnings), n_rows=n,
-                       kind=output.kind)
+                       kind=output.kind, model_failures=len(pred.failures))
 
 
 def _summary(errors: list[FieldError], n_rows: int) -> str:

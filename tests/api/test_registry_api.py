@@ -57,8 +57,8 @@ def test_second_version_waits_for_promotion(client, wine):
     assert_problem(client.post("/api/v1/models/wine/rollback", scope="deploy"), 409,
                    "no earlier production version")
     kinds = [e["kind"] for e in client.get("/api/v1/events?model=wine", scope="read").json["events"]]
-    assert kinds == ["rolled_back", "promoted", "registered", "promoted", "registered",
-                     "model_created"]
+    assert kinds == ["rolled_back", "promoted", "registered", "promoted", "gates_passed",
+                     "registered", "model_created"]
 
 
 def test_alias_requests_are_validated(client, wine):

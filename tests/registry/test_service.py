@@ -32,13 +32,15 @@ def _add(registry, name="m", content=b"artifact", tmp: Path | None = None):
     with tempfile.NamedTemporaryFile(delete=False) as fh:
         fh.write(content)
     key = registry.store.put(Path(fh.name), sha)
+    gates = [{"gate": "smoke", "passed": True, "detail": "test", "data": {}}]
     return registry.add_version(name, NewVersion(sha256=sha, format="skops",
-                                                 size_bytes=len(content), signature=SIG),
+                                                 size_bytes=len(content), signature=SIG,
+                                                 gates=gates),
                                 key, actor="test")
 
 
 def test_schema_is_at_head_and_upgrade_is_idempotent(registry, settings):
-    assert current_revision(registry.engine) == head_revision() == "0001"
+    assert current_revision(registry.engine) == head_revision() == "0002"
     build_registry(settings).engine.dispose()  # second start: nothing to do, nothing breaks
 
 
@@ -131,7 +133,7 @@ def test_events_and_change_marker(registry):
     _add(registry, "m")
     assert registry.change_marker() > before
     kinds = [e.kind for e in registry.events("m")]
-    assert kinds == ["promoted", "registered", "model_created"]
+    assert kinds == ["promoted", "gates_passed", "registered", "model_created"]
     assert registry.events("other") == []
 
 

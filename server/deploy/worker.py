@@ -1,0 +1,98 @@
+"""The deployment worker: one background thread per server process.
+
+On each tick it refreshes this process's view of the deployments (loading new versions before they
+serve), flushes traffic counters, processes pending versions, decides open rollouts, delivers
+webhooks and scans the drop folder. Every step is guarded: a failure is logged and retried on the
+next tick, and none of it runs on a request thread.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from typing import Callable
+
+from ..config import Settings
+from ..registry.deployments import Deployments
+from ..registry.service import Registry
+from ..scoring.service import Scorer
+from .dropfolder import DropFolder
+from .pipeline import Pipeline
+from .webhooks import WebhookSender
+
+log = logging.getLogger(__name__)
+
+
+class DeploymentWorker:
+    def __init__(self, registry: Registry, scorer: Scorer, settings: Settings) -> None:
+        self.registry = registry
+        self.scorer = scorer
+        self.settings = settings
+        self.deployments = Deployments(registry)
+        self._pid: int | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._new_identity()
+
+    def _new_identity(self) -> None:
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.pipeline = Pipeline(self.registry, self.scorer.cache, self.id)
+        self.webhooks = (WebhookSender(self.deployments, self.settings.webhook_secret)
+                         if self.settings.webhook_urls else None)
+        self.dropfolder = (DropFolder(self.settings.watch_dir, self.registry, self.settings)
+                           if self.settings.watch_dir else None)
+
+    def flush_traffic(self) -> None:
+        data = self.scorer.traffic.drain()
+        if not data:
+            return
+        try:
+            self.deployments.add_traffic(self.id, data)
+        except Exception:
+            self.scorer.traffic.restore(data)
+            raise
+
+    def run_once(self) -> None:
+        """One tick; safe to call directly (tests, the CLI)."""
+        steps: list[tuple[str, Callable[[], object]]] = [
+            ("refresh", lambda: self.scorer.deployments.refresh()),
+            ("traffic", self.flush_traffic),
+            ("pipeline", self.pipeline.process_pending),
+            ("rollouts", self.pipeline.evaluate_rollouts),
+        ]
+        if self.webhooks is not None:
+            steps.append(("webhooks", self.webhooks.deliver_due))
+        if self.dropfolder is not None:
+            steps.append(("drop folder", self.dropfolder.scan))
+        for name, step in steps:
+            try:
+                step()
+            except Exception:
+                log.exception("deployment worker step %r failed; retrying next tick", name)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.settings.tick_seconds):
+            self.run_once()
+
+    def ensure_started(self) -> None:
+        """Start the thread in this process (once; again after a fork)."""
+        if self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            if self._pid is not None:  # forked: a new process needs its own identity
+                self._new_identity()
+            self._pid = os.getpid()
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._loop, name="deployment-worker",
+                                            daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)

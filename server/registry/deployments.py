@@ -1,0 +1,306 @@
+"""Deployment state in the registry: the version pipeline's queue, rollouts and traffic counters.
+
+Every method is safe to call from many workers and hosts at once: a pending version is claimed by one
+conditional UPDATE, a rollout is finished by one conditional UPDATE, so each step happens once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from .schema import (AliasRow, ModelRow, RolloutRow, TrafficRow, VersionRow, WebhookDeliveryRow,
+                     utcnow)
+from .service import PRODUCTION, Registry, VersionInfo, _utc
+
+STALE_CLAIM = timedelta(minutes=5)
+
+
+@dataclass
+class Rollout:
+    id: int
+    model: str
+    version: int
+    baseline: int | None
+    kind: str
+    config: dict[str, Any]
+    started_at: datetime
+    finished_at: datetime | None = None
+    outcome: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def public(self) -> dict[str, Any]:
+        return {"id": self.id, "version": self.version, "baseline": self.baseline,
+                "kind": self.kind, "config": self.config,
+                "started_at": self.started_at.isoformat(),
+                "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+                "outcome": self.outcome, "detail": self.detail}
+
+
+@dataclass
+class Traffic:
+    requests: int = 0
+    errors: int = 0
+    rows: int = 0
+    latency_sum: float = 0.0
+    buckets: list[int] = field(default_factory=list)
+    shadow_compared: int = 0
+    shadow_agreed: int = 0
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+    @property
+    def mean_latency(self) -> float:
+        return self.latency_sum / self.requests if self.requests else 0.0
+
+    @property
+    def agreement(self) -> float | None:
+        return self.shadow_agreed / self.shadow_compared if self.shadow_compared else None
+
+    def public(self) -> dict[str, Any]:
+        return {"requests": self.requests, "errors": self.errors, "rows": self.rows,
+                "error_rate": self.error_rate, "mean_latency_ms": self.mean_latency * 1000,
+                "shadow_compared": self.shadow_compared, "shadow_agreed": self.shadow_agreed,
+                "agreement": self.agreement}
+
+
+class Deployments:
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    # -- the pipeline's queue ---------------------------------------------------------------------
+
+    def claim_next(self, worker: str) -> VersionInfo | None:
+        """Claim the oldest pending version of some model whose earlier versions are all done."""
+        now = utcnow()
+        with self.registry.writing() as session:
+            session.execute(update(VersionRow)
+                            .where(VersionRow.pipeline == "processing",
+                                   VersionRow.claimed_at < now - STALE_CLAIM)
+                            .values(pipeline="pending", claimed_by=None))
+            busy = select(VersionRow.model_id).where(VersionRow.pipeline == "processing")
+            first = (select(VersionRow.model_id, func.min(VersionRow.version).label("v"))
+                     .where(VersionRow.pipeline == "pending",
+                            VersionRow.model_id.not_in(busy))
+                     .group_by(VersionRow.model_id).subquery())
+            candidate = session.execute(
+                select(VersionRow.id).join(first, and_(VersionRow.model_id == first.c.model_id,
+                                                       VersionRow.version == first.c.v))
+                .order_by(VersionRow.id).limit(1)).scalar()
+            if candidate is None:
+                return None
+            claimed = session.execute(update(VersionRow)
+                                      .where(VersionRow.id == candidate,
+                                             VersionRow.pipeline == "pending")
+                                      .values(pipeline="processing", claimed_at=now,
+                                              claimed_by=worker)).rowcount
+            if not claimed:
+                return None
+            row = session.get(VersionRow, candidate)
+            model = session.get(ModelRow, row.model_id)
+            name, number = model.name, row.version
+        return self.registry.get_version(name, number)
+
+    def finish(self, name: str, version: int, gates: list[dict[str, Any]], passed: bool,
+               actor: str) -> None:
+        with self.registry.writing() as session:
+            model = self.registry._model_row(session, name)
+            row = session.scalar(select(VersionRow).where(VersionRow.model_id == model.id,
+                                                          VersionRow.version == version))
+            row.gates, row.gate_status, row.pipeline = gates, "passed" if passed else "failed", "done"
+            failed = [g for g in gates if not g["passed"]]
+            self.registry._event(session, model, "gates_passed" if passed else "gates_failed",
+                                 actor, version, gates=gates,
+                                 reason="; ".join(f"{g['gate']}: {g['detail']}" for g in failed))
+
+    def pending_count(self) -> int:
+        with self.registry.reading() as session:
+            return int(session.scalar(select(func.count()).select_from(VersionRow)
+                                      .where(VersionRow.pipeline != "done")) or 0)
+
+    # -- rollouts -----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _rollout(row: RolloutRow, name: str) -> Rollout:
+        return Rollout(id=row.id, model=name, version=row.version, baseline=row.baseline,
+                       kind=row.kind, config=row.config or {},
+                       started_at=_utc(row.started_at),  # type: ignore[arg-type]
+                       finished_at=_utc(row.finished_at), outcome=row.outcome,
+                       detail=row.detail or {})
+
+    def start_rollout(self, name: str, version: int, kind: str, config: dict[str, Any],
+                      baseline: int | None, actor: str, promote: bool = False,
+                      reason: str = "") -> Rollout:
+        """Open a rollout (finishing any open one of the same model as superseded); with
+        ``promote``, make the version production in the same transaction (the auto policy)."""
+        with self.registry.writing() as session:
+            model = self.registry._model_row(session, name)
+            if promote:
+                target = session.scalar(select(VersionRow).where(VersionRow.model_id == model.id,
+                                                                 VersionRow.version == version))
+                self.registry._set_alias(session, model, PRODUCTION, target, actor,
+                                         reason=reason or "passed its gates")
+            for old in session.scalars(select(RolloutRow).where(RolloutRow.model_id == model.id,
+                                                                RolloutRow.finished_at.is_(None))):
+                old.finished_at, old.outcome = utcnow(), "superseded"
+                self._drop_alias(session, model.id, old.kind)
+                self.registry._event(session, model, f"{old.kind}_finished", actor, old.version,
+                                     outcome="superseded", by_version=version)
+            row = RolloutRow(model_id=model.id, version=version, baseline=baseline, kind=kind,
+                             config=config, started_at=utcnow(), detail={})
+            session.add(row)
+            if kind in ("canary", "shadow"):
+                target = session.scalar(select(VersionRow).where(VersionRow.model_id == model.id,
+                                                                 VersionRow.version == version))
+                self.registry._set_alias(session, model, kind, target, actor,
+                                         reason=f"{kind} started", kind=f"{kind}_started")
+            else:
+                self.registry._event(session, model, f"{kind}_started", actor, version,
+                                     config=config)
+            session.flush()
+            return self._rollout(row, name)
+
+    @staticmethod
+    def _drop_alias(session: Any, model_id: int, kind: str) -> None:
+        if kind in ("canary", "shadow"):
+            alias = session.get(AliasRow, (model_id, kind))
+            if alias is not None:
+                session.delete(alias)
+
+    def finish_rollout(self, rollout: Rollout, outcome: str, actor: str, *,
+                       promote: bool = False, rollback: bool = False,
+                       detail: dict[str, Any] | None = None) -> bool:
+        """Close ``rollout`` once (False if another worker already did), promoting the version or
+        rolling production back in the same transaction."""
+        with self.registry.writing() as session:
+            done = session.execute(update(RolloutRow)
+                                   .where(RolloutRow.id == rollout.id,
+                                          RolloutRow.finished_at.is_(None))
+                                   .values(finished_at=utcnow(), outcome=outcome,
+                                           detail=detail or {})).rowcount
+            if not done:
+                return False
+            model = self.registry._model_row(session, rollout.model)
+            self._drop_alias(session, model.id, rollout.kind)
+            reason = (detail or {}).get("reason", outcome)
+            self.registry._event(session, model, f"{rollout.kind}_finished", actor,
+                                 rollout.version, outcome=outcome, **(detail or {}))
+            row = session.scalar(select(VersionRow).where(VersionRow.model_id == model.id,
+                                                          VersionRow.version == rollout.version))
+            if promote:
+                row.rolled_back = False
+                self.registry._set_alias(session, model, PRODUCTION, row, actor, reason=reason)
+            if rollback:
+                row.rolled_back = True
+                if rollout.kind == "watch" and rollout.baseline is not None:
+                    base = session.scalar(select(VersionRow).where(
+                        VersionRow.model_id == model.id, VersionRow.version == rollout.baseline))
+                    current = session.get(AliasRow, (model.id, PRODUCTION))
+                    if base is not None and current is not None and current.version_id == row.id:
+                        self.registry._set_alias(session, model, PRODUCTION, base, actor,
+                                                 reason=reason, kind="rolled_back")
+        return True
+
+    def open_rollouts(self, name: str | None = None) -> list[Rollout]:
+        with self.registry.reading() as session:
+            query = (select(RolloutRow, ModelRow.name).join(ModelRow)
+                     .where(RolloutRow.finished_at.is_(None)).order_by(RolloutRow.id))
+            if name is not None:
+                query = query.where(ModelRow.name == name)
+            return [self._rollout(row, model) for row, model in session.execute(query)]
+
+    def rollouts(self, name: str, limit: int = 20) -> list[Rollout]:
+        with self.registry.reading() as session:
+            query = (select(RolloutRow, ModelRow.name).join(ModelRow)
+                     .where(ModelRow.name == name).order_by(RolloutRow.id.desc()).limit(limit))
+            return [self._rollout(row, model) for row, model in session.execute(query)]
+
+    # -- traffic ------------------------------------------------------------------------------------
+
+    def add_traffic(self, worker: str, buckets: dict[tuple[str, int, datetime], Traffic]) -> None:
+        """Add a worker's counters to its rows (one row per model, version, worker, minute)."""
+        with self.registry.writing() as session:
+            for (model, version, minute), t in buckets.items():
+                key = and_(TrafficRow.model_name == model, TrafficRow.version == version,
+                           TrafficRow.worker == worker, TrafficRow.minute == minute)
+                row = session.scalar(select(TrafficRow).where(key))
+                if row is None:
+                    try:
+                        with session.begin_nested():
+                            session.add(TrafficRow(
+                                model_name=model, version=version, worker=worker, minute=minute,
+                                requests=t.requests, errors=t.errors, rows=t.rows,
+                                latency_sum=t.latency_sum, latency_buckets=list(t.buckets),
+                                shadow_compared=t.shadow_compared,
+                                shadow_agreed=t.shadow_agreed))
+                        continue
+                    except IntegrityError:
+                        row = session.scalar(select(TrafficRow).where(key))
+                row.requests += t.requests
+                row.errors += t.errors
+                row.rows += t.rows
+                row.latency_sum += t.latency_sum
+                old = list(row.latency_buckets or [])
+                row.latency_buckets = [a + b for a, b in zip(
+                    old + [0] * (len(t.buckets) - len(old)), t.buckets)] if t.buckets else old
+                row.shadow_compared += t.shadow_compared
+                row.shadow_agreed += t.shadow_agreed
+
+    def traffic(self, name: str, version: int, since: datetime | None = None) -> Traffic:
+        with self.registry.reading() as session:
+            query = select(TrafficRow).where(TrafficRow.model_name == name,
+                                             TrafficRow.version == version)
+            if since is not None:
+                # minute buckets: include the one the window starts in
+                query = query.where(TrafficRow.minute >= since.replace(second=0, microsecond=0))
+            total = Traffic()
+            for row in session.scalars(query):
+                total.requests += row.requests
+                total.errors += row.errors
+                total.rows += row.rows
+                total.latency_sum += row.latency_sum
+                b = list(row.latency_buckets or [])
+                total.buckets = [x + y for x, y in zip(
+                    total.buckets + [0] * (len(b) - len(total.buckets)),
+                    b + [0] * (len(total.buckets) - len(b)))]
+                total.shadow_compared += row.shadow_compared
+                total.shadow_agreed += row.shadow_agreed
+            return total
+
+    # -- webhook outbox -------------------------------------------------------------------------
+
+    def due_deliveries(self, limit: int = 20) -> list[WebhookDeliveryRow]:
+        with self.registry.reading() as session:
+            return list(session.scalars(
+                select(WebhookDeliveryRow)
+                .where(WebhookDeliveryRow.delivered_at.is_(None),
+                       WebhookDeliveryRow.failed.is_(False),
+                       WebhookDeliveryRow.next_attempt_at <= utcnow())
+                .order_by(WebhookDeliveryRow.id).limit(limit)))
+
+    def lease_delivery(self, delivery_id: int, seconds: float) -> bool:
+        """Take a delivery for ``seconds`` so no other worker sends it meanwhile."""
+        with self.registry.writing() as session:
+            return bool(session.execute(
+                update(WebhookDeliveryRow)
+                .where(WebhookDeliveryRow.id == delivery_id,
+                       WebhookDeliveryRow.delivered_at.is_(None),
+                       WebhookDeliveryRow.next_attempt_at <= utcnow())
+                .values(next_attempt_at=utcnow() + timedelta(seconds=seconds))).rowcount)
+
+    def record_delivery(self, delivery_id: int, ok: bool, error: str, retry_in: float | None) -> None:
+        with self.registry.writing() as session:
+            row = session.get(WebhookDeliveryRow, delivery_id)
+            row.attempts += 1
+            row.last_error = error[:500]
+            if ok:
+                row.delivered_at = utcnow()
+            elif retry_in is None:
+                row.failed = True
+            else:
+                row.next_attempt_at = utcnow() + timedelta(seconds=retry_in)

@@ -1,0 +1,86 @@
+"""Per-worker traffic counters: requests, errors, rows and latency per model version.
+
+Counting happens in memory on the scoring path (a lock and a few additions); the deployment worker
+flushes the counters to the registry every second, where canary decisions, automatic rollback and
+the dashboard read them summed over every worker and host.
+"""
+from __future__ import annotations
+
+import bisect
+import threading
+from datetime import datetime, timezone
+
+from ..registry.deployments import Traffic
+
+BUCKET_EDGES_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+MAX_PENDING_KEYS = 10_000
+
+
+def _minute(now: datetime | None = None) -> datetime:
+    now = now or datetime.now(timezone.utc)
+    return now.replace(second=0, microsecond=0)
+
+
+class TrafficRecorder:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._data: dict[tuple[str, int, datetime], Traffic] = {}
+
+    def _bucket(self, model: str, version: int) -> Traffic:
+        key = (model, version, _minute())
+        t = self._data.get(key)
+        if t is None:
+            t = self._data[key] = Traffic(buckets=[0] * (len(BUCKET_EDGES_MS) + 1))
+        return t
+
+    def record(self, model: str, version: int, seconds: float, rows: int, error: bool) -> None:
+        with self._lock:
+            if len(self._data) > MAX_PENDING_KEYS:  # the database has been away for long
+                return
+            t = self._bucket(model, version)
+            t.requests += 1
+            t.errors += int(error)
+            t.rows += rows
+            t.latency_sum += seconds
+            t.buckets[bisect.bisect_left(BUCKET_EDGES_MS, seconds * 1000)] += 1
+
+    def record_shadow(self, model: str, version: int, compared: int, agreed: int) -> None:
+        with self._lock:
+            t = self._bucket(model, version)
+            t.shadow_compared += compared
+            t.shadow_agreed += agreed
+
+    def drain(self) -> dict[tuple[str, int, datetime], Traffic]:
+        with self._lock:
+            data, self._data = self._data, {}
+        return data
+
+    def restore(self, data: dict[tuple[str, int, datetime], Traffic]) -> None:
+        """Put back counters that could not be flushed, so nothing is lost while the DB is away."""
+        with self._lock:
+            for key, t in data.items():
+                mine = self._data.get(key)
+                if mine is None:
+                    self._data[key] = t
+                    continue
+                mine.requests += t.requests
+                mine.errors += t.errors
+                mine.rows += t.rows
+                mine.latency_sum += t.latency_sum
+                mine.buckets = [a + b for a, b in zip(mine.buckets, t.buckets)]
+                mine.shadow_compared += t.shadow_compared
+                mine.shadow_agreed += t.shadow_agreed
+
+
+def percentile_ms(buckets: list[int], q: float) -> float | None:
+    """An upper bound of the q-quantile latency from bucket counts."""
+    total = sum(buckets)
+    if not total:
+        return None
+    target = q * total
+    seen = 0
+    for i, count in enumerate(buckets):
+        seen += count
+        if seen >= target:
+            return float(BUCKET_EDGES_MS[i]) if i < len(BUCKET_EDGES_MS) else float("inf")
+    return float("inf")
