@@ -45,6 +45,7 @@ class Settings:
     watch_dir: Path | None = None
     webhook_urls: tuple[str, ...] = ()
     webhook_secret: str = ""
+    claim_timeout_seconds: float = 300.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -75,6 +76,7 @@ class Settings:
             watch_dir=Path(get("WATCH_DIR", "")) if get("WATCH_DIR", "") else None,
             webhook_urls=_csv(get("WEBHOOK_URLS", "")),
             webhook_secret=get("WEBHOOK_SECRET", ""),
+            claim_timeout_seconds=float(get("CLAIM_TIMEOUT_SECONDS", "300")),
         )
         return replace(settings, **overrides) if overrides else settings
 

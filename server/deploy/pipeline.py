@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pandas as pd
 
 from ..codecs.files import frame_from_parquet
 from ..errors import NotFound, ScoreBridgeError
-from ..registry.deployments import Deployments, Rollout
+from ..registry.deployments import Deployments, Rollout, RolloutPlan
 from ..registry.service import Registry, VersionInfo
 from ..scoring.service import ModelCache
 from ..scoring.signature import Signature, example_frame
@@ -28,11 +28,13 @@ ACTOR = "deployment pipeline"
 
 
 class Pipeline:
-    def __init__(self, registry: Registry, cache: ModelCache, worker: str) -> None:
+    def __init__(self, registry: Registry, cache: ModelCache, worker: str,
+                 claim_timeout: float = 300.0) -> None:
         self.registry = registry
         self.deployments = Deployments(registry)
         self.cache = cache
         self.worker = worker
+        self.claim_timeout = timedelta(seconds=claim_timeout)
 
     # -- new versions -----------------------------------------------------------------------------
 
@@ -40,7 +42,7 @@ class Pipeline:
         """Claim and process pending versions (any model), oldest first; returns what it did."""
         done = []
         for _ in range(limit):
-            info = self.deployments.claim_next(self.worker)
+            info = self.deployments.claim_next(self.worker, self.claim_timeout)
             if info is None:
                 break
             self.process(info)
@@ -96,27 +98,24 @@ class Pipeline:
                                                      f"({type(exc).__name__})")]
             policy, production = Policy(), None
         passed = all(r.passed for r in results)
-        self.deployments.finish(name, info.version, [r.as_dict() for r in results], passed, ACTOR)
-        if passed:
-            self.roll_out(info, production, policy)
+        plan = self.plan(production, policy) if passed else None
+        self.deployments.finish(name, info.version, [r.as_dict() for r in results], passed, ACTOR,
+                                plan)
 
-    def roll_out(self, info: VersionInfo, production: VersionInfo | None, policy: Policy) -> None:
-        name, version = info.model, info.version
-        baseline = production.version if production else None
+    @staticmethod
+    def plan(production: VersionInfo | None, policy: Policy) -> RolloutPlan:
+        """How a version that passed its gates reaches production under ``policy``."""
         mode = policy.policy
+        baseline = production.version if production else None
         if production is None:
-            self.registry.set_alias(name, "production", version, actor=ACTOR,
-                                    reason="passed its gates; no production version yet")
-        elif mode == "manual":
-            self.registry.record_event(name, "awaiting_promotion", actor=ACTOR, version=version,
-                                       reason="policy is manual")
-        elif mode == "auto":
-            self.deployments.start_rollout(name, version, "watch", asdict(policy.rollback),
-                                           baseline, ACTOR, promote=True,
-                                           reason="passed its gates (policy auto)")
-        else:
-            config = asdict(policy.canary if mode == "canary" else policy.shadow)
-            self.deployments.start_rollout(name, version, mode, config, baseline, ACTOR)
+            return RolloutPlan("promote", reason="passed its gates; no production version yet")
+        if mode == "manual":
+            return RolloutPlan("manual", reason="policy is manual")
+        if mode == "auto":
+            return RolloutPlan("watch", asdict(policy.rollback), baseline,
+                               reason="passed its gates (policy auto)")
+        config = asdict(policy.canary if mode == "canary" else policy.shadow)
+        return RolloutPlan(mode, config, baseline)
 
     # -- open rollouts ----------------------------------------------------------------------------
 
@@ -188,14 +187,13 @@ class Pipeline:
 
     def _finish(self, r: Rollout, outcome: str, detail: dict[str, Any], *, promote: bool = False,
                 rollback: bool = False) -> str | None:
+        watch = None
+        if promote and r.kind != "watch":
+            policy = Policy.from_dict(self.registry.get_model(r.model).policy)
+            watch = asdict(policy.rollback)
         if self.deployments.finish_rollout(r, outcome, ACTOR, promote=promote, rollback=rollback,
-                                           detail=detail):
+                                           detail=detail, watch=watch):
             log.info("%s of %s v%s: %s (%s)", r.kind, r.model, r.version, outcome,
                      detail.get("reason"))
-            if promote and r.kind != "watch":
-                config = self.registry.get_model(r.model).policy.get("rollback") or {}
-                watch = asdict(Policy.from_dict({"rollback": config}).rollback)
-                self.deployments.start_rollout(r.model, r.version, "watch", watch, r.baseline,
-                                               ACTOR)
             return outcome
         return None

@@ -39,7 +39,8 @@ class DeploymentWorker:
 
     def _new_identity(self) -> None:
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self.pipeline = Pipeline(self.registry, self.scorer.cache, self.id)
+        self.pipeline = Pipeline(self.registry, self.scorer.cache, self.id,
+                                 self.settings.claim_timeout_seconds)
         self.webhooks = (WebhookSender(self.deployments, self.settings.webhook_secret)
                          if self.settings.webhook_urls else None)
         self.dropfolder = (DropFolder(self.settings.watch_dir, self.registry, self.settings)
@@ -67,6 +68,8 @@ class DeploymentWorker:
             steps.append(("webhooks", self.webhooks.deliver_due))
         if self.dropfolder is not None:
             steps.append(("drop folder", self.dropfolder.scan))
+        # what this tick decided serves from this process at once, not a refresh interval later
+        steps.append(("refresh", lambda: self.scorer.deployments.refresh(force=True)))
         for name, step in steps:
             try:
                 step()

@@ -40,6 +40,17 @@ class Rollout:
                 "outcome": self.outcome, "detail": self.detail}
 
 
+@dataclass(frozen=True)
+class RolloutPlan:
+    """What the pipeline does with a version that passed: promote it (no production yet), wait
+    for a person (manual), promote and watch it (auto), or open a canary or shadow."""
+
+    kind: str
+    config: dict[str, Any] = field(default_factory=dict)
+    baseline: int | None = None
+    reason: str = ""
+
+
 @dataclass
 class Traffic:
     requests: int = 0
@@ -75,13 +86,14 @@ class Deployments:
 
     # -- the pipeline's queue ---------------------------------------------------------------------
 
-    def claim_next(self, worker: str) -> VersionInfo | None:
-        """Claim the oldest pending version of some model whose earlier versions are all done."""
+    def claim_next(self, worker: str, stale_after: timedelta = STALE_CLAIM) -> VersionInfo | None:
+        """Claim the oldest pending version of some model whose earlier versions are all done.
+        A claim older than ``stale_after`` belonged to a worker that died: it is taken up again."""
         now = utcnow()
         with self.registry.writing() as session:
             session.execute(update(VersionRow)
                             .where(VersionRow.pipeline == "processing",
-                                   VersionRow.claimed_at < now - STALE_CLAIM)
+                                   VersionRow.claimed_at < now - stale_after)
                             .values(pipeline="pending", claimed_by=None))
             busy = select(VersionRow.model_id).where(VersionRow.pipeline == "processing")
             first = (select(VersionRow.model_id, func.min(VersionRow.version).label("v"))
@@ -107,7 +119,9 @@ class Deployments:
         return self.registry.get_version(name, number)
 
     def finish(self, name: str, version: int, gates: list[dict[str, Any]], passed: bool,
-               actor: str) -> None:
+               actor: str, plan: RolloutPlan | None = None) -> None:
+        """Store the gates' results and carry out the rollout ``plan`` in one transaction, so a
+        crash leaves the version either unprocessed (and taken up again) or fully rolled out."""
         with self.registry.writing() as session:
             model = self.registry._model_row(session, name)
             row = session.scalar(select(VersionRow).where(VersionRow.model_id == model.id,
@@ -117,6 +131,19 @@ class Deployments:
             self.registry._event(session, model, "gates_passed" if passed else "gates_failed",
                                  actor, version, gates=gates,
                                  reason="; ".join(f"{g['gate']}: {g['detail']}" for g in failed))
+            if passed and plan is not None:
+                self._carry_out(session, model, row, plan, actor)
+
+    def _carry_out(self, session: Any, model: ModelRow, row: VersionRow, plan: RolloutPlan,
+                   actor: str) -> None:
+        if plan.kind == "manual":
+            self.registry._event(session, model, "awaiting_promotion", actor, row.version,
+                                 reason=plan.reason)
+            return
+        if plan.kind in ("promote", "watch"):
+            self.registry._set_alias(session, model, PRODUCTION, row, actor, reason=plan.reason)
+        if plan.kind != "promote":
+            self._open_rollout(session, model, row, plan.kind, plan.config, plan.baseline, actor)
 
     def pending_count(self) -> int:
         with self.registry.reading() as session:
@@ -134,36 +161,34 @@ class Deployments:
                        detail=row.detail or {})
 
     def start_rollout(self, name: str, version: int, kind: str, config: dict[str, Any],
-                      baseline: int | None, actor: str, promote: bool = False,
-                      reason: str = "") -> Rollout:
-        """Open a rollout (finishing any open one of the same model as superseded); with
-        ``promote``, make the version production in the same transaction (the auto policy)."""
+                      baseline: int | None, actor: str) -> Rollout:
         with self.registry.writing() as session:
             model = self.registry._model_row(session, name)
-            if promote:
-                target = session.scalar(select(VersionRow).where(VersionRow.model_id == model.id,
-                                                                 VersionRow.version == version))
-                self.registry._set_alias(session, model, PRODUCTION, target, actor,
-                                         reason=reason or "passed its gates")
-            for old in session.scalars(select(RolloutRow).where(RolloutRow.model_id == model.id,
-                                                                RolloutRow.finished_at.is_(None))):
-                old.finished_at, old.outcome = utcnow(), "superseded"
-                self._drop_alias(session, model.id, old.kind)
-                self.registry._event(session, model, f"{old.kind}_finished", actor, old.version,
-                                     outcome="superseded", by_version=version)
-            row = RolloutRow(model_id=model.id, version=version, baseline=baseline, kind=kind,
+            row = session.scalar(select(VersionRow).where(VersionRow.model_id == model.id,
+                                                          VersionRow.version == version))
+            rollout = self._open_rollout(session, model, row, kind, config, baseline, actor)
+            return self._rollout(rollout, name)
+
+    def _open_rollout(self, session: Any, model: ModelRow, row: VersionRow, kind: str,
+                      config: dict[str, Any], baseline: int | None, actor: str) -> RolloutRow:
+        """Open a rollout, finishing any open one of the same model as superseded."""
+        for old in session.scalars(select(RolloutRow).where(RolloutRow.model_id == model.id,
+                                                            RolloutRow.finished_at.is_(None))):
+            old.finished_at, old.outcome = utcnow(), "superseded"
+            self._drop_alias(session, model.id, old.kind)
+            self.registry._event(session, model, f"{old.kind}_finished", actor, old.version,
+                                 outcome="superseded", by_version=row.version)
+        rollout = RolloutRow(model_id=model.id, version=row.version, baseline=baseline, kind=kind,
                              config=config, started_at=utcnow(), detail={})
-            session.add(row)
-            if kind in ("canary", "shadow"):
-                target = session.scalar(select(VersionRow).where(VersionRow.model_id == model.id,
-                                                                 VersionRow.version == version))
-                self.registry._set_alias(session, model, kind, target, actor,
-                                         reason=f"{kind} started", kind=f"{kind}_started")
-            else:
-                self.registry._event(session, model, f"{kind}_started", actor, version,
-                                     config=config)
-            session.flush()
-            return self._rollout(row, name)
+        session.add(rollout)
+        if kind in ("canary", "shadow"):
+            self.registry._set_alias(session, model, kind, row, actor, reason=f"{kind} started",
+                                     kind=f"{kind}_started")
+        else:
+            self.registry._event(session, model, f"{kind}_started", actor, row.version,
+                                 config=config)
+        session.flush()
+        return rollout
 
     @staticmethod
     def _drop_alias(session: Any, model_id: int, kind: str) -> None:
@@ -174,9 +199,10 @@ class Deployments:
 
     def finish_rollout(self, rollout: Rollout, outcome: str, actor: str, *,
                        promote: bool = False, rollback: bool = False,
-                       detail: dict[str, Any] | None = None) -> bool:
-        """Close ``rollout`` once (False if another worker already did), promoting the version or
-        rolling production back in the same transaction."""
+                       detail: dict[str, Any] | None = None,
+                       watch: dict[str, Any] | None = None) -> bool:
+        """Close ``rollout`` once (False if another worker already did), promoting the version
+        (and opening a ``watch`` over it) or rolling production back, in the same transaction."""
         with self.registry.writing() as session:
             done = session.execute(update(RolloutRow)
                                    .where(RolloutRow.id == rollout.id,
@@ -195,6 +221,9 @@ class Deployments:
             if promote:
                 row.rolled_back = False
                 self.registry._set_alias(session, model, PRODUCTION, row, actor, reason=reason)
+                if watch is not None:
+                    self._open_rollout(session, model, row, "watch", watch, rollout.baseline,
+                                       actor)
             if rollback:
                 row.rolled_back = True
                 if rollout.kind == "watch" and rollout.baseline is not None:
