@@ -134,3 +134,23 @@ def test_remote_mode_against_a_live_server(tmp_path, wine, demo_files):
         assert not (tmp_path / "elsewhere").exists()  # remote mode never touched a local registry
     finally:
         server.stop()
+
+
+def test_policy_and_gates_from_the_cli(cli, demo_files, wine):
+    cli("register", str(demo_files["artifact"]), "--name", "churn", "--sample",
+        str(demo_files["sample"]))
+    out = cli("policy", "churn", "canary", "--share", "0.2", "--min-requests", "50").stdout
+    assert "policy canary" in out and "share=0.2" in out and "min_requests=50" in out
+    out = cli("register", str(demo_files["artifact"]), "--name", "churn").stdout
+    assert "gate schema" in out and "passed" in out
+    listing = cli("versions", "churn").stdout
+    assert "policy: canary" in listing and "canary" in listing
+    out = cli("register", str(wine["path"]), "--name", "churn").stdout
+    assert "FAILED" in out and "inputs differ" in out
+    versions = json.loads(cli("versions", "churn", "--json").stdout)
+    assert versions[0]["gate_status"] == "failed"
+    assert "schema" in [g["gate"] for g in versions[0]["gates"] if not g["passed"]]
+    assert versions[1]["aliases"] == ["canary"]
+    events = json.loads(cli("events", "churn", "--json").stdout)
+    assert events[0]["kind"] == "gates_failed"
+    assert cli("policy", "churn", "sideways", ok=False).exit_code == 2
