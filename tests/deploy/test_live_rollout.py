@@ -45,9 +45,11 @@ def _worker_views(server, seconds: float) -> dict[str, int]:
     return seen
 
 
-def test_rollout_under_load_reaches_every_worker(tmp_path, demo_files):
+def test_rollout_under_load_reaches_every_worker(tmp_path, demo_files, database_url):
+    """Several gunicorn workers sharing one registry (SQLite, or PostgreSQL as many hosts would)."""
     home = tmp_path / "home"
-    env = env_for(home, SCOREBRIDGE_DEPLOY_REFRESH_SECONDS="0.5", SCOREBRIDGE_TICK_SECONDS="0.2")
+    env = env_for(home, SCOREBRIDGE_DEPLOY_REFRESH_SECONDS="0.5", SCOREBRIDGE_TICK_SECONDS="0.2",
+                  SCOREBRIDGE_DATABASE_URL=database_url)
     run_cli("register", str(demo_files["artifact"]), "--name", "churn", "--sample",
             str(demo_files["sample"]), env=env)
     key = run_cli("keys", "create", "--scope", "admin", env=env).stdout.strip()
@@ -77,7 +79,7 @@ def test_rollout_under_load_reaches_every_worker(tmp_path, demo_files):
         time.sleep(1.5)
         assert _worker_views(server, 1.0) and set(_worker_views(server, 1.0).values()) == {1}
         v2 = _upload(server, key, demo_files)
-        registry = build_registry(Settings(home=home))
+        registry = build_registry(Settings(home=home, database_url=database_url))
         deadline = time.monotonic() + 30
         while registry.get_version("churn").version != v2 and time.monotonic() < deadline:
             time.sleep(0.05)
