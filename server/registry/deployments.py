@@ -61,6 +61,23 @@ class Traffic:
     shadow_compared: int = 0
     shadow_agreed: int = 0
 
+    COUNTERS = ("requests", "errors", "rows", "latency_sum", "shadow_compared", "shadow_agreed")
+
+    def add(self, other: "Traffic") -> "Traffic":
+        """Add ``other``'s counts to these (buckets of different lengths line up from 0)."""
+        for name in self.COUNTERS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        width = max(len(self.buckets), len(other.buckets))
+        self.buckets = [(self.buckets[i] if i < len(self.buckets) else 0)
+                        + (other.buckets[i] if i < len(other.buckets) else 0)
+                        for i in range(width)]
+        return self
+
+    @classmethod
+    def of(cls, row: Any) -> "Traffic":
+        return cls(**{n: getattr(row, n) for n in cls.COUNTERS},
+                   buckets=list(row.latency_buckets or []))
+
     @property
     def error_rate(self) -> float:
         return self.errors / self.requests if self.requests else 0.0
@@ -270,15 +287,10 @@ class Deployments:
                         continue
                     except IntegrityError:
                         row = session.scalar(select(TrafficRow).where(key))
-                row.requests += t.requests
-                row.errors += t.errors
-                row.rows += t.rows
-                row.latency_sum += t.latency_sum
-                old = list(row.latency_buckets or [])
-                row.latency_buckets = [a + b for a, b in zip(
-                    old + [0] * (len(t.buckets) - len(old)), t.buckets)] if t.buckets else old
-                row.shadow_compared += t.shadow_compared
-                row.shadow_agreed += t.shadow_agreed
+                total = Traffic.of(row).add(t)
+                for name in Traffic.COUNTERS:
+                    setattr(row, name, getattr(total, name))
+                row.latency_buckets = total.buckets
 
     def traffic(self, name: str, version: int, since: datetime | None = None) -> Traffic:
         with self.registry.reading() as session:
@@ -289,16 +301,7 @@ class Deployments:
                 query = query.where(TrafficRow.minute >= since.replace(second=0, microsecond=0))
             total = Traffic()
             for row in session.scalars(query):
-                total.requests += row.requests
-                total.errors += row.errors
-                total.rows += row.rows
-                total.latency_sum += row.latency_sum
-                b = list(row.latency_buckets or [])
-                total.buckets = [x + y for x, y in zip(
-                    total.buckets + [0] * (len(b) - len(total.buckets)),
-                    b + [0] * (len(total.buckets) - len(b)))]
-                total.shadow_compared += row.shadow_compared
-                total.shadow_agreed += row.shadow_agreed
+                total.add(Traffic.of(row))
             return total
 
     # -- webhook outbox -------------------------------------------------------------------------

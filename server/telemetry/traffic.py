@@ -59,17 +59,10 @@ class TrafficRecorder:
         """Put back counters that could not be flushed, so nothing is lost while the DB is away."""
         with self._lock:
             for key, t in data.items():
-                mine = self._data.get(key)
-                if mine is None:
+                if key in self._data:
+                    self._data[key].add(t)
+                else:
                     self._data[key] = t
-                    continue
-                mine.requests += t.requests
-                mine.errors += t.errors
-                mine.rows += t.rows
-                mine.latency_sum += t.latency_sum
-                mine.buckets = [a + b for a, b in zip(mine.buckets, t.buckets)]
-                mine.shadow_compared += t.shadow_compared
-                mine.shadow_agreed += t.shadow_agreed
 
 
 def percentile_ms(buckets: list[int], q: float) -> float | None:
