@@ -46,6 +46,9 @@ class Settings:
     webhook_urls: tuple[str, ...] = ()
     webhook_secret: str = ""
     claim_timeout_seconds: float = 300.0
+    default_model: str = ""
+    excel_namespace: str = "ML"
+    excel_addin_dir: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -77,6 +80,9 @@ class Settings:
             webhook_urls=_csv(get("WEBHOOK_URLS", "")),
             webhook_secret=get("WEBHOOK_SECRET", ""),
             claim_timeout_seconds=float(get("CLAIM_TIMEOUT_SECONDS", "300")),
+            default_model=get("DEFAULT_MODEL", ""),
+            excel_namespace=get("EXCEL_NAMESPACE", "ML"),
+            excel_addin_dir=Path(get("EXCEL_ADDIN_DIR", "")) if get("EXCEL_ADDIN_DIR", "") else None,
         )
         return replace(settings, **overrides) if overrides else settings
 

@@ -233,6 +233,35 @@ COMPONENTS: dict[str, dict[str, Any]] = {
             "recent_rollouts": {"type": "array", "items": {"type": "object"}},
         },
     },
+    "RangeBatch": {
+        "type": "object", "required": ["calls"],
+        "properties": {
+            "probabilities": {"type": "boolean", "default": True},
+            "calls": {"type": "array", "maxItems": 10000, "items": {
+                "type": "object", "required": ["values"],
+                "properties": {
+                    "model": {"type": "string", "nullable": True},
+                    "version": {"type": "integer", "minimum": 1, "nullable": True},
+                    "values": {"type": "array", "items": {"type": "array", "items": _ANY_VALUE}},
+                    "header": {"type": "array", "items": _ANY_VALUE,
+                               "description": "the first row of a larger range sent in parts"},
+                }}},
+        },
+        "example": {"calls": [{"model": "churn", "values": [
+            [12, 70.5, "month-to-month", "electronic-check", 3, "fiber"]]}]},
+    },
+    "RangeBatchResult": {
+        "type": "object", "required": ["results"],
+        "properties": {"results": {"type": "array", "items": {"type": "object", "properties": {
+            "model": {"type": "string"}, "version": {"type": "integer"},
+            "header": {"type": "boolean"},
+            "predictions": {"type": "array", "items": _ANY_VALUE},
+            "probabilities": {"type": "array", "items": {"type": "array", "nullable": True,
+                                                         "items": {"type": "number"}}},
+            "classes": {"type": "array", "items": _ANY_VALUE},
+            "errors": {"type": "array", "items": {"$ref": "#/components/schemas/FieldError"}},
+            "error": {"type": "string"}, "status": {"type": "integer"}}}}},
+    },
     "Health": {
         "type": "object", "required": ["status"],
         "properties": {"status": {"type": "string"}, "version": {"type": "string"},

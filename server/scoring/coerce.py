@@ -21,6 +21,9 @@ from .signature import Column, Signature
 
 MAX_WARNINGS = 100
 _NULL_WORDS = {"", "na", "n/a", "nan", "null", "none", "#n/a"}
+EXCEL_ERRORS = {"#N/A", "#VALUE!", "#REF!", "#DIV/0!", "#NUM!", "#NAME?", "#NULL!", "#SPILL!",
+                "#CALC!", "#GETTING_DATA", "#FIELD!", "#BLOCKED!", "#CONNECT!", "#BUSY!",
+                "#UNKNOWN!"}
 _TRUE = {"true", "t", "yes", "y", "1"}
 _FALSE = {"false", "f", "no", "n", "0"}
 
@@ -165,6 +168,10 @@ def _coerce_column(col: Column, values: list[Any], report: _Report,
         if i in skip:  # already refused as a whole row by the decoder
             out.append(_MISSING_VALUE)
             continue
+        if type(v) is str and v in EXCEL_ERRORS:
+            report.error(i, col.name, f"the cell holds the Excel error {v}")
+            out.append(_MISSING_VALUE)
+            continue
         try:
             c = convert(v)
         except _Cell as cell:
@@ -252,6 +259,34 @@ def _bind_names(table: RawTable, signature: Signature, report: _Report) -> dict[
     for extra in given:
         report.warn(None, extra, "not a model input: ignored")
     return bound
+
+
+def align(table: RawTable, signature: Signature) -> tuple[RawTable, list[FieldError]]:
+    """``table`` with exactly the signature's columns, in order (positional rows bound, names
+    matched); missing columns raise, extra columns come back as warnings. Tables aligned this way
+    can be concatenated and scored in one call."""
+    if table.pending_rows is not None:
+        table = bind_positional(table, signature)
+    report = _Report()
+    bound = _bind_names(table, signature, report)
+    aligned = RawTable(names=signature.names, columns=[bound[n] for n in signature.names],
+                       n_rows=table.n_rows, row_errors=list(table.row_errors))
+    return aligned, report.warnings
+
+
+def concat(tables: list[RawTable]) -> RawTable:
+    """Aligned tables stacked into one (row numbers in errors shifted accordingly)."""
+    names = tables[0].names
+    columns: list[list[Any]] = [[] for _ in names or ()]
+    errors: list[FieldError] = []
+    offset = 0
+    for t in tables:
+        for j, col in enumerate(t.columns):
+            columns[j].extend(col)
+        errors += [FieldError(e.message, None if e.row is None else e.row + offset, e.column)
+                   for e in t.row_errors]
+        offset += t.n_rows
+    return RawTable(names=names, columns=columns, n_rows=offset, row_errors=errors)
 
 
 def bind_positional(table: RawTable, signature: Signature) -> RawTable:

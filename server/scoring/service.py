@@ -24,7 +24,7 @@ from ..errors import (FieldError, InvalidInput, ModelFailure, NotFound, PayloadT
 from ..registry.deployments import Deployments
 from ..registry.service import PRODUCTION, Registry, VersionInfo
 from ..telemetry.traffic import TrafficRecorder
-from .coerce import coerce
+from .coerce import align, coerce, concat
 from .loader import load_artifact
 from .runtime import LoadedModel
 from .signature import Signature, to_python
@@ -222,32 +222,37 @@ class Scorer:
                   alias: str | None = None) -> LoadedModel:
         return self.cache.get(self.deployments.resolve(name, version, alias))
 
-    def score(self, name: str, table: RawTable, *, version: int | None = None,
-              alias: str | None = None, options: ScoreOptions = ScoreOptions()) -> ScoreResult:
-        if table.n_rows > self.settings.max_rows:
-            raise PayloadTooLarge(f"{table.n_rows} rows in one request; the limit is "
+    def _check_size(self, n_rows: int) -> None:
+        if n_rows > self.settings.max_rows:
+            raise PayloadTooLarge(f"{n_rows} rows in one request; the limit is "
                                   f"{self.settings.max_rows}: split the input or use a batch job")
-        route = None
+
+    def _choose(self, name: str, version: int | None,
+                alias: str | None) -> tuple[VersionInfo, Route | None]:
+        """The version that answers: pinned, or production (or, for a canary's share, the canary)."""
         if version is not None or alias is not None:
-            info = self.deployments.resolve(name, version, alias)
-        else:
-            route = self.deployments.route(name)
-            if route.production is None:
-                raise NotFound(f"model {name!r} has no production version yet")
-            info = route.production
-            if route.canary is not None and random.random() < route.canary[1]:
-                info = route.canary[0]
-        model = self.cache.get(info)
+            return self.deployments.resolve(name, version, alias), None
+        route = self.deployments.route(name)
+        if route.production is None:
+            raise NotFound(f"model {name!r} has no production version yet")
+        if route.canary is not None and random.random() < route.canary[1]:
+            return route.canary[0], route
+        return route.production, route
+
+    def _scored(self, model: LoadedModel, table: RawTable, options: ScoreOptions,
+                route: Route | None) -> ScoreResult:
+        """Score with traffic counted and, under a shadow rollout, a copy sent to the candidate."""
         start = time.perf_counter()
         try:
             result = score_with(model, table, options)
         except ModelFailure:
-            self.traffic.record(name, model.version, time.perf_counter() - start, table.n_rows,
-                                error=True)
+            self.traffic.record(model.name, model.version, time.perf_counter() - start,
+                                table.n_rows, error=True)
             raise
-        self.traffic.record(name, model.version, time.perf_counter() - start,
+        self.traffic.record(model.name, model.version, time.perf_counter() - start,
                             result.rows_scored, error=result.model_failures > 0)
         if route is not None and route.shadow is not None and \
+                model.version == getattr(route.production, "version", None) and \
                 random.random() < route.shadow[1]:
             shadow_info, _, tolerance = route.shadow
             try:
@@ -255,6 +260,71 @@ class Scorer:
             except ScoreBridgeError:
                 pass
         return result
+
+    def default_model(self) -> str:
+        """The model a client gets when it names none: SCOREBRIDGE_DEFAULT_MODEL, else the only
+        model with a production version."""
+        if self.settings.default_model:
+            return self.settings.default_model
+        serving = [m.name for m in self.registry.list_models() if m.production is not None]
+        if len(serving) == 1:
+            return serving[0]
+        raise InvalidInput("name the model: " + (f"this server has {len(serving)} models ("
+                           + ", ".join(serving[:10]) + ")" if serving else "no model is deployed"))
+
+    def score(self, name: str, table: RawTable, *, version: int | None = None,
+              alias: str | None = None, options: ScoreOptions = ScoreOptions()) -> ScoreResult:
+        self._check_size(table.n_rows)
+        info, route = self._choose(name, version, alias)
+        return self._scored(self.cache.get(info), table, options, route)
+
+    def score_many(self, name: str, tables: list[RawTable], *, version: int | None = None,
+                   alias: str | None = None, options: ScoreOptions = ScoreOptions(errors="row"),
+                   ) -> list[ScoreResult | ScoreBridgeError]:
+        """Score several tables (e.g. many spreadsheet calls) with one version in one predict call.
+
+        Each table gets its own result, or its own error when it cannot be read against the
+        signature (missing columns); the others are not affected.
+        """
+        self._check_size(sum(t.n_rows for t in tables))
+        info, route = self._choose(name, version, alias)
+        model = self.cache.get(info)
+        outcomes: list[ScoreResult | ScoreBridgeError | None] = [None] * len(tables)
+        parts = []
+        for i, table in enumerate(tables):
+            try:
+                aligned, warnings = align(table, model.signature)
+            except ScoreBridgeError as exc:
+                outcomes[i] = exc
+                continue
+            parts.append((i, aligned, warnings))
+        if parts:
+            whole = self._scored(model, concat([a for _, a, _ in parts]), options, route)
+            offset = 0
+            for i, aligned, warnings in parts:
+                outcomes[i] = _slice(whole, offset, aligned.n_rows, warnings)
+                offset += aligned.n_rows
+        return outcomes  # type: ignore[return-value]
+
+
+def _slice(result: ScoreResult, start: int, n: int, warnings: list[FieldError]) -> ScoreResult:
+    """Rows ``start .. start+n`` of ``result`` as a result of their own (rows renumbered)."""
+    def inside(e: FieldError) -> bool:
+        return e.row is not None and start <= e.row < start + n
+
+    def shift(items: list[FieldError]) -> list[FieldError]:
+        return [FieldError(e.message, e.row - start, e.column)  # type: ignore[operator]
+                for e in items if inside(e)]
+
+    errors = shift(result.errors)
+    return ScoreResult(
+        model=result.model, version=result.version,
+        predictions=result.predictions[start:start + n],
+        probabilities=(result.probabilities[start:start + n]
+                       if result.probabilities is not None else None),
+        classes=result.classes, errors=errors,
+        warnings=warnings + [w for w in result.warnings if w.row is None] + shift(result.warnings),
+        n_rows=n, kind=result.kind)  # model failures are counted on the whole call
 
 
 class ShadowRunner:

@@ -9,7 +9,9 @@ import pytest
 from server.api.auth import required_scope
 from tests.conftest import assert_problem
 
-PUBLIC = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/assets/<path:filename>"}
+PUBLIC = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/assets/<path:filename>",
+          # the Excel add-in's files: Excel loads them before any key can be entered
+          "/excel/manifest.xml", "/excel/taskpane.html", "/excel/<name>", "/excel/icons/<name>"}
 SAMPLE_VALUES = {"name": "churn", "alias": "staging", "version": "1", "key_id": "abc",
                  "filename": "init.js"}
 

@@ -1,0 +1,77 @@
+"""Spreadsheet ranges in, spreadsheet-shaped answers out: the Excel add-in, xlwings and Google
+Sheets all send the same batch of calls, each a 2-D range of cell values.
+
+A range whose first row names the model's columns is read by name (its other columns ignored);
+any other range is read by position in signature order.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import MalformedRequest
+from ..scoring.signature import Signature
+from .table import RawTable
+
+MAX_CALLS = 10_000
+
+
+def _norm(value: str) -> str:
+    return re.sub(r"[\s_\-]+", "_", value.strip().lower())
+
+
+def is_header(row: list[Any], signature: Signature) -> bool:
+    """True when ``row`` is text naming (at least half of its cells as) the model's columns."""
+    cells = [c for c in row if c not in (None, "")]
+    if not cells or not all(isinstance(c, str) for c in cells):
+        return False
+    known = {_norm(n) for n in signature.names}
+    return sum(_norm(c) in known for c in cells) * 2 >= len(cells)
+
+
+def table_from_range(values: list[list[Any]], signature: Signature) -> tuple[RawTable, bool]:
+    """The range as a table, and whether its first row was a header."""
+    if values and isinstance(values[0], list) and is_header(values[0], signature):
+        names = [str(c).strip() if c not in (None, "") else f"(empty column {j + 1})"
+                 for j, c in enumerate(values[0])]
+        seen: dict[str, int] = {}
+        for j, name in enumerate(names):  # duplicate headers: keep the first, rename the rest
+            if name in seen:
+                names[j] = f"{name} (column {j + 1})"
+            seen.setdefault(name, j)
+        return RawTable.from_rows(values[1:], names), True
+    return RawTable.positional(values), False
+
+
+@dataclass
+class RangeCall:
+    model: str | None
+    version: int | None
+    values: list[list[Any]]
+
+
+def decode_batch(body: Any) -> tuple[list[RangeCall], bool]:
+    """``{"calls": [{"model", "version"?, "values": [[...]]}], "probabilities"?: bool}``."""
+    if not isinstance(body, dict) or not isinstance(body.get("calls"), list):
+        raise MalformedRequest('send {"calls": [{"model": "...", "values": [[...], ...]}, ...]}')
+    calls = body["calls"]
+    if len(calls) > MAX_CALLS:
+        raise MalformedRequest(f"{len(calls)} calls in one batch; the limit is {MAX_CALLS}")
+    out = []
+    for i, call in enumerate(calls):
+        if not isinstance(call, dict):
+            raise MalformedRequest(f"call {i} must be an object")
+        model, version, values = call.get("model"), call.get("version"), call.get("values")
+        if model is not None and not isinstance(model, str):
+            raise MalformedRequest(f"call {i}: 'model' must be a string")
+        if version is not None and (not isinstance(version, int) or isinstance(version, bool)
+                                    or version < 1):
+            raise MalformedRequest(f"call {i}: 'version' must be a positive integer")
+        if not isinstance(values, list) or not all(isinstance(r, list) for r in values):
+            raise MalformedRequest(f"call {i}: 'values' must be a 2-D array (a list of rows)")
+        out.append(RangeCall(model or None, version, values))
+    probabilities = body.get("probabilities", True)
+    if not isinstance(probabilities, bool):
+        raise MalformedRequest("'probabilities' must be true or false")
+    return out, probabilities

@@ -1,0 +1,347 @@
+"""The Excel surface over HTTP: manifest and add-in files, the batch endpoint, WEBSERVICE(),
+the starter workbook and workbook scoring."""
+from __future__ import annotations
+
+import io
+import re
+import uuid
+import zipfile
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from defusedxml import ElementTree as ET
+from openpyxl import Workbook, load_workbook
+from openpyxl.styles import Font, PatternFill
+from openpyxl.worksheet.table import Table
+
+from server.app import create_app
+from server.demo import FEATURES
+from tests.conftest import assert_problem, churn_rows, jsonable, register_file
+
+NS = {"o": "http://schemas.microsoft.com/office/appforoffice/1.1",
+      "bt": "http://schemas.microsoft.com/office/officeappbasictypes/1.0",
+      "ov": "http://schemas.microsoft.com/office/taskpaneappversionoverrides"}
+ROW = [12, 70.5, "month-to-month", "electronic-check", 3, "fiber"]
+
+
+def check_manifest(xml: bytes, base: str) -> ET:
+    root = ET.fromstring(xml)
+    addin_id = root.find("o:Id", NS).text
+    assert uuid.UUID(addin_id)
+    ids = {el.get("id") for el in root.iter() if el.get("id")}
+    for el in root.iter():
+        resid = el.get("resid")
+        if resid is not None:
+            assert resid in ids, f"resid {resid} does not resolve"
+    urls = [el.get("DefaultValue") for el in root.iter()
+            if (el.get("DefaultValue") or "").startswith(("http://", "https://"))]
+    urls += [el.text for el in root.iter() if el.tag.endswith("AppDomain")]
+    assert urls and all(u.startswith(base) for u in urls), urls
+    return root
+
+
+def test_manifest_is_rendered_for_the_public_url(client):
+    resp = client.get("/excel/manifest.xml", scope=None)
+    assert resp.status_code == 200 and resp.mimetype == "application/xml"
+    root = check_manifest(resp.data, "http://localhost")
+    assert root.find(".//bt:String[@id='Functions.Namespace']", NS).get("DefaultValue") == "ML"
+    assert root.find(".//o:Set", NS).get("Name") == "SharedRuntime"
+    runtime = root.find(".//ov:Runtime", NS)
+    assert runtime.get("lifetime") == "long" and runtime.get("resid") == "Taskpane.Url"
+    again = client.get("/excel/manifest.xml", scope=None).data
+    assert re.search(rb"<Id>(.*?)</Id>", again).group(1) == root.find("o:Id", NS).text.encode()
+
+
+def test_manifest_https_and_namespace(settings):
+    app = create_app(replace(settings, public_url="https://models.example.com",
+                             excel_namespace="ACME"))
+    resp = app.test_client().get("/excel/manifest.xml")
+    root = check_manifest(resp.data, "https://models.example.com")
+    assert root.find(".//bt:String[@id='Functions.Namespace']", NS).get("DefaultValue") == "ACME"
+    other = create_app(replace(settings, public_url="https://other.example.com"))
+    assert other.test_client().get("/excel/manifest.xml").data.split(b"<Id>")[1][:36] != \
+        resp.data.split(b"<Id>")[1][:36]  # one add-in id per installation
+    assert b"=ACME.PREDICT" in app.test_client().get("/excel/taskpane.html").data
+    bad = create_app(replace(settings, excel_namespace="no spaces"))
+    assert_problem(bad.test_client().get("/excel/manifest.xml"), 422, "namespace")
+
+
+def test_addin_files_are_served_and_resolve(client):
+    root = ET.fromstring(client.get("/excel/manifest.xml", scope=None).data)
+    for el in root.iter():
+        url = el.get("DefaultValue") or ""
+        if url.startswith("http://localhost/excel/"):
+            resp = client.get(url.replace("http://localhost", ""), scope=None)
+            assert resp.status_code == 200, url
+    html = client.get("/excel/taskpane.html", scope=None).get_data(as_text=True)
+    for asset in re.findall(r'(?:src|href)="([^"]+)"', html):
+        if not asset.startswith("https://"):
+            assert client.get(f"/excel/{asset}", scope=None).status_code == 200, asset
+    assert client.get("/excel/functions.json", scope=None).json["functions"][0]["id"] == "PREDICT"
+    assert client.get("/excel/secret.py", scope=None).status_code == 404
+    assert client.get("/excel/icons/../../server/app.py", scope=None).status_code == 404
+
+
+def batch(client, calls, scope="score", **extra):
+    return client.post("/excel/v1/batch", json={"calls": calls, **extra}, scope=scope)
+
+
+def test_batch_scores_many_calls_in_order(client, demo_model, demo_registered):
+    rows = jsonable(churn_rows(30))
+    resp = batch(client, [{"model": "churn", "values": [r]} for r in rows])
+    assert resp.status_code == 200, resp.json
+    results = resp.json["results"]
+    expected = demo_model.predict(churn_rows(30)).tolist()
+    assert [r["predictions"][0] for r in results] == expected
+    probs = demo_model.predict_proba(churn_rows(30))
+    assert np.array_equal(np.array([r["probabilities"][0] for r in results]), probs)
+    assert all(r["version"] == 1 and r["header"] is False and r["errors"] == [] for r in results)
+
+
+def test_batch_header_rows_match_by_name(client, demo_model, demo_registered):
+    frame = churn_rows(5)
+    order = list(reversed(FEATURES)) + ["customer"]
+    values = [order] + [[*reversed(r), f"C{i}"] for i, r in enumerate(jsonable(frame))]
+    resp = batch(client, [{"model": "churn", "values": values}])
+    result = resp.json["results"][0]
+    assert result["header"] is True
+    assert result["predictions"] == demo_model.predict(frame).tolist()
+    # a header row naming other things is data: read by position, and wrong
+    resp = batch(client, [{"model": "churn", "values": [["a", "b", "c", "d", "e", "f"]]}])
+    assert resp.json["results"][0]["header"] is False
+    assert resp.json["results"][0]["errors"]
+
+
+def test_batch_header_hint_for_later_parts(client, demo_model, demo_registered):
+    frame = churn_rows(4)
+    order = list(reversed(FEATURES))
+    part = [list(reversed(r)) for r in jsonable(frame)]
+    resp = batch(client, [{"model": "churn", "values": part, "header": order}])
+    result = resp.json["results"][0]
+    assert result["header"] is True and len(result["predictions"]) == 4
+    assert result["predictions"] == demo_model.predict(frame).tolist()
+
+
+def test_batch_bad_rows_and_bad_calls_do_not_spoil_others(client, demo_registered):
+    calls = [
+        {"model": "churn", "values": [ROW]},
+        {"model": "churn", "values": [[12, "abc", "month-to-month", "electronic-check", 3,
+                                       "fiber"]]},
+        {"model": "churn", "values": [[12, 70.5, "#N/A", "electronic-check", 3, "fiber"]]},
+        {"model": "churn", "values": [[1, 2, 3]]},
+        {"model": "nope", "values": [ROW]},
+        {"model": "churn", "values": [ROW, ["", "", "", "", "", ""]]},
+        {"model": "churn", "values": [["tenure_months", "contract"], [1, "one-year"]]},
+    ]
+    results = batch(client, calls).json["results"]
+    assert results[0]["predictions"][0] in ("yes", "no") and not results[0]["errors"]
+    assert results[1]["errors"] == [{"row": 0, "column": "monthly_charges",
+                                     "message": "expected a number, got 'abc'"}]
+    assert results[2]["errors"][0]["message"] == "the cell holds the Excel error #N/A"
+    assert "expected 6 values per row" in results[3]["error"] and results[3]["status"] == 422
+    assert results[4] == {"error": "no model named 'nope'", "status": 404}
+    assert results[5]["predictions"][0] is not None and results[5]["predictions"][1] is not None
+    assert "missing column" in results[6]["error"] and results[6]["status"] == 422
+
+
+def test_batch_default_model(client, demo_model, demo_registered, wine):
+    resp = batch(client, [{"values": [ROW]}])
+    assert resp.json["results"][0]["model"] == "churn"
+    register_file(client, "wine", wine["path"], wine["sample"])
+    resp = batch(client, [{"values": [ROW]}])
+    assert "name the model" in resp.json["results"][0]["error"]
+
+
+@pytest.mark.parametrize("body, fragment", [
+    ({"calls": 1}, "calls"), ({"calls": [1]}, "must be an object"),
+    ({"calls": [{"values": [1]}]}, "2-D array"), ({"calls": [{"values": [], "version": 0}]},
+                                                  "positive integer"),
+    ({"calls": [{"values": [], "model": 5}]}, "'model' must be a string"),
+    ({"calls": [], "probabilities": "yes"}, "true or false"),
+])
+def test_batch_malformed(client, demo_registered, body, fragment):
+    assert_problem(client.post("/excel/v1/batch", json=body, scope="score"), 400, fragment)
+
+
+def test_batch_row_limit(settings, demo_files):
+    app = create_app(replace(settings, max_rows=10))
+    key = app.extensions["scorebridge"].keys.create("admin")[0]
+    from tests.conftest import KeyClient
+
+    client = KeyClient(app.test_client(), {"deploy": key, "score": key})
+    register_file(client, "churn", demo_files["artifact"], demo_files["sample"])
+    resp = batch(client, [{"model": "churn", "values": [ROW] * 6}] * 2)
+    assert_problem(resp, 413, "12 rows", "limit is 10")
+
+
+def test_webservice_endpoint(client, keys, demo_model, demo_registered):
+    x = ",".join(map(str, ROW))
+    resp = client.client.get(f"/excel/v1/predict.txt?model=churn&x={x}&api_key={keys['score']}")
+    assert resp.status_code == 200 and resp.mimetype == "text/plain"
+    import pandas as pd
+
+    frame = pd.DataFrame([ROW], columns=FEATURES)
+    assert resp.get_data(as_text=True) == demo_model.predict(frame)[0]
+    resp = client.get(f"/excel/v1/predict.txt?model=churn&x={x}&output=probability",
+                      scope="score")
+    assert float(resp.get_data(as_text=True)) == demo_model.predict_proba(frame)[0][1]
+    resp = client.get(f"/excel/v1/predict.txt?model=churn&x={x}&output=probability&class=no",
+                      scope="score")
+    assert float(resp.get_data(as_text=True)) == demo_model.predict_proba(frame)[0][0]
+    semicolons = "12;70,5;month-to-month;electronic-check;3;fiber"
+    resp = client.get(f"/excel/v1/predict.txt?model=churn&sep=;&x={semicolons}", scope="score")
+    assert resp.status_code == 422  # 70,5 is not a number: the error says so
+    assert_problem(resp, 422, "monthly_charges", "'70,5'")
+    assert_problem(client.get("/excel/v1/predict.txt?model=churn", scope="score"), 400, "'x'")
+    assert_problem(client.get("/excel/v1/predict.txt?model=churn&x=1,2", scope="score"), 422,
+                   "expected 6 values")
+    assert_problem(client.get(f"/excel/v1/predict.txt?model=churn&x={x}&output=odds",
+                              scope="score"), 400, "output")
+    assert_problem(client.get(f"/excel/v1/predict.txt?model=churn&x={x}&output=probability"
+                              "&class=maybe", scope="score"), 422, "unknown class")
+
+
+def test_starter_workbook(client, demo_registered):
+    resp = client.get("/excel/v1/template/churn.xlsx", scope="read")
+    assert resp.status_code == 200 and "churn-template.xlsx" in resp.headers["Content-Disposition"]
+    wb = load_workbook(io.BytesIO(resp.data))
+    assert wb.sheetnames == ["instructions", "data"]
+    data = wb["data"]
+    assert [c.value for c in data[1]] == FEATURES
+    assert data.max_row == 4  # three example rows
+    validations = {str(dv.sqref): dv for dv in data.data_validations.dataValidation}
+    contract = validations["C2:C10000"]
+    assert contract.type == "list" and contract.formula1 == '"month-to-month,one-year,two-year"'
+    assert validations["A2:A10000"].type == "whole"
+    assert validations["B2:B10000"].type == "decimal"
+    text = "\n".join(str(c.value) for row in wb["instructions"].iter_rows() for c in row)
+    assert "=ML.PREDICT(A2:F2,\"churn\")" in text and "WEBSERVICE" in text
+    assert "=PREDICT(A2:F2)" in text
+    assert all(c.data_type == "s" for row in wb["instructions"].iter_rows() for c in row
+               if isinstance(c.value, str) and c.value.startswith("="))
+    assert_problem(client.get("/excel/v1/template/nope.xlsx", scope="read"), 404)
+
+
+def _workbook(frame, *, header_row=3, table=False, extra_sheet=True):
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "customers"
+    ws["A1"] = "Q3 customer list"
+    ws["A1"].font = Font(bold=True, size=14)
+    order = ["id"] + list(reversed(FEATURES))
+    for j, name in enumerate(order, start=1):
+        cell = ws.cell(header_row, j, name)
+        cell.font = Font(bold=True, color="FFFFFF")
+        cell.fill = PatternFill("solid", fgColor="336699")
+    for i, row in enumerate(jsonable(frame)):
+        r = header_row + 1 + i
+        ws.cell(r, 1, f"C{i}")
+        for j, value in enumerate(reversed(row), start=2):
+            ws.cell(r, j, value)
+    last = header_row + len(frame)
+    ws.cell(last + 2, 2, f"=SUM(B{header_row + 1}:B{last})")
+    if table:
+        ws.add_table(Table(displayName="Customers", ref=f"A{header_row}:G{last}"))
+    if extra_sheet:
+        notes = wb.create_sheet("notes")
+        notes["A1"] = "keep me"
+        notes["B2"] = "=1+1"
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+def upload(client, data, name="book.xlsx", scope="score"):
+    return client.post("/api/v1/models/churn/score-workbook", scope=scope,
+                       data={"file": (io.BytesIO(data), name)},
+                       content_type="multipart/form-data")
+
+
+@pytest.mark.parametrize("table", [False, True])
+def test_score_workbook_round_trip(client, demo_model, demo_registered, table):
+    frame = churn_rows(8)
+    resp = upload(client, _workbook(frame, table=table))
+    assert resp.status_code == 200, resp.get_data(as_text=True)[:300]
+    assert resp.headers["X-Model-Version"] == "1"
+    wb = load_workbook(io.BytesIO(resp.data))
+    assert wb.sheetnames == ["customers", "notes", "ScoreBridge"]
+    ws = wb["customers"]
+    header = [c.value for c in ws[3]]
+    assert header[:7] == ["id"] + list(reversed(FEATURES))
+    assert header[7:] == ["prediction", "probability_no", "probability_yes"]
+    assert ws.cell(3, 8).fill.fgColor.rgb.endswith("336699")  # styled like the header
+    assert [ws.cell(r, 8).value for r in range(4, 12)] == demo_model.predict(frame).tolist()
+    probs = [[ws.cell(r, 9).value, ws.cell(r, 10).value] for r in range(4, 12)]
+    assert np.allclose(probs, demo_model.predict_proba(frame))
+    assert ws["A1"].font.bold and ws["B13"].value == "=SUM(B4:B11)"  # formulas kept
+    assert wb["notes"]["A1"].value == "keep me" and wb["notes"]["B2"].value == "=1+1"
+    info = {r[0].value: r[1].value for r in wb["ScoreBridge"].iter_rows(max_row=8)}
+    assert info["Model"] == "churn" and info["Version"] == 1 and info["Rows scored"] == 8
+    if table:
+        assert ws.tables["Customers"].ref == "A3:J11"
+        assert [c.name for c in ws.tables["Customers"].tableColumns][-3:] == header[7:]
+
+
+def test_score_workbook_row_errors_and_injection(client, demo_registered):
+    frame = churn_rows(3).astype(object)
+    frame.loc[1, "monthly_charges"] = "lots"
+    frame.loc[2, "contract"] = '=HYPERLINK("http://evil","x")'
+    resp = upload(client, _workbook(frame))
+    assert resp.status_code == 200
+    wb = load_workbook(io.BytesIO(resp.data))
+    ws = wb["customers"]
+    assert ws.cell(3, 11).value == "scoring_error"
+    assert ws.cell(5, 11).value == "monthly_charges: expected a number, got 'lots'"
+    assert ws.cell(5, 8).value is None
+    problems = [[c.value for c in row] for row in wb["ScoreBridge"].iter_rows(min_row=10)]
+    assert [5, "monthly_charges", "expected a number, got 'lots'"] in problems
+    for row in wb["ScoreBridge"].iter_rows():
+        for c in row:
+            assert not (isinstance(c.value, str) and c.value.startswith("=")), c.value
+
+
+def test_score_workbook_refusals(client, demo_registered, tmp_path):
+    assert_problem(upload(client, b"not a zip"), 422, "not a valid .xlsx")
+    assert_problem(upload(client, b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 100), 422,
+                   "password-protected")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("xl/workbook.xml", "<workbook/>")
+        z.writestr("xl/worksheets/sheet1.xml", b"\0" * (300 * 1024 * 1024))
+    assert len(buf.getvalue()) < 2_000_000
+    assert_problem(upload(client, buf.getvalue()), 413, "expands to")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("xl/workbook.xml", "<workbook/>")
+        z.writestr("xl/worksheets/sheet1.xml", b"\0" * (50 * 1024 * 1024))
+    assert_problem(upload(client, buf.getvalue()), 413, "zip bomb")
+    wb = Workbook()
+    wb.active.append(["tenure_months", "contract"])
+    out = io.BytesIO()
+    wb.save(out)
+    assert_problem(upload(client, out.getvalue()), 422, "no table or header row",
+                   "lacks: monthly_charges")
+    assert_problem(client.post("/api/v1/models/churn/score-workbook", json={}, scope="score"),
+                   415)
+    assert_problem(client.post("/api/v1/models/nope/score-workbook", scope="score",
+                               data={"file": (io.BytesIO(b"x"), "a.xlsx")},
+                               content_type="multipart/form-data"), 404)
+
+
+def test_xml_entity_attack_in_workbook_is_refused(client, demo_registered):
+    wb = Workbook()
+    wb.active.append(FEATURES)
+    wb.active.append(ROW)
+    buf = io.BytesIO()
+    wb.save(buf)
+    src = zipfile.ZipFile(io.BytesIO(buf.getvalue()))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "xl/workbook.xml":
+                data = (b'<!DOCTYPE workbook [<!ENTITY a "aaaaaaaaaa">'
+                        b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>' + data)
+            z.writestr(item, data)
+    assert_problem(upload(client, out.getvalue()), 422, "could not be read")
