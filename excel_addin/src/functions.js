@@ -34,6 +34,7 @@ var ScoreBridge = (function () {
     errors: [],
     requests: 0,
     listeners: [],
+    timeoutMs: TIMEOUT_MS,
   };
 
   async function storageGet(name) {
@@ -109,7 +110,7 @@ var ScoreBridge = (function () {
     const opts = options || {};
     const headers = Object.assign({}, opts.headers || {}, { "X-API-Key": cfg.key });
     const controller = new AbortController();
-    const timer = setTimeout(function () { controller.abort(); }, TIMEOUT_MS);
+    const timer = setTimeout(function () { controller.abort(); }, state.timeoutMs);
     state.requests += 1;
     let response;
     try {
@@ -118,7 +119,7 @@ var ScoreBridge = (function () {
       });
     } catch (e) {
       const why = e && e.name === "AbortError"
-        ? "ScoreBridge did not answer within " + TIMEOUT_MS / 1000 + " s"
+        ? "ScoreBridge did not answer within " + state.timeoutMs / 1000 + " s"
         : "Cannot reach ScoreBridge at " + cfg.base;
       logError(path, why);
       throw fail("notAvailable", why);
@@ -199,7 +200,8 @@ var ScoreBridge = (function () {
     }
     const results = await Promise.all(parts);
     const first = results[0];
-    const merged = Object.assign({}, first, { predictions: [], probabilities: [], errors: [] });
+    const merged = Object.assign({}, first,
+      { predictions: [], probabilities: [], errors: [], blank: [] });
     let offset = 0;
     results.forEach(function (part, i) {
       merged.predictions = merged.predictions.concat(part.predictions);
@@ -207,6 +209,7 @@ var ScoreBridge = (function () {
       (part.errors || []).forEach(function (e) {
         merged.errors.push(Object.assign({}, e, { row: e.row + offset }));
       });
+      (part.blank || []).forEach(function (i) { merged.blank.push(i + offset); });
       offset += part.predictions.length;
       if (i > 0 && part.version !== first.version) {
         merged.versionChanged = true;
@@ -287,7 +290,10 @@ var ScoreBridge = (function () {
     (result.errors || []).forEach(function (e) {
       problems[e.row] = problems[e.row] ? problems[e.row] + "; " + describe(e) : describe(e);
     });
+    const blank = {};
+    (result.blank || []).forEach(function (i) { blank[i] = true; });
     const rows = result.predictions.map(function (prediction, i) {
+      if (blank[i]) return pick.width ? new Array(pick.width).fill("") : [""];
       if (problems[i] !== undefined || prediction === null) {
         const error = fail("invalidValue", problems[i] || "This row could not be scored");
         return pick.width ? new Array(pick.width).fill(error) : [error];

@@ -16,7 +16,7 @@ from flask import Blueprint, Response, abort, request, send_from_directory
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from .. import __version__
-from ..codecs.excel import decode_batch, table_from_range
+from ..codecs.excel import decode_batch, is_header, table_from_range
 from ..codecs.table import RawTable, ScoreOptions
 from ..codecs.workbook import score_workbook, starter_workbook
 from ..errors import InvalidInput, MalformedRequest, ScoreBridgeError, UnsupportedMediaType
@@ -103,16 +103,37 @@ def addin_icon(name: str) -> Response:
 
 # -- scoring from spreadsheets -------------------------------------------------------------------
 
-def _call_result(outcome: ScoreResult | ScoreBridgeError, header: bool) -> dict[str, Any]:
+def _call_result(outcome: ScoreResult | ScoreBridgeError, header: bool,
+                 blank: list[int]) -> dict[str, Any]:
     if isinstance(outcome, ScoreBridgeError):
         return {"error": outcome.detail, "status": outcome.status}
+    predictions = list(outcome.predictions)
+    probabilities = list(outcome.probabilities) if outcome.probabilities is not None else None
+    errors = [e.as_dict() for e in outcome.errors]
+    for i in blank:  # put the empty rows back, unscored and without error
+        predictions.insert(i, None)
+        if probabilities is not None:
+            probabilities.insert(i, None)
+        for e in errors:
+            if e.get("row", -1) >= i:
+                e["row"] += 1
     out: dict[str, Any] = {"model": outcome.model, "version": outcome.version, "header": header,
-                           "predictions": outcome.predictions,
-                           "errors": [e.as_dict() for e in outcome.errors]}
-    if outcome.probabilities is not None:
-        out["probabilities"] = outcome.probabilities
+                           "predictions": predictions, "errors": errors, "blank": blank}
+    if probabilities is not None:
+        out["probabilities"] = probabilities
         out["classes"] = outcome.classes
     return out
+
+
+def _without_blank_rows(values: list[list[Any]]) -> tuple[list[list[Any]], list[int]]:
+    """Rows with every cell empty (formulas filled down past the data) are left unscored."""
+    kept, blank = [], []
+    for i, row in enumerate(values):
+        if row and all(v is None or v == "" for v in row):
+            blank.append(i)
+        else:
+            kept.append(row)
+    return kept, blank
 
 
 @bp.post("/excel/v1/batch")
@@ -144,29 +165,38 @@ def batch() -> Response:
             model = svc.scorer.model_for(name, version)
         except ScoreBridgeError as exc:
             for i in members:
-                results[i] = _call_result(exc, False)
+                results[i] = _call_result(exc, False, [])
             continue
         tables: list[RawTable] = []
-        flags: list[bool] = []
+        flags: list[tuple[bool, list[int]]] = []
         for i in members:
             hint = headers[i].get("header") if isinstance(headers[i], dict) else None
-            table, header = _range_table(calls[i].values, hint, model.signature)
+            table, header, blank = _range_table(calls[i].values, hint, model.signature)
             tables.append(table)
-            flags.append(header)
+            flags.append((header, blank))
+        # unpinned calls follow the deployment (a canary's share included)
         outcomes = svc.scorer.score_many(name, tables, version=version, options=options)
-        for i, outcome, header in zip(members, outcomes, flags):
-            results[i] = _call_result(outcome, header)
+        for i, outcome, (header, blank) in zip(members, outcomes, flags):
+            results[i] = _call_result(outcome, header, blank)
     return json_response({"results": results})
 
 
-def _range_table(values: list[list[Any]], hint: Any, signature: Signature) -> tuple[RawTable, bool]:
-    """A range; a ``header`` hint (the first row of a larger range sent in parts) is used to read
-    a part by name, and is not itself scored."""
-    if isinstance(hint, list) and hint:
-        table, header = table_from_range([hint] + values, signature)
-        if header:
-            return table, True
-    return table_from_range(values, signature)
+def _range_table(values: list[list[Any]], hint: Any,
+                 signature: Signature) -> tuple[RawTable, bool, list[int]]:
+    """A range as a table, whether it had a header, and its empty rows (left out). A ``header``
+    hint is the first row of a larger range sent in parts: used to read this part by name, never
+    scored itself."""
+    if isinstance(hint, list) and hint and is_header(hint, signature):
+        header_row, data = hint, values
+    elif values and is_header(values[0], signature):
+        header_row, data = values[0], values[1:]
+    else:
+        header_row, data = None, values
+    data, blank = _without_blank_rows(data)
+    if header_row is None:
+        return RawTable.positional(data), False, blank
+    table, _ = table_from_range([header_row] + data, signature)
+    return table, True, blank
 
 
 @bp.get("/excel/v1/predict.txt")

@@ -141,7 +141,9 @@ def test_batch_bad_rows_and_bad_calls_do_not_spoil_others(client, demo_registere
     assert results[2]["errors"][0]["message"] == "the cell holds the Excel error #N/A"
     assert "expected 6 values per row" in results[3]["error"] and results[3]["status"] == 422
     assert results[4] == {"error": "no model named 'nope'", "status": 404}
-    assert results[5]["predictions"][0] is not None and results[5]["predictions"][1] is not None
+    # an empty row (a formula filled down past the data) is left unscored, without error
+    assert results[5]["predictions"][0] is not None and results[5]["predictions"][1] is None
+    assert results[5]["blank"] == [1] and results[5]["errors"] == []
     assert "missing column" in results[6]["error"] and results[6]["status"] == 422
 
 

@@ -1,0 +1,51 @@
+"""The add-in's JavaScript, tested with the real toolchain: Node's test runner against a live
+server, and functions.json regenerated from the JSDoc by custom-functions-metadata."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from tests.live import ROOT, LiveServer, env_for, free_port, run_cli
+
+ADDIN = ROOT / "excel_addin"
+pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    home = tmp_path_factory.mktemp("excel") / "home"
+    env = env_for(home)
+    run_cli("demo", env=env)
+    key = run_cli("keys", "create", "--scope", "score,read", env=env).stdout.strip()
+    port = free_port()
+    server = LiveServer([str(ROOT / ".venv/bin/scorebridge"), "serve", "--port", str(port),
+                         "--workers", "2"], env, port)
+    server.wait_ready()
+    yield server, key
+    server.stop()
+
+
+def test_node_functions_against_a_live_server(live):
+    server, key = live
+    env = {**os.environ, "SCOREBRIDGE_TEST_URL": server.url, "SCOREBRIDGE_TEST_KEY": key}
+    proc = subprocess.run(["node", "--test", "--test-reporter=spec", "tests/"], cwd=ADDIN,
+                          env=env, capture_output=True, text=True, timeout=600)
+    print(proc.stdout[-4000:])
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+    assert "fail 0" in proc.stdout
+
+
+def test_functions_json_is_generated_from_the_jsdoc(tmp_path):
+    if not (ADDIN / "node_modules" / ".bin" / "custom-functions-metadata").exists():
+        pytest.skip("run `make test` (npm ci in excel_addin) first")
+    out = tmp_path / "functions.json"
+    subprocess.run([str(ADDIN / "node_modules/.bin/custom-functions-metadata"), "generate",
+                    "src/functions.js", str(out)], cwd=ADDIN, check=True, capture_output=True,
+                   timeout=120)
+    assert json.loads(out.read_text()) == json.loads((ADDIN / "src/functions.json").read_text())
+    ids = [f["id"] for f in json.loads(out.read_text())["functions"]]
+    assert ids == ["PREDICT", "PREDICT_PROBA", "MODELS", "MODEL_INFO", "FEATURES"]
