@@ -6,7 +6,10 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 export SCOREBRIDGE_HOME ?= $(CURDIR)/var
 
-.PHONY: serve test install install-test clean
+CHROMIUM := /usr/bin/chromium
+NODE_ADDIN := excel_addin/node_modules/.installed
+
+.PHONY: serve test install install-test node browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +27,19 @@ $(VENV)/.installed-test: setup.cfg pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
+# the add-in's pinned npm tooling (custom-functions-metadata, typescript@5)
+$(NODE_ADDIN): excel_addin/package.json excel_addin/package-lock.json
+	cd excel_addin && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+node: $(NODE_ADDIN)
+
+# Debian's Chromium for the browser tests (Playwright drives it; it never downloads a browser)
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	$$SUDO apt-get update -qq && \
+	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium
+browser: $(CHROMIUM)
+
 serve: install
 	$(BIN)/scorebridge demo
 	@key=$$($(BIN)/scorebridge keys create --scope score,read --name "make serve" 2>/dev/null); \
@@ -40,7 +56,7 @@ serve: install
 	echo ""
 	exec $(BIN)/scorebridge serve --host $(HOST) --port $(PORT)
 
-test: install-test
+test: install-test node browser
 	$(BIN)/python -m pytest
 
 clean:

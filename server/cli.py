@@ -340,6 +340,16 @@ def score(name: str, input: Path, output: Path | None, version: int | None, alia
 
     output = output or input.with_name(input.stem + ".scored.csv")
     client = backend(url, key)
+    if input.suffix.lower() == ".xlsx" and output.suffix.lower() == ".xlsx":
+        # a workbook in, the same workbook out: sheets, styles and formulas kept
+        with console.status(f"scoring {input.name}…"):
+            data, used = client.score_workbook(name, input.read_bytes(), version)
+        tmp = output.with_name(f".{output.name}.partial")
+        tmp.write_bytes(data)
+        os.replace(tmp, output)
+        console.print(f"scored workbook {input.name} with {name} v{used} -> {output} "
+                      "(see its ScoreBridge sheet)")
+        return
     total = count_rows(input)
     writer = TableWriter(output)
     bad_rows = 0

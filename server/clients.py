@@ -29,6 +29,7 @@ class Backend(Protocol):
     def score_frame(self, name: str, frame: pd.DataFrame, version: int | None,
                     alias: str | None) -> dict[str, Any]: ...
     def set_policy(self, name: str, changes: dict[str, Any]) -> dict[str, Any]: ...
+    def score_workbook(self, name: str, data: bytes, version: int | None) -> tuple[bytes, int]: ...
     def create_key(self, scopes: list[str], name: str) -> dict[str, Any]: ...
     def list_keys(self) -> list[dict[str, Any]]: ...
     def revoke_key(self, key_id: str) -> dict[str, Any]: ...
@@ -119,6 +120,14 @@ class LocalBackend:
                                    options=ScoreOptions(errors="row"))
         return result_to_json(result)
 
+    def score_workbook(self, name: str, data: bytes, version: int | None) -> tuple[bytes, int]:
+        from .codecs.workbook import score_workbook
+
+        model = self.scorer.model_for(name, version)
+        out, result = score_workbook(data, model.signature, name, lambda table: self.scorer.score(
+            name, table, version=model.version, options=ScoreOptions(errors="row")))
+        return out, result.version
+
     def create_key(self, scopes: list[str], name: str) -> dict[str, Any]:
         plain, info = self.keys.create(scopes, name)
         return {**info.public(), "key": plain}
@@ -205,6 +214,19 @@ class RemoteBackend:
 
     def set_policy(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
         return self._call("PUT", f"/api/v1/models/{name}/policy", json=changes)
+
+    def score_workbook(self, name: str, data: bytes, version: int | None) -> tuple[bytes, int]:
+        params = {"version": version} if version else {}
+        try:
+            resp = self.session.post(f"{self.url}/api/v1/models/{name}/score-workbook",
+                                     files={"file": ("workbook.xlsx", data)}, params=params,
+                                     timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise RemoteError(503, {"detail": f"cannot reach {self.url} ({type(exc).__name__})"})
+        if resp.status_code >= 400:
+            raise RemoteError(resp.status_code, resp.json() if resp.headers.get(
+                "Content-Type", "").endswith("json") else {"detail": resp.text[:200]})
+        return resp.content, int(resp.headers.get("X-Model-Version", 0))
 
     def create_key(self, scopes: list[str], name: str) -> dict[str, Any]:
         return self._call("POST", "/api/v1/keys", json={"scopes": scopes, "name": name})

@@ -124,6 +124,18 @@ def test_remote_mode_against_a_live_server(tmp_path, wine, demo_files):
                 env=remote)
         back = pd.read_csv(tmp_path / "out.csv")
         assert back["prediction"].tolist() == wine["model"].predict(wine["X"].head(12)).tolist()
+        from openpyxl import Workbook, load_workbook
+
+        book = Workbook()
+        book.active.append(list(wine["X"].columns))
+        for row in wine["X"].head(3).itertuples(index=False):
+            book.active.append(list(row))
+        book.save(tmp_path / "book.xlsx")
+        run_cli("score", "wine", str(tmp_path / "book.xlsx"), "-o", str(tmp_path / "out.xlsx"),
+                env=remote)
+        scored = load_workbook(tmp_path / "out.xlsx").active
+        assert [scored.cell(r, 14).value for r in (2, 3, 4)] == \
+            wine["model"].predict(wine["X"].head(3)).tolist()
         run_cli("register", str(wine["path"]), "--name", "wine", env=remote)
         assert "-> version 2" in run_cli("promote", "wine", "2", env=remote).stdout
         assert "-> version 1" in run_cli("rollback", "wine", env=remote).stdout
@@ -154,3 +166,20 @@ def test_policy_and_gates_from_the_cli(cli, demo_files, wine):
     events = json.loads(cli("events", "churn", "--json").stdout)
     assert events[0]["kind"] == "gates_failed"
     assert cli("policy", "churn", "sideways", ok=False).exit_code == 2
+
+
+def test_score_a_workbook_keeps_it(cli, demo_files, demo_model, tmp_path):
+    from openpyxl import load_workbook
+
+    from tests.api.test_excel import _workbook
+
+    cli("register", str(demo_files["artifact"]), "--name", "churn", "--sample",
+        str(demo_files["sample"]))
+    frame = churn_rows(4)
+    (tmp_path / "book.xlsx").write_bytes(_workbook(frame))
+    out = cli("score", "churn", str(tmp_path / "book.xlsx"), "-o", str(tmp_path / "out.xlsx"))
+    assert "scored workbook book.xlsx with churn v1" in out.stdout
+    wb = load_workbook(tmp_path / "out.xlsx")
+    assert wb.sheetnames == ["customers", "notes", "ScoreBridge"]
+    assert [wb["customers"].cell(r, 8).value for r in range(4, 8)] == \
+        demo_model.predict(frame).tolist()

@@ -97,9 +97,14 @@ var ScoreBridge = (function () {
   }
 
   function fail(code, message) {
-    const text = String(message);
-    return new CustomFunctions.Error(CustomFunctions.ErrorCode[code],
-      text.length > 250 ? text.slice(0, 249) + "…" : text);
+    const text = String(message).length > 250 ? String(message).slice(0, 249) + "…" :
+      String(message);
+    if (typeof CustomFunctions === "undefined") {  // the task pane opened outside Excel
+      const error = new Error(text);
+      error.code = code === "notAvailable" ? "#N/A" : "#VALUE!";
+      return error;
+    }
+    return new CustomFunctions.Error(CustomFunctions.ErrorCode[code], text);
   }
 
   async function request(path, options) {
@@ -301,7 +306,8 @@ var ScoreBridge = (function () {
       return pick(result, i);
     });
     if (rows.length === 0) throw fail("invalidValue", "No data rows in the range");
-    if (rows.length === 1 && rows[0][0] instanceof CustomFunctions.Error) throw rows[0][0];
+    // a single cell with an error shows the error itself (values are never objects)
+    if (rows.length === 1 && rows[0][0] !== null && typeof rows[0][0] === "object") throw rows[0][0];
     return rows;
   }
 

@@ -23,6 +23,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("scorebridge.auth")
 _UNDECLARED = object()
 CHALLENGE = 'Basic realm="ScoreBridge", Bearer realm="ScoreBridge"'
+BEARER_CHALLENGE = 'Bearer realm="ScoreBridge", error="invalid_token"'
 ANONYMOUS = KeyInfo(key_id="anonymous", name="auth off", scopes=SCOPES,
                     created_at=datetime(2020, 1, 1, tzinfo=timezone.utc))
 
@@ -98,8 +99,11 @@ def install(app: Flask) -> None:
                                headers={"WWW-Authenticate": CHALLENGE})
         key = services().keys.verify(plain)
         if key is None:
-            raise Unauthorized("the API key is not valid or has been revoked",
-                               headers={"WWW-Authenticate": CHALLENGE})
+            # a Basic challenge makes browsers (and Excel's task pane) pop up a password dialog:
+            # only clients that used Basic get it back
+            basic = request.headers.get("Authorization", "").lower().startswith("basic")
+            raise Unauthorized("the API key is not valid or has been revoked", headers={
+                "WWW-Authenticate": CHALLENGE if basic else BEARER_CHALLENGE})
         if scope not in key.grants:
             raise Forbidden(f"this API key lacks the '{scope}' scope needed here")
         g.api_key = key

@@ -16,10 +16,13 @@ pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory):
+def live(tmp_path_factory, demo_files):
+    """A live server (two workers) serving the session's demo model as 'churn'."""
     home = tmp_path_factory.mktemp("excel") / "home"
     env = env_for(home)
-    run_cli("demo", env=env)
+    run_cli("register", str(demo_files["artifact"]), "--name", "churn", "--sample",
+            str(demo_files["sample"]), "--holdout", str(demo_files["holdout"]), "--target",
+            "churned", env=env)
     key = run_cli("keys", "create", "--scope", "score,read", env=env).stdout.strip()
     port = free_port()
     server = LiveServer([str(ROOT / ".venv/bin/scorebridge"), "serve", "--port", str(port),
