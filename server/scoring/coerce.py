@@ -236,6 +236,8 @@ def _array(col: Column, values: list[Any]) -> np.ndarray:
 def _bind_names(table: RawTable, signature: Signature, report: _Report) -> dict[str, list[Any]]:
     """Map the table's columns onto the signature by name (forgiving case and spacing)."""
     assert table.names is not None
+    if table.names == signature.names:  # already aligned: nothing to match
+        return dict(zip(table.names, table.columns))
     given = dict(zip(table.names, table.columns))
     by_norm = {}
     for name in table.names:
@@ -274,30 +276,53 @@ def align(table: RawTable, signature: Signature) -> tuple[RawTable, list[FieldEr
     return aligned, report.warnings
 
 
-def concat(tables: list[RawTable]) -> RawTable:
-    """Aligned tables stacked into one (row numbers in errors shifted accordingly)."""
-    names = tables[0].names
-    columns: list[list[Any]] = [[] for _ in names or ()]
+def concat(tables: list[RawTable], signature: Signature) -> RawTable:
+    """Tables stacked into one, in order (row numbers in errors shifted accordingly). Each is
+    aligned already, or positional: runs of positional tables are bound in one go, which is what
+    makes thousands of one-row spreadsheet calls cheap."""
+    names = signature.names
+    columns: list[list[Any]] = [[] for _ in names]
     errors: list[FieldError] = []
     offset = 0
-    for t in tables:
+    pending: list[Any] = []
+
+    def bind_pending() -> None:
+        nonlocal pending
+        if pending:
+            add(RawTable.from_rows(pending, names, len(names)))
+            pending = []
+
+    def add(t: RawTable) -> None:
+        nonlocal offset
         for j, col in enumerate(t.columns):
             columns[j].extend(col)
-        errors += [FieldError(e.message, None if e.row is None else e.row + offset, e.column)
-                   for e in t.row_errors]
+        errors.extend(FieldError(e.message, None if e.row is None else e.row + offset, e.column)
+                      for e in t.row_errors)
         offset += t.n_rows
+
+    for t in tables:
+        if t.pending_rows is not None:
+            pending.extend(t.pending_rows)
+        else:
+            bind_pending()
+            add(t)
+    bind_pending()
     return RawTable(names=names, columns=columns, n_rows=offset, row_errors=errors)
+
+
+def check_width(table: RawTable, signature: Signature) -> None:
+    """Positional rows that all have the wrong width are a mistake about the whole input."""
+    width = len(signature.inputs)
+    widths = {len(r) for r in table.pending_rows or [] if isinstance(r, (list, tuple))}
+    if len(widths) == 1 and width not in widths:
+        raise InvalidInput(f"expected {width} values per row in signature order "
+                           f"({', '.join(signature.names)}), got {widths.pop()}")
 
 
 def bind_positional(table: RawTable, signature: Signature) -> RawTable:
     """Turn positional rows into columns, checking each row's width against the signature."""
-    width = len(signature.inputs)
-    rows = table.pending_rows or []
-    widths = {len(r) for r in rows if isinstance(r, (list, tuple))}
-    if len(widths) == 1 and width not in widths:
-        raise InvalidInput(f"expected {width} values per row in signature order "
-                           f"({', '.join(signature.names)}), got {widths.pop()}")
-    return RawTable.from_rows(rows, signature.names, width)
+    check_width(table, signature)
+    return RawTable.from_rows(table.pending_rows or [], signature.names, len(signature.inputs))
 
 
 def coerce(table: RawTable, signature: Signature) -> Coerced:

@@ -24,7 +24,7 @@ from ..errors import (FieldError, InvalidInput, ModelFailure, NotFound, PayloadT
 from ..registry.deployments import Deployments
 from ..registry.service import PRODUCTION, Registry, VersionInfo
 from ..telemetry.traffic import TrafficRecorder
-from .coerce import align, coerce, concat
+from .coerce import align, check_width, coerce, concat
 from .loader import load_artifact
 from .runtime import LoadedModel
 from .signature import Signature, to_python
@@ -293,13 +293,18 @@ class Scorer:
         parts = []
         for i, table in enumerate(tables):
             try:
+                if table.pending_rows is not None:
+                    check_width(table, model.signature)  # aligned in one go below
+                    parts.append((i, table, []))
+                    continue
                 aligned, warnings = align(table, model.signature)
             except ScoreBridgeError as exc:
                 outcomes[i] = exc
                 continue
             parts.append((i, aligned, warnings))
         if parts:
-            whole = self._scored(model, concat([a for _, a, _ in parts]), options, route)
+            whole = self._scored(model, concat([t for _, t, _ in parts], model.signature),
+                                 options, route)
             offset = 0
             for i, aligned, warnings in parts:
                 outcomes[i] = _slice(whole, offset, aligned.n_rows, warnings)
