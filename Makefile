@@ -8,8 +8,9 @@ export SCOREBRIDGE_HOME ?= $(CURDIR)/var
 
 CHROMIUM := /usr/bin/chromium
 NODE_ADDIN := excel_addin/node_modules/.installed
+NODE_PBI := powerbi/tools/node_modules/.installed
 
-.PHONY: serve test install install-test node browser clean
+.PHONY: serve test install install-test node browser powerbi clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +32,16 @@ install-test: $(VENV)/.installed-test
 $(NODE_ADDIN): excel_addin/package.json excel_addin/package-lock.json
 	cd excel_addin && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
-node: $(NODE_ADDIN)
+# Microsoft's Power Query parser and language services, for the M lint
+$(NODE_PBI): powerbi/tools/package.json powerbi/tools/package-lock.json
+	cd powerbi/tools && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+node: $(NODE_ADDIN) $(NODE_PBI)
+
+# the Power BI connector, byte for byte reproducible
+powerbi: dist/ScoreBridge.mez
+dist/ScoreBridge.mez: powerbi/build_mez.py $(wildcard powerbi/connector/*)
+	$(PYTHON) powerbi/build_mez.py $@
 
 # Debian's Chromium for the browser tests (Playwright drives it; it never downloads a browser)
 $(CHROMIUM):

@@ -49,6 +49,7 @@ class Settings:
     default_model: str = ""
     excel_namespace: str = "ML"
     excel_addin_dir: Path | None = None
+    odata_page_size: int = 1000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -83,6 +84,7 @@ class Settings:
             default_model=get("DEFAULT_MODEL", ""),
             excel_namespace=get("EXCEL_NAMESPACE", "ML"),
             excel_addin_dir=Path(get("EXCEL_ADDIN_DIR", "")) if get("EXCEL_ADDIN_DIR", "") else None,
+            odata_page_size=int(get("ODATA_PAGE_SIZE", "1000")),
         )
         return replace(settings, **overrides) if overrides else settings
 

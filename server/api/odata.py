@@ -1,0 +1,87 @@
+"""The OData v4 feed at /odata/: Power BI's built-in OData connector (and Excel's) reads the model
+catalogue, versions, the audit trail and traffic, and refreshes in the service without a gateway
+(Basic with the key as password, or the Web API key credential: ``api_key`` in the query)."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, request
+
+from ..codecs.odata import metadata_xml, next_link, page, parse_options
+from ..errors import NotFound, ScoreBridgeError
+from ..registry.feeds import ENTITY_SETS
+from .auth import requires
+from .excel import public_base
+from .http import json_response, problem, services
+from .openapi import operation, problem_response
+
+bp = Blueprint("odata", __name__, url_prefix="/odata")
+HEADERS = {"OData-Version": "4.0"}
+JSON = "application/json;odata.metadata=minimal"
+_BY_NAME = {e.name: e for e in ENTITY_SETS}
+
+
+@bp.errorhandler(ScoreBridgeError)
+def odata_error(exc: ScoreBridgeError) -> Response:
+    """Problem documents that OData clients can read too (they look for ``error.message``)."""
+    resp = problem(exc.status, exc.title, exc.detail, type=exc.type, errors=exc.errors,
+                   headers={**exc.headers, **HEADERS},
+                   error={"code": exc.slug, "message": exc.detail})
+    return resp
+
+
+def _feed(payload: dict[str, Any]) -> Response:
+    resp = json_response(payload, headers=HEADERS)
+    resp.content_type = JSON
+    return resp
+
+
+@bp.get("/")
+@requires("read")
+@operation("OData service document: the entity sets", tags=["odata"],
+           responses={"200": {"description": "Service document", "content": {
+               "application/json": {"schema": {"type": "object"}}}}})
+def service_document() -> Response:
+    base = public_base()
+    return _feed({"@odata.context": f"{base}/odata/$metadata",
+                  "value": [{"name": e.name, "kind": "EntitySet", "url": e.name}
+                            for e in ENTITY_SETS]})
+
+
+@bp.get("/$metadata")
+@requires("read")
+@operation("OData metadata (CSDL XML)", tags=["odata"],
+           responses={"200": {"description": "EDMX 4.0", "content": {
+               "application/xml": {"schema": {"type": "string"}}}}})
+def metadata() -> Response:
+    return Response(metadata_xml(ENTITY_SETS), mimetype="application/xml", headers=HEADERS)
+
+
+@bp.get("/<entity_set>")
+@requires("read")
+@operation(
+    "An entity set, with $select, $filter, $orderby, $top, $skip and $count", tags=["odata"],
+    parameters=[{"name": n, "in": "query", "schema": {"type": "string"}}
+                for n in ("$select", "$filter", "$orderby", "$top", "$skip", "$count")],
+    responses={"200": {"description": "A page of entities", "content": {
+        "application/json": {"schema": {"type": "object"}}}},
+        "400": problem_response("Invalid query option"),
+        "404": problem_response("No such entity set")})
+def entity_set(entity_set: str) -> Response:
+    """Pages hold at most 1,000 entities; ``@odata.nextLink`` (absolute) fetches the next."""
+    entity = _BY_NAME.get(entity_set)
+    if entity is None:
+        raise NotFound(f"no entity set {entity_set[:60]!r}; sets: "
+                       + ", ".join(_BY_NAME))
+    args = request.args.to_dict()
+    opts = parse_options(args, entity)
+    base = public_base()
+    with services().registry.reading() as session:
+        rows, total, more = page(session, entity, opts, services().settings.odata_page_size)
+    payload: dict[str, Any] = {"@odata.context": f"{base}/odata/$metadata#{entity.name}"}
+    if total is not None:
+        payload["@odata.count"] = total
+    payload["value"] = rows
+    if more:
+        payload["@odata.nextLink"] = next_link(base, entity, args, opts, len(rows))
+    return _feed(payload)

@@ -1,0 +1,83 @@
+"""The registry as tables for feeds (OData): models, versions, events and traffic, each a SELECT
+whose columns carry the feed's property names."""
+from __future__ import annotations
+
+from sqlalchemy import Float, Integer, String, and_, case, cast, func, literal, select
+from sqlalchemy.orm import aliased
+
+from ..codecs.odata import EntitySet, Prop
+from .schema import AliasRow, EventRow, ModelRow, TrafficRow, VersionRow
+
+S, I, B, D, F = "Edm.String", "Edm.Int32", "Edm.Boolean", "Edm.DateTimeOffset", "Edm.Double"
+
+
+def _models():
+    prod_alias = aliased(AliasRow)
+    prod = aliased(VersionRow)
+    latest = (select(VersionRow.model_id, func.max(VersionRow.version).label("latest"))
+              .group_by(VersionRow.model_id).subquery())
+    return (select(ModelRow.name.label("Name"), ModelRow.description.label("Description"),
+                   prod.version.label("ProductionVersion"), latest.c.latest.label("LatestVersion"),
+                   func.coalesce(ModelRow.policy["policy"].as_string(), "auto").label("Policy"),
+                   ModelRow.created_at.label("CreatedAt"), ModelRow.created_by.label("CreatedBy"))
+            .select_from(ModelRow)
+            .outerjoin(prod_alias, and_(prod_alias.model_id == ModelRow.id,
+                                        prod_alias.alias == "production"))
+            .outerjoin(prod, prod.id == prod_alias.version_id)
+            .outerjoin(latest, latest.c.model_id == ModelRow.id))
+
+
+def _versions():
+    prod_alias = aliased(AliasRow)
+    return (select(ModelRow.name.label("Model"), VersionRow.version.label("Version"),
+                   VersionRow.sha256.label("Sha256"), VersionRow.format.label("Format"),
+                   VersionRow.description.label("Description"),
+                   VersionRow.created_at.label("CreatedAt"),
+                   VersionRow.created_by.label("CreatedBy"),
+                   VersionRow.pipeline.label("Pipeline"),
+                   VersionRow.gate_status.label("GateStatus"),
+                   VersionRow.rolled_back.label("RolledBack"),
+                   case((prod_alias.version_id.is_not(None), literal(True)),
+                        else_=literal(False)).label("IsProduction"))
+            .select_from(VersionRow).join(ModelRow, ModelRow.id == VersionRow.model_id)
+            .outerjoin(prod_alias, and_(prod_alias.version_id == VersionRow.id,
+                                        prod_alias.alias == "production")))
+
+
+def _events():
+    return select(EventRow.id.label("Id"), EventRow.model_name.label("Model"),
+                  EventRow.version.label("Version"), EventRow.kind.label("Kind"),
+                  EventRow.actor.label("Actor"), EventRow.created_at.label("CreatedAt"),
+                  cast(EventRow.detail, String).label("Detail"))
+
+
+def _traffic():
+    requests = func.sum(TrafficRow.requests)
+    return (select(TrafficRow.model_name.label("Model"), TrafficRow.version.label("Version"),
+                   TrafficRow.minute.label("Minute"), cast(requests, Integer).label("Requests"),
+                   cast(func.sum(TrafficRow.errors), Integer).label("Errors"),
+                   cast(func.sum(TrafficRow.rows), Integer).label("Rows"),
+                   cast(func.sum(TrafficRow.latency_sum) * 1000.0 / func.nullif(requests, 0),
+                        Float).label("MeanLatencyMs"))
+            .group_by(TrafficRow.model_name, TrafficRow.version, TrafficRow.minute))
+
+
+ENTITY_SETS = [
+    EntitySet("Models", "Model", ("Name",), (
+        Prop("Name", S, False), Prop("Description", S), Prop("ProductionVersion", I),
+        Prop("LatestVersion", I), Prop("Policy", S), Prop("CreatedAt", D), Prop("CreatedBy", S),
+    ), _models, ("Name",)),
+    EntitySet("ModelVersions", "ModelVersion", ("Model", "Version"), (
+        Prop("Model", S, False), Prop("Version", I, False), Prop("Sha256", S), Prop("Format", S),
+        Prop("Description", S), Prop("CreatedAt", D), Prop("CreatedBy", S), Prop("Pipeline", S),
+        Prop("GateStatus", S), Prop("RolledBack", B), Prop("IsProduction", B),
+    ), _versions, ("Model", "Version")),
+    EntitySet("Events", "Event", ("Id",), (
+        Prop("Id", I, False), Prop("Model", S), Prop("Version", I), Prop("Kind", S),
+        Prop("Actor", S), Prop("CreatedAt", D), Prop("Detail", S),
+    ), _events, ("Id",)),
+    EntitySet("Traffic", "TrafficMinute", ("Model", "Version", "Minute"), (
+        Prop("Model", S, False), Prop("Version", I, False), Prop("Minute", D, False),
+        Prop("Requests", I), Prop("Errors", I), Prop("Rows", I), Prop("MeanLatencyMs", F),
+    ), _traffic, ("Model", "Version", "Minute")),
+]

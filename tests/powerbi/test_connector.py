@@ -1,0 +1,179 @@
+"""The Power BI connector: lint with Microsoft's M parser and language services, the reproducible
+.mez build, and contract tests of every request the connector sends (no M evaluator runs on Linux,
+so the server is checked against the exact requests the M code makes)."""
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+import subprocess
+import zipfile
+from dataclasses import replace
+
+import pytest
+
+from server.app import create_app
+from tests.conftest import KeyClient, assert_problem, churn_rows, jsonable, register_file
+from tests.live import ROOT
+
+PBI = ROOT / "powerbi"
+CONNECTOR = (PBI / "connector" / "ScoreBridge.pq").read_text()
+LINT = PBI / "tools" / "node_modules" / "@microsoft" / "powerquery-parser"
+
+
+def lint(*paths):
+    if shutil.which("node") is None or not LINT.exists():
+        pytest.skip("run `make test` first (it installs Node tooling)")
+    return subprocess.run(["node", str(PBI / "tools" / "lint.mjs"), *map(str, paths)],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+
+
+def test_every_m_file_lints_clean():
+    proc = lint()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "ScoreBridge.pq" in proc.stdout and "odata-models.m" in proc.stdout
+    assert " 0 failed" in proc.stdout
+
+
+def test_lint_catches_syntax_errors_and_unknown_names(tmp_path):
+    (tmp_path / "broken.m").write_text("let\n    a = (1 + \nin\n    a")
+    (tmp_path / "unknown.m").write_text("let\n    a = Table.NoSuchFunction(1)\nin\n    a")
+    proc = lint(tmp_path / "broken.m", tmp_path / "unknown.m")
+    assert proc.returncode == 1
+    assert "syntax:" in proc.stdout
+    assert "Cannot find the name 'Table.NoSuchFunction'" in proc.stdout
+    assert "0 passed, 2 failed" in proc.stdout
+
+
+def test_mez_is_reproducible(tmp_path):
+    a, b = tmp_path / "a" / "ScoreBridge.mez", tmp_path / "b" / "ScoreBridge.mez"
+    for out in (a, b):
+        subprocess.run(["python3", str(PBI / "build_mez.py"), str(out)], check=True,
+                       capture_output=True)
+    assert a.read_bytes() == b.read_bytes()
+    with zipfile.ZipFile(a) as mez:
+        names = mez.namelist()
+        assert names == sorted(names)
+        assert "ScoreBridge.pq" in names and "resources.resx" in names
+        assert "ScoreBridge.query.pq" not in names
+        assert {f"ScoreBridge{n}.png" for n in (16, 20, 24, 32, 40, 48, 64)} <= set(names)
+        assert all(i.date_time == (1980, 1, 1, 0, 0, 0) for i in mez.infolist())
+        for icon in re.findall(r'Extension\.Contents\("([^"]+)"\)', CONNECTOR):
+            assert icon in names
+    resources = (PBI / "connector" / "resources.resx").read_text()
+    for key in set(re.findall(r'Extension\.LoadString\("([^"]+)"\)', CONNECTOR)):
+        assert f'name="{key}"' in resources, key
+
+
+def test_connector_declares_the_data_source_the_way_power_bi_needs():
+    assert re.search(r"^section ScoreBridge;", CONNECTOR, re.M)
+    assert 'TestConnection = (dataSourcePath) => {"ScoreBridge.Contents", dataSourcePath}' in CONNECTOR
+    assert re.search(r"Key = \[KeyLabel", CONNECTOR) and "Anonymous = []" in CONNECTOR
+    # model, table and options do not become part of the credential's data source path
+    predict_type = CONNECTOR[CONNECTOR.index("PredictType = type function"):]
+    predict_type = predict_type[:predict_type.index(") as table meta")]
+    assert predict_type.count("DataSource.Path = false") == 3
+    # Web.Contents keeps a fixed base URL (variable parts only in RelativePath/Query)
+    for call in re.findall(r"Web\.Contents\(\s*(\w+)", CONNECTOR):
+        assert call == "base"
+
+
+def basic(key):
+    """How Power BI sends a Key credential: the key as Basic password, no user name."""
+    return {"Authorization": "Basic " + base64.b64encode(f":{key}".encode()).decode()}
+
+
+@pytest.fixture
+def pbi(client, keys, demo_files):
+    register_file(client, "churn", demo_files["artifact"], demo_files["sample"])
+    return client.client, basic(keys["score"] if False else keys["admin"])
+
+
+def _records(n):
+    return [dict(zip(["tenure_months", "monthly_charges", "contract", "payment_method",
+                      "support_calls", "internet_service"], r)) for r in jsonable(churn_rows(n))]
+
+
+def test_contract_contents_and_versions(pbi):
+    client, auth = pbi
+    catalogue = client.get("/api/v1/models", headers={**auth, "Accept": "application/json"})
+    assert catalogue.status_code == 200
+    model = catalogue.json["models"][0]
+    assert {"name", "production_version", "description"} <= set(model)
+    detail = client.get("/api/v1/models/churn", headers=auth).json
+    for v in detail["versions"]:
+        assert {"version", "aliases", "gate_status", "created_at", "created_by",
+                "description"} <= set(v)
+        assert isinstance(v["aliases"], list)
+    sig = detail["signature"]
+    assert [c["name"] for c in sig["inputs"]][0] == "tenure_months"
+    assert sig["output"] == {"kind": "classification", "type": "string",
+                             "classes": ["no", "yes"], "probabilities": True}
+    pinned = client.get("/api/v1/models/churn/versions/1", headers=auth).json
+    assert pinned["signature"] == sig
+
+
+def test_contract_predict_batches(pbi, demo_model):
+    client, auth = pbi
+    body = {"records": _records(25), "options": {"errors": "row", "probabilities": True}}
+    headers = {**auth, "Content-Type": "application/json", "Accept": "application/json",
+               "X-Attempt": "1"}
+    resp = client.post("/api/v1/models/churn/predict", json=body, headers=headers)
+    assert resp.status_code == 200
+    out = resp.json
+    assert out["version"] == 1 and len(out["predictions"]) == 25
+    assert out["predictions"] == demo_model.predict(churn_rows(25)).tolist()
+    assert len(out["probabilities"][0]) == 2
+    # pinned version (Options [Version = 1]) and the zero-row schema pass
+    resp = client.post("/api/v1/models/churn/predict?version=1", headers=headers,
+                       json={"records": [], "options": {"errors": "row", "probabilities": True}})
+    assert resp.status_code == 200 and resp.json["predictions"] == []
+    # a bad row: the batch still answers, the row's error names the column
+    bad = _records(2)
+    bad[1]["monthly_charges"] = "lots"
+    resp = client.post("/api/v1/models/churn/predict", headers=headers,
+                       json={"records": bad, "options": {"errors": "row", "probabilities": True}})
+    assert resp.json["errors"] == [{"row": 1, "column": "monthly_charges",
+                                    "message": "expected a number, got 'lots'"}]
+    assert resp.json["probabilities"][1] is None
+
+
+def test_contract_missing_model_and_columns(pbi):
+    client, auth = pbi
+    resp = client.get("/api/v1/models/nope", headers=auth)
+    assert_problem(resp, 404, "no model named 'nope'")
+    records = [{"tenure_months": 1}]
+    resp = client.post("/api/v1/models/churn/predict", headers=auth,
+                       json={"records": records, "options": {"errors": "row"}})
+    assert_problem(resp, 422, "missing column", "monthly_charges")
+
+
+def test_contract_413_lets_the_connector_halve(settings, demo_files):
+    app = create_app(replace(settings, max_rows=10))
+    key = app.extensions["scorebridge"].keys.create("admin")[0]
+    client = KeyClient(app.test_client(), {"deploy": key})
+    register_file(client, "churn", demo_files["artifact"], demo_files["sample"])
+    headers = basic(key)
+    resp = app.test_client().post("/api/v1/models/churn/predict", headers=headers,
+                                  json={"records": _records(16)})
+    assert_problem(resp, 413, "limit is 10")
+    for half in (_records(16)[:8], _records(16)[8:]):
+        assert app.test_client().post("/api/v1/models/churn/predict", headers=headers,
+                                      json={"records": half}).status_code == 200
+
+
+def test_contract_auth_ways(pbi, settings, keys):
+    client, _ = pbi
+    assert client.get("/api/v1/models", headers=basic(keys["read"])).status_code == 200
+    resp = client.get("/api/v1/models", headers=basic("sb_000000000000_bad"))
+    assert resp.status_code == 401
+    assert resp.headers["WWW-Authenticate"].startswith("Basic")  # Power BI re-prompts
+    anonymous = create_app(replace(settings, auth=False)).test_client()
+    assert anonymous.get("/api/v1/models").status_code == 200
+
+
+def test_every_relative_path_the_connector_uses_is_tested():
+    """A new RelativePath in the connector must come with a contract test above."""
+    paths = set(re.findall(r'"(api/v1/[a-z/]*)"', CONNECTOR))
+    assert paths == {"api/v1/models", "api/v1/models/"}
+    assert '"/versions/"' in CONNECTOR and '"/predict"' in CONNECTOR
