@@ -9,27 +9,10 @@ import subprocess
 
 import pytest
 
-from tests.live import ROOT, LiveServer, env_for, free_port, run_cli
+from tests.live import ROOT
 
 ADDIN = ROOT / "excel_addin"
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
-
-
-@pytest.fixture(scope="module")
-def live(tmp_path_factory, demo_files):
-    """A live server (two workers) serving the session's demo model as 'churn'."""
-    home = tmp_path_factory.mktemp("excel") / "home"
-    env = env_for(home)
-    run_cli("register", str(demo_files["artifact"]), "--name", "churn", "--sample",
-            str(demo_files["sample"]), "--holdout", str(demo_files["holdout"]), "--target",
-            "churned", env=env)
-    key = run_cli("keys", "create", "--scope", "score,read", env=env).stdout.strip()
-    port = free_port()
-    server = LiveServer([str(ROOT / ".venv/bin/scorebridge"), "serve", "--port", str(port),
-                         "--workers", "2"], env, port)
-    server.wait_ready()
-    yield server, key
-    server.stop()
 
 
 def test_node_functions_against_a_live_server(live):

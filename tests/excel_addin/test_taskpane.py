@@ -4,10 +4,9 @@ from __future__ import annotations
 import json
 
 from tests.browser import browser_page, screenshot
-from tests.excel_addin.test_node import live  # noqa: F401 - the shared live-server fixture
 
 
-def test_taskpane_connects_lists_models_and_shows_errors(live):  # noqa: F811
+def test_taskpane_connects_lists_models_and_shows_errors(live):
     server, key = live
     with browser_page() as (page, errors):
         page.goto(f"{server.url}/excel/taskpane.html")
@@ -38,7 +37,7 @@ def test_taskpane_connects_lists_models_and_shows_errors(live):  # noqa: F811
         assert all("office.js" in e or "ERR_FAILED" in e for e in errors), json.dumps(errors)
 
 
-def test_taskpane_reports_a_bad_key(live):  # noqa: F811
+def test_taskpane_reports_a_bad_key(live):
     server, _ = live
     with browser_page() as (page, _errors):
         page.goto(f"{server.url}/excel/taskpane.html")

@@ -8,14 +8,13 @@ import sys
 import pytest
 
 from tests.conftest import churn_rows, jsonable
-from tests.excel_addin.test_node import live  # noqa: F401 - the shared live-server fixture
 from tests.live import ROOT
 
 ROW = [12, 70.5, "month-to-month", "electronic-check", 3, "fiber"]
 
 
 @pytest.fixture
-def udfs(live):  # noqa: F811
+def udfs(live):
     server, key = live
     spec = importlib.util.spec_from_file_location(
         "scorebridge_udfs", ROOT / "excel_addin/xlwings/scorebridge_udfs.py")
@@ -51,7 +50,7 @@ def test_predict_proba(udfs, demo_model):
         udfs.PREDICT_PROBA(rows, "churn", "maybe")
 
 
-def test_errors_are_messages(udfs, live):  # noqa: F811
+def test_errors_are_messages(udfs, live):
     bad = [12, "abc", "month-to-month", "electronic-check", 3, "fiber"]
     with pytest.raises(udfs.ScoreBridgeError, match="monthly_charges: expected a number"):
         udfs.PREDICT([bad], "churn")

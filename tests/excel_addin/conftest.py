@@ -1,0 +1,23 @@
+"""A live server for the add-in's tests, serving the session's demo model as 'churn'."""
+from __future__ import annotations
+
+import pytest
+
+from tests.live import ROOT, LiveServer, env_for, free_port, run_cli
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory, demo_files):
+    """A live server (two workers) serving the session's demo model as 'churn'."""
+    home = tmp_path_factory.mktemp("excel") / "home"
+    env = env_for(home)
+    run_cli("register", str(demo_files["artifact"]), "--name", "churn", "--sample",
+            str(demo_files["sample"]), "--holdout", str(demo_files["holdout"]), "--target",
+            "churned", env=env)
+    key = run_cli("keys", "create", "--scope", "score,read", env=env).stdout.strip()
+    port = free_port()
+    server = LiveServer([str(ROOT / ".venv/bin/scorebridge"), "serve", "--port", str(port),
+                         "--workers", "2"], env, port)
+    server.wait_ready()
+    yield server, key
+    server.stop()
