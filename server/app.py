@@ -51,11 +51,11 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     problems.install(app)
     auth.install(app)
-    from .api import (deployment, excel, health, keys, odata, openapi, registry as registry_api,
-                      scoring)
+    from .api import (deployment, excel, health, keys, odata, openapi, protocols,
+                      registry as registry_api, scoring)
 
     for bp in (health.bp, openapi.bp, registry_api.bp, deployment.bp, scoring.bp, excel.bp,
-               odata.bp, keys.bp):
+               odata.bp, keys.bp, protocols.mlflow, protocols.v2, protocols.tabpy):
         app.register_blueprint(bp)
     if not settings.auth:
         log.warning("!" * 72)

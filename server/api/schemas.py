@@ -262,6 +262,10 @@ COMPONENTS: dict[str, dict[str, Any]] = {
             "errors": {"type": "array", "items": {"$ref": "#/components/schemas/FieldError"}},
             "error": {"type": "string"}, "status": {"type": "integer"}}}}},
     },
+    "MlflowPredictions": {
+        "type": "object", "required": ["predictions"],
+        "properties": {"predictions": {"type": "array", "items": _ANY_VALUE}},
+    },
     "Health": {
         "type": "object", "required": ["status"],
         "properties": {"status": {"type": "string"}, "version": {"type": "string"},
