@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from flask import Blueprint, Response, g, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from .. import __version__
 from ..codecs.csv_codec import decode_csv
@@ -16,7 +17,8 @@ from ..codecs.table import ScoreOptions
 from ..codecs.tabpy import columns_table, parse_script
 from ..codecs.v2 import (attach_binary, decode_infer, encode_infer, input_metadata,
                          output_metadata, split_binary)
-from ..errors import MalformedRequest, NotFound, ScoreBridgeError, UnsupportedMediaType
+from ..errors import (MalformedRequest, NotFound, PayloadTooLarge, ScoreBridgeError,
+                      UnsupportedMediaType)
 from ..registry.service import validate_name
 from ..scoring.signature import Signature
 from .auth import public, requires
@@ -37,6 +39,11 @@ def _protocol_errors(bp: Blueprint, extra: Callable[[ScoreBridgeError], dict[str
     def handle(exc: ScoreBridgeError) -> Response:
         return problem(exc.status, exc.title, exc.detail, type=exc.type, errors=exc.errors,
                        headers=exc.headers, **extra(exc))
+
+    @bp.errorhandler(RequestEntityTooLarge)
+    def too_large(exc: RequestEntityTooLarge) -> Response:
+        return handle(PayloadTooLarge("the request body is larger than this endpoint accepts "
+                                      f"({request.max_content_length} bytes)"))
 
 
 _MLFLOW_CODES = {400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",

@@ -239,3 +239,21 @@ def test_a_real_v2_client(tmp_path, demo_files, demo_model):
             client.infer("nope", inputs, headers=headers)
     finally:
         server.stop()
+
+
+def test_oversized_bodies_answer_in_each_protocols_format(settings, demo_files):
+    from dataclasses import replace
+
+    from server.app import create_app
+    from tests.conftest import KeyClient
+
+    app = create_app(replace(settings, max_request_bytes=2048))
+    key = app.extensions["scorebridge"].keys.create("admin")[0]
+    client = KeyClient(app.test_client(), {"deploy": key, "score": key})
+    register_file(client, "churn", demo_files["artifact"], demo_files["sample"])
+    big = b"x" * 10_000
+    for url, member in (("/invocations", "message"), ("/v2/models/churn/infer", "error"),
+                        ("/evaluate", "message")):
+        resp = client.post(url, data=big, content_type="application/json", scope="score")
+        problem = assert_problem(resp, 413, "2048 bytes")
+        assert problem[member] == problem["detail"]
