@@ -95,9 +95,12 @@ def build_spec(app: Flask) -> dict[str, Any]:
             if scope is not None:
                 responses.setdefault("401", problem_response("No valid API key"))
                 responses.setdefault("403", problem_response(f"The key lacks the '{scope}' scope"))
+            # one view may serve several rules (e.g. with and without a version): the path's
+            # parameters make each operation id unique
+            suffix = "".join(f"_by_{p['name']}" for p in path_params)
             op: dict[str, Any] = {
                 "summary": meta["summary"], "tags": meta["tags"],
-                "operationId": f"{rule.endpoint.replace('.', '_')}_{method}",
+                "operationId": f"{rule.endpoint.replace('.', '_')}{suffix}_{method}",
                 "parameters": path_params + meta["parameters"],
                 "responses": responses, "security": _security(scope, method),
             }
