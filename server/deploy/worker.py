@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from typing import Callable
 
@@ -23,6 +24,8 @@ from .pipeline import Pipeline
 from .webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
+GC_EVERY_SECONDS = 3600.0
+GC_MIN_AGE_SECONDS = 3600.0  # younger files may belong to a registration still in flight
 
 
 class DeploymentWorker:
@@ -35,6 +38,7 @@ class DeploymentWorker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._last_gc = time.monotonic()
         self._new_identity()
 
     def _new_identity(self) -> None:
@@ -56,6 +60,12 @@ class DeploymentWorker:
             self.scorer.traffic.restore(data)
             raise
 
+    def collect_garbage(self, min_age_seconds: float = GC_MIN_AGE_SECONDS) -> list[str]:
+        """Remove artifact files no version refers to (left by a crash mid-registration)."""
+        self._last_gc = time.monotonic()
+        return self.registry.store.collect_garbage(self.registry.referenced_artifacts(),
+                                                   min_age_seconds)
+
     def run_once(self) -> None:
         """One tick; safe to call directly (tests, the CLI)."""
         steps: list[tuple[str, Callable[[], object]]] = [
@@ -68,6 +78,8 @@ class DeploymentWorker:
             steps.append(("webhooks", self.webhooks.deliver_due))
         if self.dropfolder is not None:
             steps.append(("drop folder", self.dropfolder.scan))
+        if time.monotonic() - self._last_gc > GC_EVERY_SECONDS:
+            steps.append(("artifact garbage", self.collect_garbage))
         # what this tick decided serves from this process at once, not a refresh interval later
         steps.append(("refresh", lambda: self.scorer.deployments.refresh(force=True)))
         for name, step in steps:

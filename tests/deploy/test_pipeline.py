@@ -402,3 +402,11 @@ def test_webhooks_are_signed_and_retried(settings, demo_files, tmp_path):
         assert all(d.last_error for d in down)
     finally:
         server.shutdown()
+
+
+def test_orphaned_artifacts_are_collected_by_the_worker(services, churn_v1):
+    orphan = services.registry.store.put_bytes(b"left by a crash between store and database")
+    assert services.registry.store.path(orphan).exists()
+    assert services.worker.collect_garbage(min_age_seconds=3600) == []  # too young: kept
+    assert services.worker.collect_garbage(min_age_seconds=0) == [orphan]
+    assert services.registry.store.path(services.registry.get_version("churn").artifact).exists()

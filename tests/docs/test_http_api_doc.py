@@ -8,7 +8,6 @@ import re
 
 import jsonschema
 import pytest
-from openapi_spec_validator.readers import read_from_filename  # noqa: F401 - dependency check
 
 from tests.live import ROOT
 
