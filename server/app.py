@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 
 from flask import Flask, Response, g, request
@@ -14,6 +15,7 @@ from .registry.database import make_engine
 from .registry.service import Registry
 from .registry.store import ArtifactStore
 from .scoring.service import Scorer
+from .telemetry import metrics
 
 log = logging.getLogger("scorebridge")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -70,9 +72,30 @@ def _install_request_ids(app: Flask) -> None:
     def assign_request_id() -> None:
         given = request.headers.get("X-Request-Id", "")
         g.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        g.started = time.perf_counter()
+        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        g.route = route
+        g.client_token = metrics.CLIENT.set(
+            metrics.client_kind(request.headers.get("X-ScoreBridge-Client"), route))
 
     @app.after_request
     def echo_request_id(response: Response) -> Response:
         response.headers["X-Request-Id"] = getattr(g, "request_id", "") or uuid.uuid4().hex
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        _count(response)
         return response
+
+
+def _count(response: Response) -> None:
+    """One place that counts every request (metrics never fail a request)."""
+    try:
+        route = getattr(g, "route", "unmatched")
+        client = metrics.CLIENT.get()
+        model = (request.view_args or {}).get("name", "") if request.url_rule else ""
+        version = response.headers.get("X-Model-Version", "")
+        metrics.REQUESTS.labels(model, version, route, client, str(response.status_code)).inc()
+        started = getattr(g, "started", None)
+        if started is not None:
+            metrics.DURATION.labels(route, client).observe(time.perf_counter() - started)
+    except Exception:  # pragma: no cover - telemetry must not break serving
+        log.exception("could not count a request")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -76,6 +77,11 @@ def serve(host: str | None, port: int | None, workers: int | None, threads: int 
     from .app import build_registry
 
     build_registry(settings)  # migrate once, here, before the workers start
+    # every worker writes its metrics here; /metrics adds them up (a fresh folder per start)
+    metrics_dir = settings.home / "prometheus"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir.resolve())
     host = host or settings.host
     port = port or settings.port
     argv = [sys.executable, "-m", "gunicorn", "--config", "python:server.gunicorn_conf",

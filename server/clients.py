@@ -153,6 +153,7 @@ class RemoteBackend:
     def __init__(self, url: str, key: str | None, timeout: float = 120.0) -> None:
         self.url = url.rstrip("/")
         self.session = requests.Session()
+        self.session.headers["X-ScoreBridge-Client"] = "cli"
         if key:
             self.session.headers["X-API-Key"] = key
         self.timeout = timeout

@@ -10,3 +10,10 @@ graceful_timeout = 30
 keepalive = 5
 accesslog = "-"
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms rid=%({x-request-id}o)s'
+
+
+def child_exit(server, worker):  # type: ignore[no-untyped-def]
+    """A worker is gone: its live gauges must not count any more."""
+    from server.telemetry.metrics import worker_exited
+
+    worker_exited(worker.pid)

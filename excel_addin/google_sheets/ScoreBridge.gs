@@ -47,7 +47,7 @@ function PREDICT(range, model) {
   var response = UrlFetchApp.fetch(url + "/excel/v1/batch", {
     method: "post",
     contentType: "application/json",
-    headers: { "X-API-Key": key },
+    headers: { "X-API-Key": key, "X-ScoreBridge-Client": "sheets" },
     payload: JSON.stringify({ probabilities: false, calls: [{ model: model || null, values: values }] }),
     muteHttpExceptions: true
   });

@@ -113,7 +113,8 @@ var ScoreBridge = (function () {
       throw fail("invalidValue", "No API key: open the ScoreBridge pane (Home tab) and enter one");
     }
     const opts = options || {};
-    const headers = Object.assign({}, opts.headers || {}, { "X-API-Key": cfg.key });
+    const headers = Object.assign({}, opts.headers || {},
+      { "X-API-Key": cfg.key, "X-ScoreBridge-Client": "excel" });
     const controller = new AbortController();
     const timer = setTimeout(function () { controller.abort(); }, state.timeoutMs);
     state.requests += 1;

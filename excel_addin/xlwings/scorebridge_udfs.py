@@ -50,13 +50,14 @@ def _post(path: str, body: dict[str, Any]) -> dict[str, Any]:
     request = urllib.request.Request(
         _settings["url"].rstrip("/") + path, data=json.dumps(body).encode(), method="POST",
         headers={"Content-Type": "application/json", "X-API-Key": _settings["key"],
-                 "User-Agent": "ScoreBridge-xlwings"})
+                 "User-Agent": "ScoreBridge-xlwings", "X-ScoreBridge-Client": "xlwings"})
     return _open(request)
 
 
 def _get(path: str) -> dict[str, Any]:
     request = urllib.request.Request(_settings["url"].rstrip("/") + path, headers={
-        "X-API-Key": _settings["key"], "User-Agent": "ScoreBridge-xlwings"})
+        "X-API-Key": _settings["key"], "User-Agent": "ScoreBridge-xlwings",
+        "X-ScoreBridge-Client": "xlwings"})
     return _open(request)
 
 

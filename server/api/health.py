@@ -5,7 +5,8 @@ from flask import Blueprint, Response
 from sqlalchemy import text
 
 from .. import __version__
-from .auth import public
+from ..telemetry import metrics
+from .auth import public, requires
 from .http import json_response, problem, services
 from .openapi import json_content, operation, problem_response
 
@@ -18,6 +19,16 @@ bp = Blueprint("health", __name__)
            responses={"200": json_content("Health")})
 def healthz() -> Response:
     return json_response({"status": "ok", "version": __version__})
+
+
+@bp.get("/metrics")
+@requires("read")
+@operation("Prometheus metrics (text format), summed over every worker", tags=["health"],
+           responses={"200": {"description": "Prometheus exposition format", "content": {
+               "text/plain": {"schema": {"type": "string"}}}}})
+def prometheus_metrics() -> Response:
+    body, content_type = metrics.render()
+    return Response(body, content_type=content_type)
 
 
 @bp.get("/readyz")

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, request
 from ..codecs.odata import metadata_xml, next_link, page, parse_options
 from ..errors import NotFound, ScoreBridgeError
 from ..registry.feeds import ENTITY_SETS
+from ..telemetry import metrics
 from .auth import requires
 from .excel import public_base
 from .http import json_response, problem, services
@@ -24,6 +25,7 @@ _BY_NAME = {e.name: e for e in ENTITY_SETS}
 @bp.errorhandler(ScoreBridgeError)
 def odata_error(exc: ScoreBridgeError) -> Response:
     """Problem documents that OData clients can read too (they look for ``error.message``)."""
+    metrics.ERRORS.labels(metrics.error_kind(exc.status, exc.slug)).inc()
     resp = problem(exc.status, exc.title, exc.detail, type=exc.type, errors=exc.errors,
                    headers={**exc.headers, **HEADERS},
                    error={"code": exc.slug, "message": exc.detail})

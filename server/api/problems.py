@@ -8,6 +8,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from ..errors import ScoreBridgeError
+from ..telemetry import metrics
 from .http import problem
 
 log = logging.getLogger("scorebridge.errors")
@@ -23,12 +24,14 @@ _DETAILS = {
 def install(app: Flask) -> None:
     @app.errorhandler(ScoreBridgeError)
     def domain_error(exc: ScoreBridgeError) -> Response:
+        metrics.ERRORS.labels(metrics.error_kind(exc.status, exc.slug)).inc()
         return problem(exc.status, exc.title, exc.detail, type=exc.type, errors=exc.errors,
                        headers=exc.headers, **exc.extra)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
         status = exc.code or 500
+        metrics.ERRORS.labels(metrics.error_kind(status, "")).inc()
         headers = {}
         if status == 405 and exc.valid_methods:  # type: ignore[attr-defined]
             headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
@@ -44,6 +47,7 @@ def install(app: Flask) -> None:
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.path)
+        metrics.ERRORS.labels("server").inc()
         return problem(500, "Internal Server Error",
                        "the server failed to handle this request; the request id identifies it "
                        "in the server log")

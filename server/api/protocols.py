@@ -21,6 +21,7 @@ from ..errors import (MalformedRequest, NotFound, PayloadTooLarge, ScoreBridgeEr
                       UnsupportedMediaType)
 from ..registry.service import validate_name
 from ..scoring.signature import Signature
+from ..telemetry import metrics
 from .auth import public, requires
 from .http import json_body, json_response, problem, services
 from .openapi import json_content, operation, problem_response
@@ -37,6 +38,7 @@ MLFLOW_SHAPES = ("dataframe_split", "dataframe_records", "instances", "inputs")
 def _protocol_errors(bp: Blueprint, extra: Callable[[ScoreBridgeError], dict[str, Any]]) -> None:
     @bp.errorhandler(ScoreBridgeError)
     def handle(exc: ScoreBridgeError) -> Response:
+        metrics.ERRORS.labels(metrics.error_kind(exc.status, exc.slug)).inc()
         return problem(exc.status, exc.title, exc.detail, type=exc.type, errors=exc.errors,
                        headers=exc.headers, **extra(exc))
 

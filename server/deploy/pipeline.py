@@ -20,6 +20,7 @@ from ..registry.deployments import Deployments, Rollout, RolloutPlan
 from ..registry.service import Registry, VersionInfo
 from ..scoring.service import ModelCache
 from ..scoring.signature import Signature, example_frame
+from ..telemetry import metrics
 from .gates import GateResult, latency_gate, metric_gate, schema_gate, smoke_gate
 from .policy import Policy
 
@@ -98,6 +99,7 @@ class Pipeline:
                                                      f"({type(exc).__name__})")]
             policy, production = Policy(), None
         passed = all(r.passed for r in results)
+        metrics.PIPELINE.labels(name, "passed" if passed else "failed").inc()
         plan = self.plan(production, policy) if passed else None
         self.deployments.finish(name, info.version, [r.as_dict() for r in results], passed, ACTOR,
                                 plan)
@@ -195,5 +197,6 @@ class Pipeline:
                                            detail=detail, watch=watch):
             log.info("%s of %s v%s: %s (%s)", r.kind, r.model, r.version, outcome,
                      detail.get("reason"))
+            metrics.ROLLOUTS.labels(r.model, r.kind, outcome).inc()
             return outcome
         return None

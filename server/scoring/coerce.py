@@ -238,6 +238,9 @@ def _bind_names(table: RawTable, signature: Signature, report: _Report) -> dict[
     assert table.names is not None
     if table.names == signature.names:  # already aligned: nothing to match
         return dict(zip(table.names, table.columns))
+    if table.n_rows == 0 and not table.names:
+        # no rows and so no columns (an empty records list: Power Query's schema pass)
+        return {name: [] for name in signature.names}
     given = dict(zip(table.names, table.columns))
     by_norm = {}
     for name in table.names:

@@ -23,6 +23,7 @@ from ..errors import (FieldError, InvalidInput, ModelFailure, NotFound, PayloadT
                       ScoreBridgeError, Unavailable)
 from ..registry.deployments import Deployments
 from ..registry.service import PRODUCTION, Registry, VersionInfo
+from ..telemetry import metrics
 from ..telemetry.traffic import TrafficRecorder
 from .coerce import align, check_width, coerce, concat
 from .loader import load_artifact
@@ -94,10 +95,12 @@ class ModelCache:
                               f"{exc.detail}") from None
 
     def _load_checked(self, info: VersionInfo) -> LoadedModel:
+        started = time.perf_counter()
         estimator = load_artifact(self.registry.store.path(info.artifact), info.format,  # type: ignore[arg-type]
                                   trust_pickle=info.trusted_pickle,
                                   extra_trusted=self.settings.trusted_types,
                                   expected_sha256=info.sha256)
+        metrics.MODEL_LOAD.labels(info.model).observe(time.perf_counter() - started)
         return LoadedModel(info.model, info.version, estimator,
                            Signature.from_dict(info.signature), info.sha256)
 
@@ -136,6 +139,7 @@ class DeploymentView:
         self._checked = 0.0
         self._marker = -1
         self._routes: dict[str, Route] = {}
+        self._deployed: dict[str, list[int]] = {}
         self._pinned: dict[tuple[str, str | None, int | None], VersionInfo] = {}
 
     def invalidate(self) -> None:
@@ -184,6 +188,11 @@ class DeploymentView:
             self._routes = routes
             self._pinned.clear()
             self._marker = marker
+        for name, route in routes.items():
+            if route.production is not None:
+                metrics.mark_deployed(name, route.production.version,
+                                      self._deployed.get(name, []) + [route.production.version])
+                self._deployed[name] = [route.production.version]
         return True
 
     def route(self, name: str) -> Route:
@@ -194,6 +203,10 @@ class DeploymentView:
             route = self._build_route(name)
             with self._lock:
                 self._routes[name] = route
+            if route.production is not None:
+                metrics.mark_deployed(name, route.production.version,
+                                      [route.production.version])
+                self._deployed[name] = [route.production.version]
         return route
 
     def resolve(self, name: str, version: int | None = None,
@@ -251,6 +264,8 @@ class Scorer:
             raise
         self.traffic.record(model.name, model.version, time.perf_counter() - start,
                             result.rows_scored, error=result.model_failures > 0)
+        metrics.ROWS.labels(model.name, str(model.version), metrics.CLIENT.get()).inc(
+            result.rows_scored)
         if route is not None and route.shadow is not None and \
                 model.version == getattr(route.production, "version", None) and \
                 random.random() < route.shadow[1]:

@@ -111,3 +111,10 @@ def test_warnings_are_capped():
 def test_missing_sentinel_is_distinct_from_null():
     assert MISSING is type(MISSING)()
     assert repr(MISSING) == "MISSING"
+
+
+def test_zero_rows_need_no_columns():
+    out = coerce(RawTable.from_records([]), SIG)
+    assert out.n_rows == 0 and list(out.frame.columns) == SIG.names and not out.errors
+    with pytest.raises(InvalidInput):  # named columns with no rows must still be the right ones
+        coerce(RawTable.from_columns({"age": []}), SIG)
