@@ -72,6 +72,7 @@ def _install_request_ids(app: Flask) -> None:
     def assign_request_id() -> None:
         given = request.headers.get("X-Request-Id", "")
         g.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        metrics.REQUEST_ID.set(g.request_id)
         g.started = time.perf_counter()
         route = request.url_rule.rule if request.url_rule is not None else "unmatched"
         g.route = route

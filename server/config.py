@@ -50,6 +50,9 @@ class Settings:
     excel_namespace: str = "ML"
     excel_addin_dir: Path | None = None
     odata_page_size: int = 1000
+    prediction_log_rate: float = 0.2
+    prediction_log_days: float = 30.0
+    prediction_log_max_rows: int = 1_000_000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -85,6 +88,9 @@ class Settings:
             excel_namespace=get("EXCEL_NAMESPACE", "ML"),
             excel_addin_dir=Path(get("EXCEL_ADDIN_DIR", "")) if get("EXCEL_ADDIN_DIR", "") else None,
             odata_page_size=int(get("ODATA_PAGE_SIZE", "1000")),
+            prediction_log_rate=float(get("PREDICTION_LOG_RATE", "0.2")),
+            prediction_log_days=float(get("PREDICTION_LOG_DAYS", "30")),
+            prediction_log_max_rows=int(get("PREDICTION_LOG_MAX_ROWS", "1000000")),
         )
         return replace(settings, **overrides) if overrides else settings
 

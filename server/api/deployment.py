@@ -9,6 +9,7 @@ from ..deploy.policy import Policy
 from ..errors import MalformedRequest
 from ..registry.deployments import Deployments
 from ..registry.service import validate_name
+from ..telemetry.monitoring import model_monitoring
 from ..telemetry.traffic import percentile_ms
 from .auth import actor, requires
 from .http import int_arg, json_body, json_response, services
@@ -137,6 +138,47 @@ def deployment_state(name: str) -> dict[str, Any]:
         "open_rollouts": open_rollouts,
         "recent_rollouts": [r.public() for r in deployments.rollouts(name)],
     }
+
+
+@bp.get("/models/<name>/monitoring")
+@requires("read")
+@operation(
+    "Drift and data quality of the production version over a window of logged predictions",
+    tags=["monitoring"],
+    parameters=[{"name": "hours", "in": "query",
+                 "schema": {"type": "integer", "minimum": 1, "maximum": 8760}}],
+    responses={"200": json_content("Monitoring"), **_NOT_FOUND,
+               "400": problem_response("Bad window")})
+def get_monitoring(name: str) -> Response:
+    hours = int_arg("hours", minimum=1, maximum=8760) or 24
+    return json_response(model_monitoring(services().registry, validate_name(name), hours))
+
+
+@bp.put("/models/<name>/monitoring")
+@requires("deploy")
+@operation(
+    "Prediction log settings for a model: on or off, and the share of requests sampled",
+    tags=["monitoring"],
+    request_body={"required": True, "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/MonitoringSettings"}}}},
+    responses={"200": json_content("MonitoringSettings"), **_NOT_FOUND,
+               "400": problem_response("Malformed request")})
+def set_monitoring(name: str) -> Response:
+    validate_name(name)
+    body = json_body()
+    if not isinstance(body, dict) or set(body) - {"log", "sample_rate"}:
+        raise MalformedRequest('send {"log": true|false, "sample_rate": 0..1}')
+    if "log" in body and not isinstance(body["log"], bool):
+        raise MalformedRequest("'log' must be true or false")
+    rate = body.get("sample_rate")
+    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float))
+                             or not 0 <= rate <= 1):
+        raise MalformedRequest("'sample_rate' must be a number from 0 to 1")
+    svc = services()
+    settings = {**svc.registry.get_model(name).monitoring, **body}
+    svc.registry.set_monitoring(name, settings, actor=actor())
+    svc.scorer.deployments.invalidate()
+    return json_response(settings)
 
 
 @bp.get("/models/<name>/deployment")

@@ -7,9 +7,10 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
-from ..codecs.odata import metadata_xml, next_link, page, parse_options
+from ..codecs.odata import EntitySet, metadata_xml, next_link, page, parse_options
 from ..errors import NotFound, ScoreBridgeError
-from ..registry.feeds import ENTITY_SETS
+from ..registry.feeds import ENTITY_SETS, prediction_set
+from ..scoring.signature import Signature
 from ..telemetry import metrics
 from .auth import requires
 from .excel import public_base
@@ -19,7 +20,15 @@ from .openapi import operation, problem_response
 bp = Blueprint("odata", __name__, url_prefix="/odata")
 HEADERS = {"OData-Version": "4.0"}
 JSON = "application/json;odata.metadata=minimal"
-_BY_NAME = {e.name: e for e in ENTITY_SETS}
+
+
+def entity_sets() -> list[EntitySet]:
+    """The fixed sets, then one set of logged predictions per deployed model."""
+    sets = list(ENTITY_SETS)
+    for model in services().registry.list_models():
+        if model.production is not None:
+            sets.append(prediction_set(model.name, Signature.from_dict(model.production.signature)))
+    return sets
 
 
 @bp.errorhandler(ScoreBridgeError)
@@ -47,7 +56,7 @@ def service_document() -> Response:
     base = public_base()
     return _feed({"@odata.context": f"{base}/odata/$metadata",
                   "value": [{"name": e.name, "kind": "EntitySet", "url": e.name}
-                            for e in ENTITY_SETS]})
+                            for e in entity_sets()]})
 
 
 @bp.get("/$metadata")
@@ -56,7 +65,7 @@ def service_document() -> Response:
            responses={"200": {"description": "EDMX 4.0", "content": {
                "application/xml": {"schema": {"type": "string"}}}}})
 def metadata() -> Response:
-    return Response(metadata_xml(ENTITY_SETS), mimetype="application/xml", headers=HEADERS)
+    return Response(metadata_xml(entity_sets()), mimetype="application/xml", headers=HEADERS)
 
 
 @bp.get("/<entity_set>")
@@ -71,10 +80,10 @@ def metadata() -> Response:
         "404": problem_response("No such entity set")})
 def entity_set(entity_set: str) -> Response:
     """Pages hold at most 1,000 entities; ``@odata.nextLink`` (absolute) fetches the next."""
-    entity = _BY_NAME.get(entity_set)
+    by_name = {e.name: e for e in entity_sets()}
+    entity = by_name.get(entity_set)
     if entity is None:
-        raise NotFound(f"no entity set {entity_set[:60]!r}; sets: "
-                       + ", ".join(_BY_NAME))
+        raise NotFound(f"no entity set {entity_set[:60]!r}; sets: " + ", ".join(by_name))
     args = request.args.to_dict()
     opts = parse_options(args, entity)
     base = public_base()

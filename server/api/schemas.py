@@ -266,6 +266,23 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         "type": "object", "required": ["predictions"],
         "properties": {"predictions": {"type": "array", "items": _ANY_VALUE}},
     },
+    "MonitoringSettings": {
+        "type": "object", "additionalProperties": False,
+        "properties": {"log": {"type": "boolean"},
+                       "sample_rate": {"type": "number", "minimum": 0, "maximum": 1}},
+    },
+    "Monitoring": {
+        "type": "object", "required": ["model", "status", "rows", "features"],
+        "properties": {
+            "model": {"type": "string"}, "version": {"type": "integer"},
+            "status": {"type": "string",
+                       "enum": ["ok", "watch", "drift", "insufficient data"]},
+            "rows": {"type": "integer"}, "dataset_drift": {"type": "boolean"},
+            "drifting_features": {"type": "array", "items": {"type": "string"}},
+            "features": {"type": "object"}, "prediction": {"type": "object"},
+            "window_hours": {"type": "number"}, "since": {"type": "string"},
+            "thresholds": {"type": "object"}, "logging": {"type": "object"}},
+    },
     "Health": {
         "type": "object", "required": ["status"],
         "properties": {"status": {"type": "string"}, "version": {"type": "string"},

@@ -21,10 +21,13 @@ from ..registry.service import Registry
 from ..scoring.service import Scorer
 from .dropfolder import DropFolder
 from .pipeline import Pipeline
+from ..telemetry.monitoring import check_drift
+from ..telemetry.prediction_log import PredictionLog
 from .webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
 GC_EVERY_SECONDS = 3600.0
+DRIFT_EVERY_SECONDS = 300.0
 GC_MIN_AGE_SECONDS = 3600.0  # younger files may belong to a registration still in flight
 
 
@@ -39,6 +42,7 @@ class DeploymentWorker:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._last_gc = time.monotonic()
+        self._last_drift = time.monotonic()
         self._new_identity()
 
     def _new_identity(self) -> None:
@@ -66,11 +70,16 @@ class DeploymentWorker:
         return self.registry.store.collect_garbage(self.registry.referenced_artifacts(),
                                                    min_age_seconds)
 
+    def check_drift(self) -> list[tuple[str, str]]:
+        self._last_drift = time.monotonic()
+        return check_drift(self.registry)
+
     def run_once(self) -> None:
         """One tick; safe to call directly (tests, the CLI)."""
         steps: list[tuple[str, Callable[[], object]]] = [
             ("refresh", lambda: self.scorer.deployments.refresh()),
             ("traffic", self.flush_traffic),
+            ("prediction log", lambda: self.scorer.prediction_log.flush(self.registry)),
             ("pipeline", self.pipeline.process_pending),
             ("rollouts", self.pipeline.evaluate_rollouts),
         ]
@@ -78,8 +87,13 @@ class DeploymentWorker:
             steps.append(("webhooks", self.webhooks.deliver_due))
         if self.dropfolder is not None:
             steps.append(("drop folder", self.dropfolder.scan))
+        if time.monotonic() - self._last_drift > DRIFT_EVERY_SECONDS:
+            steps.append(("drift", self.check_drift))
         if time.monotonic() - self._last_gc > GC_EVERY_SECONDS:
             steps.append(("artifact garbage", self.collect_garbage))
+            steps.append(("prediction log retention", lambda: PredictionLog.prune(
+                self.registry, self.settings.prediction_log_days,
+                self.settings.prediction_log_max_rows)))
         # what this tick decided serves from this process at once, not a refresh interval later
         steps.append(("refresh", lambda: self.scorer.deployments.refresh(force=True)))
         for name, step in steps:

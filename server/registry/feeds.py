@@ -6,7 +6,8 @@ from sqlalchemy import Float, Integer, String, and_, case, cast, func, literal, 
 from sqlalchemy.orm import aliased
 
 from ..codecs.odata import EntitySet, Prop
-from .schema import AliasRow, EventRow, ModelRow, TrafficRow, VersionRow
+from ..scoring.signature import Signature
+from .schema import AliasRow, EventRow, ModelRow, PredictionRow, TrafficRow, VersionRow
 
 S, I, B, D, F = "Edm.String", "Edm.Int32", "Edm.Boolean", "Edm.DateTimeOffset", "Edm.Double"
 
@@ -81,3 +82,37 @@ ENTITY_SETS = [
         Prop("Requests", I), Prop("Errors", I), Prop("Rows", I), Prop("MeanLatencyMs", F),
     ), _traffic, ("Model", "Version", "Minute")),
 ]
+
+
+_EDM = {"number": "Edm.Double", "integer": "Edm.Int64", "boolean": "Edm.Boolean", "string": S}
+
+
+def _json_field(column, kind: str):  # type: ignore[no-untyped-def]
+    accessor = {"number": "as_float", "integer": "as_integer", "boolean": "as_boolean"}.get(
+        kind, "as_string")
+    return getattr(column, accessor)()
+
+
+def prediction_set(name: str, signature: Signature) -> EntitySet:
+    """The logged predictions of one model, with a typed property per input (from its
+    signature) and a typed prediction."""
+    safe = name.replace("-", "_")
+    inputs = [(c.name, c.type) for c in signature.inputs]
+    out_type = signature.output.type
+
+    def query():  # type: ignore[no-untyped-def]
+        return select(
+            PredictionRow.id.label("Id"), PredictionRow.created_at.label("CreatedAt"),
+            PredictionRow.version.label("Version"), PredictionRow.client.label("Client"),
+            PredictionRow.latency_ms.label("LatencyMs"),
+            *[_json_field(PredictionRow.inputs[col], kind).label(col) for col, kind in inputs],
+            _json_field(PredictionRow.prediction["value"], out_type).label("Prediction"),
+            PredictionRow.probability.label("Probability"),
+        ).where(PredictionRow.model_name == name)
+
+    props = (Prop("Id", I, False), Prop("CreatedAt", D), Prop("Version", I), Prop("Client", S),
+             Prop("LatencyMs", F),
+             *[Prop(col, _EDM.get(kind, S)) for col, kind in inputs],
+             Prop("Prediction", _EDM.get(out_type, S)), Prop("Probability", F))
+    return EntitySet(f"Predictions_{safe}", f"Prediction_{safe}", ("Id",), props, query,
+                     ("Id",))

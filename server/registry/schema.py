@@ -29,6 +29,7 @@ class ModelRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     created_by: Mapped[str] = mapped_column(String(128), default="")
     policy: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    monitoring: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
 
 
 class VersionRow(Base):
@@ -155,3 +156,21 @@ class WebhookDeliveryRow(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     failed: Mapped[bool] = mapped_column(Boolean, default=False)
     last_error: Mapped[str] = mapped_column(String(512), default="")
+
+
+class PredictionRow(Base):
+    """One sampled scored row: its inputs (as the model saw them), prediction and context. Never
+    a key or a header: only what was scored."""
+
+    __tablename__ = "prediction_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    client: Mapped[str] = mapped_column(String(16), default="http")
+    request_id: Mapped[str] = mapped_column(String(64), default="")
+    latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    inputs: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    prediction: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)  # {"value"}
+    probability: Mapped[float | None] = mapped_column(Float, nullable=True)

@@ -91,6 +91,7 @@ class ModelInfo:
     aliases: dict[str, int]
     versions: list[VersionInfo]
     policy: dict[str, Any] = field(default_factory=dict)
+    monitoring: dict[str, Any] = field(default_factory=dict)
 
     @property
     def production(self) -> VersionInfo | None:
@@ -213,7 +214,8 @@ class Registry:
                          created_at=_utc(row.created_at),  # type: ignore[arg-type]
                          created_by=row.created_by, aliases=aliases,
                          versions=[self._version_info(row.name, v, aliases) for v in versions],
-                         policy=row.policy or {"policy": "auto"})
+                         policy=row.policy or {"policy": "auto"},
+                         monitoring=row.monitoring or {})
 
     def list_models(self) -> list[ModelInfo]:
         with self.reading() as session:
@@ -293,7 +295,7 @@ class Registry:
                     if model is None:
                         model = ModelRow(name=name, description=description or new.description,
                                          created_by=actor, created_at=utcnow(),
-                                         policy={"policy": "auto"})
+                                         policy={"policy": "auto"}, monitoring={})
                         session.add(model)
                         session.flush()
                         self._event(session, model, "model_created", actor)
@@ -418,6 +420,12 @@ class Registry:
         with self.writing() as session:
             model = session.scalar(select(ModelRow).where(ModelRow.name == name)) if name else None
             self._event(session, model, kind, actor, version, **detail)
+
+    def set_monitoring(self, name: str, monitoring: dict[str, Any], *, actor: str) -> None:
+        with self.writing() as session:
+            model = self._model_row(session, name)
+            model.monitoring = monitoring
+            self._event(session, model, "monitoring_changed", actor, **monitoring)
 
     def set_policy(self, name: str, policy: dict[str, Any], *, actor: str) -> dict[str, Any]:
         with self.writing() as session:

@@ -24,6 +24,7 @@ from ..errors import (FieldError, InvalidInput, ModelFailure, NotFound, PayloadT
 from ..registry.deployments import Deployments
 from ..registry.service import PRODUCTION, Registry, VersionInfo
 from ..telemetry import metrics
+from ..telemetry.prediction_log import PredictionLog
 from ..telemetry.traffic import TrafficRecorder
 from .coerce import align, check_width, coerce, concat
 from .loader import load_artifact
@@ -47,6 +48,10 @@ class ScoreResult:
     n_rows: int = 0
     kind: str = "classification"
     model_failures: int = 0
+    # the rows as the model saw them, for the prediction log (not sent to clients)
+    frame: Any = field(default=None, repr=False)
+    scored: Any = field(default=None, repr=False)       # positions in frame that were scored
+    input_rows: Any = field(default=None, repr=False)   # their positions in the input
 
     @property
     def rows_scored(self) -> int:
@@ -116,6 +121,7 @@ class Route:
     production: VersionInfo | None
     canary: tuple[VersionInfo, float] | None = None
     shadow: tuple[VersionInfo, float, float] | None = None  # version, share, tolerance
+    log_rate: float = 0.0                                  # prediction log sampling
 
     def versions(self) -> list[VersionInfo]:
         out = [self.production] if self.production else []
@@ -130,8 +136,10 @@ class DeploymentView:
     versions it replaces stay in the cache for an instant rollback.
     """
 
-    def __init__(self, registry: Registry, cache: ModelCache, refresh_seconds: float) -> None:
+    def __init__(self, registry: Registry, cache: ModelCache, refresh_seconds: float,
+                 log_rate: float = 0.0) -> None:
         self.registry = registry
+        self.log_rate = log_rate
         self.deployments = Deployments(registry)
         self.cache = cache
         self.refresh_seconds = refresh_seconds
@@ -153,13 +161,16 @@ class DeploymentView:
             self.registry.get_model(name)  # unknown model: NotFound names the model
             production = None
         canary = shadow = None
+        monitoring = self.registry.get_model(name).monitoring
+        log_rate = float(monitoring.get("sample_rate", self.log_rate)) \
+            if monitoring.get("log", True) else 0.0
         for r in self.deployments.open_rollouts(name):
             if r.kind == "canary":
                 canary = (self.registry.get_version(name, r.version), float(r.config["share"]))
             elif r.kind == "shadow":
                 shadow = (self.registry.get_version(name, r.version), float(r.config["share"]),
                           float(r.config.get("tolerance", 1e-6)))
-        return Route(production, canary, shadow)
+        return Route(production, canary, shadow, log_rate)
 
     def refresh(self, force: bool = False) -> bool:
         """Rebuild the known routes if the registry changed; True when something changed."""
@@ -227,8 +238,10 @@ class Scorer:
         self.registry = registry
         self.settings = settings
         self.cache = ModelCache(registry, settings)
-        self.deployments = DeploymentView(registry, self.cache, settings.deploy_refresh_seconds)
+        self.deployments = DeploymentView(registry, self.cache, settings.deploy_refresh_seconds,
+                                          settings.prediction_log_rate)
         self.traffic = TrafficRecorder()
+        self.prediction_log = PredictionLog()
         self.shadow = ShadowRunner(self.traffic)
 
     def model_for(self, name: str, version: int | None = None,
@@ -266,6 +279,10 @@ class Scorer:
                             result.rows_scored, error=result.model_failures > 0)
         metrics.ROWS.labels(model.name, str(model.version), metrics.CLIENT.get()).inc(
             result.rows_scored)
+        if route is not None and route.log_rate > 0:
+            self.prediction_log.offer(route.log_rate, model.name, model.version, result,
+                                      time.perf_counter() - start, metrics.CLIENT.get(),
+                                      metrics.REQUEST_ID.get())
         if route is not None and route.shadow is not None and \
                 model.version == getattr(route.production, "version", None) and \
                 random.random() < route.shadow[1]:
@@ -429,7 +446,8 @@ def score_with(model: LoadedModel, table: RawTable, options: ScoreOptions) -> Sc
                        probabilities=probabilities,
                        classes=list(output.classes) if output.classes is not None else None,
                        errors=errors, warnings=_dedupe(checked.warnings), n_rows=n,
-                       kind=output.kind, model_failures=len(pred.failures))
+                       kind=output.kind, model_failures=len(pred.failures),
+                       frame=checked.frame, scored=pred.ok, input_rows=checked.rows)
 
 
 def _summary(errors: list[FieldError], n_rows: int) -> str:

@@ -18,6 +18,7 @@ from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, 
                                generate_latest, multiprocess)
 
 CLIENT: contextvars.ContextVar[str] = contextvars.ContextVar("scorebridge_client", default="http")
+REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("scorebridge_request", default="")
 CLIENT_KINDS = {"excel", "xlwings", "sheets", "powerbi", "odata", "mlflow", "v2", "tableau", "cli",
                 "http", "batch"}
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)

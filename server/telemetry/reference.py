@@ -29,6 +29,7 @@ def _numeric(values: pd.Series) -> dict[str, Any]:
                quantiles=dict(zip(["p01", "p05", "p25", "p50", "p75", "p95", "p99"],
                                   map(float, qs))),
                bin_edges=[float(e) for e in edges],
+               quantiles_101=[float(q) for q in np.quantile(clean, np.linspace(0, 1, 101))],
                bin_proportions=[float(c) / clean.size for c in counts])
     return out
 

@@ -31,18 +31,23 @@ def test_service_document_and_metadata(client, models):
     doc = get(client, "/odata/")
     assert doc.status_code == 200 and doc.mimetype == "application/json"
     assert doc.json["@odata.context"] == "http://localhost/odata/$metadata"
-    assert [s["name"] for s in doc.json["value"]] == ["Models", "ModelVersions", "Events",
-                                                      "Traffic"]
+    assert [s["name"] for s in doc.json["value"]] == [
+        "Models", "ModelVersions", "Events", "Traffic", "Predictions_alpha", "Predictions_beta",
+        "Predictions_churn"]
     meta = get(client, "/odata/$metadata")
     root = ET.fromstring(meta.data)
     types = {t.get("Name"): t for t in root.iter(f"{EDM}EntityType")}
-    assert set(types) == {"Model", "ModelVersion", "Event", "TrafficMinute"}
+    assert {"Model", "ModelVersion", "Event", "TrafficMinute", "Prediction_churn"} <= set(types)
+    # a model's predictions are typed from its signature
+    typed = {p.get("Name"): p.get("Type") for p in types["Prediction_churn"].iter(f"{EDM}Property")}
+    assert typed["tenure_months"] == "Edm.Int64" and typed["monthly_charges"] == "Edm.Double"
+    assert typed["contract"] == "Edm.String" and typed["Prediction"] == "Edm.String"
     keys = [k.get("Name") for k in types["ModelVersion"].find(f"{EDM}Key")]
     assert keys == ["Model", "Version"]
     props = {p.get("Name"): p.get("Type") for p in types["Model"].iter(f"{EDM}Property")}
     assert props["ProductionVersion"] == "Edm.Int32" and props["CreatedAt"] == "Edm.DateTimeOffset"
     sets = [s.get("Name") for s in root.iter(f"{EDM}EntitySet")]
-    assert sets == ["Models", "ModelVersions", "Events", "Traffic"]
+    assert sets[:4] == ["Models", "ModelVersions", "Events", "Traffic"]
 
 
 def test_entity_sets_and_query_options(client, models):
@@ -131,7 +136,7 @@ def test_a_real_odata_client_reads_the_feed(tmp_path, demo_files, monkeypatch):
         session.auth = ("powerbi", key)
         service = ODataService(f"{server.url}/odata/", reflect_entities=True, session=session,
                                quiet_progress=True)
-        assert sorted(service.entities) == ["Events", "ModelVersions", "Models", "Traffic"]
+        assert {"Events", "ModelVersions", "Models", "Traffic"} <= set(service.entities)
         Model = service.entities["Models"]
         names = [m.Name for m in service.query(Model).order_by(Model.Name.asc()).all()]
         assert names == ["alpha", "beta", "churn"]
@@ -145,3 +150,24 @@ def test_a_real_odata_client_reads_the_feed(tmp_path, demo_files, monkeypatch):
         assert [e.Id for e in events] == list(range(1, len(events) + 1))
     finally:
         server.stop()
+
+
+def test_logged_predictions_are_a_typed_feed(client, services, models):
+    services.registry.set_monitoring("churn", {"log": True, "sample_rate": 1.0}, actor="t")
+    services.scorer.deployments.invalidate()
+    from tests.conftest import churn_rows, jsonable
+
+    rows = jsonable(churn_rows(10))
+    client.post("/api/v1/models/churn/predict", json={"rows": rows}, scope="score",
+                headers={"X-ScoreBridge-Client": "powerbi"})
+    services.worker.run_once()
+    feed = get(client, "/odata/Predictions_churn?$orderby=Id&$count=true").json
+    assert feed["@odata.count"] == 10
+    first = feed["value"][0]
+    assert first["tenure_months"] == rows[0][0] and first["contract"] == rows[0][2]
+    assert first["Client"] == "powerbi" and first["Version"] == 1
+    assert first["Prediction"] in ("yes", "no") and 0 <= first["Probability"] <= 1
+    big = get(client, "/odata/Predictions_churn?$filter=monthly_charges gt 60 and "
+                      "contract eq 'month-to-month'&$select=Id,monthly_charges").json["value"]
+    assert all(set(r) == {"Id", "monthly_charges"} and r["monthly_charges"] > 60 for r in big)
+    assert get(client, "/odata/Predictions_beta").json["value"] == []

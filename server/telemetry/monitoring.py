@@ -1,0 +1,45 @@
+"""Monitoring of a deployed model: drift and data quality over a window of the prediction log, and
+the events raised when the status changes."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from ..registry.service import Registry
+from ..scoring.signature import Signature
+from .drift import monitor
+from .prediction_log import PredictionLog
+
+
+def model_monitoring(registry: Registry, name: str, hours: float = 24.0) -> dict[str, Any]:
+    """The production version's drift report over the last ``hours`` of logged predictions."""
+    info = registry.get_version(name)
+    since = datetime.now(timezone.utc) - timedelta(hours=hours)
+    rows = [r for r in PredictionLog.window(registry, name, since) if r.version == info.version]
+    report = monitor(Signature.from_dict(info.signature), info.reference,
+                     [r.inputs for r in rows], [(r.prediction or {}).get("value") for r in rows])
+    model = registry.get_model(name)
+    report.update(model=name, version=info.version, window_hours=hours,
+                  since=since.isoformat(), logging=model.monitoring or {"log": True})
+    return report
+
+
+def check_drift(registry: Registry, actor: str = "drift monitor") -> list[tuple[str, str]]:
+    """Record an event for every model whose drift status changed since the last one."""
+    changed = []
+    for model in registry.list_models():
+        if model.production is None:
+            continue
+        status = model_monitoring(registry, model.name)["status"]
+        if status == "insufficient data":
+            continue
+        last = next((e for e in registry.events(model.name, limit=200)
+                     if e.kind in ("drift_detected", "drift_cleared", "drift_watch")), None)
+        previous = last.detail.get("status") if last else "ok"
+        if status != previous:
+            kind = {"drift": "drift_detected", "watch": "drift_watch"}.get(status, "drift_cleared")
+            registry.record_event(model.name, kind, actor=actor,
+                                  version=model.production.version, status=status,
+                                  previous=previous)
+            changed.append((model.name, status))
+    return changed

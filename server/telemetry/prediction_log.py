@@ -1,0 +1,102 @@
+"""The prediction log: a sample of scored rows (inputs as the model saw them, the prediction, the
+version, client and latency), for drift monitoring and the OData feed.
+
+Sampling happens on the scoring path (one random draw per request); copying the sampled rows and
+writing them happens on the deployment worker's thread, in batches. The queue is bounded: when the
+database is away, the oldest samples are dropped, never the requests.
+"""
+from __future__ import annotations
+
+import math
+import random
+import threading
+from collections import deque
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import numpy as np
+from sqlalchemy import delete, func, select
+
+from ..registry.schema import PredictionRow
+from ..registry.service import Registry
+
+ROWS_PER_REQUEST = 50
+MAX_PENDING = 20_000
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+class PredictionLog:
+    def __init__(self) -> None:
+        self._pending: deque[dict[str, Any]] = deque(maxlen=MAX_PENDING)
+        self._lock = threading.Lock()
+
+    def offer(self, rate: float, model: str, version: int, result: Any, latency: float,
+              client: str, request_id: str) -> None:
+        """Keep some of ``result``'s rows, with probability ``rate`` per request."""
+        frame, ok = getattr(result, "frame", None), getattr(result, "scored", None)
+        if rate <= 0 or frame is None or ok is None or len(ok) == 0 or random.random() >= rate:
+            return
+        # a random subset, not the first rows: inputs sorted by anything would bias the sample
+        take = ok if len(ok) <= ROWS_PER_REQUEST else np.sort(
+            np.random.default_rng().choice(ok, ROWS_PER_REQUEST, replace=False))
+        rows = frame.iloc[take].to_dict("records")
+        positions = result.input_rows[take]
+        now = datetime.now(timezone.utc)
+        entries = []
+        for inputs, pos in zip(rows, positions.tolist()):
+            probs = result.probabilities[pos] if result.probabilities is not None else None
+            entries.append({
+                "model_name": model, "version": version, "created_at": now, "client": client,
+                "request_id": request_id, "latency_ms": latency * 1000,
+                "inputs": {k: _plain(v) for k, v in inputs.items()},
+                "prediction": {"value": _plain(result.predictions[pos])},
+                "probability": float(probs[-1]) if probs else None})
+        with self._lock:
+            self._pending.extend(entries)
+
+    def flush(self, registry: Registry) -> int:
+        with self._lock:
+            entries = list(self._pending)
+            self._pending.clear()
+        if not entries:
+            return 0
+        try:
+            with registry.writing() as session:
+                session.bulk_insert_mappings(PredictionRow, entries)  # type: ignore[arg-type]
+        except Exception:
+            with self._lock:
+                self._pending.extendleft(reversed(entries))
+            raise
+        return len(entries)
+
+    @staticmethod
+    def prune(registry: Registry, days: float, max_rows: int) -> int:
+        """Drop rows older than ``days`` and, past ``max_rows``, the oldest."""
+        cutoff = datetime.now(timezone.utc) - timedelta(days=days)
+        with registry.writing() as session:
+            removed = session.execute(delete(PredictionRow)
+                                      .where(PredictionRow.created_at < cutoff)).rowcount
+            count = session.scalar(select(func.count()).select_from(PredictionRow)) or 0
+            if count > max_rows:
+                edge = session.scalar(select(PredictionRow.id).order_by(PredictionRow.id.desc())
+                                      .offset(max_rows).limit(1))
+                if edge is not None:
+                    removed += session.execute(delete(PredictionRow)
+                                               .where(PredictionRow.id <= edge)).rowcount
+        return removed
+
+    @staticmethod
+    def window(registry: Registry, model: str, since: datetime,
+               limit: int = 50_000) -> list[PredictionRow]:
+        with registry.reading() as session:
+            return list(session.scalars(
+                select(PredictionRow).where(PredictionRow.model_name == model,
+                                            PredictionRow.created_at >= since)
+                .order_by(PredictionRow.id.desc()).limit(limit)))

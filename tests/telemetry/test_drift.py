@@ -1,0 +1,109 @@
+"""Drift and data quality: synthetic shifted data crosses the thresholds, unshifted data does not;
+the monitoring API and the drift events."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from server.demo import FEATURES, make_churn_data
+from server.scoring.signature import infer_signature
+from server.telemetry.drift import monitor, psi
+from server.telemetry.reference import reference_statistics
+from tests.conftest import jsonable
+
+
+@pytest.fixture(scope="module")
+def reference(demo_model):
+    sample = make_churn_data(3000, seed=21)[FEATURES]
+    sig = infer_signature(demo_model, sample)
+    return sig, reference_statistics(sig, sample, demo_model.predict(sample))
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    return [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
+            for r in frame.to_dict("records")]
+
+
+def test_same_distribution_does_not_drift(reference, demo_model):
+    sig, ref = reference
+    live = make_churn_data(1500, seed=99)[FEATURES]
+    report = monitor(sig, ref, _records(live), demo_model.predict(live).tolist())
+    assert report["status"] == "ok", {k: (f["psi"], f["status"]) for k, f in
+                                      report["features"].items()}
+    assert not report["dataset_drift"] and report["drifting_features"] == []
+    for feature in report["features"].values():
+        assert feature["psi"] < 0.1
+    assert report["features"]["monthly_charges"]["wasserstein"] < 0.1
+    assert report["features"]["contract"]["jensen_shannon"] < 0.1
+
+
+def test_shifted_data_drifts(reference, demo_model):
+    sig, ref = reference
+    live = make_churn_data(1500, seed=99)[FEATURES].copy()
+    live["tenure_months"] = live["tenure_months"] + 60  # far beyond the training range
+    live["contract"] = "month-to-month"
+    live["monthly_charges"] = live["monthly_charges"] * 1.8
+    live.loc[:200, "internet_service"] = "satellite"  # a category the model never saw
+    live.loc[:300, "support_calls"] = np.nan
+    report = monitor(sig, ref, _records(live), demo_model.predict(live).tolist())
+    features = report["features"]
+    assert report["status"] == "drift" and report["dataset_drift"]
+    assert {"tenure_months", "contract", "monthly_charges"} <= set(report["drifting_features"])
+    assert features["tenure_months"]["psi"] >= 0.25
+    assert features["tenure_months"]["out_of_range_rate"] > 0.5
+    assert features["contract"]["jensen_shannon"] >= 0.1
+    assert features["internet_service"]["unknown_rate"] == pytest.approx(201 / 1500)
+    assert features["support_calls"]["null_rate"] == pytest.approx(301 / 1500)
+    assert report["prediction"]["psi"] > 0  # churn predictions shift with month-to-month
+
+
+def test_psi_basics():
+    assert psi(np.array([0.5, 0.5]), np.array([0.5, 0.5])) == pytest.approx(0.0)
+    assert psi(np.array([0.9, 0.1]), np.array([0.1, 0.9])) > 1.0
+
+
+def test_too_few_rows_is_insufficient_data(reference):
+    sig, ref = reference
+    assert monitor(sig, ref, [], [])["status"] == "insufficient data"
+
+
+def test_monitoring_api_and_events(client, services, demo_registered):
+    assert client.put("/api/v1/models/churn/monitoring", json={"sample_rate": 1.0},
+                      scope="deploy").json == {"sample_rate": 1.0}
+    normal = make_churn_data(300, seed=5)[FEATURES]
+    client.post("/api/v1/models/churn/predict", json={"rows": jsonable(normal)}, scope="score")
+    services.worker.run_once()
+    report = client.get("/api/v1/models/churn/monitoring", scope="read").json
+    assert report["rows"] == 50 and report["version"] == 1  # 50 sampled rows per request
+    for seed in range(6):
+        fresh = make_churn_data(300, seed=100 + seed)[FEATURES]
+        client.post("/api/v1/models/churn/predict", json={"rows": jsonable(fresh)},
+                    scope="score")
+    services.worker.run_once()
+    report = client.get("/api/v1/models/churn/monitoring?hours=1", scope="read").json
+    assert report["rows"] == 350 and report["status"] in ("ok", "watch")
+    assert services.worker.check_drift() in ([], [("churn", "watch")])
+    for seed in range(30):
+        batch = make_churn_data(300, seed=200 + seed)[FEATURES]
+        batch = batch.assign(tenure_months=batch["tenure_months"] + 60,
+                             contract="month-to-month",
+                             monthly_charges=batch["monthly_charges"] * 2)
+        client.post("/api/v1/models/churn/predict", json={"rows": jsonable(batch)},
+                    scope="score")
+    services.worker.run_once()
+    report = client.get("/api/v1/models/churn/monitoring", scope="read").json
+    assert report["status"] == "drift" and "tenure_months" in report["drifting_features"]
+    assert services.worker.check_drift() == [("churn", "drift")]
+    assert services.worker.check_drift() == []  # only changes make events
+    kinds = [e["kind"] for e in client.get("/api/v1/events?model=churn", scope="read").json["events"]]
+    assert "drift_detected" in kinds
+    assert client.put("/api/v1/models/churn/monitoring", json={"log": False},
+                      scope="deploy").status_code == 200
+    before = client.get("/api/v1/models/churn/monitoring", scope="read").json["rows"]
+    client.post("/api/v1/models/churn/predict", json={"rows": jsonable(normal)}, scope="score")
+    services.worker.run_once()
+    assert client.get("/api/v1/models/churn/monitoring", scope="read").json["rows"] == before
+    assert_bad = client.put("/api/v1/models/churn/monitoring", json={"sample_rate": 2},
+                            scope="deploy")
+    assert assert_bad.status_code == 400
