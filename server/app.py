@@ -54,10 +54,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     problems.install(app)
     auth.install(app)
     from .api import (deployment, excel, health, keys, odata, openapi, protocols,
-                      registry as registry_api, scoring)
+                      registry as registry_api, reports, scoring)
 
     for bp in (health.bp, openapi.bp, registry_api.bp, deployment.bp, scoring.bp, excel.bp,
-               odata.bp, keys.bp, protocols.mlflow, protocols.v2, protocols.tabpy):
+               odata.bp, keys.bp, protocols.mlflow, protocols.v2, protocols.tabpy, reports.bp):
         app.register_blueprint(bp)
     if not settings.auth:
         log.warning("!" * 72)

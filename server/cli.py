@@ -381,6 +381,21 @@ def score(name: str, input: Path, output: Path | None, version: int | None, alia
                      if bad_rows else ""))
 
 
+@main.command()
+@click.argument("name")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="report.html (default NAME-report.html) or report.xlsx")
+@url_option
+@key_option
+@handle_errors
+def report(name: str, output: Path | None, url: str | None, key: str | None) -> None:
+    """Write the model report: model card, versions, deployment, how to call it, live behaviour."""
+    output = output or Path(f"{name}-report.html")
+    fmt = "xlsx" if output.suffix.lower() == ".xlsx" else "html"
+    output.write_bytes(backend(url, key).report(name, fmt))
+    console.print(f"wrote {output}")
+
+
 @main.group()
 def keys() -> None:
     """Create, list and revoke API keys."""

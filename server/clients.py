@@ -29,6 +29,7 @@ class Backend(Protocol):
     def score_frame(self, name: str, frame: pd.DataFrame, version: int | None,
                     alias: str | None) -> dict[str, Any]: ...
     def set_policy(self, name: str, changes: dict[str, Any]) -> dict[str, Any]: ...
+    def report(self, name: str, fmt: str) -> bytes: ...
     def score_workbook(self, name: str, data: bytes, version: int | None) -> tuple[bytes, int]: ...
     def create_key(self, scopes: list[str], name: str) -> dict[str, Any]: ...
     def list_keys(self) -> list[dict[str, Any]]: ...
@@ -119,6 +120,14 @@ class LocalBackend:
         result = self.scorer.score(name, frame_to_table(frame), version=version, alias=alias,
                                    options=ScoreOptions(errors="row"))
         return result_to_json(result)
+
+    def report(self, name: str, fmt: str) -> bytes:
+        from .reports.model_report import report_data, report_xlsx
+        from .reports.render import render
+
+        base = self.settings.public_url or f"http://{self.settings.host}:{self.settings.port}"
+        data = report_data(self.registry, name, base, self.settings.excel_namespace)
+        return report_xlsx(data) if fmt == "xlsx" else render("report.html", r=data).encode()
 
     def score_workbook(self, name: str, data: bytes, version: int | None) -> tuple[bytes, int]:
         from .codecs.workbook import score_workbook
@@ -215,6 +224,16 @@ class RemoteBackend:
 
     def set_policy(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
         return self._call("PUT", f"/api/v1/models/{name}/policy", json=changes)
+
+    def report(self, name: str, fmt: str) -> bytes:
+        path = f"/models/{name}/report" + (".xlsx" if fmt == "xlsx" else "")
+        try:
+            resp = self.session.get(self.url + path, timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise RemoteError(503, {"detail": f"cannot reach {self.url} ({type(exc).__name__})"})
+        if resp.status_code >= 400:
+            raise RemoteError(resp.status_code, {"detail": resp.text[:200]})
+        return resp.content
 
     def score_workbook(self, name: str, data: bytes, version: int | None) -> tuple[bytes, int]:
         params = {"version": version} if version else {}

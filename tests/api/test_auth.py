@@ -13,7 +13,8 @@ PUBLIC = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/assets/<path:f
           # the Excel add-in's files: Excel loads them before any key can be entered
           "/excel/manifest.xml", "/excel/taskpane.html", "/excel/<name>", "/excel/icons/<name>",
           # liveness probes of the MLflow and V2 protocols (as in those servers)
-          "/ping", "/health", "/version", "/v2", "/v2/health/live", "/v2/health/ready"}
+          "/ping", "/health", "/version", "/v2", "/v2/health/live", "/v2/health/ready",
+          "/reports/assets/<path:filename>"}
 SAMPLE_VALUES = {"name": "churn", "alias": "staging", "version": "1", "key_id": "abc",
                  "filename": "init.js", "entity_set": "Models"}
 
