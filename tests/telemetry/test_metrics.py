@@ -87,3 +87,18 @@ def test_counts_add_up_over_several_workers(tmp_path, demo_files):
         assert re.search(r'scorebridge_model_info\{model="churn",version="1"\} 1\.0', text)
     finally:
         server.stop()
+
+
+def test_grafana_dashboard_uses_metrics_that_exist(client, demo_registered):
+    import json
+
+    client.post("/api/v1/models/churn/predict", json={"rows": jsonable(churn_rows(2))},
+                scope="score")
+    exposed = {f.name for f in text_string_to_metric_families(
+        client.get("/metrics", scope="read").get_data(as_text=True))}
+    dashboard = json.loads((ROOT / "docs" / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    used = set(re.findall(r"(scorebridge_[a-z_]+?)(?:_bucket|_total)?\b", " ".join(exprs)))
+    assert used
+    for name in used:
+        assert name in exposed, name
