@@ -7,7 +7,8 @@ from sqlalchemy.orm import aliased
 
 from ..codecs.odata import EntitySet, Prop
 from ..scoring.signature import Signature
-from .schema import AliasRow, EventRow, ModelRow, PredictionRow, TrafficRow, VersionRow
+from .schema import (AliasRow, DriftRow, EventRow, ModelRow, PredictionRow, TrafficRow,
+                     VersionRow)
 
 S, I, B, D, F = "Edm.String", "Edm.Int32", "Edm.Boolean", "Edm.DateTimeOffset", "Edm.Double"
 
@@ -63,6 +64,16 @@ def _traffic():
             .group_by(TrafficRow.model_name, TrafficRow.version, TrafficRow.minute))
 
 
+def _drift():
+    return select(DriftRow.id.label("Id"), DriftRow.model_name.label("Model"),
+                  DriftRow.version.label("Version"), DriftRow.computed_at.label("ComputedAt"),
+                  DriftRow.feature.label("Feature"), DriftRow.status.label("Status"),
+                  DriftRow.rows.label("Rows"), DriftRow.psi.label("PSI"),
+                  DriftRow.distance.label("Distance"), DriftRow.null_rate.label("NullRate"),
+                  DriftRow.out_of_range_rate.label("OutOfRangeRate"),
+                  DriftRow.unknown_rate.label("UnknownRate"))
+
+
 ENTITY_SETS = [
     EntitySet("Models", "Model", ("Name",), (
         Prop("Name", S, False), Prop("Description", S), Prop("ProductionVersion", I),
@@ -81,6 +92,12 @@ ENTITY_SETS = [
         Prop("Model", S, False), Prop("Version", I, False), Prop("Minute", D, False),
         Prop("Requests", I), Prop("Errors", I), Prop("Rows", I), Prop("MeanLatencyMs", F),
     ), _traffic, ("Model", "Version", "Minute")),
+    EntitySet("Drift", "DriftMeasure", ("Id",), (
+        Prop("Id", I, False), Prop("Model", S), Prop("Version", I), Prop("ComputedAt", D),
+        Prop("Feature", S), Prop("Status", S), Prop("Rows", I), Prop("PSI", F),
+        Prop("Distance", F), Prop("NullRate", F), Prop("OutOfRangeRate", F),
+        Prop("UnknownRate", F),
+    ), _drift, ("Id",)),
 ]
 
 

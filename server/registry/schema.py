@@ -174,3 +174,22 @@ class PredictionRow(Base):
     inputs: Mapped[dict[str, Any]] = mapped_column(JSONType)
     prediction: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)  # {"value"}
     probability: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class DriftRow(Base):
+    """One feature's drift measures for one model at one time ("(prediction)" for the output)."""
+
+    __tablename__ = "drift_snapshots"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    feature: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(24))
+    rows: Mapped[int] = mapped_column(Integer)
+    psi: Mapped[float | None] = mapped_column(Float, nullable=True)
+    distance: Mapped[float | None] = mapped_column(Float, nullable=True)
+    null_rate: Mapped[float | None] = mapped_column(Float, nullable=True)
+    out_of_range_rate: Mapped[float | None] = mapped_column(Float, nullable=True)
+    unknown_rate: Mapped[float | None] = mapped_column(Float, nullable=True)

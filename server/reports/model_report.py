@@ -49,7 +49,7 @@ def report_data(registry: Registry, name: str, base_url: str,
              "missing": "handled" if c.accepts_missing else "refused",
              "unknown": {True: "handled", False: "refused", None: "–"}[c.accepts_unknown]}
             for c in (signature.inputs if signature else ())],
-        "training": {"rows": reference.get("rows"), "columns": reference.get("columns", {})},
+        "training": {"rows": reference.get("rows"), "columns": _training_summary(reference)},
         "metrics": prod.metrics if prod else {},
         "versions": sorted(model.versions, key=lambda v: -v.version),
         "since": since, "policy": model.policy,
@@ -74,6 +74,23 @@ def report_data(registry: Registry, name: str, base_url: str,
                    line_chart("Errors (% of requests)", s.labels, {"errors": s.errors}, "%")],
         "generated": datetime.now(timezone.utc),
     }
+
+
+def _training_summary(reference: dict[str, Any]) -> list[dict[str, Any]]:
+    """One line per input from the registration sample: range and mean, or the top categories."""
+    out = []
+    for name, stats in (reference.get("columns") or {}).items():
+        if "frequencies" in stats:
+            top = sorted(stats["frequencies"].items(), key=lambda kv: -kv[1])[:4]
+            summary = ", ".join(f"{k} {v:.0%}" for k, v in top)
+        elif "mean" in stats:
+            summary = (f"{stats['min']:g} to {stats['max']:g}, mean {stats['mean']:.4g}")
+        else:
+            summary = "no values"
+        nulls = stats.get("nulls", 0)
+        out.append({"name": name, "summary": summary,
+                    "missing": f"{nulls / stats['count']:.1%}" if stats.get("count") else "–"})
+    return out
 
 
 def _json(values: list[Any]) -> str:
@@ -115,6 +132,8 @@ def report_xlsx(data: dict[str, Any]) -> bytes:
     table(wb.create_sheet("Inputs"), ["Column", "Type", "Allowed values", "Missing", "Unknown"],
           [[c["name"], c["type"], c["allowed"], c["missing"], c["unknown"]]
            for c in data["inputs"]])
+    table(wb.create_sheet("Training data"), ["Column", "In the registration sample", "Missing"],
+          [[c["name"], c["summary"], c["missing"]] for c in data["training"]["columns"]])
     table(wb.create_sheet("Versions"), ["Version", "Registered", "By", "Aliases", "Gates",
                                         "Rolled back", "Description"],
           [[v.version, v.created_at.strftime("%Y-%m-%d %H:%M"), v.created_by,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from ..registry.schema import DriftRow
 from ..registry.service import Registry
 from ..scoring.signature import Signature
 from .drift import monitor
@@ -24,15 +25,32 @@ def model_monitoring(registry: Registry, name: str, hours: float = 24.0) -> dict
     return report
 
 
+def _snapshot(registry: Registry, report: dict[str, Any]) -> None:
+    """Keep the report's per-feature measures, for the OData feed and drift over time."""
+    now = datetime.now(timezone.utc)
+    items = list(report["features"].items()) + [("(prediction)", report["prediction"])]
+    with registry.writing() as session:
+        for feature, f in items:
+            session.add(DriftRow(
+                model_name=report["model"], version=report["version"], computed_at=now,
+                feature=feature, status=f["status"], rows=report["rows"], psi=f.get("psi"),
+                distance=f.get("wasserstein", f.get("jensen_shannon")),
+                null_rate=f.get("null_rate"), out_of_range_rate=f.get("out_of_range_rate"),
+                unknown_rate=f.get("unknown_rate")))
+
+
 def check_drift(registry: Registry, actor: str = "drift monitor") -> list[tuple[str, str]]:
-    """Record an event for every model whose drift status changed since the last one."""
+    """Snapshot every model's drift, and record an event for every model whose drift status
+    changed since the last one."""
     changed = []
     for model in registry.list_models():
         if model.production is None:
             continue
-        status = model_monitoring(registry, model.name)["status"]
+        report = model_monitoring(registry, model.name)
+        status = report["status"]
         if status == "insufficient data":
             continue
+        _snapshot(registry, report)
         last = next((e for e in registry.events(model.name, limit=200)
                      if e.kind in ("drift_detected", "drift_cleared", "drift_watch")), None)
         previous = last.detail.get("status") if last else "ok"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 
 import pytest
 from openpyxl import load_workbook
@@ -45,15 +44,18 @@ def test_dashboard_content(client, busy):
 
 def test_report_html_and_xlsx(client, busy):
     html = client.get("/models/churn/report", scope="read").get_data(as_text=True)
-    for part in ('id="card"', 'id="inputs"', 'id="deployment"', 'id="calls"', 'id="versions"',
-                 'id="drift"'):
+    for part in ('id="card"', 'id="inputs"', 'id="training"', 'id="deployment"', 'id="calls"',
+                 'id="versions"', 'id="drift"'):
         assert part in html
     assert "=ML.PREDICT(A2:F2,&#34;churn&#34;)" in html or '=ML.PREDICT(A2:F2,"churn")' in html
     assert "ScoreBridge.Predict(" in html and "curl -s" in html
     assert "tenure_months" in html and "month-to-month" in html
     resp = client.get("/models/churn/report.xlsx", scope="read")
     wb = load_workbook(io.BytesIO(resp.data))
-    assert wb.sheetnames == ["Model card", "Inputs", "Versions", "Deployment", "Live", "Drift"]
+    assert wb.sheetnames == ["Model card", "Inputs", "Training data", "Versions", "Deployment",
+                             "Live", "Drift"]
+    training = {r[0].value: r[1].value for r in wb["Training data"].iter_rows(min_row=2)}
+    assert "month-to-month" in training["contract"] and " to " in training["tenure_months"]
     card = {r[0].value: r[1].value for r in wb["Model card"].iter_rows()}
     assert card["Model"] == "churn" and card["Production version"] == 1
     assert [c.value for c in wb["Inputs"][2]][:2] == ["tenure_months", "integer"]

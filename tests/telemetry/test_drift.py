@@ -96,6 +96,9 @@ def test_monitoring_api_and_events(client, services, demo_registered):
     assert report["status"] == "drift" and "tenure_months" in report["drifting_features"]
     assert services.worker.check_drift() == [("churn", "drift")]
     assert services.worker.check_drift() == []  # only changes make events
+    feed = client.get("/odata/Drift?$filter=Model eq 'churn' and Feature eq 'tenure_months'"
+                      "&$orderby=Id desc&$top=1", scope="read").json["value"]
+    assert feed[0]["Status"] == "drift" and feed[0]["PSI"] >= 0.25 and feed[0]["Rows"] >= 30
     kinds = [e["kind"] for e in client.get("/api/v1/events?model=churn", scope="read").json["events"]]
     assert "drift_detected" in kinds
     assert client.put("/api/v1/models/churn/monitoring", json={"log": False},
@@ -107,3 +110,31 @@ def test_monitoring_api_and_events(client, services, demo_registered):
     assert_bad = client.put("/api/v1/models/churn/monitoring", json={"sample_rate": 2},
                             scope="deploy")
     assert assert_bad.status_code == 400
+
+
+def test_logging_never_fails_scoring_and_keeps_no_keys(client, services, keys, demo_registered,
+                                                       monkeypatch):
+    from sqlalchemy import select
+
+    from server.registry.schema import PredictionRow
+
+    services.registry.set_monitoring("churn", {"sample_rate": 1.0}, actor="t")
+    services.scorer.deployments.invalidate()
+    rows = jsonable(make_churn_data(20, seed=3)[FEATURES])
+
+    def locked(*args, **kwargs):
+        raise RuntimeError("database is locked")
+
+    monkeypatch.setattr(services.registry, "writing", locked)
+    resp = client.post("/api/v1/models/churn/predict", json={"rows": rows}, scope="score")
+    assert resp.status_code == 200  # scoring never waits for telemetry
+    services.worker.run_once()  # the flushes fail and are kept for later
+    monkeypatch.undo()
+    services.worker.run_once()
+    with services.registry.reading() as session:
+        logged = session.scalars(select(PredictionRow)).all()
+    assert len(logged) == 20
+    text = " ".join(str(r.inputs) + str(r.prediction) + r.request_id for r in logged)
+    assert not any(k in text for k in keys.values()) and "sb_" not in text
+    report = client.get("/api/v1/models/churn/monitoring", scope="read").json
+    assert report["rows"] == 20
