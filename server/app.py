@@ -53,6 +53,9 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     problems.install(app)
     auth.install(app)
+    from .api import limits
+
+    limits.install(app, settings)  # after authentication: limits follow the verified key
     from .api import (deployment, excel, health, keys, odata, openapi, protocols,
                       registry as registry_api, reports, scoring)
 

@@ -6,7 +6,7 @@ with nothing configured. Tests build a :class:`Settings` directly instead of tou
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -15,6 +15,19 @@ PREFIX = "SCOREBRIDGE_"
 
 def _flag(value: str) -> bool:
     return value.strip().lower() not in {"0", "off", "false", "no", ""}
+
+
+DEFAULT_RATE_LIMITS = {"score": "60000/minute", "read": "6000/minute", "deploy": "600/minute",
+                       "admin": "600/minute"}
+
+
+def _pairs(value: str) -> dict[str, str]:
+    """``score=100/second,read=10/second`` as a dict."""
+    out = {}
+    for part in _csv(value):
+        key, _, limit = part.partition("=")
+        out[key.strip()] = limit.strip()
+    return out
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -53,6 +66,11 @@ class Settings:
     prediction_log_rate: float = 0.2
     prediction_log_days: float = 30.0
     prediction_log_max_rows: int = 1_000_000
+    rate_limiting: bool = True
+    rate_limits: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
+    rate_limit_anonymous: str = "600/minute"
+    auth_failure_limit: str = "60/minute"
+    rate_limit_storage: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -91,6 +109,11 @@ class Settings:
             prediction_log_rate=float(get("PREDICTION_LOG_RATE", "0.2")),
             prediction_log_days=float(get("PREDICTION_LOG_DAYS", "30")),
             prediction_log_max_rows=int(get("PREDICTION_LOG_MAX_ROWS", "1000000")),
+            rate_limiting=_flag(get("RATE_LIMITING", "on")),
+            rate_limits={**DEFAULT_RATE_LIMITS, **_pairs(get("RATE_LIMITS", ""))},
+            rate_limit_anonymous=get("RATE_LIMIT_ANONYMOUS", "600/minute"),
+            auth_failure_limit=get("AUTH_FAILURE_LIMIT", "60/minute"),
+            rate_limit_storage=get("RATE_LIMIT_STORAGE", ""),
         )
         return replace(settings, **overrides) if overrides else settings
 

@@ -66,7 +66,8 @@ def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
     # no background thread: tests drive the deployment worker with run_once()
-    return Settings(home=tmp_path / "home", database_url=database_url, background=False)
+    return Settings(home=tmp_path / "home", database_url=database_url, background=False,
+                    rate_limiting=False)  # limits have their own tests
 
 
 @pytest.fixture

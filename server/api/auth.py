@@ -92,6 +92,7 @@ def install(app: Flask) -> None:
             return
         plain = presented_key()
         if plain is None:
+            app.extensions["scorebridge.auth_failed"]()
             hint = (" (the api_key query parameter is accepted on GET only)"
                     if request.args.get("api_key") else "")
             raise Unauthorized("an API key is required: send it as X-API-Key, Authorization: "
@@ -99,6 +100,7 @@ def install(app: Flask) -> None:
                                headers={"WWW-Authenticate": CHALLENGE})
         key = services().keys.verify(plain)
         if key is None:
+            app.extensions["scorebridge.auth_failed"]()
             # a Basic challenge makes browsers (and Excel's task pane) pop up a password dialog:
             # only clients that used Basic get it back
             basic = request.headers.get("Authorization", "").lower().startswith("basic")

@@ -177,3 +177,20 @@ def test_every_relative_path_the_connector_uses_is_tested():
     paths = set(re.findall(r'"(api/v1/[a-z/]*)"', CONNECTOR))
     assert paths == {"api/v1/models", "api/v1/models/"}
     assert '"/versions/"' in CONNECTOR and '"/predict"' in CONNECTOR
+
+
+def test_contract_429_carries_retry_after(settings, demo_files):
+    """The connector waits Retry-After seconds on 429 (and 503) before trying again."""
+    app = create_app(replace(settings, rate_limiting=True, rate_limits={
+        "score": "2/minute", "read": "100/minute", "deploy": "100/minute", "admin": "100/minute"}))
+    svc = app.extensions["scorebridge"]
+    admin = svc.keys.create("admin")[0]
+    register_file(KeyClient(app.test_client(), {"deploy": admin}), "churn",
+                  demo_files["artifact"], demo_files["sample"])
+    headers = basic(svc.keys.create("score")[0])
+    body = {"records": _records(3), "options": {"errors": "row", "probabilities": True}}
+    statuses = [app.test_client().post("/api/v1/models/churn/predict", json=body,
+                                       headers=headers) for _ in range(3)]
+    assert [r.status_code for r in statuses] == [200, 200, 429]
+    assert 1 <= int(statuses[2].headers["Retry-After"]) <= 60
+    assert "429" in CONNECTOR and "Retry-After" in CONNECTOR
