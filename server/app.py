@@ -11,6 +11,7 @@ from flask import Flask, Response, g, request
 from .auth.keys import KeyStore
 from .config import Settings
 from .deploy.worker import DeploymentWorker
+from .jobs.service import JobRunner, Jobs
 from .registry.database import make_engine
 from .registry.service import Registry
 from .registry.store import ArtifactStore
@@ -39,15 +40,19 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     registry = build_registry(settings)
     scorer = Scorer(registry, settings)
+    worker = DeploymentWorker(registry, scorer, settings)
+    jobs = Jobs(registry, scorer, settings)
     services = Services(settings=settings, registry=registry, scorer=scorer,
-                        keys=KeyStore(registry),
-                        worker=DeploymentWorker(registry, scorer, settings))
+                        keys=KeyStore(registry), worker=worker, jobs=jobs,
+                        runner=JobRunner(jobs, worker.id))
     app.extensions["scorebridge"] = services
     if settings.background:
         # started here (inside each gunicorn worker, as the factory runs there), and checked on
         # requests so that a process forked after start-up (gunicorn --preload) gets its own
         services.worker.ensure_started()
+        services.runner.ensure_started()
         app.before_request(services.worker.ensure_started)
+        app.before_request(services.runner.ensure_started)
     _install_request_ids(app)
     from .api import auth, problems
 
@@ -57,10 +62,11 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     limits.install(app, settings)  # after authentication: limits follow the verified key
     from .api import (deployment, excel, health, keys, odata, openapi, protocols,
-                      registry as registry_api, reports, scoring)
+                      jobs as jobs_api, registry as registry_api, reports, scoring)
 
     for bp in (health.bp, openapi.bp, registry_api.bp, deployment.bp, scoring.bp, excel.bp,
-               odata.bp, keys.bp, protocols.mlflow, protocols.v2, protocols.tabpy, reports.bp):
+               odata.bp, keys.bp, protocols.mlflow, protocols.v2, protocols.tabpy, reports.bp,
+               jobs_api.bp):
         app.register_blueprint(bp)
     if not settings.auth:
         log.warning("!" * 72)

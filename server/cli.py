@@ -11,6 +11,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -394,6 +395,71 @@ def report(name: str, output: Path | None, url: str | None, key: str | None) -> 
     fmt = "xlsx" if output.suffix.lower() == ".xlsx" else "html"
     output.write_bytes(backend(url, key).report(name, fmt))
     console.print(f"wrote {output}")
+
+
+@main.group()
+def jobs() -> None:
+    """Batch jobs on a server: submit, follow, cancel, fetch the result."""
+
+
+@jobs.command("submit")
+@click.argument("name")
+@click.argument("input", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--output-format", type=click.Choice(["csv", "xlsx", "parquet"]), default="csv")
+@click.option("--strict", is_flag=True, help="Fail the job on the first bad row.")
+@click.option("--publish", is_flag=True, help="Publish the result to the OData feed.")
+@click.option("--wait/--no-wait", default=True, help="Follow progress until the job ends.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to save the result when waiting.")
+@click.option("--url", envvar="SCOREBRIDGE_URL", required=True, help="The server.")
+@key_option
+@handle_errors
+def jobs_submit(name: str, input: Path, output_format: str, strict: bool, publish: bool,
+                wait: bool, output: Path | None, url: str, key: str | None) -> None:
+    """Upload INPUT as a batch job for model NAME; with --wait, show progress and save the result."""
+    client = RemoteBackend(url, key)
+    with open(input, "rb") as fh:
+        job = client.call("POST", "/api/v1/jobs", files={"file": (input.name, fh)},
+                          data={"model": name, "output_format": output_format,
+                                "strict": str(strict).lower(), "publish": str(publish).lower()})
+    console.print(f"job {job['id']} queued (model {name} v{job['version']})")
+    if not wait:
+        return
+    columns = [TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
+    with Progress(*columns, console=err_console) as progress:
+        task = progress.add_task("job", total=None)
+        while job["status"] in ("queued", "running"):
+            time.sleep(0.5)
+            job = client.call("GET", f"/api/v1/jobs/{job['id']}")
+            progress.update(task, total=job["rows_total"], completed=job["rows_done"])
+    if job["status"] != "succeeded":
+        err_console.print(f"[red]job {job['status']}:[/red] {job['error']}", highlight=False)
+        sys.exit(1)
+    target = output or input.with_name(f"{input.stem}.scored.{output_format}")
+    target.write_bytes(client.download(f"/api/v1/jobs/{job['id']}/result"))
+    console.print(f"scored {job['rows_done']} rows ({job['rows_failed']} with errors) -> {target}")
+
+
+@jobs.command("list")
+@click.option("--url", envvar="SCOREBRIDGE_URL", required=True)
+@key_option
+@handle_errors
+def jobs_list(url: str, key: str | None) -> None:
+    table = Table("id", "model", "version", "status", "rows", "failed", "created")
+    for j in RemoteBackend(url, key).call("GET", "/api/v1/jobs")["jobs"]:
+        table.add_row(j["id"][:12], j["model"], str(j["version"]), j["status"],
+                      str(j["rows_done"]), str(j["rows_failed"]), j["created_at"][:19])
+    console.print(table)
+
+
+@jobs.command("cancel")
+@click.argument("job_id")
+@click.option("--url", envvar="SCOREBRIDGE_URL", required=True)
+@key_option
+@handle_errors
+def jobs_cancel(job_id: str, url: str, key: str | None) -> None:
+    job = RemoteBackend(url, key).call("DELETE", f"/api/v1/jobs/{job_id}")
+    console.print(f"job {job_id}: {job['status']}")
 
 
 @main.group()

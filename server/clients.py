@@ -14,7 +14,8 @@ from typing import Any, Protocol
 import pandas as pd
 import requests
 
-from .codecs.table import RawTable, ScoreOptions
+from .codecs.files import frame_to_table
+from .codecs.table import ScoreOptions
 from .config import Settings
 from .errors import ScoreBridgeError
 
@@ -34,15 +35,6 @@ class Backend(Protocol):
     def create_key(self, scopes: list[str], name: str) -> dict[str, Any]: ...
     def list_keys(self) -> list[dict[str, Any]]: ...
     def revoke_key(self, key_id: str) -> dict[str, Any]: ...
-
-
-def frame_to_table(frame: pd.DataFrame) -> RawTable:
-    """A DataFrame read from a file as the neutral table; NaN cells become missing values."""
-    columns = []
-    for name in frame.columns:
-        values = frame[name].astype(object).where(frame[name].notna(), None).tolist()
-        columns.append(values)
-    return RawTable(names=[str(c) for c in frame.columns], columns=columns, n_rows=len(frame))
 
 
 class LocalBackend:
@@ -166,6 +158,17 @@ class RemoteBackend:
         if key:
             self.session.headers["X-API-Key"] = key
         self.timeout = timeout
+
+    def call(self, method: str, path: str, **kw: Any) -> Any:
+        """Any API call, with the same error handling (for the CLI's job commands)."""
+        return self._call(method, path, **kw)
+
+    def download(self, path: str) -> bytes:
+        resp = self.session.get(self.url + path, timeout=self.timeout)
+        if resp.status_code >= 400:
+            raise RemoteError(resp.status_code, resp.json() if resp.headers.get(
+                "Content-Type", "").endswith("json") else {"detail": resp.text[:200]})
+        return resp.content
 
     def _call(self, method: str, path: str, **kw: Any) -> Any:
         try:

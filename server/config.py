@@ -71,6 +71,8 @@ class Settings:
     rate_limit_anonymous: str = "600/minute"
     auth_failure_limit: str = "60/minute"
     rate_limit_storage: str = ""
+    job_roots: tuple[str, ...] = ()
+    job_retention_hours: float = 72.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -114,6 +116,8 @@ class Settings:
             rate_limit_anonymous=get("RATE_LIMIT_ANONYMOUS", "600/minute"),
             auth_failure_limit=get("AUTH_FAILURE_LIMIT", "60/minute"),
             rate_limit_storage=get("RATE_LIMIT_STORAGE", ""),
+            job_roots=_csv(get("JOB_ROOTS", "")),
+            job_retention_hours=float(get("JOB_RETENTION_HOURS", "72")),
         )
         return replace(settings, **overrides) if overrides else settings
 

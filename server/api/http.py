@@ -10,6 +10,7 @@ from flask import Response, current_app, g, request
 from ..auth.keys import KeyStore
 from ..config import Settings
 from ..deploy.worker import DeploymentWorker
+from ..jobs.service import JobRunner, Jobs
 from ..codecs.json_input import parse_json
 from ..errors import FieldError, MalformedRequest, UnsupportedMediaType
 from ..registry.service import Registry
@@ -27,6 +28,8 @@ class Services:
     scorer: Scorer
     keys: KeyStore
     worker: DeploymentWorker
+    jobs: Jobs
+    runner: JobRunner
 
 
 def services() -> Services:

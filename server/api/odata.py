@@ -9,7 +9,7 @@ from flask import Blueprint, Response, request
 
 from ..codecs.odata import EntitySet, metadata_xml, next_link, page, parse_options
 from ..errors import NotFound, ScoreBridgeError
-from ..registry.feeds import ENTITY_SETS, prediction_set
+from ..registry.feeds import ENTITY_SETS, prediction_set, scored_set
 from ..scoring.signature import Signature
 from ..telemetry import metrics
 from .auth import requires
@@ -23,11 +23,14 @@ JSON = "application/json;odata.metadata=minimal"
 
 
 def entity_sets() -> list[EntitySet]:
-    """The fixed sets, then one set of logged predictions per deployed model."""
+    """The fixed sets, then per deployed model its logged predictions and its latest published
+    scored table."""
     sets = list(ENTITY_SETS)
     for model in services().registry.list_models():
         if model.production is not None:
-            sets.append(prediction_set(model.name, Signature.from_dict(model.production.signature)))
+            signature = Signature.from_dict(model.production.signature)
+            sets.append(prediction_set(model.name, signature))
+            sets.append(scored_set(model.name, signature))
     return sets
 
 

@@ -283,6 +283,38 @@ COMPONENTS: dict[str, dict[str, Any]] = {
             "window_hours": {"type": "number"}, "since": {"type": "string"},
             "thresholds": {"type": "object"}, "logging": {"type": "object"}},
     },
+    "JobUpload": {
+        "type": "object", "required": ["file", "model"],
+        "properties": {"file": {"type": "string", "format": "binary"},
+                       "model": {"type": "string"}, "version": {"type": "string"},
+                       "alias": {"type": "string"},
+                       "output_format": {"type": "string", "enum": ["csv", "xlsx", "parquet"]},
+                       "strict": {"type": "string"}, "publish": {"type": "string"}},
+    },
+    "JobPath": {
+        "type": "object", "required": ["model", "path"], "additionalProperties": False,
+        "properties": {"model": {"type": "string"}, "path": {"type": "string"},
+                       "version": {"type": "integer", "minimum": 1}, "alias": {"type": "string"},
+                       "output_format": {"type": "string", "enum": ["csv", "xlsx", "parquet"]},
+                       "strict": {"type": "boolean"}, "publish": {"type": "boolean"}},
+    },
+    "Job": {
+        "type": "object", "required": ["id", "status", "rows_done"],
+        "properties": {
+            "id": {"type": "string"}, "model": {"type": "string"}, "version": {"type": "integer"},
+            "status": {"type": "string",
+                       "enum": ["queued", "running", "succeeded", "failed", "cancelled"]},
+            "rows_done": {"type": "integer"}, "rows_total": {"type": "integer", "nullable": True},
+            "rows_failed": {"type": "integer"},
+            "rate_rows_per_second": {"type": "number", "nullable": True},
+            "eta_seconds": {"type": "number", "nullable": True},
+            "output_format": {"type": "string"}, "error": {"type": "string", "nullable": True},
+            "result": {"type": "string", "nullable": True}},
+    },
+    "JobList": {
+        "type": "object", "required": ["jobs"],
+        "properties": {"jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}}},
+    },
     "Health": {
         "type": "object", "required": ["status"],
         "properties": {"status": {"type": "string"}, "version": {"type": "string"},

@@ -10,6 +10,7 @@ import pandas as pd
 
 from ..errors import InvalidInput, MalformedRequest
 from .safe_cells import safe_cell
+from .table import RawTable
 
 FORMATS = {".csv": "csv", ".txt": "csv", ".xlsx": "xlsx", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -67,6 +68,13 @@ def count_rows(path: Path) -> int | None:
 
         return pq.ParquetFile(path).metadata.num_rows
     return None
+
+
+def frame_to_table(frame: pd.DataFrame) -> RawTable:
+    """A DataFrame read from a file as the neutral table; NaN cells become missing values."""
+    columns = [frame[name].astype(object).where(frame[name].notna(), None).tolist()
+               for name in frame.columns]
+    return RawTable(names=[str(c) for c in frame.columns], columns=columns, n_rows=len(frame))
 
 
 def scored_frame(frame: pd.DataFrame, response: dict) -> pd.DataFrame:

@@ -22,7 +22,7 @@ MODES = ("manual", "auto", "canary", "shadow")
 class GateConfig:
     metric: str | None = None          # default: roc_auc (binary), accuracy (multiclass), r2
     tolerance: float = 0.01            # how much worse than production the metric may be
-    max_latency_ms: float = 500.0      # single-row latency limit (median)
+    max_latency_ms: float = 1000.0     # single-row latency limit (median)
     latency_factor: float = 3.0        # ... and at most this many times production's
 
 

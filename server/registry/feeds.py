@@ -2,13 +2,15 @@
 whose columns carry the feed's property names."""
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import Float, Integer, String, and_, case, cast, func, literal, select
 from sqlalchemy.orm import aliased
 
 from ..codecs.odata import EntitySet, Prop
 from ..scoring.signature import Signature
-from .schema import (AliasRow, DriftRow, EventRow, ModelRow, PredictionRow, TrafficRow,
-                     VersionRow)
+from .schema import (AliasRow, DriftRow, EventRow, JobRow, ModelRow, PredictionRow, ScoredRow,
+                     TrafficRow, VersionRow)
 
 S, I, B, D, F = "Edm.String", "Edm.Int32", "Edm.Boolean", "Edm.DateTimeOffset", "Edm.Double"
 
@@ -74,6 +76,16 @@ def _drift():
                   DriftRow.unknown_rate.label("UnknownRate"))
 
 
+def _jobs():
+    return select(JobRow.id.label("Id"), JobRow.model_name.label("Model"),
+                  JobRow.version.label("Version"), JobRow.status.label("Status"),
+                  cast(JobRow.rows_done, Integer).label("Rows"),
+                  cast(JobRow.rows_failed, Integer).label("RowsFailed"),
+                  JobRow.output_format.label("OutputFormat"),
+                  JobRow.created_at.label("CreatedAt"), JobRow.finished_at.label("FinishedAt"),
+                  JobRow.created_by.label("CreatedBy"))
+
+
 ENTITY_SETS = [
     EntitySet("Models", "Model", ("Name",), (
         Prop("Name", S, False), Prop("Description", S), Prop("ProductionVersion", I),
@@ -98,6 +110,11 @@ ENTITY_SETS = [
         Prop("Distance", F), Prop("NullRate", F), Prop("OutOfRangeRate", F),
         Prop("UnknownRate", F),
     ), _drift, ("Id",)),
+    EntitySet("Jobs", "Job", ("Id",), (
+        Prop("Id", S, False), Prop("Model", S), Prop("Version", I), Prop("Status", S),
+        Prop("Rows", I), Prop("RowsFailed", I), Prop("OutputFormat", S), Prop("CreatedAt", D),
+        Prop("FinishedAt", D), Prop("CreatedBy", S),
+    ), _jobs, ("CreatedAt", "Id")),
 ]
 
 
@@ -133,3 +150,38 @@ def prediction_set(name: str, signature: Signature) -> EntitySet:
              Prop("Prediction", _EDM.get(out_type, S)), Prop("Probability", F))
     return EntitySet(f"Predictions_{safe}", f"Prediction_{safe}", ("Id",), props, query,
                      ("Id",))
+
+
+def _identifier(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", text)
+
+
+def scored_set(name: str, signature: Signature) -> EntitySet:
+    """The rows of the model's latest published batch job or pipeline run (the table a Power BI
+    report refreshes), typed from the signature."""
+    safe = _identifier(name)
+    inputs = [(c.name, c.type) for c in signature.inputs]
+    classes = [str(c) for c in signature.output.classes or ()] \
+        if signature.output.probabilities else []
+    out_type = signature.output.type
+
+    def query():  # type: ignore[no-untyped-def]
+        latest = (select(JobRow.id).where(JobRow.model_name == name,
+                                          JobRow.status == "succeeded",
+                                          JobRow.options["publish"].as_boolean().is_(True))
+                  .order_by(JobRow.finished_at.desc()).limit(1).scalar_subquery())
+        return select(
+            cast(ScoredRow.row_no, Integer).label("Row"), ScoredRow.job_id.label("Job"),
+            *[_json_field(ScoredRow.data[col], kind).label(_identifier(col))
+              for col, kind in inputs],
+            _json_field(ScoredRow.data["prediction"], out_type).label("prediction"),
+            *[ScoredRow.data[f"probability_{c}"].as_float().label(_identifier(f"probability_{c}"))
+              for c in classes],
+            ScoredRow.data["error"].as_string().label("error"),
+        ).where(ScoredRow.job_id == latest)
+
+    props = (Prop("Row", I, False), Prop("Job", S),
+             *[Prop(_identifier(col), _EDM.get(kind, S)) for col, kind in inputs],
+             Prop("prediction", _EDM.get(out_type, S)),
+             *[Prop(_identifier(f"probability_{c}"), F) for c in classes], Prop("error", S))
+    return EntitySet(f"Scored_{safe}", f"Scored_{safe}", ("Row",), props, query, ("Row",))

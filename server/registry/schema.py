@@ -193,3 +193,41 @@ class DriftRow(Base):
     null_rate: Mapped[float | None] = mapped_column(Float, nullable=True)
     out_of_range_rate: Mapped[float | None] = mapped_column(Float, nullable=True)
     unknown_rate: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class JobRow(Base):
+    """A batch job: an input file scored in chunks by one version into an output file."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    input_path: Mapped[str] = mapped_column(String(1024))
+    output_format: Mapped[str] = mapped_column(String(16))
+    output_path: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    rows_total: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    rows_done: Mapped[int] = mapped_column(BigInteger, default=0)
+    rows_failed: Mapped[int] = mapped_column(BigInteger, default=0)
+    options: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ScoredRow(Base):
+    """A row of a job's output, published for the OData feed (jobs run with ``publish``)."""
+
+    __tablename__ = "scored_rows"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    row_no: Mapped[int] = mapped_column(BigInteger)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType)

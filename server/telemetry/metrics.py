@@ -35,6 +35,7 @@ MODEL_INFO = Gauge("scorebridge_model_info", "1 for the version serving producti
                    ["model", "version"], multiprocess_mode="max")
 PIPELINE = Counter("scorebridge_pipeline_versions_total", "Versions through the deployment "
                    "pipeline, by outcome", ["model", "outcome"])
+JOBS = Counter("scorebridge_jobs_total", "Batch jobs, by state reached", ["model", "state"])
 ROLLOUTS = Counter("scorebridge_rollouts_total", "Rollouts decided", ["model", "kind", "outcome"])
 
 

@@ -32,8 +32,8 @@ def test_service_document_and_metadata(client, models):
     assert doc.status_code == 200 and doc.mimetype == "application/json"
     assert doc.json["@odata.context"] == "http://localhost/odata/$metadata"
     assert [s["name"] for s in doc.json["value"]] == [
-        "Models", "ModelVersions", "Events", "Traffic", "Drift", "Predictions_alpha",
-        "Predictions_beta", "Predictions_churn"]
+        "Models", "ModelVersions", "Events", "Traffic", "Drift", "Jobs", "Predictions_alpha",
+        "Scored_alpha", "Predictions_beta", "Scored_beta", "Predictions_churn", "Scored_churn"]
     meta = get(client, "/odata/$metadata")
     root = ET.fromstring(meta.data)
     types = {t.get("Name"): t for t in root.iter(f"{EDM}EntityType")}
@@ -48,7 +48,7 @@ def test_service_document_and_metadata(client, models):
     props = {p.get("Name"): p.get("Type") for p in types["Model"].iter(f"{EDM}Property")}
     assert props["ProductionVersion"] == "Edm.Int32" and props["CreatedAt"] == "Edm.DateTimeOffset"
     sets = [s.get("Name") for s in root.iter(f"{EDM}EntitySet")]
-    assert sets[:5] == ["Models", "ModelVersions", "Events", "Traffic", "Drift"]
+    assert sets[:6] == ["Models", "ModelVersions", "Events", "Traffic", "Drift", "Jobs"]
 
 
 def test_entity_sets_and_query_options(client, models):

@@ -52,6 +52,7 @@ def test_rollout_under_load_reaches_every_worker(tmp_path, demo_files, database_
                   SCOREBRIDGE_DATABASE_URL=database_url)
     run_cli("register", str(demo_files["artifact"]), "--name", "churn", "--sample",
             str(demo_files["sample"]), env=env)
+    run_cli("policy", "churn", "auto", "--max-latency-ms", "60000", env=env)
     key = run_cli("keys", "create", "--scope", "admin", env=env).stdout.strip()
     server = _start(tmp_path, env)
     results: list[tuple[float, float, int, int]] = []  # start, end, status, version
@@ -128,6 +129,8 @@ def test_server_killed_mid_promotion_restarts_consistent(tmp_path, demo_files):
     env = env_for(home, SCOREBRIDGE_CLAIM_TIMEOUT_SECONDS="2", SCOREBRIDGE_TICK_SECONDS="0.2")
     run_cli("register", str(demo_files["artifact"]), "--name", "churn", "--sample",
             str(demo_files["sample"]), env=env)
+    # this test is about crashes, not speed: a loaded machine must not fail the latency gate
+    run_cli("policy", "churn", "auto", "--max-latency-ms", "60000", env=env)
     key = run_cli("keys", "create", "--scope", "admin", env=env).stdout.strip()
     registry = build_registry(Settings(home=home))
     faulty = _start(tmp_path, {**env, "SCOREBRIDGE_FAULTS": "promoted.before_commit"}, workers=2)

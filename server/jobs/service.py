@@ -1,0 +1,330 @@
+"""Batch jobs: a file (uploaded, or a server-side path under the allowed roots) scored in chunks by
+one pinned model version into an output file, asynchronously, with progress, cancellation,
+retention, and restart safety.
+
+Jobs live in the registry database, so any worker (on any host) can run them: a runner claims a
+queued job with one conditional UPDATE, heartbeats while it works, and checks for cancellation
+between chunks. The output is written under a temporary name and renamed only when complete; a job
+whose runner died (stale heartbeat) is marked failed with the reason, and its partial output removed.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, select, update
+
+from ..codecs.files import (TableWriter, count_rows, file_format, frame_to_table, iter_chunks,
+                           scored_frame)
+from ..codecs.scores import result_to_json
+from ..codecs.table import ScoreOptions
+from ..config import Settings
+from ..errors import Conflict, InvalidInput, NotFound, ScoreBridgeError
+from ..registry.schema import JobRow, ScoredRow, utcnow
+from ..registry.service import Registry, _utc
+from ..scoring.service import Scorer
+from ..telemetry import metrics
+
+CHUNK_ROWS = 10_000
+STALE_AFTER = timedelta(seconds=60)
+OUTPUT_FORMATS = ("csv", "xlsx", "parquet")
+_MIME = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet",
+         "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+
+
+@dataclass
+class JobInfo:
+    id: str
+    model: str
+    version: int
+    status: str
+    rows_total: int | None
+    rows_done: int
+    rows_failed: int
+    output_format: str
+    options: dict[str, Any]
+    error: str
+    created_by: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    expires_at: datetime | None
+    output_path: str | None
+
+    def public(self) -> dict[str, Any]:
+        now = datetime.now(timezone.utc)
+        elapsed = ((self.finished_at or now) - self.started_at).total_seconds() \
+            if self.started_at else None
+        rate = self.rows_done / elapsed if elapsed and self.rows_done else None
+        eta = None
+        if self.status == "running" and rate and self.rows_total:
+            eta = max(self.rows_total - self.rows_done, 0) / rate
+        return {
+            "id": self.id, "model": self.model, "version": self.version, "status": self.status,
+            "rows_done": self.rows_done, "rows_total": self.rows_total,
+            "rows_failed": self.rows_failed, "rate_rows_per_second": rate,
+            "eta_seconds": eta, "output_format": self.output_format, "options": self.options,
+            "error": self.error or None, "created_by": self.created_by,
+            "created_at": self.created_at.isoformat(),
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            "result": f"/api/v1/jobs/{self.id}/result" if self.status == "succeeded" else None,
+        }
+
+
+def _info(row: JobRow) -> JobInfo:
+    return JobInfo(id=row.id, model=row.model_name, version=row.version, status=row.status,
+                   rows_total=row.rows_total, rows_done=row.rows_done,
+                   rows_failed=row.rows_failed, output_format=row.output_format,
+                   options=row.options or {}, error=row.error, created_by=row.created_by,
+                   created_at=_utc(row.created_at),  # type: ignore[arg-type]
+                   started_at=_utc(row.started_at), finished_at=_utc(row.finished_at),
+                   expires_at=_utc(row.expires_at), output_path=row.output_path)
+
+
+class Jobs:
+    def __init__(self, registry: Registry, scorer: Scorer, settings: Settings) -> None:
+        self.registry = registry
+        self.scorer = scorer
+        self.settings = settings
+        self.root = settings.home / "jobs"
+
+    # -- submitting ---------------------------------------------------------------------------
+
+    def allowed_path(self, raw: str) -> Path:
+        """A server-side input path, refused unless it lies under a configured allowed root."""
+        if not isinstance(raw, str) or not raw or "\x00" in raw:
+            raise InvalidInput("'path' must be a file path on the server")
+        path = Path(raw).resolve()
+        roots = [Path(r).resolve() for r in self.settings.job_roots]
+        if not any(path == r or r in path.parents for r in roots):
+            raise InvalidInput("the path is not under an allowed root (SCOREBRIDGE_JOB_ROOTS"
+                               + (": " + ", ".join(map(str, roots)) if roots else " is empty")
+                               + ")")
+        if not path.is_file():
+            raise NotFound("no such file under the allowed roots")
+        file_format(path.name)
+        return path
+
+    def submit(self, model: str, source: Path, *, actor: str, version: int | None = None,
+               alias: str | None = None, output_format: str = "csv", strict: bool = False,
+               publish: bool = False, move: bool = False) -> JobInfo:
+        """Queue a job; the version is pinned now, so the whole file is scored by one version."""
+        if output_format not in OUTPUT_FORMATS:
+            raise InvalidInput(f"output_format must be one of {', '.join(OUTPUT_FORMATS)}")
+        fmt = file_format(source.name)
+        info = self.scorer.deployments.resolve(model, version, alias)
+        job_id = uuid.uuid4().hex
+        folder = self.root / job_id
+        folder.mkdir(parents=True)
+        target = folder / f"input.{fmt}"
+        if move:
+            os.replace(source, target)
+        else:
+            shutil.copyfile(source, target)
+        with self.registry.writing() as session:
+            session.add(JobRow(
+                id=job_id, model_name=model, version=info.version, status="queued",
+                input_path=str(target), output_format=output_format, rows_done=0,
+                rows_failed=0, options={"strict": strict, "publish": publish}, error="",
+                created_by=actor, created_at=utcnow(), cancel_requested=False))
+        metrics.JOBS.labels(model, "queued").inc()
+        return self.get(job_id)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def get(self, job_id: str) -> JobInfo:
+        with self.registry.reading() as session:
+            row = session.get(JobRow, job_id[:32])
+            if row is None:
+                raise NotFound(f"no job {job_id[:40]!r}")
+            return _info(row)
+
+    def list(self, limit: int = 100) -> list[JobInfo]:
+        with self.registry.reading() as session:
+            return [_info(r) for r in session.scalars(
+                select(JobRow).order_by(JobRow.created_at.desc()).limit(limit))]
+
+    def result(self, job_id: str) -> tuple[Path, str, str]:
+        """(path, media type, download name) of a finished job's output."""
+        info = self.get(job_id)
+        if info.status != "succeeded" or not info.output_path:
+            raise Conflict(f"job {job_id[:40]} has no result: it is {info.status}")
+        path = Path(info.output_path)
+        if not path.exists():
+            raise NotFound("the job's result has expired")
+        return path, _MIME[info.output_format], f"{info.model}-{job_id[:8]}.{info.output_format}"
+
+    def cancel(self, job_id: str) -> JobInfo:
+        with self.registry.writing() as session:
+            row = session.get(JobRow, job_id[:32])
+            if row is None:
+                raise NotFound(f"no job {job_id[:40]!r}")
+            if row.status == "queued":
+                row.status, row.finished_at = "cancelled", utcnow()
+                row.error = "cancelled before it started"
+            elif row.status == "running":
+                row.cancel_requested = True
+        return self.get(job_id)
+
+    # -- running -------------------------------------------------------------------------------
+
+    def recover(self) -> list[str]:
+        """Jobs whose runner stopped heartbeating are failed with the reason; partial output is
+        removed (it was never renamed into place)."""
+        cutoff = utcnow() - STALE_AFTER
+        with self.registry.writing() as session:
+            stale = session.scalars(select(JobRow).where(JobRow.status == "running",
+                                                         JobRow.heartbeat_at < cutoff)).all()
+            for row in stale:
+                row.status, row.finished_at = "failed", utcnow()
+                row.error = ("the server running this job stopped before it finished; "
+                             "submit it again")
+                for partial in Path(row.input_path).parent.glob(".*.partial"):
+                    partial.unlink(missing_ok=True)
+            return [r.id for r in stale]
+
+    def claim(self, worker: str) -> JobInfo | None:
+        with self.registry.writing() as session:
+            job_id = session.scalar(select(JobRow.id).where(JobRow.status == "queued")
+                                    .order_by(JobRow.created_at).limit(1))
+            if job_id is None:
+                return None
+            now = utcnow()
+            claimed = session.execute(update(JobRow).where(JobRow.id == job_id,
+                                                           JobRow.status == "queued")
+                                      .values(status="running", claimed_by=worker,
+                                              started_at=now, heartbeat_at=now)).rowcount
+            if not claimed:
+                return None
+        return self.get(job_id)
+
+    def _progress(self, job_id: str, done: int, failed: int,
+                  total: int | None = None) -> bool:
+        """Record progress; True when a cancellation was asked for."""
+        with self.registry.writing() as session:
+            row = session.get(JobRow, job_id)
+            row.rows_done, row.rows_failed, row.heartbeat_at = done, failed, utcnow()
+            if total is not None:
+                row.rows_total = total
+            return bool(row.cancel_requested)
+
+    def _finish(self, job_id: str, status: str, error: str = "",
+                output: Path | None = None) -> None:
+        with self.registry.writing() as session:
+            row = session.get(JobRow, job_id)
+            row.status, row.error, row.finished_at = status, error[:2000], utcnow()
+            row.output_path = str(output) if output else None
+            row.expires_at = utcnow() + timedelta(hours=self.settings.job_retention_hours)
+        metrics.JOBS.labels(row.model_name, status).inc()
+
+    def run(self, job: JobInfo) -> str:
+        """Score the job's input chunk by chunk; returns the final status."""
+        token = metrics.CLIENT.set("batch")
+        source = Path(self._input_path(job.id))
+        output = source.parent / f"output.{job.output_format}"
+        writer = TableWriter(output)
+        done = failed = 0
+        try:
+            self._progress(job.id, 0, 0, count_rows(source))
+            for chunk in iter_chunks(source, CHUNK_ROWS):
+                result = self.scorer.score(
+                    job.model, frame_to_table(chunk), version=job.version,
+                    options=ScoreOptions(errors="raise" if job.options.get("strict") else "row"))
+                response = result_to_json(result)
+                frame = scored_frame(chunk, response)
+                writer.write(frame)
+                if job.options.get("publish"):
+                    self._publish(job.id, done, frame)
+                done += len(chunk)
+                failed += len({e.row for e in result.errors if e.row is not None})
+                if self._progress(job.id, done, failed):
+                    writer.abort()
+                    self._finish(job.id, "cancelled", f"cancelled after {done} rows")
+                    return "cancelled"
+            writer.close()
+            self._finish(job.id, "succeeded", output=output)
+            return "succeeded"
+        except ScoreBridgeError as exc:
+            writer.abort()
+            where = f" (in rows {done + 1}–{done + CHUNK_ROWS})" if done else ""
+            self._finish(job.id, "failed", exc.detail + where)
+            return "failed"
+        except (OSError, ValueError) as exc:
+            writer.abort()
+            self._finish(job.id, "failed", f"{type(exc).__name__}: {str(exc)[:300]}")
+            return "failed"
+        finally:
+            metrics.CLIENT.reset(token)
+
+    def _input_path(self, job_id: str) -> str:
+        with self.registry.reading() as session:
+            return session.get(JobRow, job_id).input_path
+
+    def _publish(self, job_id: str, start: int, frame: Any) -> None:
+        records = frame.astype(object).where(frame.notna(), None).to_dict("records")
+        with self.registry.writing() as session:
+            session.bulk_insert_mappings(ScoredRow, [  # type: ignore[arg-type]
+                {"job_id": job_id, "row_no": start + i,
+                 "data": {k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}}
+                for i, r in enumerate(records)])
+
+    def expire(self) -> int:
+        """Remove the files and rows of jobs past their retention."""
+        now = utcnow()
+        with self.registry.writing() as session:
+            rows = session.scalars(select(JobRow).where(JobRow.expires_at < now)).all()
+            for row in rows:
+                shutil.rmtree(Path(row.input_path).parent, ignore_errors=True)
+            ids = [r.id for r in rows]
+            if ids:
+                session.execute(delete(JobRow).where(JobRow.id.in_(ids)))
+        return len(ids)
+
+
+class JobRunner:
+    """One background thread per server process that runs queued jobs, one at a time."""
+
+    def __init__(self, jobs: Jobs, worker: str, poll_seconds: float = 0.5) -> None:
+        self.jobs = jobs
+        self.worker = worker
+        self.poll_seconds = poll_seconds
+        self._pid: int | None = None
+        self._lock = threading.Lock()
+
+    def run_pending(self) -> list[str]:
+        """Recover stale jobs, then run queued ones until none is left (tests call this)."""
+        self.jobs.recover()
+        done = []
+        while (job := self.jobs.claim(self.worker)) is not None:
+            done.append(self.jobs.run(job))
+        return done
+
+    def _loop(self) -> None:
+        import logging
+
+        log = logging.getLogger(__name__)
+        while True:
+            try:
+                self.run_pending()
+                self.jobs.expire()
+            except Exception:
+                log.exception("job runner failed; retrying")
+            time.sleep(self.poll_seconds)
+
+    def ensure_started(self) -> None:
+        if self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            self._pid = os.getpid()
+            threading.Thread(target=self._loop, name="job-runner", daemon=True).start()

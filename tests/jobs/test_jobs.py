@@ -1,0 +1,242 @@
+"""Batch jobs: every format in and out, progress, cancellation, strict mode, allowed roots,
+restart safety (SIGKILL mid-job) and publication to the OData feed."""
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from server.app import create_app
+from tests.conftest import assert_problem, churn_rows, register_file
+from tests.live import ROOT, LiveServer, env_for, free_port, run_cli
+
+
+@pytest.fixture
+def churn(client, demo_files):
+    assert register_file(client, "churn", demo_files["artifact"],
+                         demo_files["sample"]).status_code == 201
+
+
+def _file(frame: pd.DataFrame, fmt: str) -> bytes:
+    buf = io.BytesIO()
+    if fmt == "csv":
+        return frame.to_csv(index=False).encode()
+    if fmt == "xlsx":
+        frame.to_excel(buf, index=False)
+    else:
+        frame.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+def _read(data: bytes, fmt: str) -> pd.DataFrame:
+    if fmt == "csv":
+        return pd.read_csv(io.BytesIO(data), keep_default_na=False)
+    if fmt == "xlsx":
+        return pd.read_excel(io.BytesIO(data))
+    return pd.read_parquet(io.BytesIO(data))
+
+
+def submit(client, frame, fmt="csv", **form):
+    data = {"file": (io.BytesIO(_file(frame, fmt)), f"in.{fmt}"), "model": "churn", **form}
+    return client.post("/api/v1/jobs", data=data, scope="score",
+                       content_type="multipart/form-data")
+
+
+@pytest.mark.parametrize("fmt_in, fmt_out", [("csv", "csv"), ("xlsx", "parquet"),
+                                              ("parquet", "xlsx"), ("csv", "parquet")])
+def test_formats_in_and_out(client, services, churn, demo_model, fmt_in, fmt_out):
+    frame = churn_rows(37)
+    resp = submit(client, frame, fmt_in, output_format=fmt_out)
+    assert resp.status_code == 202, resp.json
+    job = resp.json
+    assert resp.headers["Location"] == f"/api/v1/jobs/{job['id']}"
+    assert job["status"] == "queued" and job["version"] == 1
+    assert services.runner.run_pending() == ["succeeded"]
+    status = client.get(f"/api/v1/jobs/{job['id']}", scope="score").json
+    assert status["status"] == "succeeded" and status["rows_done"] == 37
+    assert status["rows_total"] in (37, None) and status["rate_rows_per_second"] > 0
+    out = client.get(status["result"], scope="score")
+    assert out.status_code == 200
+    back = _read(out.data, fmt_out)
+    assert list(back.columns[:6]) == list(frame.columns)
+    assert back["prediction"].tolist() == demo_model.predict(frame).tolist()
+    assert np.allclose(back["probability_yes"].astype(float), demo_model.predict_proba(frame)[:, 1])
+
+
+def test_bad_rows_go_to_the_error_column_unless_strict(client, services, churn):
+    frame = churn_rows(5).astype(object)
+    frame.loc[3, "monthly_charges"] = "lots"
+    job = submit(client, frame).json
+    services.runner.run_pending()
+    status = client.get(f"/api/v1/jobs/{job['id']}", scope="score").json
+    assert status["status"] == "succeeded" and status["rows_failed"] == 1
+    back = _read(client.get(status["result"], scope="score").data, "csv")
+    assert back.loc[3, "error"] == "monthly_charges: expected a number, got 'lots'"
+    strict = submit(client, frame, strict="true").json
+    services.runner.run_pending()
+    status = client.get(f"/api/v1/jobs/{strict['id']}", scope="score").json
+    assert status["status"] == "failed" and "monthly_charges" in status["error"]
+    assert_problem(client.get(f"/api/v1/jobs/{strict['id']}/result", scope="score"), 409,
+                   "failed")
+
+
+def test_cancel_and_zero_rows_and_bad_input(client, services, churn):
+    job = submit(client, churn_rows(3)).json
+    assert client.delete(f"/api/v1/jobs/{job['id']}", scope="score").json["status"] == "cancelled"
+    assert services.runner.run_pending() == []
+    empty = submit(client, churn_rows(3).head(0)).json
+    services.runner.run_pending()
+    assert client.get(f"/api/v1/jobs/{empty['id']}", scope="score").json["status"] == "succeeded"
+    missing = submit(client, churn_rows(3).drop(columns=["contract"])).json
+    services.runner.run_pending()
+    status = client.get(f"/api/v1/jobs/{missing['id']}", scope="score").json
+    assert status["status"] == "failed" and "contract" in status["error"]
+    broken = client.post("/api/v1/jobs", scope="score", content_type="multipart/form-data",
+                         data={"file": (io.BytesIO(b"\xff\xfe\x00bad"), "in.csv"),
+                               "model": "churn"}).json
+    services.runner.run_pending()
+    assert client.get(f"/api/v1/jobs/{broken['id']}", scope="score").json["status"] == "failed"
+    assert_problem(client.post("/api/v1/jobs", scope="score", content_type="multipart/form-data",
+                               data={"file": (io.BytesIO(b"x"), "in.txt.exe"), "model": "churn"}),
+                   422, "unsupported file type")
+    assert_problem(submit(client, churn_rows(2), output_format="docx"), 422, "output_format")
+    assert_problem(client.post("/api/v1/jobs", scope="score", content_type="multipart/form-data",
+                               data={"file": (io.BytesIO(b"a"), "in.csv"), "model": "nope"}),
+                   404, "no model")
+    assert_problem(client.get("/api/v1/jobs/nope", scope="score"), 404)
+    assert_problem(client.post("/api/v1/jobs", data="x", content_type="text/plain",
+                               scope="score"), 415)
+
+
+def test_server_side_paths_only_under_allowed_roots(settings, client, demo_files, tmp_path):
+    root = tmp_path / "shared"
+    root.mkdir()
+    churn_rows(4).to_csv(root / "in.csv", index=False)
+    (tmp_path / "secret.csv").write_text("a\n1\n")
+    app = create_app(replace(settings, job_roots=(str(root),)))
+    key = app.extensions["scorebridge"].keys.create("admin")[0]
+    from tests.conftest import KeyClient
+
+    c = KeyClient(app.test_client(), {"deploy": key, "score": key})
+    register_file(c, "churn", demo_files["artifact"], demo_files["sample"])
+    ok = c.post("/api/v1/jobs", json={"model": "churn", "path": str(root / "in.csv")},
+                scope="score")
+    assert ok.status_code == 202
+    for path in (str(tmp_path / "secret.csv"), str(root / ".." / "secret.csv"), "/etc/passwd",
+                 str(root / "nope.csv")):
+        resp = c.post("/api/v1/jobs", json={"model": "churn", "path": path}, scope="score")
+        assert resp.status_code in (404, 422) and "secret" not in resp.get_data(as_text=True)[:0]
+    assert_problem(client.post("/api/v1/jobs", json={"model": "churn", "path": "/etc/passwd"},
+                               scope="score"), 422, "allowed root")
+    app.extensions["scorebridge"].runner.run_pending()
+    assert (root / "in.csv").exists()  # the caller's file is copied, never moved or changed
+
+
+def test_published_jobs_feed_odata(client, services, churn, demo_model):
+    frame = churn_rows(12)
+    job = submit(client, frame, publish="true").json
+    services.runner.run_pending()
+    feed = client.get("/odata/Scored_churn?$orderby=Row&$count=true", scope="read").json
+    assert feed["@odata.count"] == 12
+    assert [r["prediction"] for r in feed["value"]] == demo_model.predict(frame).tolist()
+    assert feed["value"][0]["tenure_months"] == int(frame.iloc[0]["tenure_months"])
+    assert feed["value"][0]["Job"] == job["id"]
+    jobs = client.get("/odata/Jobs", scope="read").json["value"]
+    assert jobs[0]["Id"] == job["id"] and jobs[0]["Status"] == "succeeded"
+
+
+def test_expiry(client, services, churn):
+    job = submit(client, churn_rows(2)).json
+    services.runner.run_pending()
+    from sqlalchemy import update
+
+    from server.registry.schema import JobRow, utcnow
+
+    with services.registry.writing() as session:
+        session.execute(update(JobRow).values(expires_at=utcnow()))
+    time.sleep(0.01)
+    assert services.jobs.expire() == 1
+    assert_problem(client.get(f"/api/v1/jobs/{job['id']}", scope="score"), 404)
+
+
+@pytest.mark.slow
+def test_sigkill_mid_job_fails_it_cleanly_and_cli_remote_progress(tmp_path, demo_files):
+    env = env_for(tmp_path / "home", SCOREBRIDGE_FAULTS="")
+    run_cli("register", str(demo_files["artifact"]), "--name", "churn", env=env)
+    key = run_cli("keys", "create", "--scope", "score,read", env=env).stdout.strip()
+    big = pd.concat([churn_rows(1000, seed=i) for i in range(200)])  # 200,000 rows
+    big.to_csv(tmp_path / "big.csv", index=False)
+    port = free_port()
+    server = LiveServer([str(ROOT / ".venv/bin/scorebridge"), "serve", "--port", str(port),
+                         "--workers", "1"], env, port)
+    import os
+    import signal
+
+    import requests
+
+    try:
+        server.wait_ready()
+        with open(tmp_path / "big.csv", "rb") as fh:
+            job = requests.post(f"{server.url}/api/v1/jobs", headers={"X-API-Key": key},
+                                files={"file": ("big.csv", fh)}, data={"model": "churn"},
+                                timeout=120).json()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            status = requests.get(f"{server.url}/api/v1/jobs/{job['id']}",
+                                  headers={"X-API-Key": key}, timeout=10).json()
+            if status["rows_done"] > 0:
+                break
+            time.sleep(0.1)
+        assert status["status"] == "running" and status["rows_total"] == 200_000
+        os.killpg(server.proc.pid, signal.SIGKILL)  # the whole server, mid-job
+        server.proc.wait(10)
+    finally:
+        server.stop()
+    folder = tmp_path / "home" / "jobs" / job["id"]
+    assert not (folder / "output.csv").exists()  # never presented as complete
+    # restarted: the job is failed with a reason (its heartbeat went stale), partial output gone
+    from datetime import timedelta
+
+    import server.jobs.service as jobs_module
+
+    jobs_module.STALE_AFTER = timedelta(seconds=0)
+    from server.app import build_registry
+    from server.config import Settings
+    from server.jobs.service import Jobs
+    from server.scoring.service import Scorer
+
+    settings = Settings(home=tmp_path / "home", background=False)
+    registry = build_registry(settings)
+    jobs = Jobs(registry, Scorer(registry, settings), settings)
+    assert jobs.recover() == [job["id"]]
+    info = jobs.get(job["id"])
+    assert info.status == "failed" and "stopped before it finished" in info.error
+    assert not list(folder.glob(".*.partial"))
+
+
+@pytest.mark.slow
+def test_cli_jobs_against_a_live_server(tmp_path, demo_files, demo_model):
+    env = env_for(tmp_path / "home")
+    run_cli("register", str(demo_files["artifact"]), "--name", "churn", env=env)
+    key = run_cli("keys", "create", "--scope", "score,read", env=env).stdout.strip()
+    frame = churn_rows(25)
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    port = free_port()
+    server = LiveServer([str(ROOT / ".venv/bin/scorebridge"), "serve", "--port", str(port),
+                         "--workers", "1"], env, port)
+    try:
+        server.wait_ready()
+        remote = env_for(tmp_path / "client", SCOREBRIDGE_URL=server.url,
+                         SCOREBRIDGE_API_KEY=key)
+        out = run_cli("jobs", "submit", "churn", str(tmp_path / "in.csv"), "--output-format",
+                      "parquet", "-o", str(tmp_path / "out.parquet"), env=remote)
+        assert "scored 25 rows (0 with errors)" in out.stdout
+        back = pd.read_parquet(tmp_path / "out.parquet")
+        assert back["prediction"].tolist() == demo_model.predict(frame).tolist()
+        assert "succeeded" in run_cli("jobs", "list", env=remote).stdout
+    finally:
+        server.stop()
