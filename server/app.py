@@ -62,11 +62,12 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     limits.install(app, settings)  # after authentication: limits follow the verified key
     from .api import (deployment, excel, health, keys, odata, openapi, protocols,
-                      jobs as jobs_api, registry as registry_api, reports, scoring)
+                      jobs as jobs_api, pipelines, registry as registry_api, reports,
+                      scoring)
 
     for bp in (health.bp, openapi.bp, registry_api.bp, deployment.bp, scoring.bp, excel.bp,
                odata.bp, keys.bp, protocols.mlflow, protocols.v2, protocols.tabpy, reports.bp,
-               jobs_api.bp):
+               jobs_api.bp, pipelines.bp):
         app.register_blueprint(bp)
     if not settings.auth:
         log.warning("!" * 72)

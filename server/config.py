@@ -73,6 +73,7 @@ class Settings:
     rate_limit_storage: str = ""
     job_roots: tuple[str, ...] = ()
     job_retention_hours: float = 72.0
+    dask_scheduler: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -118,6 +119,7 @@ class Settings:
             rate_limit_storage=get("RATE_LIMIT_STORAGE", ""),
             job_roots=_csv(get("JOB_ROOTS", "")),
             job_retention_hours=float(get("JOB_RETENTION_HOURS", "72")),
+            dask_scheduler=get("DASK_SCHEDULER", ""),
         )
         return replace(settings, **overrides) if overrides else settings
 

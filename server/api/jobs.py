@@ -57,13 +57,14 @@ def submit() -> Response:
                                   alias=form.get("alias") or None,
                                   output_format=form.get("output_format", "csv"),
                                   strict=_flag(form.get("strict")),
-                                  publish=_flag(form.get("publish")), move=True)
+                                  publish=_flag(form.get("publish")),
+                                  dask=_flag(form.get("dask")), move=True)
     elif request.mimetype == "application/json":
         body = json_body()
         if not isinstance(body, dict):
             raise MalformedRequest('send {"model": ..., "path": ...}')
         unknown = set(body) - {"model", "path", "version", "alias", "output_format", "strict",
-                               "publish"}
+                               "publish", "dask"}
         if unknown:
             raise MalformedRequest(f"unknown field(s): {', '.join(sorted(unknown))[:200]}")
         version = body.get("version")
@@ -73,7 +74,8 @@ def submit() -> Response:
         job = svc.jobs.submit(validate_name(str(body.get("model", ""))), path, actor=actor(),
                               version=version, alias=body.get("alias"),
                               output_format=str(body.get("output_format", "csv")),
-                              strict=bool(body.get("strict")), publish=bool(body.get("publish")))
+                              strict=bool(body.get("strict")), publish=bool(body.get("publish")),
+                              dask=bool(body.get("dask")))
     else:
         raise UnsupportedMediaType("send multipart/form-data (a file) or application/json "
                                    "(a server-side path)")

@@ -289,14 +289,16 @@ COMPONENTS: dict[str, dict[str, Any]] = {
                        "model": {"type": "string"}, "version": {"type": "string"},
                        "alias": {"type": "string"},
                        "output_format": {"type": "string", "enum": ["csv", "xlsx", "parquet"]},
-                       "strict": {"type": "string"}, "publish": {"type": "string"}},
+                       "strict": {"type": "string"}, "publish": {"type": "string"},
+                       "dask": {"type": "string"}},
     },
     "JobPath": {
         "type": "object", "required": ["model", "path"], "additionalProperties": False,
         "properties": {"model": {"type": "string"}, "path": {"type": "string"},
                        "version": {"type": "integer", "minimum": 1}, "alias": {"type": "string"},
                        "output_format": {"type": "string", "enum": ["csv", "xlsx", "parquet"]},
-                       "strict": {"type": "boolean"}, "publish": {"type": "boolean"}},
+                       "strict": {"type": "boolean"}, "publish": {"type": "boolean"},
+                       "dask": {"type": "boolean"}},
     },
     "Job": {
         "type": "object", "required": ["id", "status", "rows_done"],
@@ -314,6 +316,38 @@ COMPONENTS: dict[str, dict[str, Any]] = {
     "JobList": {
         "type": "object", "required": ["jobs"],
         "properties": {"jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}}},
+    },
+    "PipelineCreate": {
+        "type": "object", "required": ["name", "model", "schedule", "source", "sink"],
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string"}, "model": {"type": "string"},
+            "alias": {"type": "string", "default": "production"},
+            "schedule": {"type": "string", "description": "cron, e.g. '0 6 * * *'"},
+            "source": {"type": "object", "description":
+                       '{"kind": "file", "glob": "/data/in/*.csv"} or '
+                       '{"kind": "sql", "url": "postgresql+psycopg://...", "query": "SELECT ..."}'},
+            "sink": {"type": "object", "description":
+                     '{"kind": "table"} (published for OData) or '
+                     '{"kind": "file", "path": "/data/out/scored.csv", "format": "csv"}'}},
+        "example": {"name": "nightly-churn", "model": "churn", "schedule": "0 6 * * *",
+                    "source": {"kind": "file", "glob": "/data/in/customers-*.csv"},
+                    "sink": {"kind": "table"}},
+    },
+    "Pipeline": {
+        "type": "object", "required": ["name", "model", "schedule"],
+        "properties": {"name": {"type": "string"}, "model": {"type": "string"},
+                       "alias": {"type": "string"}, "schedule": {"type": "string"},
+                       "source": {"type": "object"}, "sink": {"type": "object"},
+                       "enabled": {"type": "boolean"}, "next_run_at": {"type": "string"},
+                       "last_run_at": {"type": "string", "nullable": True},
+                       "last_job_id": {"type": "string", "nullable": True},
+                       "last_error": {"type": "string", "nullable": True}},
+    },
+    "PipelineList": {
+        "type": "object", "required": ["pipelines"],
+        "properties": {"pipelines": {"type": "array",
+                                     "items": {"$ref": "#/components/schemas/Pipeline"}}},
     },
     "Health": {
         "type": "object", "required": ["status"],

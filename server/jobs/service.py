@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from sqlalchemy import delete, select, update
 
@@ -116,7 +116,7 @@ class Jobs:
 
     def submit(self, model: str, source: Path, *, actor: str, version: int | None = None,
                alias: str | None = None, output_format: str = "csv", strict: bool = False,
-               publish: bool = False, move: bool = False) -> JobInfo:
+               publish: bool = False, move: bool = False, dask: bool = False) -> JobInfo:
         """Queue a job; the version is pinned now, so the whole file is scored by one version."""
         if output_format not in OUTPUT_FORMATS:
             raise InvalidInput(f"output_format must be one of {', '.join(OUTPUT_FORMATS)}")
@@ -134,7 +134,8 @@ class Jobs:
             session.add(JobRow(
                 id=job_id, model_name=model, version=info.version, status="queued",
                 input_path=str(target), output_format=output_format, rows_done=0,
-                rows_failed=0, options={"strict": strict, "publish": publish}, error="",
+                rows_failed=0, options={"strict": strict, "publish": publish, "dask": dask},
+                error="",
                 created_by=actor, created_at=utcnow(), cancel_requested=False))
         metrics.JOBS.labels(model, "queued").inc()
         return self.get(job_id)
@@ -235,22 +236,19 @@ class Jobs:
         done = failed = 0
         try:
             self._progress(job.id, 0, 0, count_rows(source))
-            for chunk in iter_chunks(source, CHUNK_ROWS):
-                result = self.scorer.score(
-                    job.model, frame_to_table(chunk), version=job.version,
-                    options=ScoreOptions(errors="raise" if job.options.get("strict") else "row"))
-                response = result_to_json(result)
-                frame = scored_frame(chunk, response)
+            for frame in self._scored_chunks(job, source):
                 writer.write(frame)
                 if job.options.get("publish"):
                     self._publish(job.id, done, frame)
-                done += len(chunk)
-                failed += len({e.row for e in result.errors if e.row is not None})
+                done += len(frame)
+                failed += int((frame["error"] != "").sum())
                 if self._progress(job.id, done, failed):
                     writer.abort()
                     self._finish(job.id, "cancelled", f"cancelled after {done} rows")
                     return "cancelled"
             writer.close()
+            if job.options.get("deliver_to"):
+                deliver(output, job.options["deliver_to"])
             self._finish(job.id, "succeeded", output=output)
             return "succeeded"
         except ScoreBridgeError as exc:
@@ -264,6 +262,44 @@ class Jobs:
             return "failed"
         finally:
             metrics.CLIENT.reset(token)
+
+    def _scored_chunks(self, job: JobInfo, source: Path) -> Iterator[Any]:
+        """Scored chunks in input order: in this process, or on Dask when configured."""
+        scheduler = self.settings.dask_scheduler or ("local" if job.options.get("dask") else "")
+        if scheduler:
+            yield from self._dask_chunks(job, source, scheduler)
+            return
+        options = ScoreOptions(errors="raise" if job.options.get("strict") else "row")
+        for chunk in iter_chunks(source, CHUNK_ROWS):
+            result = self.scorer.score(job.model, frame_to_table(chunk), version=job.version,
+                                       options=options)
+            yield scored_frame(chunk, result_to_json(result))
+
+    def _dask_chunks(self, job: JobInfo, source: Path, scheduler: str) -> Iterator[Any]:
+        import json
+
+        from .dask_backend import client_for, scored_partitions
+
+        info = self.registry.get_version(job.model, job.version)
+        spec = {"path": str(self.registry.store.path(info.artifact)), "format": info.format,
+                "trusted_pickle": info.trusted_pickle,
+                "extra_trusted": tuple(self.settings.trusted_types), "sha256": info.sha256,
+                "signature": json.dumps(info.signature), "name": job.model,
+                "version": job.version, "strict": bool(job.options.get("strict"))}
+        client = client_for(scheduler)
+        try:
+            yield from scored_partitions(client, source, spec)
+        finally:
+            cluster = getattr(client, "cluster", None)
+            client.close()
+            if cluster is not None and scheduler == "local":
+                cluster.close()
+
+    def set_delivery(self, job_id: str, path: str) -> None:
+        """Also copy the output to ``path`` when the job succeeds (a pipeline's file sink)."""
+        with self.registry.writing() as session:
+            row = session.get(JobRow, job_id)
+            row.options = {**(row.options or {}), "deliver_to": path}
 
     def _input_path(self, job_id: str) -> str:
         with self.registry.reading() as session:
@@ -290,6 +326,14 @@ class Jobs:
         return len(ids)
 
 
+def deliver(output: Path, destination: str) -> None:
+    """Copy a finished job's output to a file sink, atomically."""
+    target = Path(destination)
+    tmp = target.with_name(f".{target.name}.partial")
+    shutil.copyfile(output, tmp)
+    os.replace(tmp, target)
+
+
 class JobRunner:
     """One background thread per server process that runs queued jobs, one at a time."""
 
@@ -301,7 +345,11 @@ class JobRunner:
         self._lock = threading.Lock()
 
     def run_pending(self) -> list[str]:
-        """Recover stale jobs, then run queued ones until none is left (tests call this)."""
+        """Start due pipelines, recover stale jobs, then run queued ones until none is left
+        (tests call this)."""
+        from .pipelines import Pipelines
+
+        Pipelines(self.jobs.registry, self.jobs).run_due()
         self.jobs.recover()
         done = []
         while (job := self.jobs.claim(self.worker)) is not None:

@@ -231,3 +231,23 @@ class ScoredRow(Base):
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
     row_no: Mapped[int] = mapped_column(BigInteger)
     data: Mapped[dict[str, Any]] = mapped_column(JSONType)
+
+
+class PipelineRow(Base):
+    """A scheduled scoring pipeline: a source, a model alias, a cron schedule and a sink."""
+
+    __tablename__ = "pipelines"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(64))
+    alias: Mapped[str] = mapped_column(String(32), default="production")
+    schedule: Mapped[str] = mapped_column(String(128))
+    source: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    sink: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    next_run_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_job_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -16,7 +16,7 @@ PUBLIC = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/assets/<path:f
           "/ping", "/health", "/version", "/v2", "/v2/health/live", "/v2/health/ready",
           "/reports/assets/<path:filename>"}
 SAMPLE_VALUES = {"name": "churn", "alias": "staging", "version": "1", "key_id": "abc",
-                 "filename": "init.js", "entity_set": "Models"}
+                 "filename": "init.js", "entity_set": "Models", "job_id": "abc"}
 
 
 def _routes(app):
