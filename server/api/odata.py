@@ -31,6 +31,7 @@ def entity_sets() -> list[EntitySet]:
             signature = Signature.from_dict(model.production.signature)
             sets.append(prediction_set(model.name, signature))
             sets.append(scored_set(model.name, signature))
+            sets.append(scored_set(model.name, signature, every_job=True))
     return sets
 
 

@@ -156,9 +156,10 @@ def _identifier(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", text)
 
 
-def scored_set(name: str, signature: Signature) -> EntitySet:
+def scored_set(name: str, signature: Signature, every_job: bool = False) -> EntitySet:
     """The rows of the model's latest published batch job or pipeline run (the table a Power BI
-    report refreshes), typed from the signature."""
+    report refreshes), typed from the signature; with ``every_job``, the rows of every published
+    job, keyed by job and row."""
     safe = _identifier(name)
     inputs = [(c.name, c.type) for c in signature.inputs]
     classes = [str(c) for c in signature.output.classes or ()] \
@@ -166,10 +167,12 @@ def scored_set(name: str, signature: Signature) -> EntitySet:
     out_type = signature.output.type
 
     def query():  # type: ignore[no-untyped-def]
-        latest = (select(JobRow.id).where(JobRow.model_name == name,
-                                          JobRow.status == "succeeded",
-                                          JobRow.options["publish"].as_boolean().is_(True))
-                  .order_by(JobRow.finished_at.desc()).limit(1).scalar_subquery())
+        published = select(JobRow.id).where(JobRow.model_name == name,
+                                            JobRow.status == "succeeded",
+                                            JobRow.options["publish"].as_boolean().is_(True))
+        wanted = (ScoredRow.job_id.in_(published) if every_job else
+                  ScoredRow.job_id == published.order_by(JobRow.finished_at.desc())
+                  .limit(1).scalar_subquery())
         return select(
             cast(ScoredRow.row_no, Integer).label("Row"), ScoredRow.job_id.label("Job"),
             *[_json_field(ScoredRow.data[col], kind).label(_identifier(col))
@@ -178,10 +181,13 @@ def scored_set(name: str, signature: Signature) -> EntitySet:
             *[ScoredRow.data[f"probability_{c}"].as_float().label(_identifier(f"probability_{c}"))
               for c in classes],
             ScoredRow.data["error"].as_string().label("error"),
-        ).where(ScoredRow.job_id == latest)
+        ).where(wanted)
 
-    props = (Prop("Row", I, False), Prop("Job", S),
+    props = (Prop("Row", I, False), Prop("Job", S, not every_job),
              *[Prop(_identifier(col), _EDM.get(kind, S)) for col, kind in inputs],
              Prop("prediction", _EDM.get(out_type, S)),
              *[Prop(_identifier(f"probability_{c}"), F) for c in classes], Prop("error", S))
+    if every_job:
+        return EntitySet(f"JobRows_{safe}", f"JobRow_{safe}", ("Job", "Row"), props, query,
+                         ("Job", "Row"))
     return EntitySet(f"Scored_{safe}", f"Scored_{safe}", ("Row",), props, query, ("Row",))

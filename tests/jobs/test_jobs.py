@@ -147,6 +147,16 @@ def test_published_jobs_feed_odata(client, services, churn, demo_model):
     assert feed["value"][0]["Job"] == job["id"]
     jobs = client.get("/odata/Jobs", scope="read").json["value"]
     assert jobs[0]["Id"] == job["id"] and jobs[0]["Status"] == "succeeded"
+    # a second published job: Scored_ is the latest table, JobRows_ holds every job's rows
+    second = submit(client, churn_rows(4, seed=8), publish="true").json
+    services.runner.run_pending()
+    latest = client.get("/odata/Scored_churn?$count=true", scope="read").json
+    assert latest["@odata.count"] == 4 and latest["value"][0]["Job"] == second["id"]
+    every = client.get(f"/odata/JobRows_churn?$filter=Job eq '{job['id']}'&$count=true",
+                       scope="read").json
+    assert every["@odata.count"] == 12
+    assert client.get("/odata/JobRows_churn?$count=true&$top=0",
+                      scope="read").json["@odata.count"] == 16
 
 
 def test_expiry(client, services, churn):
