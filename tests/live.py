@@ -64,6 +64,22 @@ class LiveServer:
         self.log.close()
 
 
+def serve(env: dict[str, str], workers: int = 1, threads: int | None = None,
+          timeout: float = 60) -> LiveServer:
+    """``scorebridge serve`` on a free loopback port, ready to answer (stopped if it is not)."""
+    port = free_port()
+    cmd = [str(BIN / "scorebridge"), "serve", "--port", str(port), "--workers", str(workers)]
+    if threads:
+        cmd += ["--threads", str(threads)]
+    server = LiveServer(cmd, env, port)
+    try:
+        server.wait_ready(timeout)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
 def run_cli(*args: str, env: dict[str, str], check: bool = True, **kw: Any) -> subprocess.CompletedProcess:
     proc = subprocess.run([str(BIN / "scorebridge"), *args], env=env, capture_output=True,
                           text=True, timeout=300, cwd=ROOT, **kw)

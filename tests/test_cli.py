@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from server.cli import main
 from tests.conftest import churn_rows
-from tests.live import LiveServer, env_for, free_port, run_cli
+from tests.live import env_for, run_cli, serve
 
 
 @pytest.fixture
@@ -108,11 +108,8 @@ def test_remote_mode_against_a_live_server(tmp_path, wine, demo_files):
     home = tmp_path / "home"
     env = env_for(home)
     admin = run_cli("keys", "create", "--scope", "admin", env=env).stdout.strip()
-    port = free_port()
-    server = LiveServer(["scorebridge", "serve", "--port", str(port), "--workers", "2"],
-                        env, port)
+    server = serve(env, workers=2)
     try:
-        server.wait_ready()
         remote = env_for(tmp_path / "elsewhere", SCOREBRIDGE_URL=server.url,
                          SCOREBRIDGE_API_KEY=admin)
         info = json.loads(run_cli("register", str(wine["path"]), "--name", "wine", "--sample",

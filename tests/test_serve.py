@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 
-from tests.live import ROOT, LiveServer, env_for, free_port
+from tests.live import LiveServer, ROOT, env_for, free_port, serve
 
 ROW = '{"rows": [[12, 70.5, "month-to-month", "electronic-check", 3, "fiber"]]}'
 
@@ -67,12 +67,8 @@ def test_wsgi_module_exposes_the_app(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_live_server_requires_a_key_and_never_logs_it(tmp_path):
-    port = free_port()
-    env = env_for(tmp_path / "home")
-    server = LiveServer([str(ROOT / ".venv/bin/scorebridge"), "serve", "--port", str(port),
-                         "--workers", "1"], env, port)
+    server = serve(env_for(tmp_path / "home"))
     try:
-        server.wait_ready()
         resp = requests.post(f"{server.url}/api/v1/models/churn/predict", json={"rows": []},
                              timeout=10)
         assert resp.status_code == 401

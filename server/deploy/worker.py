@@ -15,6 +15,7 @@ import time
 import uuid
 from typing import Callable
 
+from ..background import ProcessThread
 from ..config import Settings
 from ..registry.deployments import Deployments
 from ..registry.service import Registry
@@ -37,10 +38,8 @@ class DeploymentWorker:
         self.scorer = scorer
         self.settings = settings
         self.deployments = Deployments(registry)
-        self._pid: int | None = None
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self._thread = ProcessThread("deployment-worker", self._loop, self._new_identity)
         self._last_gc = time.monotonic()
         self._last_drift = time.monotonic()
         self._new_identity()
@@ -107,21 +106,10 @@ class DeploymentWorker:
             self.run_once()
 
     def ensure_started(self) -> None:
-        """Start the thread in this process (once; again after a fork)."""
-        if self._pid == os.getpid():
-            return
-        with self._lock:
-            if self._pid == os.getpid():
-                return
-            if self._pid is not None:  # forked: a new process needs its own identity
-                self._new_identity()
-            self._pid = os.getpid()
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._loop, name="deployment-worker",
-                                            daemon=True)
-            self._thread.start()
+        """Start the thread in this process (once; again, with a new identity, after a fork)."""
+        self._thread.ensure_started()
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        if self._thread.thread is not None:
+            self._thread.thread.join(timeout=10)

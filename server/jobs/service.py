@@ -9,9 +9,9 @@ whose runner died (stale heartbeat) is marked failed with the reason, and its pa
 """
 from __future__ import annotations
 
+import logging
 import os
 import shutil
-import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -21,6 +21,7 @@ from typing import Any, Iterator
 
 from sqlalchemy import delete, select, update
 
+from ..background import ProcessThread
 from ..codecs.files import (TableWriter, count_rows, file_format, frame_to_table, iter_chunks,
                            scored_frame)
 from ..codecs.scores import result_to_json
@@ -32,6 +33,7 @@ from ..registry.service import Registry, _utc
 from ..scoring.service import Scorer
 from ..telemetry import metrics
 
+log = logging.getLogger(__name__)
 CHUNK_ROWS = 10_000
 STALE_AFTER = timedelta(seconds=60)
 OUTPUT_FORMATS = ("csv", "xlsx", "parquet")
@@ -341,8 +343,7 @@ class JobRunner:
         self.jobs = jobs
         self.worker = worker
         self.poll_seconds = poll_seconds
-        self._pid: int | None = None
-        self._lock = threading.Lock()
+        self._thread = ProcessThread("job-runner", self._loop)
 
     def run_pending(self) -> list[str]:
         """Start due pipelines, recover stale jobs, then run queued ones until none is left
@@ -357,9 +358,6 @@ class JobRunner:
         return done
 
     def _loop(self) -> None:
-        import logging
-
-        log = logging.getLogger(__name__)
         while True:
             try:
                 self.run_pending()
@@ -369,10 +367,4 @@ class JobRunner:
             time.sleep(self.poll_seconds)
 
     def ensure_started(self) -> None:
-        if self._pid == os.getpid():
-            return
-        with self._lock:
-            if self._pid == os.getpid():
-                return
-            self._pid = os.getpid()
-            threading.Thread(target=self._loop, name="job-runner", daemon=True).start()
+        self._thread.ensure_started()

@@ -8,7 +8,7 @@ import requests
 from defusedxml import ElementTree as ET
 
 from tests.conftest import assert_problem, register_file
-from tests.live import LiveServer, env_for, free_port, run_cli, ROOT
+from tests.live import env_for, run_cli, serve
 
 EDM = "{http://docs.oasis-open.org/odata/ns/edm}"
 
@@ -129,11 +129,8 @@ def test_a_real_odata_client_reads_the_feed(tmp_path, demo_files, monkeypatch):
     for name in ("alpha", "beta", "churn"):
         run_cli("register", str(demo_files["artifact"]), "--name", name, env=env)
     key = run_cli("keys", "create", "--scope", "read", env=env).stdout.strip()
-    port = free_port()
-    server = LiveServer([str(ROOT / ".venv/bin/scorebridge"), "serve", "--port", str(port),
-                         "--workers", "1"], env, port)
+    server = serve(env)
     try:
-        server.wait_ready()
         session = requests.Session()
         session.auth = ("powerbi", key)
         service = ODataService(f"{server.url}/odata/", reflect_entities=True, session=session,

@@ -196,18 +196,15 @@ def test_a_real_v2_client(tmp_path, demo_files, demo_model):
     """tritonclient (an Open Inference Protocol client from PyPI) against a live server."""
     import tritonclient.http as httpclient
 
-    from tests.live import ROOT, LiveServer, env_for, free_port, run_cli
+    from tests.live import env_for, run_cli, serve
 
     env = env_for(tmp_path / "home")
     run_cli("register", str(demo_files["artifact"]), "--name", "churn", "--sample",
             str(demo_files["sample"]), env=env)
     key = run_cli("keys", "create", "--scope", "score,read", env=env).stdout.strip()
-    port = free_port()
-    server = LiveServer([str(ROOT / ".venv/bin/scorebridge"), "serve", "--port", str(port),
-                         "--workers", "1"], env, port)
+    server = serve(env)
     try:
-        server.wait_ready()
-        client = httpclient.InferenceServerClient(url=f"127.0.0.1:{port}")
+        client = httpclient.InferenceServerClient(url=server.url.removeprefix("http://"))
         headers = {"X-API-Key": key}
         assert client.is_server_live() and client.is_server_ready()
         assert client.is_model_ready("churn", headers=headers)

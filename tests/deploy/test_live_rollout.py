@@ -11,18 +11,14 @@ import requests
 from server.app import build_registry
 from server.config import Settings
 from tests.conftest import churn_rows, jsonable
-from tests.live import LiveServer, env_for, free_port, run_cli
+from tests.live import env_for, run_cli, serve
 
 pytestmark = pytest.mark.slow
 WORKERS = 3
 
 
 def _start(tmp_path, env, workers=WORKERS):
-    port = free_port()
-    server = LiveServer(["scorebridge", "serve", "--port", str(port), "--workers", str(workers),
-                         "--threads", "4"], env, port)
-    server.wait_ready()
-    return server
+    return serve(env, workers=workers, threads=4)
 
 
 def _upload(server, key, demo_files):

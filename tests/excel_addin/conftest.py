@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.live import ROOT, LiveServer, env_for, free_port, run_cli
+from tests.live import env_for, run_cli, serve
 
 
 @pytest.fixture(scope="module")
@@ -15,9 +15,6 @@ def live(tmp_path_factory, demo_files):
             str(demo_files["sample"]), "--holdout", str(demo_files["holdout"]), "--target",
             "churned", env=env)
     key = run_cli("keys", "create", "--scope", "score,read", env=env).stdout.strip()
-    port = free_port()
-    server = LiveServer([str(ROOT / ".venv/bin/scorebridge"), "serve", "--port", str(port),
-                         "--workers", "2"], env, port)
-    server.wait_ready()
+    server = serve(env, workers=2)
     yield server, key
     server.stop()

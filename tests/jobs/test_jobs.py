@@ -12,7 +12,7 @@ import pytest
 
 from server.app import create_app
 from tests.conftest import assert_problem, churn_rows, register_file
-from tests.live import ROOT, LiveServer, env_for, free_port, run_cli
+from tests.live import env_for, run_cli, serve
 
 
 @pytest.fixture
@@ -180,16 +180,13 @@ def test_sigkill_mid_job_fails_it_cleanly_and_cli_remote_progress(tmp_path, demo
     key = run_cli("keys", "create", "--scope", "score,read", env=env).stdout.strip()
     big = pd.concat([churn_rows(1000, seed=i) for i in range(200)])  # 200,000 rows
     big.to_csv(tmp_path / "big.csv", index=False)
-    port = free_port()
-    server = LiveServer([str(ROOT / ".venv/bin/scorebridge"), "serve", "--port", str(port),
-                         "--workers", "1"], env, port)
     import os
     import signal
 
     import requests
 
+    server = serve(env)
     try:
-        server.wait_ready()
         with open(tmp_path / "big.csv", "rb") as fh:
             job = requests.post(f"{server.url}/api/v1/jobs", headers={"X-API-Key": key},
                                 files={"file": ("big.csv", fh)}, data={"model": "churn"},
@@ -235,11 +232,8 @@ def test_cli_jobs_against_a_live_server(tmp_path, demo_files, demo_model):
     key = run_cli("keys", "create", "--scope", "score,read", env=env).stdout.strip()
     frame = churn_rows(25)
     frame.to_csv(tmp_path / "in.csv", index=False)
-    port = free_port()
-    server = LiveServer([str(ROOT / ".venv/bin/scorebridge"), "serve", "--port", str(port),
-                         "--workers", "1"], env, port)
+    server = serve(env)
     try:
-        server.wait_ready()
         remote = env_for(tmp_path / "client", SCOREBRIDGE_URL=server.url,
                          SCOREBRIDGE_API_KEY=key)
         out = run_cli("jobs", "submit", "churn", str(tmp_path / "in.csv"), "--output-format",

@@ -11,7 +11,7 @@ from openpyxl import load_workbook
 
 from tests.browser import browser_page, screenshot
 from tests.conftest import churn_rows, jsonable, register_file
-from tests.live import ROOT, LiveServer, env_for, free_port, run_cli
+from tests.live import env_for, run_cli, serve
 
 
 @pytest.fixture
@@ -85,11 +85,8 @@ def test_dashboard_and_report_in_chromium(tmp_path, demo_files, wine):
     run_cli("register", str(wine["path"]), "--name", "wine", "--sample", str(wine["sample"]),
             env=env)
     key = run_cli("keys", "create", "--scope", "score,read", env=env).stdout.strip()
-    port = free_port()
-    server = LiveServer([str(ROOT / ".venv/bin/scorebridge"), "serve", "--port", str(port),
-                         "--workers", "2"], env, port)
+    server = serve(env, workers=2)
     try:
-        server.wait_ready()
         import requests
 
         for _ in range(20):

@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from server.telemetry.metrics import client_kind
 from tests.conftest import churn_rows, jsonable
-from tests.live import ROOT, LiveServer, env_for, free_port, run_cli
+from tests.live import ROOT, env_for, run_cli, serve
 
 
 def samples(text: str, name: str) -> list:
@@ -65,11 +65,8 @@ def test_counts_add_up_over_several_workers(tmp_path, demo_files):
     run_cli("register", str(demo_files["artifact"]), "--name", "churn", "--sample",
             str(demo_files["sample"]), env=env)
     key = run_cli("keys", "create", "--scope", "score,read", env=env).stdout.strip()
-    port = free_port()
-    server = LiveServer([str(ROOT / ".venv/bin/scorebridge"), "serve", "--port", str(port),
-                         "--workers", "3"], env, port)
+    server = serve(env, workers=3)
     try:
-        server.wait_ready()
         body = {"rows": jsonable(churn_rows(5))}
         pids = set()
         for _ in range(60):  # new connections spread over the workers
