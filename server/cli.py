@@ -463,6 +463,111 @@ def jobs_cancel(job_id: str, url: str, key: str | None) -> None:
 
 
 @main.group()
+def pipelines() -> None:
+    """Scheduled scoring pipelines: create, list, run now, delete."""
+
+
+def _pipelines_local():  # type: ignore[no-untyped-def]
+    from .jobs.pipelines import Pipelines
+
+    local = LocalBackend(Settings.from_env())
+    from .jobs.service import Jobs
+
+    return Pipelines(local.registry, Jobs(local.registry, local.scorer, local.settings))
+
+
+@pipelines.command("create")
+@click.argument("name")
+@click.option("--model", required=True)
+@click.option("--alias", default="production", show_default=True)
+@click.option("--schedule", required=True, help="cron, e.g. '0 6 * * *'")
+@click.option("--source-glob", help="Newest file matching this glob (under the allowed roots).")
+@click.option("--source-sql-url", help="SQLAlchemy URL of a database to query (admin).")
+@click.option("--source-query", help="The SELECT to score.")
+@click.option("--sink", type=click.Choice(["table", "file"]), default="table", show_default=True)
+@click.option("--sink-path", help="For --sink file: where the scored file goes.")
+@click.option("--sink-format", type=click.Choice(["csv", "parquet", "xlsx"]), default="csv")
+@url_option
+@key_option
+@json_option
+@handle_errors
+def pipelines_create(name: str, model: str, alias: str, schedule: str, source_glob: str | None,
+                     source_sql_url: str | None, source_query: str | None, sink: str,
+                     sink_path: str | None, sink_format: str, url: str | None, key: str | None,
+                     as_json: bool) -> None:
+    """Create pipeline NAME: score a source with MODEL on SCHEDULE, into a sink."""
+    if source_glob:
+        source: dict[str, Any] = {"kind": "file", "glob": source_glob}
+    elif source_sql_url and source_query:
+        source = {"kind": "sql", "url": source_sql_url, "query": source_query}
+    else:
+        raise click.UsageError("give --source-glob, or --source-sql-url with --source-query")
+    sink_spec: dict[str, Any] = {"kind": sink}
+    if sink == "file":
+        if not sink_path:
+            raise click.UsageError("--sink file needs --sink-path")
+        sink_spec.update(path=sink_path, format=sink_format)
+    body = {"name": name, "model": model, "alias": alias, "schedule": schedule,
+            "source": source, "sink": sink_spec}
+    if url:
+        info = RemoteBackend(url, key).call("POST", "/api/v1/pipelines", json=body)
+    else:
+        info = _pipelines_local().create(name, model, schedule, source, sink_spec,
+                                         actor="cli", alias=alias, may_query_sql=True).public()
+    if as_json:
+        print_json(info)
+    else:
+        console.print(f"pipeline {name}: next run {info['next_run_at']}")
+
+
+@pipelines.command("list")
+@url_option
+@key_option
+@handle_errors
+def pipelines_list(url: str | None, key: str | None) -> None:
+    found = (RemoteBackend(url, key).call("GET", "/api/v1/pipelines")["pipelines"] if url
+             else [p.public() for p in _pipelines_local().list()])
+    table = Table("name", "model", "schedule", "next run", "last run", "last job", "last error")
+    for p in found:
+        table.add_row(p["name"], p["model"], p["schedule"], p["next_run_at"][:19],
+                      (p["last_run_at"] or "")[:19], (p["last_job_id"] or "")[:12],
+                      (p["last_error"] or "")[:40])
+    console.print(table)
+
+
+@pipelines.command("run")
+@click.argument("name")
+@url_option
+@key_option
+@handle_errors
+def pipelines_run(name: str, url: str | None, key: str | None) -> None:
+    """Run NAME now (a running server executes the job)."""
+    if url:
+        info = RemoteBackend(url, key).call("POST", f"/api/v1/pipelines/{name}/run")
+    else:
+        pipes = _pipelines_local()
+        pipes.run(name)
+        info = pipes.get(name).public()
+    if info["last_error"]:
+        err_console.print(f"[red]run failed:[/red] {info['last_error']}", highlight=False)
+        sys.exit(1)
+    console.print(f"pipeline {name}: job {info['last_job_id']} queued")
+
+
+@pipelines.command("delete")
+@click.argument("name")
+@url_option
+@key_option
+@handle_errors
+def pipelines_delete(name: str, url: str | None, key: str | None) -> None:
+    if url:
+        RemoteBackend(url, key).session.delete(f"{url.rstrip('/')}/api/v1/pipelines/{name}")
+    else:
+        _pipelines_local().delete(name)
+    console.print(f"deleted pipeline {name}")
+
+
+@main.group()
 def keys() -> None:
     """Create, list and revoke API keys."""
 

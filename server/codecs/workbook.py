@@ -14,6 +14,7 @@ import zipfile
 from copy import copy
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Callable
 
 from openpyxl import Workbook, load_workbook
@@ -41,13 +42,19 @@ def _norm(value: Any) -> str:
     return re.sub(r"[\s_\-]+", "_", str(value).strip().lower()) if value is not None else ""
 
 
-def check_xlsx(data: bytes) -> None:
+def check_xlsx(data: bytes | Path) -> None:
     """Refuse what openpyxl should never be handed, with a message the user can act on."""
-    if data[:8] == OLE_MAGIC:
+    if isinstance(data, Path):
+        with open(data, "rb") as fh:
+            head = fh.read(8)
+        source: Any = data
+    else:
+        head, source = data[:8], io.BytesIO(data)
+    if head == OLE_MAGIC:
         raise InvalidInput("the workbook is password-protected (encrypted) or in the old .xls "
                            "format: remove the password, or save it as .xlsx, and upload again")
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
+        archive = zipfile.ZipFile(source)
         entries = archive.infolist()
     except (zipfile.BadZipFile, ValueError):
         raise InvalidInput("the file is not a valid .xlsx workbook (it is not a zip archive)") \

@@ -26,6 +26,7 @@ from ..codecs.files import (TableWriter, count_rows, file_format, frame_to_table
                            scored_frame)
 from ..codecs.scores import result_to_json
 from ..codecs.table import ScoreOptions
+from ..codecs.workbook import check_xlsx
 from ..config import Settings
 from ..errors import Conflict, InvalidInput, NotFound, ScoreBridgeError
 from ..registry.schema import JobRow, ScoredRow, utcnow
@@ -123,6 +124,8 @@ class Jobs:
         if output_format not in OUTPUT_FORMATS:
             raise InvalidInput(f"output_format must be one of {', '.join(OUTPUT_FORMATS)}")
         fmt = file_format(source.name)
+        if fmt == "xlsx":
+            check_xlsx(source)  # zip bombs, encrypted and damaged workbooks are refused here
         info = self.scorer.deployments.resolve(model, version, alias)
         job_id = uuid.uuid4().hex
         folder = self.root / job_id

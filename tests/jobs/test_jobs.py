@@ -244,3 +244,19 @@ def test_cli_jobs_against_a_live_server(tmp_path, demo_files, demo_model):
         assert "succeeded" in run_cli("jobs", "list", env=remote).stdout
     finally:
         server.stop()
+
+
+def test_hostile_workbooks_are_refused_at_submission(client, churn):
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("xl/workbook.xml", "<workbook/>")
+        z.writestr("xl/worksheets/sheet1.xml", b"\0" * (300 * 1024 * 1024))
+    resp = client.post("/api/v1/jobs", scope="score", content_type="multipart/form-data",
+                       data={"file": (io.BytesIO(buf.getvalue()), "bomb.xlsx"), "model": "churn"})
+    assert_problem(resp, 413, "expands to")
+    resp = client.post("/api/v1/jobs", scope="score", content_type="multipart/form-data",
+                       data={"file": (io.BytesIO(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 64),
+                                      "locked.xlsx"), "model": "churn"})
+    assert_problem(resp, 422, "password-protected")

@@ -129,3 +129,33 @@ def test_dask_gives_the_same_result_as_in_process(client, services, demo_files):
     assert len(dasked) == 12000 and dasked.loc[5, "error"].startswith("monthly_charges")
     status = client.get(f"/api/v1/jobs/{ids[1]}", scope="score").json
     assert status["rows_done"] == 12000 and status["rows_failed"] == 1
+
+
+def test_pipelines_from_the_cli(tmp_path, demo_files, monkeypatch):
+    from click.testing import CliRunner
+
+    from server.cli import main
+
+    root = tmp_path / "data"
+    root.mkdir()
+    churn_rows(5).to_csv(root / "in.csv", index=False)
+    for name in [k for k in __import__("os").environ if k.startswith("SCOREBRIDGE_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("SCOREBRIDGE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SCOREBRIDGE_JOB_ROOTS", str(root))
+    runner = CliRunner()
+
+    def cli(*args):
+        result = runner.invoke(main, list(args), catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    cli("register", str(demo_files["artifact"]), "--name", "churn")
+    assert "next run" in cli("pipelines", "create", "daily", "--model", "churn", "--schedule",
+                             "0 6 * * *", "--source-glob", str(root / "*.csv"))
+    assert "daily" in cli("pipelines", "list")
+    assert "queued" in cli("pipelines", "run", "daily")
+    assert "deleted" in cli("pipelines", "delete", "daily")
+    bad = runner.invoke(main, ["pipelines", "create", "x", "--model", "churn", "--schedule",
+                               "soon", "--source-glob", str(root / "*.csv")])
+    assert bad.exit_code == 1 and "cron" in bad.output
