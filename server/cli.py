@@ -561,7 +561,7 @@ def pipelines_run(name: str, url: str | None, key: str | None) -> None:
 @handle_errors
 def pipelines_delete(name: str, url: str | None, key: str | None) -> None:
     if url:
-        RemoteBackend(url, key).session.delete(f"{url.rstrip('/')}/api/v1/pipelines/{name}")
+        RemoteBackend(url, key).request("DELETE", f"/api/v1/pipelines/{name}")
     else:
         _pipelines_local().delete(name)
     console.print(f"deleted pipeline {name}")

@@ -159,18 +159,9 @@ class RemoteBackend:
             self.session.headers["X-API-Key"] = key
         self.timeout = timeout
 
-    def call(self, method: str, path: str, **kw: Any) -> Any:
-        """Any API call, with the same error handling (for the CLI's job commands)."""
-        return self._call(method, path, **kw)
-
-    def download(self, path: str) -> bytes:
-        resp = self.session.get(self.url + path, timeout=self.timeout)
-        if resp.status_code >= 400:
-            raise RemoteError(resp.status_code, resp.json() if resp.headers.get(
-                "Content-Type", "").endswith("json") else {"detail": resp.text[:200]})
-        return resp.content
-
-    def _call(self, method: str, path: str, **kw: Any) -> Any:
+    def request(self, method: str, path: str, **kw: Any) -> requests.Response:
+        """One API request; problems (unreachable server, 4xx/5xx) become a RemoteError that
+        carries the server's problem detail."""
         try:
             resp = self.session.request(method, self.url + path, timeout=self.timeout, **kw)
         except requests.RequestException as exc:
@@ -181,13 +172,20 @@ class RemoteBackend:
             except ValueError:
                 body = {"detail": resp.text[:200]}
             raise RemoteError(resp.status_code, body if isinstance(body, dict) else {})
-        return resp.json()
+        return resp
+
+    def call(self, method: str, path: str, **kw: Any) -> Any:
+        """An API call answering JSON."""
+        return self.request(method, path, **kw).json()
+
+    def download(self, path: str) -> bytes:
+        return self.request("GET", path).content
 
     def list_models(self) -> list[dict[str, Any]]:
-        return self._call("GET", "/api/v1/models")["models"]
+        return self.call("GET", "/api/v1/models")["models"]
 
     def get_model(self, name: str) -> dict[str, Any]:
-        return self._call("GET", f"/api/v1/models/{name}")
+        return self.call("GET", f"/api/v1/models/{name}")
 
     def register(self, name: str, artifact: Path, **kw: Any) -> dict[str, Any]:
         meta = {k: kw[k] for k in ("description", "tags", "metrics", "target", "trust_pickle")
@@ -198,24 +196,24 @@ class RemoteBackend:
                 path = Path(kw[field])
                 files[field] = (path.name, open(path, "rb"))
         try:
-            return self._call("POST", f"/api/v1/models/{name}/versions", files=files,
+            return self.call("POST", f"/api/v1/models/{name}/versions", files=files,
                               data={"metadata": json.dumps(meta)})
         finally:
             for _, fh in files.values():
                 fh.close()
 
     def set_alias(self, name: str, alias: str, version: int, reason: str) -> dict[str, Any]:
-        return self._call("POST", f"/api/v1/models/{name}/aliases/{alias}",
+        return self.call("POST", f"/api/v1/models/{name}/aliases/{alias}",
                           json={"version": version, "reason": reason})
 
     def rollback(self, name: str, reason: str) -> dict[str, Any]:
-        return self._call("POST", f"/api/v1/models/{name}/rollback", json={"reason": reason})
+        return self.call("POST", f"/api/v1/models/{name}/rollback", json={"reason": reason})
 
     def events(self, name: str | None, limit: int) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"limit": limit}
         if name:
             params["model"] = name
-        return self._call("GET", "/api/v1/events", params=params)["events"]
+        return self.call("GET", "/api/v1/events", params=params)["events"]
 
     def score_frame(self, name: str, frame: pd.DataFrame, version: int | None,
                     alias: str | None) -> dict[str, Any]:
@@ -223,39 +221,25 @@ class RemoteBackend:
         body = {"columns": dict(zip(table.names or [], table.columns)),
                 "options": {"errors": "row"}}
         params = {k: v for k, v in (("version", version), ("alias", alias)) if v}
-        return self._call("POST", f"/api/v1/models/{name}/predict", json=body, params=params)
+        return self.call("POST", f"/api/v1/models/{name}/predict", json=body, params=params)
 
     def set_policy(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
-        return self._call("PUT", f"/api/v1/models/{name}/policy", json=changes)
+        return self.call("PUT", f"/api/v1/models/{name}/policy", json=changes)
 
     def report(self, name: str, fmt: str) -> bytes:
-        path = f"/models/{name}/report" + (".xlsx" if fmt == "xlsx" else "")
-        try:
-            resp = self.session.get(self.url + path, timeout=self.timeout)
-        except requests.RequestException as exc:
-            raise RemoteError(503, {"detail": f"cannot reach {self.url} ({type(exc).__name__})"})
-        if resp.status_code >= 400:
-            raise RemoteError(resp.status_code, {"detail": resp.text[:200]})
-        return resp.content
+        return self.download(f"/models/{name}/report" + (".xlsx" if fmt == "xlsx" else ""))
 
     def score_workbook(self, name: str, data: bytes, version: int | None) -> tuple[bytes, int]:
-        params = {"version": version} if version else {}
-        try:
-            resp = self.session.post(f"{self.url}/api/v1/models/{name}/score-workbook",
-                                     files={"file": ("workbook.xlsx", data)}, params=params,
-                                     timeout=self.timeout)
-        except requests.RequestException as exc:
-            raise RemoteError(503, {"detail": f"cannot reach {self.url} ({type(exc).__name__})"})
-        if resp.status_code >= 400:
-            raise RemoteError(resp.status_code, resp.json() if resp.headers.get(
-                "Content-Type", "").endswith("json") else {"detail": resp.text[:200]})
+        resp = self.request("POST", f"/api/v1/models/{name}/score-workbook",
+                            files={"file": ("workbook.xlsx", data)},
+                            params={"version": version} if version else {})
         return resp.content, int(resp.headers.get("X-Model-Version", 0))
 
     def create_key(self, scopes: list[str], name: str) -> dict[str, Any]:
-        return self._call("POST", "/api/v1/keys", json={"scopes": scopes, "name": name})
+        return self.call("POST", "/api/v1/keys", json={"scopes": scopes, "name": name})
 
     def list_keys(self) -> list[dict[str, Any]]:
-        return self._call("GET", "/api/v1/keys")["keys"]
+        return self.call("GET", "/api/v1/keys")["keys"]
 
     def revoke_key(self, key_id: str) -> dict[str, Any]:
-        return self._call("DELETE", f"/api/v1/keys/{key_id}")
+        return self.call("DELETE", f"/api/v1/keys/{key_id}")

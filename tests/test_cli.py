@@ -133,6 +133,8 @@ def test_remote_mode_against_a_live_server(tmp_path, wine, demo_files):
         scored = load_workbook(tmp_path / "out.xlsx").active
         assert [scored.cell(r, 14).value for r in (2, 3, 4)] == \
             wine["model"].predict(wine["X"].head(3)).tolist()
+        run_cli("report", "wine", "-o", str(tmp_path / "wine.html"), env=remote)
+        assert "Model report: wine" in (tmp_path / "wine.html").read_text()
         run_cli("register", str(wine["path"]), "--name", "wine", env=remote)
         assert "-> version 2" in run_cli("promote", "wine", "2", env=remote).stdout
         assert "-> version 1" in run_cli("rollback", "wine", env=remote).stdout

@@ -86,7 +86,7 @@ def basic(key):
 @pytest.fixture
 def pbi(client, keys, demo_files):
     register_file(client, "churn", demo_files["artifact"], demo_files["sample"])
-    return client.client, basic(keys["score"] if False else keys["admin"])
+    return client.client, basic(keys["admin"])
 
 
 def _records(n):
