@@ -343,7 +343,7 @@ def events(name: str | None, limit: int, url: str | None, key: str | None,
 def score(name: str, input: Path, output: Path | None, version: int | None, alias: str | None,
           chunk_rows: int, url: str | None, key: str | None) -> None:
     """Score a CSV/XLSX/Parquet file; every input column is kept, predictions appended."""
-    from .codecs.files import TableWriter, count_rows, iter_chunks, scored_frame
+    from .codecs.files import TableWriter, count_rows, iter_chunks, scored_table
 
     output = output or input.with_name(input.stem + ".scored.csv")
     client = backend(url, key)
@@ -366,12 +366,13 @@ def score(name: str, input: Path, output: Path | None, version: int | None, alia
         with Progress(*columns, console=err_console, transient=False) as progress:
             task = progress.add_task("score", total=total)
             for chunk in iter_chunks(input, chunk_rows):
-                response = client.score_frame(name, chunk, version, alias)
+                response = client.score_frame(name, chunk.frame, version, alias, chunk.malformed)
                 used_version = response["version"]
                 # pin the version for the rest of the file, so every row is scored by one version
                 version = version or used_version
-                bad_rows += len({e["row"] for e in response.get("errors", []) if "row" in e})
-                writer.write(scored_frame(chunk, response))
+                scored = scored_table(chunk.arrow(), response, chunk.malformed)
+                bad_rows += sum(1 for e in scored.column("error").to_pylist() if e)
+                writer.write(scored)
                 progress.advance(task, len(chunk))
         writer.close()
     except BaseException:

@@ -9,7 +9,7 @@ import json
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Mapping, Protocol
 
 import pandas as pd
 import requests
@@ -106,11 +106,12 @@ class LocalBackend:
         return [e.public() for e in self.registry.events(name, limit=limit)]
 
     def score_frame(self, name: str, frame: pd.DataFrame, version: int | None,
-                    alias: str | None) -> dict[str, Any]:
+                    alias: str | None, malformed: Mapping[int, str] | None = None,
+                    ) -> dict[str, Any]:
         from .codecs.scores import result_to_json
 
-        result = self.scorer.score(name, frame_to_table(frame), version=version, alias=alias,
-                                   options=ScoreOptions(errors="row"))
+        result = self.scorer.score(name, frame_to_table(frame, malformed), version=version,
+                                   alias=alias, options=ScoreOptions(errors="row"))
         return result_to_json(result)
 
     def report(self, name: str, fmt: str) -> bytes:
@@ -216,9 +217,11 @@ class RemoteBackend:
         return self.call("GET", "/api/v1/events", params=params)["events"]
 
     def score_frame(self, name: str, frame: pd.DataFrame, version: int | None,
-                    alias: str | None) -> dict[str, Any]:
+                    alias: str | None, malformed: Mapping[int, str] | None = None,
+                    ) -> dict[str, Any]:
+        # malformed lines travel as empty rows; the caller puts their reason in the output
         table = frame_to_table(frame)
-        body = {"columns": dict(zip(table.names or [], table.columns)),
+        body = {"columns": {n: list(c) for n, c in zip(table.names or [], table.columns)},
                 "options": {"errors": "row"}}
         params = {k: v for k, v in (("version", version), ("alias", alias)) if v}
         return self.call("POST", f"/api/v1/models/{name}/predict", json=body, params=params)

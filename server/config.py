@@ -74,6 +74,7 @@ class Settings:
     job_roots: tuple[str, ...] = ()
     job_retention_hours: float = 72.0
     dask_scheduler: str = ""
+    compile: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -120,6 +121,7 @@ class Settings:
             job_roots=_csv(get("JOB_ROOTS", "")),
             job_retention_hours=float(get("JOB_RETENTION_HOURS", "72")),
             dask_scheduler=get("DASK_SCHEDULER", ""),
+            compile=_flag(get("COMPILE", "on")),
         )
         return replace(settings, **overrides) if overrides else settings
 

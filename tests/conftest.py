@@ -167,6 +167,16 @@ def churn_rows(n: int = 20, seed: int = 11) -> pd.DataFrame:
     return make_churn_data(n, seed=seed)[FEATURES]
 
 
+# a compiled version (onnxruntime) promises scikit-learn's labels exactly and its probabilities
+# within this; scikit-learn versions reproduce both exactly
+PROBABILITY_TOLERANCE = 1e-6
+
+
+def assert_probabilities(got: Any, expected: Any) -> None:
+    np.testing.assert_allclose(np.asarray(got, dtype=float), np.asarray(expected, dtype=float),
+                               rtol=0, atol=PROBABILITY_TOLERANCE)
+
+
 def assert_problem(resp: Any, status: int, *fragments: str) -> dict[str, Any]:
     """The response is a problem document with ``status`` whose detail mentions ``fragments``."""
     assert resp.status_code == status, (resp.status_code, resp.get_data(as_text=True)[:500])

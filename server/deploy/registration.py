@@ -22,7 +22,9 @@ from ..scoring.metrics import evaluate
 from ..scoring.runtime import LoadedModel
 from ..scoring.signature import Column, Signature, example_frame, infer_signature
 from ..telemetry.reference import reference_statistics
-from ..codecs.files import frame_to_parquet
+from ..codecs.files import frame_to_parquet, frame_to_table
+from ..scoring.coerce import coerce
+from ..scoring.compiled import Compiled, compile_version
 from .gates import GateResult, latency_gate, metric_gate, schema_gate, smoke_test
 from .policy import GateConfig
 
@@ -106,6 +108,8 @@ def register(registry: Registry, settings: Settings, req: RegistrationRequest) -
             metrics.update(evaluate(model, req.holdout[signature.names], req.holdout[req.target]))
         except ValueError as exc:
             raise ModelRejected(f"holdout evaluation failed: {exc}") from None
+    compiled = _compile(model, frame.head(REFERENCE_ROWS)) if settings.compile else \
+        Compiled(None, "scikit-learn: compilation is turned off (SCOREBRIDGE_COMPILE)")
     reference: dict[str, Any] = {}
     if sample is not None:
         ref_frame = sample[signature.names].head(REFERENCE_ROWS)
@@ -132,10 +136,19 @@ def register(registry: Registry, settings: Settings, req: RegistrationRequest) -
                      holdout_artifact=_store_frame(registry, req.holdout,
                                                    signature.names + [req.target or ""],
                                                    STORED_HOLDOUT_ROWS),
-                     target=req.target if req.holdout is not None else None, gates=gates)
+                     target=req.target if req.holdout is not None else None, gates=gates,
+                     runtime="onnx" if compiled.onnx else "sklearn", runtime_note=compiled.note,
+                     compiled_artifact=registry.store.put_bytes(compiled.onnx)
+                     if compiled.onnx else None)
     key = registry.store.put(req.artifact, sha)
     return registry.add_version(req.name, new, key, actor=req.actor,
                                 description=req.description or None)
+
+
+def _compile(model: LoadedModel, frame: pd.DataFrame) -> Compiled:
+    """The compiled form, verified on the reference rows as the scoring path types them."""
+    checked = coerce(frame_to_table(frame), model.signature)
+    return compile_version(model.estimator, model.signature, checked.frame)
 
 
 def _has_production(registry: Registry, name: str) -> bool:

@@ -12,9 +12,9 @@ from typing import Any, Iterator
 
 import pandas as pd
 
-from ..codecs.files import file_format, frame_to_table, scored_frame
-from ..codecs.scores import result_to_json
+from ..codecs.files import file_format, frame_to_table, scored_table
 from ..codecs.table import ScoreOptions
+from ..scoring.compiled import load_runner
 from ..scoring.loader import load_artifact
 from ..scoring.runtime import LoadedModel
 from ..scoring.service import score_with
@@ -25,22 +25,29 @@ PARTITION_BYTES = "16MB"
 
 @lru_cache(maxsize=4)
 def _model(path: str, fmt: str, trusted_pickle: bool, extra_trusted: tuple[str, ...],
-           sha256: str, signature_json: str, name: str, version: int) -> LoadedModel:
+           sha256: str, signature_json: str, name: str, version: int,
+           compiled_path: str | None) -> LoadedModel:
     import json
 
     estimator = load_artifact(Path(path), fmt, trust_pickle=trusted_pickle,  # type: ignore[arg-type]
                               extra_trusted=extra_trusted, expected_sha256=sha256)
-    return LoadedModel(name, version, estimator, Signature.from_dict(json.loads(signature_json)),
-                       sha256)
+    signature = Signature.from_dict(json.loads(signature_json))
+    compiled = load_runner(Path(compiled_path).read_bytes(), Path(compiled_path).name, signature,
+                           estimator) if compiled_path else None
+    return LoadedModel(name, version, estimator, signature, sha256, compiled=compiled)
 
 
-def score_partition(frame: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame:
+def score_partition(frame: pd.DataFrame, spec: dict[str, Any]) -> Any:
     """One partition, scored exactly as the in-process job scores a chunk."""
     model = _model(spec["path"], spec["format"], spec["trusted_pickle"], spec["extra_trusted"],
-                   spec["sha256"], spec["signature"], spec["name"], spec["version"])
+                   spec["sha256"], spec["signature"], spec["name"], spec["version"],
+                   spec.get("compiled_path"))
     options = ScoreOptions(errors="raise" if spec["strict"] else "row")
+    import pyarrow as pa
+
     result = score_with(model, frame_to_table(frame), options)
-    return scored_frame(frame, result_to_json(result))
+    inputs = pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False)
+    return scored_table(inputs, result)
 
 
 def client_for(scheduler: str) -> Any:
@@ -54,7 +61,7 @@ def client_for(scheduler: str) -> Any:
     return Client(cluster)
 
 
-def scored_partitions(client: Any, source: Path, spec: dict[str, Any]) -> Iterator[pd.DataFrame]:
+def scored_partitions(client: Any, source: Path, spec: dict[str, Any]) -> Iterator[Any]:
     """The scored partitions, in input order, computed in parallel on the cluster."""
     import dask.dataframe as dd
 

@@ -9,6 +9,7 @@ whose runner died (stale heartbeat) is marked failed with the reason, and its pa
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
@@ -22,9 +23,8 @@ from typing import Any, Iterator
 from sqlalchemy import delete, select, update
 
 from ..background import ProcessThread
-from ..codecs.files import (TableWriter, count_rows, file_format, frame_to_table, iter_chunks,
-                           scored_frame)
-from ..codecs.scores import result_to_json
+from .overlap import OrderedWriter, prefetch
+from ..codecs.files import TableWriter, count_rows, file_format, iter_chunks, scored_table
 from ..codecs.table import ScoreOptions
 from ..codecs.workbook import check_xlsx
 from ..config import Settings
@@ -238,19 +238,24 @@ class Jobs:
         source = Path(self._input_path(job.id))
         output = source.parent / f"output.{job.output_format}"
         writer = TableWriter(output)
+        background = OrderedWriter(writer.write)  # writes chunk n while chunk n+1 is scored
         done = failed = 0
         try:
-            self._progress(job.id, 0, 0, count_rows(source))
-            for frame in self._scored_chunks(job, source):
-                writer.write(frame)
-                if job.options.get("publish"):
-                    self._publish(job.id, done, frame)
-                done += len(frame)
-                failed += int((frame["error"] != "").sum())
-                if self._progress(job.id, done, failed):
-                    writer.abort()
-                    self._finish(job.id, "cancelled", f"cancelled after {done} rows")
-                    return "cancelled"
+            try:
+                self._progress(job.id, 0, 0, count_rows(source))
+                for frame in self._scored_chunks(job, source):
+                    background.submit(frame)
+                    if job.options.get("publish"):
+                        self._publish(job.id, done, frame)
+                    done += frame.num_rows
+                    failed += _failed_rows(frame)
+                    if self._progress(job.id, done, failed):
+                        background.finish()
+                        writer.abort()
+                        self._finish(job.id, "cancelled", f"cancelled after {done} rows")
+                        return "cancelled"
+            finally:
+                background.finish()
             writer.close()
             if job.options.get("deliver_to"):
                 deliver(output, job.options["deliver_to"])
@@ -263,7 +268,7 @@ class Jobs:
             return "failed"
         except (OSError, ValueError) as exc:
             writer.abort()
-            self._finish(job.id, "failed", f"{type(exc).__name__}: {str(exc)[:300]}")
+            self._finish(job.id, "failed", _failure(exc))
             return "failed"
         finally:
             metrics.CLIENT.reset(token)
@@ -275,10 +280,13 @@ class Jobs:
             yield from self._dask_chunks(job, source, scheduler)
             return
         options = ScoreOptions(errors="raise" if job.options.get("strict") else "row")
-        for chunk in iter_chunks(source, CHUNK_ROWS):
-            result = self.scorer.score(job.model, frame_to_table(chunk), version=job.version,
+        for chunk in prefetch(iter_chunks(source, CHUNK_ROWS)):
+            if chunk.malformed and options.errors == "raise":
+                first = min(chunk.malformed)
+                raise InvalidInput(chunk.malformed[first])
+            result = self.scorer.score(job.model, chunk.raw(), version=job.version,
                                        options=options)
-            yield scored_frame(chunk, result_to_json(result))
+            yield scored_table(chunk.arrow(), result, chunk.malformed)
 
     def _dask_chunks(self, job: JobInfo, source: Path, scheduler: str) -> Iterator[Any]:
         import json
@@ -290,7 +298,9 @@ class Jobs:
                 "trusted_pickle": info.trusted_pickle,
                 "extra_trusted": tuple(self.settings.trusted_types), "sha256": info.sha256,
                 "signature": json.dumps(info.signature), "name": job.model,
-                "version": job.version, "strict": bool(job.options.get("strict"))}
+                "version": job.version, "strict": bool(job.options.get("strict")),
+                "compiled_path": str(self.registry.store.path(info.compiled_artifact))
+                if info.runtime == "onnx" and info.compiled_artifact else None}
         client = client_for(scheduler)
         try:
             yield from scored_partitions(client, source, spec)
@@ -310,8 +320,8 @@ class Jobs:
         with self.registry.reading() as session:
             return session.get(JobRow, job_id).input_path
 
-    def _publish(self, job_id: str, start: int, frame: Any) -> None:
-        records = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    def _publish(self, job_id: str, start: int, table: Any) -> None:
+        records = table.to_pylist()
         with self.registry.writing() as session:
             session.bulk_insert_mappings(ScoredRow, [  # type: ignore[arg-type]
                 {"job_id": job_id, "row_no": start + i,
@@ -329,6 +339,21 @@ class Jobs:
             if ids:
                 session.execute(delete(JobRow).where(JobRow.id.in_(ids)))
         return len(ids)
+
+
+def _failed_rows(table: Any) -> int:
+    import pyarrow.compute as pc
+
+    return int(pc.sum(pc.not_equal(table.column("error"), "")).as_py() or 0)
+
+
+def _failure(exc: BaseException) -> str:
+    """Why a job failed, in words a user can act on."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return "the server's disk is full: no output was kept; free space and submit it again"
+    if isinstance(exc, UnicodeDecodeError):
+        return "the file is not UTF-8 or Windows-1252 text; save it as \"CSV UTF-8\""
+    return f"{type(exc).__name__}: {str(exc)[:300]}"
 
 
 def deliver(output: Path, destination: str) -> None:

@@ -67,6 +67,9 @@ class VersionInfo:
     sample_artifact: str | None = None
     holdout_artifact: str | None = None
     target: str | None = None
+    runtime: str = "sklearn"
+    runtime_note: str = ""
+    compiled_artifact: str | None = None
 
     def public(self) -> dict[str, Any]:
         """What the API and CLI show (no storage paths, no reference statistics)."""
@@ -79,6 +82,8 @@ class VersionInfo:
             "created_by": self.created_by, "rolled_back": self.rolled_back,
             "aliases": self.aliases, "pipeline": self.pipeline, "gate_status": self.gate_status,
             "gates": self.gates, "has_holdout": self.holdout_artifact is not None,
+            "runtime": {"engine": "onnxruntime" if self.runtime == "onnx" else "scikit-learn",
+                        "note": self.runtime_note},
         }
 
 
@@ -153,6 +158,9 @@ class NewVersion:
     holdout_artifact: str | None = None
     target: str | None = None
     gates: list[dict[str, Any]] = field(default_factory=list)
+    runtime: str = "sklearn"
+    runtime_note: str = ""
+    compiled_artifact: str | None = None
 
 
 class Registry:
@@ -204,7 +212,8 @@ class Registry:
             aliases=sorted(a for a, v in aliases.items() if v == row.version),
             pipeline=row.pipeline, gate_status=row.gate_status, gates=row.gates or [],
             sample_artifact=row.sample_artifact, holdout_artifact=row.holdout_artifact,
-            target=row.target)
+            target=row.target, runtime=row.runtime, runtime_note=row.runtime_note,
+            compiled_artifact=row.compiled_artifact)
 
     def _model_info(self, session: Session, row: ModelRow) -> ModelInfo:
         aliases = self._aliases(session, row.id)
@@ -264,7 +273,8 @@ class Registry:
     def referenced_artifacts(self) -> set[str]:
         with self.reading() as session:
             rows = session.execute(select(VersionRow.artifact, VersionRow.sample_artifact,
-                                          VersionRow.holdout_artifact))
+                                          VersionRow.holdout_artifact,
+                                          VersionRow.compiled_artifact))
             return {key for row in rows for key in row if key}
 
     # -- writes ----------------------------------------------------------------------------------
@@ -312,7 +322,8 @@ class Registry:
                         created_by=actor, created_at=utcnow(), rolled_back=False,
                         sample_artifact=new.sample_artifact,
                         holdout_artifact=new.holdout_artifact, target=new.target,
-                        pipeline="pending", gates=[])
+                        runtime=new.runtime, runtime_note=new.runtime_note,
+                        compiled_artifact=new.compiled_artifact, pipeline="pending", gates=[])
                     session.add(row)
                     session.flush()
                     self._event(session, model, "registered", actor, number, sha256=new.sha256,

@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from functools import cached_property
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -30,13 +31,20 @@ _FALSE = {"false", "f", "no", "n", "0"}
 
 @dataclass
 class Coerced:
-    """The rows that passed, as a typed DataFrame in signature order, and what was wrong."""
+    """The rows that passed, as typed columns in signature order, and what was wrong.
 
-    frame: pd.DataFrame
+    The columns are plain arrays: the compiled runtime takes them as they are, and the DataFrame
+    scikit-learn needs is built only when asked for (:attr:`frame`)."""
+
+    columns: dict[str, np.ndarray]
     rows: np.ndarray
     n_rows: int
     errors: list[FieldError] = field(default_factory=list)
     warnings: list[FieldError] = field(default_factory=list)
+
+    @cached_property
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.columns, columns=list(self.columns), copy=False)
 
 
 class _Cell(Exception):
@@ -61,10 +69,9 @@ def _to_float(v: Any) -> Any:
     if t is bool or isinstance(v, np.bool_):
         raise _Cell(f"expected a number, got {short(v)}")
     if t is int or isinstance(v, np.integer):
-        f = float(v)
-        if math.isinf(f) or abs(v) > 2**63:
+        if abs(v) > 2**63:
             raise _Cell("expected a number within range, got an integer too large")
-        return f
+        return float(v)
     if v is None or v is MISSING:
         return _MISSING_VALUE
     if t is str:
@@ -159,12 +166,13 @@ def _match_categories(col: Column) -> tuple[set[Any], dict[str, Any]]:
     return known, folded
 
 
-def _coerce_column(col: Column, values: list[Any], report: _Report,
-                   skip: set[int]) -> list[Any]:
+def _coerce_cells(col: Column, cells: Iterable[tuple[int, Any]], report: _Report,
+                  skip: set[int]) -> list[Any]:
+    """The per-cell rules for (row, value) pairs: every error and warning comes from here."""
     convert = _CONVERTERS[col.type]
     out: list[Any] = []
     known, folded = _match_categories(col) if col.is_categorical else (set(), {})
-    for i, v in enumerate(values):
+    for i, v in cells:
         if i in skip:  # already refused as a whole row by the decoder
             out.append(_MISSING_VALUE)
             continue
@@ -200,23 +208,165 @@ def _coerce_column(col: Column, values: list[Any], report: _Report,
     return out
 
 
+def _coerce_column(col: Column, values: Any, report: _Report, skip: set[int]) -> np.ndarray:
+    """One column, typed: clean cells converted in bulk, the rest (and only the rest) cell by
+    cell. Bulk conversion accepts only cells the per-cell rules would pass unchanged and without
+    a warning, so both ways give the same values, errors and warnings."""
+    n = len(values)
+    typed: np.ndarray | None = None
+    suspect: np.ndarray | None = None
+    originals: Callable[[list[int]], list[Any]]
+    if _is_arrow(values):
+        array = values.combine_chunks() if hasattr(values, "combine_chunks") else values
+        typed, suspect, arr = _arrow_bulk(col, array) if n else (None, None, None)
+        if arr is None:
+            arr = _object_array(array.to_pylist())
+
+        def originals(idx: list[int]) -> list[Any]:
+            import pyarrow as pa
+
+            return array.take(pa.array(idx, type=pa.int64())).to_pylist()
+    else:
+        arr = values if isinstance(values, np.ndarray) and values.dtype == object else \
+            _object_array(values)
+
+        def originals(idx: list[int]) -> list[Any]:
+            return arr[idx].tolist()
+
+    if typed is None and n and col.type in ("number", "integer"):
+        typed, suspect = _bulk_numbers(arr, col.type == "integer")
+        if typed is not None and col.is_categorical:
+            try:
+                suspect |= ~np.isin(typed, np.asarray(col.categories, dtype=np.float64))
+            except (TypeError, ValueError):
+                typed = None
+    elif typed is None and n and col.type == "string":
+        typed, suspect = _bulk_strings(arr, col)
+    if typed is None:
+        cells = _coerce_cells(col, enumerate(arr.tolist()), report, skip)
+        return _array(col, cells)
+    assert suspect is not None
+    if skip:
+        suspect[list(skip)] = True
+    where = np.flatnonzero(suspect).tolist()
+    if where:
+        cells = _coerce_cells(col, zip(where, originals(where)), report, skip)
+        fixed = _array(col, cells)
+        if col.type in ("number", "integer"):
+            typed = typed.astype(np.float64)
+        typed[where] = fixed
+    if col.type == "integer" and typed.dtype != np.int64 and not np.isnan(typed).any():
+        typed = typed.astype(np.int64)
+    return typed
+
+
+def _is_arrow(values: Any) -> bool:
+    return type(values).__module__.startswith("pyarrow")
+
+
+def _arrow_bulk(col: Column, array: Any) -> tuple[np.ndarray | None, np.ndarray | None,
+                                                  np.ndarray | None]:
+    """Bulk conversion of an Arrow column (text from a CSV file, typed from Parquet) in Arrow's
+    own C++ code: numbers parsed there, text dictionary-encoded so each distinct value becomes
+    one Python string. Returns (typed, suspect, object view) — or Nones where the object path
+    must decide."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = array.type
+    text = pa.types.is_string(kind) or pa.types.is_large_string(kind)
+    if col.type in ("number", "integer") and not col.is_categorical:
+        if text:
+            try:  # empty cells are missing; any other text that is no number: the object path
+                array_n = pc.cast(pc.if_else(pc.equal(array, ""), pa.scalar(None, kind), array),
+                                  pa.float64())
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                return None, None, None
+        elif pa.types.is_floating(kind) or pa.types.is_integer(kind):
+            array_n = array.cast(pa.float64())
+        else:
+            return None, None, None
+        typed = array_n.to_numpy(zero_copy_only=False).astype(np.float64, copy=True)
+        suspect = ~np.isfinite(typed)
+        if col.type == "integer":
+            with np.errstate(invalid="ignore"):
+                suspect |= (np.abs(typed) > 2**53) | (typed != np.floor(typed))
+        typed[suspect] = 0.0
+        return typed, suspect, None
+    if col.type == "string" and text:
+        encoded = array.dictionary_encode()
+        words = np.empty(len(encoded.dictionary) + 1, dtype=object)
+        words[:-1] = encoded.dictionary.to_pylist()
+        words[-1] = None
+        codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)
+        return None, None, words[codes]  # the object path checks the (shared) strings
+    return None, None, None
+
+
+def _object_array(values: Any) -> np.ndarray:
+    arr = np.empty(len(values), dtype=object)
+    arr[:] = values
+    return arr
+
+
+def _bulk_numbers(arr: np.ndarray, integer: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Plain numbers and numeric text converted at once; cells that might not be (text that is
+    not a number, missing values, booleans, huge or non-finite values) are flagged as suspect."""
+    kinds = set(map(type, arr))
+    if not kinds <= {str, float, int}:
+        return None, None
+    typed = np.zeros(len(arr), dtype=np.float64)
+    try:  # Python's float() on each cell, exactly as the per-cell rule reads them
+        typed[:] = arr.astype(np.float64)
+        suspect = ~np.isfinite(typed)
+    except (OverflowError, ValueError, TypeError):
+        if kinds == {str}:  # usually a few empty cells; else find the text that is no number
+            suspect = arr == ""
+        else:
+            suspect = np.fromiter((type(v) is str and v == "" for v in arr), bool, len(arr))
+        try:
+            typed[~suspect] = arr[~suspect].astype(np.float64)
+        except (OverflowError, ValueError, TypeError):
+            suspect = ~np.isfinite(np.asarray(pd.to_numeric(arr, errors="coerce"),
+                                              dtype=np.float64))
+            try:
+                typed[~suspect] = arr[~suspect].astype(np.float64)
+            except (OverflowError, ValueError, TypeError):
+                return None, None
+        suspect |= ~np.isfinite(typed)
+    if integer:
+        with np.errstate(invalid="ignore"):
+            suspect |= (np.abs(typed) > 2**53) | (typed != np.floor(typed))
+    elif kinds & {int}:
+        with np.errstate(invalid="ignore"):
+            suspect |= np.abs(typed) > 2**63
+    typed[suspect] = 0.0
+    return typed, suspect
+
+
+def _bulk_strings(arr: np.ndarray, col: Column) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Text cells that are known categories (or any text, for a free-text column) pass at once;
+    empty cells, Excel errors, unknown categories and non-text cells are suspect."""
+    kinds = set(map(type, arr))
+    if str not in kinds:
+        return None, None
+    uniques = set(arr[np.fromiter((type(v) is str for v in arr), bool, len(arr))]) \
+        if kinds != {str} else set(arr)
+    known = set(col.categories) if col.is_categorical else None
+    bad = {u for u in uniques if u == "" or u in EXCEL_ERRORS or (known is not None and
+                                                                   u not in known)}
+    if kinds == {str}:
+        suspect = pd.Series(arr, copy=False).isin(bad).to_numpy() if bad else \
+            np.zeros(len(arr), dtype=bool)
+    else:
+        suspect = np.fromiter((type(v) is not str or v in bad for v in arr), bool, len(arr))
+    return arr.copy(), suspect
+
+
 def _list(values: Any, limit: int = 12) -> str:
     values = list(values or ())
     text = ", ".join(str(v) for v in values[:limit])
     return text + (f", … ({len(values)} in all)" if len(values) > limit else "")
-
-
-def _fast_numbers(values: list[Any]) -> np.ndarray | None:
-    """Plain finite numbers only: the common case, converted without a per-cell Python call."""
-    for v in values:
-        t = type(v)
-        if t is not float and t is not int:
-            return None
-    try:
-        arr = np.asarray(values, dtype=np.float64)
-    except (OverflowError, ValueError):
-        return None
-    return arr if np.isfinite(arr).all() else None
 
 
 def _array(col: Column, values: list[Any]) -> np.ndarray:
@@ -339,26 +489,18 @@ def coerce(table: RawTable, signature: Signature) -> Coerced:
             report.bad.add(err.row)
     structural = set(report.bad)
     bound = _bind_names(table, signature, report)
-    typed: dict[str, Any] = {}
-    for col in signature.inputs:
-        values = bound[col.name]
-        fast = _fast_numbers(values) if col.type == "number" and not structural else None
-        if fast is not None:
-            typed[col.name] = fast
-        else:
-            typed[col.name] = _coerce_column(col, values, report, structural)
+    typed = {col.name: _coerce_column(col, bound[col.name], report, structural)
+             for col in signature.inputs}
     if report.dropped_warnings:
         report.warnings.append(FieldError(f"{report.dropped_warnings} more warnings not shown"))
     report.errors.sort(key=lambda e: (e.row if e.row is not None else -1))
-    good = np.array([i for i in range(table.n_rows) if i not in report.bad], dtype=np.int64)
-    data = {}
-    for col in signature.inputs:
-        values = typed[col.name]
-        if isinstance(values, np.ndarray):
-            data[col.name] = values[good] if report.bad else values
-        else:
-            kept = [values[i] for i in good] if report.bad else values
-            data[col.name] = _array(col, kept)
-    frame = pd.DataFrame(data, columns=signature.names, copy=False)
-    return Coerced(frame=frame, rows=good, n_rows=table.n_rows, errors=report.errors,
+    if report.bad:
+        keep = np.ones(table.n_rows, dtype=bool)
+        keep[[r for r in report.bad if 0 <= r < table.n_rows]] = False
+        good = np.flatnonzero(keep)
+        data = {name: values[good] for name, values in typed.items()}
+    else:
+        good = np.arange(table.n_rows, dtype=np.int64)
+        data = typed
+    return Coerced(columns=data, rows=good, n_rows=table.n_rows, errors=report.errors,
                    warnings=report.warnings)

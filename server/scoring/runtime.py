@@ -1,19 +1,59 @@
 """A loaded model version and the one way to call it.
 
+Labels and probabilities come from one model call: the compiled graph when the version has a
+verified one, else ``predict_proba`` with labels taken as its arg-max, for the estimator families
+whose ``predict`` is the arg-max of a score that ``predict_proba`` maps monotonically (rows where
+two probabilities tie are asked of ``predict`` itself, so labels are always scikit-learn's).
 When the model raises on a batch, the failing rows are found by bisection so that one bad row costs
 a few extra calls instead of failing the whole batch, and the others can still be scored.
 """
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping, Union
 
 import numpy as np
 import pandas as pd
 
 from ..errors import FieldError
 from .signature import Signature
+
+log = logging.getLogger(__name__)
+# typed model inputs: a DataFrame, or columns as arrays (no pandas until scikit-learn needs it)
+Inputs = Union[pd.DataFrame, Mapping[str, np.ndarray]]
+
+
+def n_rows(inputs: Inputs) -> int:
+    if isinstance(inputs, pd.DataFrame):
+        return len(inputs)
+    return len(next(iter(inputs.values()))) if inputs else 0
+
+
+def take(inputs: Inputs, idx: np.ndarray) -> Inputs:
+    if isinstance(inputs, pd.DataFrame):
+        return inputs.iloc[idx]
+    return {name: values[idx] for name, values in inputs.items()}
+
+
+def as_frame(inputs: Inputs) -> pd.DataFrame:
+    if isinstance(inputs, pd.DataFrame):
+        return inputs
+    return pd.DataFrame(dict(inputs), columns=list(inputs), copy=False)
+
+# final estimators whose predict() is the arg-max of predict_proba's monotone score
+ARGMAX_FAMILIES = frozenset({
+    "HistGradientBoostingClassifier", "GradientBoostingClassifier", "RandomForestClassifier",
+    "ExtraTreesClassifier", "DecisionTreeClassifier", "ExtraTreeClassifier",
+    "LogisticRegression", "KNeighborsClassifier", "GaussianNB", "MLPClassifier",
+})
+
+
+def final_estimator(estimator: Any) -> Any:
+    while hasattr(estimator, "steps"):
+        estimator = estimator.steps[-1][1]
+    return estimator
 
 
 @dataclass
@@ -33,27 +73,61 @@ class LoadedModel:
     estimator: Any
     signature: Signature
     sha256: str
-    runtime: str = "sklearn"
+    compiled: Any = None  # an OnnxRunner when the version has a verified compiled form
+
+    def __post_init__(self) -> None:
+        self._argmax = type(final_estimator(self.estimator)).__name__ in ARGMAX_FAMILIES \
+            and self.has_probabilities and hasattr(self.estimator, "classes_")
+
+    @property
+    def runtime(self) -> str:
+        return "onnx" if self.compiled is not None else "sklearn"
 
     @property
     def has_probabilities(self) -> bool:
         return self.signature.output.probabilities
 
-    def _call(self, frame: pd.DataFrame, proba: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            labels = np.asarray(self.estimator.predict(frame))
-            probs = np.asarray(self.estimator.predict_proba(frame)) if proba else None
-        if labels.ndim != 1 or labels.shape[0] != len(frame):
-            raise ValueError(f"predict returned shape {labels.shape} for {len(frame)} rows")
-        if probs is not None and probs.shape != (len(frame), len(self.signature.output.classes or ())):
+    def _call(self, inputs: Inputs, proba: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        n = n_rows(inputs)
+        feed = self.compiled.feed(inputs) if self.compiled is not None else None
+        labels = None
+        if feed is not None:
+            try:
+                labels, probs = self.compiled.run(feed)
+                probs = probs if proba else None
+            except Exception as exc:  # never expected; scikit-learn answers instead
+                log.warning("compiled model %s v%s failed (%s); using scikit-learn", self.name,
+                            self.version, type(exc).__name__)
+        if labels is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                labels, probs = self._sklearn(as_frame(inputs), proba)
+        if labels.ndim != 1 or labels.shape[0] != n:
+            raise ValueError(f"predict returned shape {labels.shape} for {n} rows")
+        if probs is not None and probs.shape != (n, len(self.signature.output.classes or ())):
             raise ValueError(f"predict_proba returned shape {probs.shape}")
         return labels, probs
 
-    def predict(self, frame: pd.DataFrame, proba: bool = True) -> Prediction:
+    def _sklearn(self, frame: pd.DataFrame, proba: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        if not (proba and self._argmax):
+            labels = np.asarray(self.estimator.predict(frame))
+            return labels, np.asarray(self.estimator.predict_proba(frame)) if proba else None
+        probs = np.asarray(self.estimator.predict_proba(frame))
+        if probs.ndim != 2 or probs.shape[0] != len(frame):
+            raise ValueError(f"predict_proba returned shape {probs.shape}")
+        labels = np.asarray(self.estimator.classes_).take(probs.argmax(axis=1))
+        if probs.shape[1] > 1:
+            top2 = np.partition(probs, -2, axis=1)[:, -2:]
+            tied = np.flatnonzero(top2[:, 0] == top2[:, 1])
+            if len(tied):  # the arg-max is ambiguous here: predict decides
+                labels = labels.copy()
+                labels[tied] = np.asarray(self.estimator.predict(frame.iloc[tied]))
+        return labels, probs
+
+    def predict(self, frame: Inputs, proba: bool = True) -> Prediction:
         """Score every row of ``frame``; rows the model raises on are isolated and reported."""
         proba = proba and self.has_probabilities
-        n = len(frame)
+        n = n_rows(frame)
         if n == 0:
             width = len(self.signature.output.classes or ())
             return Prediction(np.empty(0, dtype=object), np.empty((0, width)) if proba else None,
@@ -75,10 +149,10 @@ class LoadedModel:
         return Prediction(labels[order], probs[order] if probs is not None else None, ok[order],
                           sorted(failures, key=lambda f: f.row or 0))
 
-    def _bisect(self, frame: pd.DataFrame, idx: np.ndarray, proba: bool, ok: list, labels: list,
+    def _bisect(self, frame: Inputs, idx: np.ndarray, proba: bool, ok: list, labels: list,
                 probs: list, failures: list[FieldError]) -> None:
         try:
-            lab, pr = self._call(frame.iloc[idx], proba)
+            lab, pr = self._call(take(frame, idx), proba)
         except Exception as exc:
             if len(idx) == 1:
                 failures.append(FieldError(f"the model could not score this row "

@@ -14,7 +14,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
+
+import numpy as np
 
 
 from ..codecs.table import RawTable, ScoreOptions
@@ -27,6 +30,7 @@ from ..telemetry import metrics
 from ..telemetry.prediction_log import PredictionLog
 from ..telemetry.traffic import TrafficRecorder
 from .coerce import align, check_width, coerce, concat
+from .compiled import load_runner
 from .loader import load_artifact
 from .runtime import LoadedModel
 from .signature import Signature, to_python
@@ -36,12 +40,18 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ScoreResult:
-    """Predictions in input order; rows that could not be scored hold None and have errors."""
+    """Predictions in input order; rows that could not be scored hold None and have errors.
+
+    Outputs are kept as arrays (``labels`` and ``probs`` for the scored rows, at input positions
+    ``positions``): codecs that write arrays (batch files, binary tensors) use them as they are;
+    the per-row lists of :attr:`predictions` and :attr:`probabilities` are built on first use.
+    """
 
     model: str
     version: int
-    predictions: list[Any]
-    probabilities: list[list[float] | None] | None
+    labels: Any
+    probs: Any
+    positions: Any
     classes: list[Any] | None
     errors: list[FieldError] = field(default_factory=list)
     warnings: list[FieldError] = field(default_factory=list)
@@ -49,13 +59,50 @@ class ScoreResult:
     kind: str = "classification"
     model_failures: int = 0
     # the rows as the model saw them, for the prediction log (not sent to clients)
-    frame: Any = field(default=None, repr=False)
-    scored: Any = field(default=None, repr=False)       # positions in frame that were scored
-    input_rows: Any = field(default=None, repr=False)   # their positions in the input
+    checked: Any = field(default=None, repr=False)
+    scored: Any = field(default=None, repr=False)       # positions in checked rows that were scored
 
     @property
     def rows_scored(self) -> int:
         return self.n_rows - len({e.row for e in self.errors if e.row is not None})
+
+    @property
+    def frame(self) -> Any:
+        return self.checked.frame if self.checked is not None else None
+
+    @property
+    def input_rows(self) -> Any:
+        return self.checked.rows if self.checked is not None else None
+
+    @cached_property
+    def predictions(self) -> list[Any]:
+        out: list[Any] = [None] * self.n_rows
+        for i, value in zip(self.positions.tolist(), self.labels.tolist()):
+            out[i] = value
+        return out
+
+    @cached_property
+    def probabilities(self) -> list[list[float] | None] | None:
+        if self.probs is None:
+            return None
+        out: list[list[float] | None] = [None] * self.n_rows
+        for i, p in zip(self.positions.tolist(), self.probs.tolist()):
+            out[i] = p
+        return out
+
+    def label_column(self) -> np.ndarray:
+        """One label per input row (None where not scored), as an object array."""
+        out = np.full(self.n_rows, None, dtype=object)
+        out[self.positions] = self.labels
+        return out
+
+    def probability_columns(self) -> np.ndarray | None:
+        """Rows × classes (NaN where not scored)."""
+        if self.probs is None:
+            return None
+        out = np.full((self.n_rows, self.probs.shape[1]), np.nan)
+        out[self.positions] = self.probs
+        return out
 
 
 class ModelCache:
@@ -105,9 +152,19 @@ class ModelCache:
                                   trust_pickle=info.trusted_pickle,
                                   extra_trusted=self.settings.trusted_types,
                                   expected_sha256=info.sha256)
+        signature = Signature.from_dict(info.signature)
+        compiled = None
+        if info.runtime == "onnx" and info.compiled_artifact:
+            try:
+                compiled = load_runner(self.registry.store.read_bytes(info.compiled_artifact),
+                                       info.compiled_artifact.rsplit("/", 1)[-1], signature,
+                                       estimator)
+            except Exception as exc:  # the scikit-learn form still answers, only slower
+                log.error("compiled form of %s v%s unusable (%s); scoring with scikit-learn",
+                          info.model, info.version, exc)
         metrics.MODEL_LOAD.labels(info.model).observe(time.perf_counter() - started)
-        return LoadedModel(info.model, info.version, estimator,
-                           Signature.from_dict(info.signature), info.sha256)
+        return LoadedModel(info.model, info.version, estimator, signature, info.sha256,
+                           compiled=compiled)
 
     def loaded(self) -> list[tuple[str, int]]:
         with self._lock:
@@ -353,13 +410,12 @@ def _slice(result: ScoreResult, start: int, n: int, warnings: list[FieldError]) 
         return [FieldError(e.message, e.row - start, e.column)  # type: ignore[operator]
                 for e in items if inside(e)]
 
-    errors = shift(result.errors)
+    lo, hi = np.searchsorted(result.positions, [start, start + n])
     return ScoreResult(
-        model=result.model, version=result.version,
-        predictions=result.predictions[start:start + n],
-        probabilities=(result.probabilities[start:start + n]
-                       if result.probabilities is not None else None),
-        classes=result.classes, errors=errors,
+        model=result.model, version=result.version, labels=result.labels[lo:hi],
+        probs=result.probs[lo:hi] if result.probs is not None else None,
+        positions=result.positions[lo:hi] - start, classes=result.classes,
+        errors=shift(result.errors),
         warnings=warnings + [w for w in result.warnings if w.row is None] + shift(result.warnings),
         n_rows=n, kind=result.kind)  # model failures are counted on the whole call
 
@@ -423,7 +479,7 @@ def score_with(model: LoadedModel, table: RawTable, options: ScoreOptions) -> Sc
     checked = coerce(table, model.signature)
     if checked.errors and options.errors == "raise":
         raise InvalidInput(_summary(checked.errors, table.n_rows), errors=checked.errors)
-    pred = model.predict(checked.frame, proba=options.probabilities)
+    pred = model.predict(checked.columns, proba=options.probabilities)
     errors = list(checked.errors)
     if pred.failures:
         failures = [FieldError(f.message, row=int(checked.rows[f.row]))  # type: ignore[index]
@@ -432,22 +488,21 @@ def score_with(model: LoadedModel, table: RawTable, options: ScoreOptions) -> Sc
             raise ModelFailure(_summary(failures, table.n_rows), errors=failures)
         errors = sorted(errors + failures, key=lambda e: e.row if e.row is not None else -1)
     output = model.signature.output
-    n = table.n_rows
-    predictions: list[Any] = [None] * n
-    rows = checked.rows[pred.ok]
-    for i, value in zip(rows.tolist(), pred.labels.tolist()):
-        predictions[i] = to_python(value)
-    probabilities = None
-    if pred.probabilities is not None:
-        probabilities = [None] * n
-        for i, p in zip(rows.tolist(), pred.probabilities.tolist()):
-            probabilities[i] = p
-    return ScoreResult(model=model.name, version=model.version, predictions=predictions,
-                       probabilities=probabilities,
+    return ScoreResult(model=model.name, version=model.version, labels=_plain(pred.labels),
+                       probs=pred.probabilities, positions=checked.rows[pred.ok],
                        classes=list(output.classes) if output.classes is not None else None,
-                       errors=errors, warnings=_dedupe(checked.warnings), n_rows=n,
+                       errors=errors, warnings=_dedupe(checked.warnings), n_rows=table.n_rows,
                        kind=output.kind, model_failures=len(pred.failures),
-                       frame=checked.frame, scored=pred.ok, input_rows=checked.rows)
+                       checked=checked, scored=pred.ok)
+
+
+def _plain(labels: np.ndarray) -> np.ndarray:
+    """Labels whose ``tolist()`` gives plain Python values (numpy scalars inside an object array
+    would not serialise as JSON)."""
+    if labels.dtype == object:
+        return np.array([to_python(v) for v in labels.tolist()], dtype=object) \
+            if any(isinstance(v, np.generic) for v in labels[:1]) else labels
+    return labels
 
 
 def _summary(errors: list[FieldError], n_rows: int) -> str:

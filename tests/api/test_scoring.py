@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import assert_problem, churn_rows, jsonable, register_file
+from tests.conftest import (assert_probabilities, assert_problem, churn_rows, jsonable,
+                            register_file)
 
 
 @pytest.fixture
@@ -44,7 +45,7 @@ def test_wine_every_shape_matches_in_process(client, wine, wine_registered, shap
     assert resp.status_code == 200, resp.json
     out = resp.json
     assert out["predictions"] == wine["model"].predict(X).tolist()
-    assert np.array_equal(np.array(out["probabilities"]), wine["model"].predict_proba(X))
+    assert_probabilities(out["probabilities"], wine["model"].predict_proba(X))
     assert out["classes"] == [0, 1, 2]
     assert resp.headers["X-Model-Version"] == "1"
     assert resp.headers["X-Request-Id"] == out["request_id"]
@@ -56,7 +57,7 @@ def test_demo_rows_match_in_process(client, demo_model, demo_registered):
         X.to_json(orient="records"))}, scope="score")
     assert resp.status_code == 200, resp.json
     assert resp.json["predictions"] == demo_model.predict(X).tolist()
-    assert np.array_equal(np.array(resp.json["probabilities"]), demo_model.predict_proba(X))
+    assert_probabilities(resp.json["probabilities"], demo_model.predict_proba(X))
 
 
 def test_csv_in_and_out(client, wine, wine_registered):
@@ -67,8 +68,8 @@ def test_csv_in_and_out(client, wine, wine_registered):
     assert resp.mimetype == "text/csv"
     out = pd.read_csv(io.StringIO(resp.get_data(as_text=True)))
     assert out["prediction"].tolist() == wine["model"].predict(X).tolist()
-    assert np.allclose(out[["probability_0", "probability_1", "probability_2"]].to_numpy(),
-                       wine["model"].predict_proba(X), atol=1e-12)
+    assert_probabilities(out[["probability_0", "probability_1", "probability_2"]].to_numpy(),
+                         wine["model"].predict_proba(X))
 
 
 def test_csv_in_json_out(client, wine, wine_registered):

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.conftest import churn_rows, jsonable
+from tests.conftest import assert_probabilities, churn_rows, jsonable
 from tests.live import ROOT
 
 ROW = [12, 70.5, "month-to-month", "electronic-check", 3, "fiber"]
@@ -43,9 +43,9 @@ def test_predict_proba(udfs, demo_model):
     frame = churn_rows(3)
     rows = jsonable(frame)
     probs = demo_model.predict_proba(frame)
-    assert [r[0] for r in udfs.PREDICT_PROBA(rows, "churn")] == probs[:, 1].tolist()
-    assert [r[0] for r in udfs.PREDICT_PROBA(rows, "churn", "no")] == probs[:, 0].tolist()
-    assert udfs.PREDICT_PROBA(rows, "churn", "all") == probs.tolist()
+    assert_probabilities([r[0] for r in udfs.PREDICT_PROBA(rows, "churn")], probs[:, 1])
+    assert_probabilities([r[0] for r in udfs.PREDICT_PROBA(rows, "churn", "no")], probs[:, 0])
+    assert_probabilities(udfs.PREDICT_PROBA(rows, "churn", "all"), probs)
     with pytest.raises(udfs.ScoreBridgeError, match="unknown class"):
         udfs.PREDICT_PROBA(rows, "churn", "maybe")
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from server.app import create_app
-from tests.conftest import assert_problem, churn_rows, register_file
+from tests.conftest import assert_probabilities, assert_problem, churn_rows, register_file
 from tests.live import env_for, run_cli, serve
 
 
@@ -64,7 +64,7 @@ def test_formats_in_and_out(client, services, churn, demo_model, fmt_in, fmt_out
     back = _read(out.data, fmt_out)
     assert list(back.columns[:6]) == list(frame.columns)
     assert back["prediction"].tolist() == demo_model.predict(frame).tolist()
-    assert np.allclose(back["probability_yes"].astype(float), demo_model.predict_proba(frame)[:, 1])
+    assert_probabilities(back["probability_yes"].astype(float), demo_model.predict_proba(frame)[:, 1])
 
 
 def test_bad_rows_go_to_the_error_column_unless_strict(client, services, churn):

@@ -118,3 +118,70 @@ def test_zero_rows_need_no_columns():
     assert out.n_rows == 0 and list(out.frame.columns) == SIG.names and not out.errors
     with pytest.raises(InvalidInput):  # named columns with no rows must still be the right ones
         coerce(RawTable.from_columns({"age": []}), SIG)
+
+
+POOL = {
+    "integer": [1, 2.0, "3", " 4 ", "", None, "x", 1.5, True, 2**60, "1e3", float("nan"), "#N/A",
+                MISSING, "nan", -0.0, 10**400],
+    "number": [1.5, 2, "3.25", "1_000", "", None, "inf", float("inf"), "abc", False, 2**70,
+               "NA", "#VALUE!", "1e-300", "-0", MISSING],
+    "string": ["gold", "basic", "Gold", " basic", "", None, 3, 2.5, "platinum", "#N/A", True,
+               MISSING, "=cmd()"],
+}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_bulk_conversion_matches_the_cell_by_cell_rules(seed):
+    """Clean cells are converted in bulk and only the rest cell by cell; whatever the mix, the
+    values, errors and warnings must be exactly those of the cell-by-cell rules alone."""
+    rng = np.random.default_rng(seed)
+    sig = Signature(inputs=(
+        Column("a", "integer"), Column("b", "number", accepts_missing=seed % 2 == 0),
+        Column("c", "string", categories=("basic", "gold"), accepts_unknown=seed % 3 == 0),
+        Column("d", "number", categories=(1.0, 2.0, 3.0)),
+    ), output=Output(kind="regression", type="number"))
+    n = 300
+    clean = {"a": 7, "b": 0.5, "c": "gold", "d": 2}
+    columns = {}
+    for col in sig.inputs:
+        pool = POOL[col.type] if col.name != "d" else [1, 2.0, "3", 4, "", "x"]
+        dirty = rng.random(n) < (0.05 if seed < 3 else 0.6)
+        columns[col.name] = [pool[rng.integers(len(pool))] if d else clean[col.name]
+                             for d in dirty]
+    table = RawTable(names=sig.names, columns=list(columns.values()), n_rows=n)
+    bulk = coerce(table, sig)
+    _same(bulk, _reference(table, sig))
+    # the same cells as CSV text in Arrow columns, as batch jobs read them
+    import pyarrow as pa
+
+    as_text = [pa.array(["" if v is None or v is MISSING else str(v) for v in values])
+               for values in columns.values()]
+    text_table = RawTable(names=sig.names, columns=as_text, n_rows=n)
+    _same(coerce(text_table, sig), _reference(text_table, sig))
+
+
+def _reference(table, sig):
+    from server.scoring import coerce as module
+
+    original = module._coerce_column
+
+    def cell_by_cell(col, values, report, skip):
+        cells = values.to_pylist() if hasattr(values, "to_pylist") else list(values)
+        return module._array(col, module._coerce_cells(col, enumerate(cells), report, skip))
+
+    module._coerce_column = cell_by_cell
+    try:
+        return coerce(table, sig)
+    finally:
+        module._coerce_column = original
+
+
+def _same(bulk, reference):
+    assert messages(bulk) == messages(reference)
+    assert [(w.row, w.column, w.message) for w in bulk.warnings] == \
+        [(w.row, w.column, w.message) for w in reference.warnings]
+    assert bulk.rows.tolist() == reference.rows.tolist()
+    for name in reference.frame.columns:
+        assert bulk.frame[name].dtype == reference.frame[name].dtype, name
+        assert bulk.frame[name].astype(object).fillna("NA").tolist() == \
+            reference.frame[name].astype(object).fillna("NA").tolist(), name
