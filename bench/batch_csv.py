@@ -55,7 +55,12 @@ def main(n_rows: int) -> None:
     env_cli = [sys.executable, "-m", "server.cli"]
     subprocess.run(env_cli + ["demo"], check=True, capture_output=True,
                    env={"SCOREBRIDGE_HOME": str(home), "PATH": "/usr/bin:/bin"})
-    artifact = next((home / "artifacts").glob("sha256/*/*"))
+    from server.app import build_registry
+    from server.config import Settings
+
+    registry = build_registry(Settings(home=home, background=False))
+    artifact = registry.store.path(registry.get_version("churn").artifact)
+    registry.engine.dispose()
     csv = work / "input.csv"
     block = make_churn_data(100_000, seed=3)[FEATURES]
     with open(csv, "w") as fh:

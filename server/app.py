@@ -61,6 +61,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     from .api import limits
 
     limits.install(app, settings)  # after authentication: limits follow the verified key
+    from .api import browser
+
+    browser.install(app, settings)
     from .api import (deployment, excel, health, keys, odata, openapi, protocols,
                       jobs as jobs_api, pipelines, registry as registry_api, reports,
                       scoring)
@@ -92,7 +95,6 @@ def _install_request_ids(app: Flask) -> None:
     @app.after_request
     def echo_request_id(response: Response) -> Response:
         response.headers["X-Request-Id"] = getattr(g, "request_id", "") or uuid.uuid4().hex
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
         _count(response)
         return response
 

@@ -75,6 +75,7 @@ class Settings:
     job_retention_hours: float = 72.0
     dask_scheduler: str = ""
     compile: bool = True
+    cors_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -122,6 +123,7 @@ class Settings:
             job_retention_hours=float(get("JOB_RETENTION_HOURS", "72")),
             dask_scheduler=get("DASK_SCHEDULER", ""),
             compile=_flag(get("COMPILE", "on")),
+            cors_origins=tuple(o.rstrip("/") for o in _csv(get("CORS_ORIGINS", ""))),
         )
         return replace(settings, **overrides) if overrides else settings
 

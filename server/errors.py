@@ -107,3 +107,7 @@ class ModelFailure(ScoreBridgeError):
 
 class Unavailable(ScoreBridgeError):
     status, slug, title = 503, "unavailable", "Service unavailable"
+
+
+class InsufficientStorage(ScoreBridgeError):
+    status, slug, title = 507, "insufficient-storage", "Insufficient storage"

@@ -83,6 +83,8 @@ def install(app: Flask) -> None:
     def authenticate() -> None:
         if request.endpoint is None:
             return  # unknown route: the 404 handler answers
+        if request.method == "OPTIONS":
+            return  # a CORS preflight carries no key; Flask answers it with no content
         view = app.view_functions.get(request.endpoint)
         scope = None if request.endpoint.endswith(".static") else required_scope(view)
         if not services().settings.auth:

@@ -2,12 +2,14 @@
 unexpected ones (a 500 with no detail; the traceback goes to the log with the request id only)."""
 from __future__ import annotations
 
+import errno
 import logging
 
 from flask import Flask, Response, request
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
-from ..errors import ScoreBridgeError
+from ..errors import InsufficientStorage, ScoreBridgeError, Unavailable
 from ..telemetry import metrics
 from .http import problem
 
@@ -19,6 +21,20 @@ _DETAILS = {
     413: "the request body is larger than this server accepts",
     415: "unsupported content type",
 }
+
+
+def known_failure(exc: BaseException) -> ScoreBridgeError | None:
+    """Failures of the machine rather than of the request: a full disk, the database away.
+    Nothing was stored (writes are atomic), so the client may simply retry later."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return InsufficientStorage("the server's disk is full: nothing was stored; try again "
+                                   "later", headers={"Retry-After": "60"})
+    if isinstance(exc, (OperationalError, InterfaceError)) or \
+            (isinstance(exc, DBAPIError) and exc.connection_invalidated):
+        return Unavailable("the registry database is not reachable: nothing was changed; "
+                           "deployed models keep scoring; try again shortly",
+                           headers={"Retry-After": "5"})
+    return None
 
 
 def install(app: Flask) -> None:
@@ -46,6 +62,10 @@ def install(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Response:
+        known = known_failure(exc)
+        if known is not None:
+            log.error("%s %s: %s (%s)", request.method, request.path, known.detail, exc)
+            return domain_error(known)
         log.exception("unhandled error on %s %s", request.method, request.path)
         metrics.ERRORS.labels("server").inc()
         return problem(500, "Internal Server Error",

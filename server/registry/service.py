@@ -335,6 +335,8 @@ class Registry:
                                     gates=new.gates)
                         self._set_alias(session, model, PRODUCTION, row, actor,
                                         reason="first version of a new model")
+                    session.flush()
+                    faults.point("registered.before_commit")
                     name_, model_id = model.name, model.id
                 with self.reading() as session:
                     return self._version_info(name_, session.get(VersionRow, row.id),  # type: ignore[arg-type]

@@ -18,6 +18,7 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
+from sqlalchemy.exc import SQLAlchemyError
 
 
 from ..codecs.table import RawTable, ScoreOptions
@@ -234,7 +235,16 @@ class DeploymentView:
         now = time.monotonic()
         if not force and now - self._checked < self.refresh_seconds:
             return False
-        marker = self.registry.change_marker()
+        try:
+            marker = self.registry.change_marker()
+        except SQLAlchemyError as exc:
+            # the database is away: keep serving what is deployed, look again next interval
+            self._checked = now
+            if self._routes:
+                log.warning("registry unreachable, serving the last known deployment: %s",
+                            type(exc).__name__)
+                return False
+            raise
         self._checked = now
         if marker == self._marker:
             return False

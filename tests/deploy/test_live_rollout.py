@@ -120,6 +120,24 @@ def test_sigkill_during_promotion_leaves_a_consistent_registry(tmp_path, demo_fi
     assert registry.get_version("churn").version == 2
 
 
+def test_sigkill_during_registration_records_nothing(tmp_path, demo_files):
+    home = tmp_path / "home"
+    env = env_for(home)
+    run_cli("register", str(demo_files["artifact"]), "--name", "churn", "--sample",
+            str(demo_files["sample"]), env=env)
+    killed = run_cli("register", str(demo_files["artifact"]), "--name", "churn", "--sample",
+                     str(demo_files["sample"]), check=False,
+                     env={**env, "SCOREBRIDGE_FAULTS": "registered.before_commit"})
+    assert killed.returncode == -9
+    registry = build_registry(Settings(home=home))
+    assert [v.version for v in registry.get_model("churn").versions] == [1]
+    assert [e.kind for e in registry.events("churn")].count("registered") == 1
+    # the artifact it stored first is unreferenced (garbage collection removes it later), and
+    # the same registration, not killed, gets the next number
+    run_cli("register", str(demo_files["artifact"]), "--name", "churn", env=env)
+    assert [v.version for v in registry.get_model("churn").versions] == [1, 2]
+
+
 def test_server_killed_mid_promotion_restarts_consistent(tmp_path, demo_files):
     home = tmp_path / "home"
     env = env_for(home, SCOREBRIDGE_CLAIM_TIMEOUT_SECONDS="2", SCOREBRIDGE_TICK_SECONDS="0.2")
