@@ -15,7 +15,7 @@ import logging
 import os
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
@@ -24,7 +24,8 @@ from .signature import Signature
 
 log = logging.getLogger(__name__)
 TOLERANCE = 1e-6
-WIDE_ROWS = 2_000  # from this many rows a call is spread over every core
+WIDE_ROWS = 2_000
+OPSETS = {"": 18, "ai.onnx.ml": 3}  # from this many rows a call is spread over every core
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
@@ -39,7 +40,8 @@ class Compiled:
 class OnnxRunner:
     """One verified ONNX graph and how to feed it from a typed frame."""
 
-    def __init__(self, data: bytes, signature: Signature, classes: np.ndarray | None) -> None:
+    def __init__(self, data: bytes, signature: Signature, classes: np.ndarray | None,
+                 guards: dict[str, np.ndarray] | None = None, wide_inputs: bool = True) -> None:
         self.session = _session(data, threads=1)
         # large batches (jobs, 10,000-row requests) use every core; small ones stay on one
         self._wide = _session(data, threads=os.cpu_count() or 1) if (os.cpu_count() or 1) > 1 \
@@ -47,27 +49,51 @@ class OnnxRunner:
         self.signature = signature
         self.classes = classes
         self._class_index = pd.Index(classes) if classes is not None else None
+        self._class_position = {c: i for i, c in enumerate(classes.tolist())} \
+            if classes is not None else {}
         outputs = [o.name for o in self.session.get_outputs()]
         self._outputs = outputs[:2] if classes is not None else outputs[:1]
         self._text = [c.name for c in signature.inputs if c.type == "string"]
         self._numbers = [c.name for c in signature.inputs if c.type != "string"]
+        kinds = {i.name: i.type for i in self.session.get_inputs()}
+        self._double = any(kinds.get(n) == "tensor(double)" for n in self._numbers)
+        self._guards = {name: (t, t.astype(np.float32)) for name, t in (guards or {}).items()}
+        self._wide_inputs = wide_inputs  # scikit-learn compares float64 inputs (else float32)
 
     def feed(self, inputs: Any) -> dict[str, np.ndarray] | None:
         """The graph's inputs (from a DataFrame or a mapping of column arrays), or None when the
-        rows hold what the graph cannot represent."""
+        rows hold what the graph cannot represent. Rows at a split threshold's float32 edge are
+        listed in :attr:`edge_rows` of the returned mapping's owner call (see :meth:`prepare`)."""
+        prepared = self.prepare(inputs)
+        return None if prepared is None or len(prepared[1]) else prepared[0]
+
+    def prepare(self, inputs: Any) -> tuple[dict[str, np.ndarray], np.ndarray] | None:
+        """(the graph's inputs, rows that scikit-learn must answer instead), or None when the
+        rows hold what the graph cannot represent at all."""
         feed: dict[str, np.ndarray] = {}
+        edges: list[np.ndarray] = []
         for name in self._numbers:
             values = np.asarray(inputs[name], dtype=np.float64)
+            if self._double:
+                feed[name] = values.reshape(-1, 1)
+                continue
             with np.errstate(invalid="ignore"):
                 if (np.abs(values) > _FLOAT32_MAX).any():
                     return None
-            feed[name] = values.astype(np.float32).reshape(-1, 1)
+            narrow = values.astype(np.float32)
+            guard = self._guards.get(name)
+            if guard is not None:  # values on which the two comparisons could disagree
+                edges.append(np.flatnonzero(
+                    np.searchsorted(guard[0], values if self._wide_inputs else narrow)
+                    != np.searchsorted(guard[1], narrow)))
+            feed[name] = narrow.reshape(-1, 1)
         for name in self._text:
             values = np.asarray(inputs[name], dtype=object)
             if pd.isna(values).any():
                 return None  # a missing text value has no ONNX string form
             feed[name] = values.reshape(-1, 1)
-        return feed
+        edge = np.unique(np.concatenate(edges)) if edges else np.empty(0, dtype=np.int64)
+        return feed, edge
 
     def run(self, feed: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
         """(labels as scikit-learn would type them, probabilities as float64) or (values, None)."""
@@ -77,7 +103,12 @@ class OnnxRunner:
         if self.classes is None:
             return np.asarray(result[0], dtype=np.float64).reshape(-1), None
         labels, probabilities = result
-        index = self._class_index.get_indexer(np.asarray(labels).reshape(-1))
+        flat = np.asarray(labels).reshape(-1)
+        if len(flat) <= 64:  # a dictionary beats an Index for a handful of rows
+            index = np.fromiter((self._class_position.get(v, -1) for v in flat.tolist()),
+                                np.int64, len(flat))
+        else:
+            index = self._class_index.get_indexer(flat)
         if (index < 0).any():
             raise ValueError("the compiled model returned a label outside the classes")
         return self.classes[index], np.asarray(probabilities, dtype=np.float64)
@@ -95,8 +126,11 @@ def _session(data: bytes, threads: int) -> Any:
     return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
 
 
-def _initial_types(signature: Signature) -> list[tuple[str, Any]]:
-    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+def _initial_types(signature: Signature, double: bool) -> list[tuple[str, Any]]:
+    from skl2onnx.common.data_types import (DoubleTensorType, FloatTensorType,
+                                            StringTensorType)
+
+    number = DoubleTensorType if double else FloatTensorType
 
     types = []
     for col in signature.inputs:
@@ -105,11 +139,11 @@ def _initial_types(signature: Signature) -> list[tuple[str, Any]]:
         if col.type == "string":
             types.append((col.name, StringTensorType([None, 1])))
         else:
-            types.append((col.name, FloatTensorType([None, 1])))
+            types.append((col.name, number([None, 1])))
     return types
 
 
-def _convert(estimator: Any, signature: Signature) -> bytes:
+def _convert(estimator: Any, signature: Signature, double: bool) -> bytes:
     from skl2onnx import convert_sklearn
 
     final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
@@ -117,30 +151,56 @@ def _convert(estimator: Any, signature: Signature) -> bytes:
         else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = convert_sklearn(estimator, initial_types=_initial_types(signature),
-                                options=options)
+        model = convert_sklearn(estimator, initial_types=_initial_types(signature, double),
+                                options=options, target_opset=OPSETS)
     return model.SerializeToString()
 
 
 def compile_version(estimator: Any, signature: Signature, sample: pd.DataFrame) -> Compiled:
     """Convert ``estimator`` and keep the result only if it reproduces scikit-learn on ``sample``
-    (the typed reference rows), label for label and probability for probability."""
+    (the typed reference rows), label for label and probability for probability. Double
+    precision is tried first (exact for linear models, neighbours, naive Bayes); tree ensembles
+    run in float32 in onnxruntime, as in scikit-learn's own tree code."""
     if signature.output.kind == "classification" and not signature.output.probabilities:
         return Compiled(None, "scikit-learn: the classifier has no predict_proba to verify")
+    outcome = Compiled(None, "")
+    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    trees = any(hasattr(final, a) for a in ("tree_", "estimators_", "_predictors"))
+    # trees compare in float32 (scikit-learn's own tree code does): never in double
+    for double in ((False,) if trees else (True, False)):
+        outcome = _compile(estimator, signature, sample, double)
+        if outcome.onnx is not None:
+            return outcome
+    return outcome
+
+
+def _compile(estimator: Any, signature: Signature, sample: pd.DataFrame,
+             double: bool) -> Compiled:
+    if not double and not _exact_in_float32(estimator):
+        return Compiled(None, "scikit-learn: numeric transformers (such as scalers) before a "
+                              "tree model would run in float32 when compiled and could move "
+                              "rows across split thresholds")
     try:
-        data = _convert(estimator, signature)
+        data = _convert(estimator, signature, double)
     except Exception as exc:  # skl2onnx raises many kinds for unsupported models
         return Compiled(None, "scikit-learn: no ONNX conversion for this pipeline "
                               f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})")
     classes = np.asarray(estimator.classes_) if signature.output.kind == "classification" \
         else None
+    guards = {} if double else split_guards(estimator, signature)
+    if "" in guards:
+        return Compiled(None, "scikit-learn: the model splits on derived features whose float32 "
+                              "thresholds cannot be checked")
     try:
-        runner = OnnxRunner(data, signature, classes)
-        feed = runner.feed(sample)
-        if feed is None:
-            usable = sample.dropna(subset=runner._text) if runner._text else sample
-            feed = runner.feed(usable)
-            sample = usable
+        runner = OnnxRunner(data, signature, classes, guards, _wide(estimator))
+        prepared = runner.prepare(sample)
+        if prepared is None:
+            sample = sample.dropna(subset=runner._text) if runner._text else sample
+            prepared = runner.prepare(sample)
+        if prepared is not None and len(prepared[1]):  # verify the rows the graph answers
+            sample = sample.drop(index=sample.index[prepared[1]])
+            prepared = runner.prepare(sample)
+        feed = prepared[0] if prepared is not None else None
         if feed is None or len(sample) == 0:
             return Compiled(None, "scikit-learn: the reference sample cannot be fed to the "
                                   "compiled model, so it could not be verified")
@@ -148,6 +208,7 @@ def compile_version(estimator: Any, signature: Signature, sample: pd.DataFrame) 
     except Exception as exc:
         return Compiled(None, "scikit-learn: the compiled model does not run "
                               f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})")
+    precision = "float64" if double else "float32"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         expected = np.asarray(estimator.predict(sample))
@@ -159,7 +220,7 @@ def compile_version(estimator: Any, signature: Signature, sample: pd.DataFrame) 
             return Compiled(None, f"scikit-learn: compiled values differ by up to {worst:.2g} "
                                   f"(relative) on the reference sample")
         return Compiled(data, f"onnxruntime: verified on {len(sample)} reference rows "
-                              f"(values within {worst:.1g})")
+                              f"(values within {worst:.1g}; {precision})")
     mismatched = int((labels != expected).sum())
     if mismatched:
         return Compiled(None, f"scikit-learn: the compiled model disagrees on {mismatched} of "
@@ -169,7 +230,112 @@ def compile_version(estimator: Any, signature: Signature, sample: pd.DataFrame) 
         return Compiled(None, f"scikit-learn: compiled probabilities differ by up to "
                               f"{worst:.2g} on the reference sample")
     return Compiled(data, f"onnxruntime: verified on {len(sample)} reference rows (labels "
-                          f"identical, probabilities within {max(worst, 1e-9):.1g})")
+                          f"identical, probabilities within {max(worst, 1e-9):.1g}; {precision})")
+
+
+EXACT_STEPS = ("OneHotEncoder", "OrdinalEncoder")
+
+
+def _exact_in_float32(estimator: Any) -> bool:
+    """Whether numbers reach the model unchanged (passthrough or exact integer encodings), so
+    the float32 graph compares the same values with the same thresholds as scikit-learn."""
+    steps = estimator.steps[:-1] if hasattr(estimator, "steps") else []
+    for _, step in steps:
+        if step in (None, "passthrough"):
+            continue
+        if not hasattr(step, "transformers_"):
+            return False
+        for _, transformer, _ in step.transformers_:
+            if _identity(transformer) or transformer == "drop":
+                continue
+            if type(transformer).__name__ not in EXACT_STEPS:
+                return False
+    return True
+
+
+def _identity(transformer: Any) -> bool:
+    """'passthrough', which a fitted ColumnTransformer holds as an identity FunctionTransformer."""
+    if isinstance(transformer, str):
+        return transformer == "passthrough"
+    return type(transformer).__name__ == "FunctionTransformer" and \
+        getattr(transformer, "func", 0) is None and \
+        getattr(transformer, "inverse_func", 0) is None
+
+
+def split_guards(estimator: Any, signature: Signature) -> dict[str, np.ndarray]:
+    """Per numeric input feeding a tree model unchanged: its split thresholds as scikit-learn
+    holds them (float64). The compiled graph holds them in float32 and compares float32 inputs;
+    scikit-learn compares float32 inputs (forests, single trees, gradient boosting) or float64
+    ones (histogram gradient boosting). A value on which the two comparisons could disagree is
+    sent to scikit-learn (see ``OnnxRunner.feed``)."""
+    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    by_feature: dict[int, list[np.ndarray]] = {}
+    for features, thresholds in _splits(final):
+        for feature in np.unique(features):
+            by_feature.setdefault(int(feature), []).append(thresholds[features == feature])
+    positions = _passthrough_positions(estimator, signature)
+    encoded = _encoded_positions(estimator)
+    guards = {}
+    for feature, parts in by_feature.items():
+        name = positions.get(feature)
+        if name is None:
+            if feature in encoded:
+                continue  # 0/1 or category codes: exact in float32
+            return {"": np.empty(0)}  # a threshold on a derived feature: cannot be guarded
+        guards[name] = np.unique(np.concatenate(parts)).astype(np.float64)
+    return guards
+
+
+def _splits(final: Any) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(feature index, threshold) arrays of every numeric split of a fitted tree model."""
+    if hasattr(final, "_predictors"):  # HistGradientBoosting
+        for trees in final._predictors:
+            for tree in trees:
+                nodes = tree.nodes
+                numeric = (nodes["is_leaf"] == 0) & (nodes["is_categorical"] == 0)
+                yield nodes["feature_idx"][numeric], nodes["num_threshold"][numeric]
+        return
+    trees = [final] if hasattr(final, "tree_") else \
+        list(np.ravel(getattr(final, "estimators_", [])))
+    for tree in trees:
+        inner = tree.tree_
+        split = inner.feature >= 0
+        yield inner.feature[split], inner.threshold[split]
+
+
+def _sklearn_compares_in_float64(final: Any) -> bool:
+    return hasattr(final, "_predictors")
+
+
+def _encoded_positions(estimator: Any) -> set[int]:
+    """Model feature indices produced by exact encoders (one-hot, ordinal)."""
+    steps = [s for _, s in estimator.steps[:-1]] if hasattr(estimator, "steps") else []
+    if len(steps) != 1 or not hasattr(steps[0], "output_indices_"):
+        return set()
+    ct = steps[0]
+    return {i for name, transformer, _ in ct.transformers_
+            if type(transformer).__name__ in EXACT_STEPS and name in ct.output_indices_
+            for i in range(ct.output_indices_[name].start, ct.output_indices_[name].stop)}
+
+
+def _passthrough_positions(estimator: Any, signature: Signature) -> dict[int, str]:
+    """Model feature index -> input column, for inputs passed through unchanged."""
+    steps = [s for _, s in estimator.steps[:-1]] if hasattr(estimator, "steps") else []
+    if not steps:
+        return {i: c.name for i, c in enumerate(signature.inputs)}
+    if len(steps) != 1 or not hasattr(steps[0], "output_indices_"):
+        return {}
+    ct = steps[0]
+    out: dict[int, str] = {}
+    for name, transformer, columns in ct.transformers_:
+        if not _identity(transformer) or name not in ct.output_indices_:
+            continue
+        where = ct.output_indices_[name]
+        cols = [signature.inputs[c].name if isinstance(c, (int, np.integer)) else str(c)
+                for c in np.atleast_1d(columns)]
+        for offset, col in zip(range(where.start, where.stop), cols):
+            out[offset] = col
+    return out
 
 
 def load_runner(data: bytes, expected_sha256: str, signature: Signature,
@@ -179,4 +345,10 @@ def load_runner(data: bytes, expected_sha256: str, signature: Signature,
         raise ValueError("the compiled model's checksum does not match the registry")
     classes = np.asarray(estimator.classes_) if signature.output.kind == "classification" \
         else None
-    return OnnxRunner(data, signature, classes)
+    return OnnxRunner(data, signature, classes, split_guards(estimator, signature),
+                      _wide(estimator))
+
+
+def _wide(estimator: Any) -> bool:
+    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    return _sklearn_compares_in_float64(final)

@@ -21,6 +21,7 @@ from ..errors import FieldError
 from .signature import Signature
 
 log = logging.getLogger(__name__)
+NEAR_TIE = 1e-5  # compiled probabilities closer than this are settled by scikit-learn
 # typed model inputs: a DataFrame, or columns as arrays (no pandas until scikit-learn needs it)
 Inputs = Union[pd.DataFrame, Mapping[str, np.ndarray]]
 
@@ -89,15 +90,32 @@ class LoadedModel:
 
     def _call(self, inputs: Inputs, proba: bool) -> tuple[np.ndarray, np.ndarray | None]:
         n = n_rows(inputs)
-        feed = self.compiled.feed(inputs) if self.compiled is not None else None
+        prepared = self.compiled.prepare(inputs) if self.compiled is not None else None
         labels = None
-        if feed is not None:
+        if prepared is not None:
+            feed, edge = prepared
             try:
                 labels, probs = self.compiled.run(feed)
-                probs = probs if proba else None
             except Exception as exc:  # never expected; scikit-learn answers instead
                 log.warning("compiled model %s v%s failed (%s); using scikit-learn", self.name,
                             self.version, type(exc).__name__)
+            if labels is not None and probs is not None and self._argmax:
+                # labels as predict() gives them: the arg-max, and scikit-learn itself where the
+                # top two probabilities are too close for float32 to tell them apart
+                labels = np.asarray(self.estimator.classes_).take(probs.argmax(axis=1))
+                if probs.shape[1] > 1:
+                    top2 = np.partition(probs, -2, axis=1)[:, -2:]
+                    close = np.flatnonzero(top2[:, 1] - top2[:, 0] <= NEAR_TIE)
+                    edge = np.union1d(edge, close).astype(np.int64)
+            probs = probs if proba else None
+            if labels is not None and len(edge):  # rows at a float32 split edge or near-tie
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    sk_labels, sk_probs = self._sklearn(as_frame(take(inputs, edge)), proba)
+                labels = labels.astype(object) if labels.dtype != sk_labels.dtype else labels
+                labels[edge] = sk_labels
+                if probs is not None:
+                    probs[edge] = sk_probs
         if labels is None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

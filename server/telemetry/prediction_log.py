@@ -40,13 +40,17 @@ class PredictionLog:
     def offer(self, rate: float, model: str, version: int, result: Any, latency: float,
               client: str, request_id: str) -> None:
         """Keep some of ``result``'s rows, with probability ``rate`` per request."""
-        frame, ok = getattr(result, "frame", None), getattr(result, "scored", None)
-        if rate <= 0 or frame is None or ok is None or len(ok) == 0 or random.random() >= rate:
+        ok = getattr(result, "scored", None)
+        if rate <= 0 or ok is None or len(ok) == 0 or random.random() >= rate:
+            return
+        checked = getattr(result, "checked", None)
+        if checked is None:
             return
         # a random subset, not the first rows: inputs sorted by anything would bias the sample
         take = ok if len(ok) <= ROWS_PER_REQUEST else np.sort(
             np.random.default_rng().choice(ok, ROWS_PER_REQUEST, replace=False))
-        rows = frame.iloc[take].to_dict("records")
+        picked = {name: values[take].tolist() for name, values in checked.columns.items()}
+        rows = [dict(zip(picked, values)) for values in zip(*picked.values())]
         positions = result.input_rows[take]
         now = datetime.now(timezone.utc)
         entries = []

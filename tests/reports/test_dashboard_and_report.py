@@ -110,6 +110,11 @@ def test_dashboard_and_report_in_chromium(tmp_path, demo_files, wine):
             page.wait_for_selector("#versions")
             assert page.locator("svg.chart circle.point").count() > 10
             screenshot(page, "model-report.png")
+            # the API docs (Swagger UI) under the same strict Content-Security-Policy
+            page.goto(f"{server.url}/docs")
+            page.wait_for_selector(".opblock-tag", timeout=20_000)
+            assert page.locator(".opblock").count() > 20
+            screenshot(page, "api-docs.png")
             assert errors == [], errors
     finally:
         server.stop()
