@@ -61,9 +61,8 @@ class OnnxRunner:
         self._wide_inputs = wide_inputs  # scikit-learn compares float64 inputs (else float32)
 
     def feed(self, inputs: Any) -> dict[str, np.ndarray] | None:
-        """The graph's inputs (from a DataFrame or a mapping of column arrays), or None when the
-        rows hold what the graph cannot represent. Rows at a split threshold's float32 edge are
-        listed in :attr:`edge_rows` of the returned mapping's owner call (see :meth:`prepare`)."""
+        """The graph's inputs when the graph can answer every row, else None (see
+        :meth:`prepare` for the rows it cannot)."""
         prepared = self.prepare(inputs)
         return None if prepared is None or len(prepared[1]) else prepared[0]
 
