@@ -125,7 +125,7 @@ def test_unsupported_models_fall_back_to_scikit_learn(demo_model):
     outcome = compile_version(wrapped, signature, typed(loaded(wrapped, frame, None), frame))
     assert outcome.onnx is None
     assert outcome.note.startswith("scikit-learn: no ONNX conversion for this pipeline")
-    svc = pipeline(SVC(probability=False)).fit(*data(300, 5))
+    svc = pipeline(SVC()).fit(*data(300, 5))
     X, _ = data(300, 5)
     note = compile_version(svc, infer_signature(svc, X), X).note
     assert note == "scikit-learn: the classifier has no predict_proba to verify"
