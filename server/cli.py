@@ -343,7 +343,7 @@ def events(name: str | None, limit: int, url: str | None, key: str | None,
 def score(name: str, input: Path, output: Path | None, version: int | None, alias: str | None,
           chunk_rows: int, url: str | None, key: str | None) -> None:
     """Score a CSV/XLSX/Parquet file; every input column is kept, predictions appended."""
-    from .codecs.files import TableWriter, count_rows, iter_chunks, scored_table
+    from .codecs.files import TableWriter, count_rows, failed_rows, iter_chunks, scored_table
 
     output = output or input.with_name(input.stem + ".scored.csv")
     client = backend(url, key)
@@ -371,7 +371,7 @@ def score(name: str, input: Path, output: Path | None, version: int | None, alia
                 # pin the version for the rest of the file, so every row is scored by one version
                 version = version or used_version
                 scored = scored_table(chunk.arrow(), response, chunk.malformed)
-                bad_rows += sum(1 for e in scored.column("error").to_pylist() if e)
+                bad_rows += failed_rows(scored)
                 writer.write(scored)
                 progress.advance(task, len(chunk))
         writer.close()

@@ -254,17 +254,15 @@ def scored_table(inputs: Any, result: Any, malformed: Mapping[int, str] | None =
         labels, probs, classes = result.label_column(), result.probability_columns(), \
             result.classes
         errors = [(e.row, e.column, e.message) for e in result.errors if e.row is not None]
-    problems: dict[int, list[str]] = {}
-    for row, column, message in errors:
-        problems.setdefault(row, []).append(f"{column}: {message}" if column else message)
+    problems = row_problems(errors)
     for row, message in (malformed or {}).items():
-        problems[row] = [message]
+        problems[row] = message
         labels[row] = None
         if probs is not None:
             probs[row] = np.nan
     error = np.full(n, "", dtype=object)
-    for row, texts in problems.items():
-        error[row] = "; ".join(texts)
+    for row, text in problems.items():
+        error[row] = text
     names = list(inputs.column_names) + ["prediction"]
     arrays = list(inputs.columns) + [_label_array(labels)]
     if probs is not None and classes:
@@ -274,6 +272,22 @@ def scored_table(inputs: Any, result: Any, malformed: Mapping[int, str] | None =
     names.append("error")
     arrays.append(pa.array(error, type=pa.string()))
     return pa.Table.from_arrays(arrays, names=names)
+
+
+def row_problems(errors: Any) -> dict[int, str]:
+    """Per-row error text for an output's error column: "column: message", joined by "; "."""
+    problems: dict[int, str] = {}
+    for row, column, message in errors:
+        text = f"{column}: {message}" if column else message
+        problems[row] = f"{problems[row]}; {text}" if row in problems else text
+    return problems
+
+
+def failed_rows(table: Any) -> int:
+    """Rows of a scored Arrow table with something in their error column."""
+    import pyarrow.compute as pc
+
+    return int(pc.sum(pc.not_equal(table.column("error"), "")).as_py() or 0)
 
 
 def _label_array(labels: np.ndarray) -> Any:

@@ -5,6 +5,7 @@ from typing import Any
 
 from ..scoring.service import ScoreResult
 from .csv_codec import encode_csv
+from .files import row_problems
 
 
 def result_to_json(result: ScoreResult, request_id: str | None = None) -> dict[str, Any]:
@@ -27,11 +28,8 @@ def result_to_csv(result: ScoreResult) -> str:
     """One line per input row: prediction, a probability per class, and the row's error."""
     classes = result.classes if result.probabilities is not None else None
     header = ["row", "prediction"] + [f"probability_{c}" for c in classes or ()] + ["error"]
-    problems: dict[int, str] = {}
-    for err in result.errors:
-        if err.row is not None:
-            text = f"{err.column}: {err.message}" if err.column else err.message
-            problems[err.row] = "; ".join(filter(None, [problems.get(err.row), text]))
+    problems = row_problems((e.row, e.column, e.message) for e in result.errors
+                            if e.row is not None)
     rows = []
     for i, pred in enumerate(result.predictions):
         probs = (result.probabilities[i] if result.probabilities else None) or \

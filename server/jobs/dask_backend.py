@@ -12,7 +12,7 @@ from typing import Any, Iterator
 
 import pandas as pd
 
-from ..codecs.files import file_format, frame_to_table, scored_table
+from ..codecs.files import Chunk, file_format, scored_table
 from ..codecs.table import ScoreOptions
 from ..scoring.compiled import load_runner
 from ..scoring.loader import load_artifact
@@ -43,11 +43,8 @@ def score_partition(frame: pd.DataFrame, spec: dict[str, Any]) -> Any:
                    spec["sha256"], spec["signature"], spec["name"], spec["version"],
                    spec.get("compiled_path"))
     options = ScoreOptions(errors="raise" if spec["strict"] else "row")
-    import pyarrow as pa
-
-    result = score_with(model, frame_to_table(frame), options)
-    inputs = pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False)
-    return scored_table(inputs, result)
+    chunk = Chunk(frame_=frame.reset_index(drop=True))
+    return scored_table(chunk.arrow(), score_with(model, chunk.raw(), options))
 
 
 def client_for(scheduler: str) -> Any:

@@ -24,7 +24,8 @@ from sqlalchemy import delete, select, update
 
 from ..background import ProcessThread
 from .overlap import OrderedWriter, prefetch
-from ..codecs.files import TableWriter, count_rows, file_format, iter_chunks, scored_table
+from ..codecs.files import (TableWriter, count_rows, failed_rows, file_format, iter_chunks,
+                           scored_table)
 from ..codecs.table import ScoreOptions
 from ..codecs.workbook import check_xlsx
 from ..config import Settings
@@ -248,7 +249,7 @@ class Jobs:
                     if job.options.get("publish"):
                         self._publish(job.id, done, frame)
                     done += frame.num_rows
-                    failed += _failed_rows(frame)
+                    failed += failed_rows(frame)
                     if self._progress(job.id, done, failed):
                         background.finish()
                         writer.abort()
@@ -339,12 +340,6 @@ class Jobs:
             if ids:
                 session.execute(delete(JobRow).where(JobRow.id.in_(ids)))
         return len(ids)
-
-
-def _failed_rows(table: Any) -> int:
-    import pyarrow.compute as pc
-
-    return int(pc.sum(pc.not_equal(table.column("error"), "")).as_py() or 0)
 
 
 def _failure(exc: BaseException) -> str:

@@ -20,6 +20,7 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
+from .runtime import final_estimator
 from .signature import Signature
 
 log = logging.getLogger(__name__)
@@ -94,13 +95,17 @@ class OnnxRunner:
         edge = np.unique(np.concatenate(edges)) if edges else np.empty(0, dtype=np.int64)
         return feed, edge
 
-    def run(self, feed: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
-        """(labels as scikit-learn would type them, probabilities as float64) or (values, None)."""
+    def run(self, feed: dict[str, np.ndarray],
+            labels: bool = True) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(labels as scikit-learn would type them, probabilities as float64) or (values, None);
+        ``labels=False`` skips mapping the graph's labels (a caller that takes the arg-max)."""
         rows = len(next(iter(feed.values()))) if feed else 0
         session = self._wide if rows >= WIDE_ROWS else self.session
         result = session.run(self._outputs, feed)
         if self.classes is None:
             return np.asarray(result[0], dtype=np.float64).reshape(-1), None
+        if not labels:
+            return None, np.asarray(result[1], dtype=np.float64)
         labels, probabilities = result
         flat = np.asarray(labels).reshape(-1)
         if len(flat) <= 64:  # a dictionary beats an Index for a handful of rows
@@ -145,8 +150,7 @@ def _initial_types(signature: Signature, double: bool) -> list[tuple[str, Any]]:
 def _convert(estimator: Any, signature: Signature, double: bool) -> bytes:
     from skl2onnx import convert_sklearn
 
-    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
-    options = {id(final): {"zipmap": False}} if signature.output.kind == "classification" \
+    options = {id(final_estimator(estimator)): {"zipmap": False}} if signature.output.kind == "classification" \
         else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -163,7 +167,7 @@ def compile_version(estimator: Any, signature: Signature, sample: pd.DataFrame) 
     if signature.output.kind == "classification" and not signature.output.probabilities:
         return Compiled(None, "scikit-learn: the classifier has no predict_proba to verify")
     outcome = Compiled(None, "")
-    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    final = final_estimator(estimator)
     trees = any(hasattr(final, a) for a in ("tree_", "estimators_", "_predictors"))
     # trees compare in float32 (scikit-learn's own tree code does): never in double
     for double in ((False,) if trees else (True, False)):
@@ -184,8 +188,7 @@ def _compile(estimator: Any, signature: Signature, sample: pd.DataFrame,
     except Exception as exc:  # skl2onnx raises many kinds for unsupported models
         return Compiled(None, "scikit-learn: no ONNX conversion for this pipeline "
                               f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})")
-    classes = np.asarray(estimator.classes_) if signature.output.kind == "classification" \
-        else None
+    classes = _classes(estimator, signature)
     guards = {} if double else split_guards(estimator, signature)
     if "" in guards:
         return Compiled(None, "scikit-learn: the model splits on derived features whose float32 "
@@ -238,8 +241,7 @@ EXACT_STEPS = ("OneHotEncoder", "OrdinalEncoder")
 def _exact_in_float32(estimator: Any) -> bool:
     """Whether numbers reach the model unchanged (passthrough or exact integer encodings), so
     the float32 graph compares the same values with the same thresholds as scikit-learn."""
-    steps = estimator.steps[:-1] if hasattr(estimator, "steps") else []
-    for _, step in steps:
+    for step in _steps(estimator):
         if step in (None, "passthrough"):
             continue
         if not hasattr(step, "transformers_"):
@@ -267,9 +269,8 @@ def split_guards(estimator: Any, signature: Signature) -> dict[str, np.ndarray]:
     scikit-learn compares float32 inputs (forests, single trees, gradient boosting) or float64
     ones (histogram gradient boosting). A value on which the two comparisons could disagree is
     sent to scikit-learn (see ``OnnxRunner.feed``)."""
-    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
     by_feature: dict[int, list[np.ndarray]] = {}
-    for features, thresholds in _splits(final):
+    for features, thresholds in _splits(final_estimator(estimator)):
         for feature in np.unique(features):
             by_feature.setdefault(int(feature), []).append(thresholds[features == feature])
     positions = _passthrough_positions(estimator, signature)
@@ -302,39 +303,45 @@ def _splits(final: Any) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         yield inner.feature[split], inner.threshold[split]
 
 
-def _sklearn_compares_in_float64(final: Any) -> bool:
-    return hasattr(final, "_predictors")
+def _steps(estimator: Any) -> list[Any]:
+    """The steps before the model (none for a bare estimator)."""
+    return [step for _, step in estimator.steps[:-1]] if hasattr(estimator, "steps") else []
+
+
+def _outputs_of(estimator: Any, keep: Any) -> dict[int, tuple[int, Any]]:
+    """Model feature index -> (position within its transformer's columns, those columns), for
+    the transformers of a single fitted ColumnTransformer that ``keep`` accepts."""
+    steps = _steps(estimator)
+    if len(steps) != 1 or not hasattr(steps[0], "output_indices_"):
+        return {}
+    ct = steps[0]
+    return {index: (offset, columns)
+            for name, transformer, columns in ct.transformers_
+            if keep(transformer) and name in ct.output_indices_
+            for offset, index in enumerate(range(ct.output_indices_[name].start,
+                                                 ct.output_indices_[name].stop))}
 
 
 def _encoded_positions(estimator: Any) -> set[int]:
     """Model feature indices produced by exact encoders (one-hot, ordinal)."""
-    steps = [s for _, s in estimator.steps[:-1]] if hasattr(estimator, "steps") else []
-    if len(steps) != 1 or not hasattr(steps[0], "output_indices_"):
-        return set()
-    ct = steps[0]
-    return {i for name, transformer, _ in ct.transformers_
-            if type(transformer).__name__ in EXACT_STEPS and name in ct.output_indices_
-            for i in range(ct.output_indices_[name].start, ct.output_indices_[name].stop)}
+    return set(_outputs_of(estimator, lambda t: type(t).__name__ in EXACT_STEPS))
 
 
 def _passthrough_positions(estimator: Any, signature: Signature) -> dict[int, str]:
     """Model feature index -> input column, for inputs passed through unchanged."""
-    steps = [s for _, s in estimator.steps[:-1]] if hasattr(estimator, "steps") else []
-    if not steps:
+    if not _steps(estimator):
         return {i: c.name for i, c in enumerate(signature.inputs)}
-    if len(steps) != 1 or not hasattr(steps[0], "output_indices_"):
-        return {}
-    ct = steps[0]
     out: dict[int, str] = {}
-    for name, transformer, columns in ct.transformers_:
-        if not _identity(transformer) or name not in ct.output_indices_:
-            continue
-        where = ct.output_indices_[name]
-        cols = [signature.inputs[c].name if isinstance(c, (int, np.integer)) else str(c)
-                for c in np.atleast_1d(columns)]
-        for offset, col in zip(range(where.start, where.stop), cols):
-            out[offset] = col
+    for index, (offset, columns) in _outputs_of(estimator, _identity).items():
+        column = np.atleast_1d(columns)[offset]
+        out[index] = signature.inputs[column].name if isinstance(column, (int, np.integer)) \
+            else str(column)
     return out
+
+
+def _classes(estimator: Any, signature: Signature) -> np.ndarray | None:
+    return np.asarray(estimator.classes_) if signature.output.kind == "classification" \
+        else None
 
 
 def load_runner(data: bytes, expected_sha256: str, signature: Signature,
@@ -342,12 +349,11 @@ def load_runner(data: bytes, expected_sha256: str, signature: Signature,
     """A stored compiled model, checked against its checksum before use."""
     if hashlib.sha256(data).hexdigest() != expected_sha256:
         raise ValueError("the compiled model's checksum does not match the registry")
-    classes = np.asarray(estimator.classes_) if signature.output.kind == "classification" \
-        else None
-    return OnnxRunner(data, signature, classes, split_guards(estimator, signature),
-                      _wide(estimator))
+    return OnnxRunner(data, signature, _classes(estimator, signature),
+                      split_guards(estimator, signature), _wide(estimator))
 
 
 def _wide(estimator: Any) -> bool:
-    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
-    return _sklearn_compares_in_float64(final)
+    """Whether scikit-learn compares the inputs in float64 (histogram gradient boosting) rather
+    than float32 (its other tree models)."""
+    return hasattr(final_estimator(estimator), "_predictors")

@@ -90,53 +90,62 @@ class LoadedModel:
 
     def _call(self, inputs: Inputs, proba: bool) -> tuple[np.ndarray, np.ndarray | None]:
         n = n_rows(inputs)
-        prepared = self.compiled.prepare(inputs) if self.compiled is not None else None
-        labels = None
-        if prepared is not None:
-            feed, edge = prepared
-            try:
-                labels, probs = self.compiled.run(feed)
-            except Exception as exc:  # never expected; scikit-learn answers instead
-                log.warning("compiled model %s v%s failed (%s); using scikit-learn", self.name,
-                            self.version, type(exc).__name__)
-            if labels is not None and probs is not None and self._argmax:
-                # labels as predict() gives them: the arg-max, and scikit-learn itself where the
-                # top two probabilities are too close for float32 to tell them apart
-                labels = np.asarray(self.estimator.classes_).take(probs.argmax(axis=1))
-                if probs.shape[1] > 1:
-                    top2 = np.partition(probs, -2, axis=1)[:, -2:]
-                    close = np.flatnonzero(top2[:, 1] - top2[:, 0] <= NEAR_TIE)
-                    edge = np.union1d(edge, close).astype(np.int64)
-            probs = probs if proba else None
-            if labels is not None and len(edge):  # rows at a float32 split edge or near-tie
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    sk_labels, sk_probs = self._sklearn(as_frame(take(inputs, edge)), proba)
-                labels = labels.astype(object) if labels.dtype != sk_labels.dtype else labels
-                labels[edge] = sk_labels
-                if probs is not None:
-                    probs[edge] = sk_probs
-        if labels is None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                labels, probs = self._sklearn(as_frame(inputs), proba)
+        answer = self._compiled_call(inputs, proba) if self.compiled is not None else None
+        if answer is None:
+            answer = self._sklearn(as_frame(inputs), proba)
+        labels, probs = answer
         if labels.ndim != 1 or labels.shape[0] != n:
             raise ValueError(f"predict returned shape {labels.shape} for {n} rows")
         if probs is not None and probs.shape != (n, len(self.signature.output.classes or ())):
             raise ValueError(f"predict_proba returned shape {probs.shape}")
         return labels, probs
 
-    def _sklearn(self, frame: pd.DataFrame, proba: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        if not (proba and self._argmax):
-            labels = np.asarray(self.estimator.predict(frame))
-            return labels, np.asarray(self.estimator.predict_proba(frame)) if proba else None
-        probs = np.asarray(self.estimator.predict_proba(frame))
-        if probs.ndim != 2 or probs.shape[0] != len(frame):
-            raise ValueError(f"predict_proba returned shape {probs.shape}")
+    def _compiled_call(self, inputs: Inputs,
+                       proba: bool) -> tuple[np.ndarray, np.ndarray | None] | None:
+        """The compiled graph's answer, with scikit-learn's for the rows the graph cannot settle
+        (a float32 split edge, a near-tie); None when scikit-learn must answer the whole call."""
+        prepared = self.compiled.prepare(inputs)
+        if prepared is None:
+            return None
+        feed, edge = prepared
+        try:
+            labels, probs = self.compiled.run(feed, labels=not self._argmax)
+        except Exception as exc:  # never expected; scikit-learn answers instead
+            log.warning("compiled model %s v%s failed (%s); using scikit-learn", self.name,
+                        self.version, type(exc).__name__)
+            return None
+        if self._argmax and probs is not None:
+            # float32 cannot order probabilities closer than NEAR_TIE: scikit-learn decides
+            labels, close = self._argmax_labels(probs, NEAR_TIE)
+            edge = np.union1d(edge, close).astype(np.int64)
+        probs = probs if proba else None
+        if len(edge):
+            sk_labels, sk_probs = self._sklearn(as_frame(take(inputs, edge)), proba)
+            labels = labels.astype(object) if labels.dtype != sk_labels.dtype else labels
+            labels[edge] = sk_labels
+            if probs is not None:
+                probs[edge] = sk_probs
+        return labels, probs
+
+    def _argmax_labels(self, probs: np.ndarray, tie: float) -> tuple[np.ndarray, np.ndarray]:
+        """predict()'s labels as the arg-max of ``probs``, and the rows whose top two
+        probabilities are within ``tie`` (where the arg-max alone cannot be trusted)."""
         labels = np.asarray(self.estimator.classes_).take(probs.argmax(axis=1))
-        if probs.shape[1] > 1:
-            top2 = np.partition(probs, -2, axis=1)[:, -2:]
-            tied = np.flatnonzero(top2[:, 0] == top2[:, 1])
+        if probs.shape[1] < 2:
+            return labels, np.empty(0, dtype=np.int64)
+        top2 = np.partition(probs, -2, axis=1)[:, -2:]
+        return labels, np.flatnonzero(top2[:, 1] - top2[:, 0] <= tie)
+
+    def _sklearn(self, frame: pd.DataFrame, proba: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if not (proba and self._argmax):
+                labels = np.asarray(self.estimator.predict(frame))
+                return labels, np.asarray(self.estimator.predict_proba(frame)) if proba else None
+            probs = np.asarray(self.estimator.predict_proba(frame))
+            if probs.ndim != 2 or probs.shape[0] != len(frame):
+                raise ValueError(f"predict_proba returned shape {probs.shape}")
+            labels, tied = self._argmax_labels(probs, 0.0)
             if len(tied):  # the arg-max is ambiguous here: predict decides
                 labels = labels.copy()
                 labels[tied] = np.asarray(self.estimator.predict(frame.iloc[tied]))
