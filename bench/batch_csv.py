@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import machine_notes  # noqa: E402
+from bench.common import demo_artifact, machine_notes  # noqa: E402
 
 RAW = """
 import resource, sys, time, json
@@ -59,12 +59,7 @@ def main(n_rows: int, job_only: bool = False) -> None:
     env_cli = [sys.executable, "-m", "server.cli"]
     subprocess.run(env_cli + ["demo"], check=True, capture_output=True,
                    env={"SCOREBRIDGE_HOME": str(home), "PATH": "/usr/bin:/bin"})
-    from server.app import build_registry
-    from server.config import Settings
-
-    registry = build_registry(Settings(home=home, background=False))
-    artifact = registry.store.path(registry.get_version("churn").artifact)
-    registry.engine.dispose()
+    artifact = demo_artifact(home)
     csv = work / "input.csv"
     block = make_churn_data(100_000, seed=3)[FEATURES]
     with open(csv, "w") as fh:

@@ -62,6 +62,19 @@ def scorebridge(workers: int = 2, threads: int = 4) -> Iterator[tuple[str, str, 
         proc.wait(30)
 
 
+def demo_artifact(home: Path, name: str = "churn") -> Path:
+    """The stored artifact of the model's production version (the store also holds samples and
+    compiled forms, so it is looked up, not globbed)."""
+    from server.app import build_registry
+    from server.config import Settings
+
+    registry = build_registry(Settings(home=home, background=False))
+    try:
+        return registry.store.path(registry.get_version(name).artifact)
+    finally:
+        registry.engine.dispose()
+
+
 def churn_rows(n: int, seed: int = 1) -> list[list]:
     from server.demo import FEATURES, make_churn_data
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import churn_rows, machine_notes, scorebridge  # noqa: E402
+from bench.common import churn_rows, demo_artifact, machine_notes, scorebridge  # noqa: E402
 
 BATCH = 1000
 
@@ -29,7 +29,7 @@ def main(n_rows: int) -> None:
     records = [dict(zip(FEATURES, r)) for r in rows]
     batches = [records[i:i + BATCH] for i in range(0, n_rows, BATCH)]
     with scorebridge() as (url, key, home):
-        artifact = next((home / "artifacts").glob("sha256/*/*"))
+        artifact = demo_artifact(home)
         model = sio.load(artifact, trusted=sio.get_untrusted_types(file=artifact))
         frame = pd.DataFrame(rows, columns=FEATURES)
         start = time.perf_counter()

@@ -105,6 +105,11 @@ COMPONENTS: dict[str, dict[str, Any]] = {
                 "gate": {"type": "string"}, "passed": {"type": "boolean"},
                 "detail": {"type": "string"}, "data": {"type": "object"}}}},
             "has_holdout": {"type": "boolean"},
+            "runtime": {"type": "object", "description": "which engine scores this version "
+                        "(onnxruntime when its compiled form was verified, else scikit-learn) "
+                        "and why", "properties": {
+                            "engine": {"type": "string", "enum": ["onnxruntime", "scikit-learn"]},
+                            "note": {"type": "string"}}},
         },
     },
     "ModelSummary": {
