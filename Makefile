@@ -10,7 +10,7 @@ CHROMIUM := /usr/bin/chromium
 NODE_ADDIN := excel_addin/node_modules/.installed
 NODE_PBI := powerbi/tools/node_modules/.installed
 
-.PHONY: serve test install install-test node browser powerbi clean
+.PHONY: serve test bench install install-test node browser powerbi clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,13 @@ serve: install
 
 test: install-test node browser
 	$(BIN)/python -m pytest
+
+# the benchmark suite (docs/performance.md); wrk from Debian drives the HTTP load
+bench: install-test
+	@command -v wrk >/dev/null || { if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	$$SUDO apt-get update -qq && \
+	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends wrk; }
+	$(BIN)/python bench/suite.py --matrix
 
 clean:
 	rm -rf $(VENV) var dist build *.egg-info

@@ -12,12 +12,15 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+# the benchmarks send thousands of requests per second with one key; the default per-key limit
+# (60,000/minute) would answer 429. Limiting stays on and costs what it costs.
+BENCH_LIMITS = {"RATE_LIMITS": "score=100000000/minute"}
 
 
 def free_port() -> int:
@@ -35,13 +38,19 @@ def machine_notes() -> str:
 
 
 @contextmanager
-def scorebridge(workers: int = 2, threads: int = 4) -> Iterator[tuple[str, str, Path]]:
-    """A server with the demo model; yields (url, admin key, data folder)."""
+def scorebridge(workers: int = 2, threads: int = 8, setup: Callable[[Path], None] | None = None,
+                **settings: str) -> Iterator[tuple[str, str, Path]]:
+    """A server with the demo model; yields (url, admin key, data folder). ``setup(home)`` runs
+    before the server starts (to register more models); ``settings`` are extra
+    ``SCOREBRIDGE_*`` variables, named without the prefix (``BATCH_WAIT_MS="2"``)."""
     home = Path(tempfile.mkdtemp(prefix="sb-bench-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCOREBRIDGE_")}
-    env.update(SCOREBRIDGE_HOME=str(home), SCOREBRIDGE_LOG_LEVEL="WARNING")
+    env.update(SCOREBRIDGE_HOME=str(home), SCOREBRIDGE_LOG_LEVEL="WARNING",
+               **{f"SCOREBRIDGE_{k}": v for k, v in settings.items()})
     cli = str(BIN / "scorebridge")
     subprocess.run([cli, "demo"], env=env, check=True, capture_output=True)
+    if setup is not None:
+        setup(home)
     key = subprocess.run([cli, "keys", "create", "--scope", "admin"], env=env, check=True,
                          capture_output=True, text=True).stdout.strip()
     port = free_port()
@@ -50,16 +59,45 @@ def scorebridge(workers: int = 2, threads: int = 4) -> Iterator[tuple[str, str, 
                             stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
-            try:
-                if requests.get(url + "/readyz", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                time.sleep(0.2)
+        wait_ready(lambda: requests.get(url + "/readyz", timeout=2).status_code == 200)
         yield url, key, home
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(30)
+
+
+def server_pid(url: str) -> int:
+    """The gunicorn master listening on ``url``'s port."""
+    port = url.rsplit(":", 1)[1]
+    return int(subprocess.run(["pgrep", "-o", "-f", f"127.0.0.1:{port}"], capture_output=True,
+                              text=True, check=True).stdout.split()[0])
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (a gunicorn master and its workers)."""
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        try:
+            todo += [int(c) for c in
+                     Path(f"/proc/{current}/task/{current}/children").read_text().split()]
+        except OSError:
+            continue
+    return out
+
+
+def wait_ready(check: Callable[[], bool], seconds: float = 60) -> None:
+    """Poll ``check`` until it holds (connection errors count as not yet)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"not ready after {seconds:.0f} s")
 
 
 def demo_artifact(home: Path, name: str = "churn") -> Path:
@@ -73,6 +111,13 @@ def demo_artifact(home: Path, name: str = "churn") -> Path:
         return registry.store.path(registry.get_version(name).artifact)
     finally:
         registry.engine.dispose()
+
+
+def load_model(path: Path) -> Any:
+    """A benchmark's own copy of a stored skops artifact (every type trusted: our own file)."""
+    import skops.io as sio
+
+    return sio.load(path, trusted=sio.get_untrusted_types(file=path))
 
 
 def churn_rows(n: int, seed: int = 1) -> list[list]:

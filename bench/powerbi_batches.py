@@ -14,14 +14,14 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import churn_rows, demo_artifact, machine_notes, scorebridge  # noqa: E402
+from bench.common import (churn_rows, demo_artifact, load_model, machine_notes,  # noqa: E402
+                          scorebridge)
 
 BATCH = 1000
 
 
 def main(n_rows: int) -> None:
     import pandas as pd
-    import skops.io as sio
 
     from server.demo import FEATURES
 
@@ -30,7 +30,7 @@ def main(n_rows: int) -> None:
     batches = [records[i:i + BATCH] for i in range(0, n_rows, BATCH)]
     with scorebridge() as (url, key, home):
         artifact = demo_artifact(home)
-        model = sio.load(artifact, trusted=sio.get_untrusted_types(file=artifact))
+        model = load_model(artifact)
         frame = pd.DataFrame(rows, columns=FEATURES)
         start = time.perf_counter()
         model.predict_proba(frame)

@@ -72,7 +72,10 @@ def main() -> None:
 @click.option("--port", type=int, default=None, help="Port (default 8000).")
 @click.option("--workers", type=int, default=None, help="gunicorn worker processes.")
 @click.option("--threads", type=int, default=None, help="Threads per worker.")
-def serve(host: str | None, port: int | None, workers: int | None, threads: int | None) -> None:
+@click.option("--preload/--no-preload", default=None,
+              help="Load the application once in the master before forking the workers.")
+def serve(host: str | None, port: int | None, workers: int | None, threads: int | None,
+          preload: bool | None) -> None:
     """Start the server under gunicorn."""
     settings = Settings.from_env()
     from .app import build_registry
@@ -87,7 +90,10 @@ def serve(host: str | None, port: int | None, workers: int | None, threads: int 
     port = port or settings.port
     argv = [sys.executable, "-m", "gunicorn", "--config", "python:server.gunicorn_conf",
             "--bind", f"{host}:{port}", "--workers", str(workers or settings.workers),
-            "--threads", str(threads or settings.threads), "server.app:create_app()"]
+            "--threads", str(threads or settings.threads)]
+    if settings.preload if preload is None else preload:
+        argv.append("--preload")
+    argv.append("server.app:create_app()")
     os.execv(sys.executable, argv)
 
 

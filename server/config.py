@@ -44,7 +44,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 2
-    threads: int = 4
+    threads: int = 8
     public_url: str = ""
     max_request_bytes: int = 16 * 1024 * 1024
     max_upload_bytes: int = 512 * 1024 * 1024
@@ -76,6 +76,11 @@ class Settings:
     dask_scheduler: str = ""
     compile: bool = True
     cors_origins: tuple[str, ...] = ()
+    preload: bool = False
+    micro_batching: bool = True
+    batch_wait_ms: float = 0.0
+    batch_max_rows: int = 256
+    batch_request_rows: int = 16
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -92,7 +97,7 @@ class Settings:
             host=get("HOST", "127.0.0.1"),
             port=int(get("PORT", "8000")),
             workers=int(get("WORKERS", "2")),
-            threads=int(get("THREADS", "4")),
+            threads=int(get("THREADS", "8")),
             public_url=get("PUBLIC_URL", "").rstrip("/"),
             max_request_bytes=int(get("MAX_REQUEST_BYTES", str(16 * 1024 * 1024))),
             max_upload_bytes=int(get("MAX_UPLOAD_BYTES", str(512 * 1024 * 1024))),
@@ -124,6 +129,11 @@ class Settings:
             dask_scheduler=get("DASK_SCHEDULER", ""),
             compile=_flag(get("COMPILE", "on")),
             cors_origins=tuple(o.rstrip("/") for o in _csv(get("CORS_ORIGINS", ""))),
+            preload=_flag(get("PRELOAD", "off")),
+            micro_batching=_flag(get("MICRO_BATCHING", "on")),
+            batch_wait_ms=float(get("BATCH_WAIT_MS", "0")),
+            batch_max_rows=int(get("BATCH_MAX_ROWS", "256")),
+            batch_request_rows=int(get("BATCH_REQUEST_ROWS", "16")),
         )
         return replace(settings, **overrides) if overrides else settings
 

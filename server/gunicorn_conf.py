@@ -4,6 +4,8 @@ Threaded workers (gthread): scoring releases the GIL inside numpy and scikit-lea
 share one model cache per worker. The access log leaves out query strings, so API keys passed as
 ``api_key`` (Power BI, WEBSERVICE) are never written to disk.
 """
+import gc
+
 worker_class = "gthread"
 timeout = 120
 graceful_timeout = 30
@@ -17,3 +19,18 @@ def child_exit(server, worker):  # type: ignore[no-untyped-def]
     from server.telemetry.metrics import worker_exited
 
     worker_exited(worker.pid)
+
+
+def post_worker_init(worker):  # type: ignore[no-untyped-def]
+    """The worker's application is loaded; before it serves:
+
+    - under ``--preload`` it was built in the master, so the worker must not reuse the master's
+      database connections (SQLAlchemy's advice for forking);
+    - the garbage collector stops re-scanning what start-up created (libraries, the app) and
+      runs young collections less often: a 10,000-row JSON body makes ~70,000 objects, and the
+      default settings spent more time collecting than parsing it (docs/performance.md).
+    """
+    if worker.cfg.preload_app:
+        worker.wsgi.extensions["scorebridge"].registry.engine.dispose(close=False)
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)

@@ -86,3 +86,22 @@ def run_cli(*args: str, env: dict[str, str], check: bool = True, **kw: Any) -> s
     if check and proc.returncode != 0:
         raise AssertionError(f"scorebridge {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def on_small_disk(folder: Path, size: str, script: str, *args: str) -> Any:
+    """Run ``script`` (Python source) with ``folder`` on a real tmpfs of ``size`` (e.g. "512k"),
+    mounted in a private mount namespace (util-linux's ``unshare -r -m``: no root needed); the
+    JSON object the script prints last."""
+    import json
+    import shutil
+
+    if shutil.which("unshare") is None:
+        raise AssertionError("util-linux's unshare is needed for the full-disk tests")
+    path = folder.parent / f".{folder.name}-script.py"
+    path.write_text(script)
+    shell = (f"mount -t tmpfs -o size={size} tmpfs {folder} && exec {sys.executable} {path} "
+             + " ".join(str(a) for a in args))
+    done = subprocess.run(["unshare", "-r", "-m", "sh", "-c", shell], capture_output=True,
+                          text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])

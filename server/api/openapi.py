@@ -15,6 +15,7 @@ from apispec import APISpec
 from flask import Blueprint, Flask, Response, current_app, send_from_directory
 
 from .. import __version__
+from ..registry.service import NAME_RE
 from .auth import public, required_scope
 from .http import json_response
 from .schemas import COMPONENTS
@@ -52,6 +53,7 @@ def json_content(ref: str, description: str = "OK") -> dict[str, Any]:
             "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
 
 
+NAMED = {"name", "model", "alias"}  # parameters checked by validate_name: 422 when invalid
 _SECURED = [{"ApiKeyHeader": []}, {"BearerKey": []}, {"BasicKey": []}]
 
 
@@ -86,7 +88,8 @@ def build_spec(app: Flask) -> dict[str, Any]:
         path = _PARAM.sub(lambda m: "{" + m.group("name") + "}", rule.rule)
         path_params = [{"name": m.group("name"), "in": "path", "required": True,
                         "schema": {"type": "integer", "minimum": 0} if m.group("conv") == "int"
-                        else {"type": "string"}}
+                        else {"type": "string", "pattern": NAME_RE.pattern}
+                        if m.group("name") == "name" else {"type": "string"}}
                        for m in _PARAM.finditer(rule.rule)]
         scope = required_scope(view)
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
@@ -95,6 +98,10 @@ def build_spec(app: Flask) -> dict[str, Any]:
             if scope is not None:
                 responses.setdefault("401", problem_response("No valid API key"))
                 responses.setdefault("403", problem_response(f"The key lacks the '{scope}' scope"))
+            if meta["parameters"]:
+                responses.setdefault("400", problem_response("A malformed query parameter"))
+            if any(p["name"] in NAMED for p in path_params + meta["parameters"]):
+                responses.setdefault("422", problem_response("Not a valid model name or alias"))
             # one view may serve several rules (e.g. with and without a version): the path's
             # parameters make each operation id unique
             suffix = "".join(f"_by_{p['name']}" for p in path_params)

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 from sqlalchemy.exc import SQLAlchemyError
@@ -30,6 +30,7 @@ from ..registry.service import PRODUCTION, Registry, VersionInfo
 from ..telemetry import metrics
 from ..telemetry.prediction_log import PredictionLog
 from ..telemetry.traffic import TrafficRecorder
+from .batching import MicroBatcher
 from .coerce import align, check_width, coerce, concat
 from .compiled import load_runner
 from .loader import load_artifact
@@ -310,6 +311,9 @@ class Scorer:
         self.traffic = TrafficRecorder()
         self.prediction_log = PredictionLog()
         self.shadow = ShadowRunner(self.traffic)
+        self.batcher: MicroBatcher[RawTable, Any] | None = MicroBatcher(
+            settings.batch_max_rows, settings.batch_wait_ms / 1000) \
+            if settings.micro_batching else None
 
     def model_for(self, name: str, version: int | None = None,
                   alias: str | None = None) -> LoadedModel:
@@ -342,14 +346,25 @@ class Scorer:
             self.traffic.record(model.name, model.version, time.perf_counter() - start,
                                 table.n_rows, error=True)
             raise
-        self.traffic.record(model.name, model.version, time.perf_counter() - start,
-                            result.rows_scored, error=result.model_failures > 0)
+        self._account(model, table, result, start, route)
+        return result
+
+    def _account(self, model: LoadedModel, table: RawTable, result: ScoreResult, start: float,
+                 route: Route | None, logged: ScoreResult | None = None,
+                 window: tuple[int, int] | None = None) -> None:
+        """Count a scored request, sample it into the prediction log, copy it to a shadow.
+
+        ``logged``/``window``: for a request scored inside a micro-batch, the batch's result and
+        this request's rows in it (the prediction log needs the rows as the model saw them)."""
+        seconds = time.perf_counter() - start
+        self.traffic.record(model.name, model.version, seconds, result.rows_scored,
+                            error=result.model_failures > 0)
         metrics.ROWS.labels(model.name, str(model.version), metrics.CLIENT.get()).inc(
             result.rows_scored)
         if route is not None and route.log_rate > 0:
-            self.prediction_log.offer(route.log_rate, model.name, model.version, result,
-                                      time.perf_counter() - start, metrics.CLIENT.get(),
-                                      metrics.REQUEST_ID.get())
+            self.prediction_log.offer(route.log_rate, model.name, model.version,
+                                      logged or result, seconds, metrics.CLIENT.get(),
+                                      metrics.REQUEST_ID.get(), window=window)
         if route is not None and route.shadow is not None and \
                 model.version == getattr(route.production, "version", None) and \
                 random.random() < route.shadow[1]:
@@ -358,7 +373,6 @@ class Scorer:
                 self.shadow.submit(self.cache.get(shadow_info), table, result, tolerance)
             except ScoreBridgeError:
                 pass
-        return result
 
     def default_model(self) -> str:
         """The model a client gets when it names none: SCOREBRIDGE_DEFAULT_MODEL, else the only
@@ -375,7 +389,34 @@ class Scorer:
               alias: str | None = None, options: ScoreOptions = ScoreOptions()) -> ScoreResult:
         self._check_size(table.n_rows)
         info, route = self._choose(name, version, alias)
-        return self._scored(self.cache.get(info), table, options, route)
+        model = self.cache.get(info)
+        if self.batcher is not None and table.n_rows <= self.settings.batch_request_rows:
+            start = time.perf_counter()
+            joined = self.batcher.submit((model.name, model.version, model.sha256,
+                                          options.probabilities), table, table.n_rows,
+                                         lambda tables: self._score_jointly(model, tables,
+                                                                            options))
+            if joined is not None:
+                result, whole, window = joined
+                self._account(model, table, result, start, route, logged=whole, window=window)
+                return result
+        return self._scored(model, table, options, route)
+
+    def _score_jointly(self, model: LoadedModel, tables: list[RawTable], options: ScoreOptions,
+                       ) -> list[tuple[ScoreResult, ScoreResult, tuple[int, int]] | None]:
+        """One model call for several requests' tables (a micro-batch). A table whose rows are
+        not all clean gets None and is scored on its own, so its errors, warnings and
+        ``errors="raise"`` behaviour are exactly those of a lone request."""
+        _, parts = _aligned_parts(tables, model.signature)
+        out: list[tuple[ScoreResult, ScoreResult, tuple[int, int]] | None] = [None] * len(tables)
+        if not parts:
+            return out
+        whole = score_with(model, concat([t for _, t, _ in parts], model.signature),
+                           ScoreOptions(probabilities=options.probabilities, errors="row"))
+        for i, part, window in _split(whole, parts):
+            if not part.errors:
+                out[i] = (part, whole, window)
+        return out
 
     def score_many(self, name: str, tables: list[RawTable], *, version: int | None = None,
                    alias: str | None = None, options: ScoreOptions = ScoreOptions(errors="row"),
@@ -388,27 +429,45 @@ class Scorer:
         self._check_size(sum(t.n_rows for t in tables))
         info, route = self._choose(name, version, alias)
         model = self.cache.get(info)
-        outcomes: list[ScoreResult | ScoreBridgeError | None] = [None] * len(tables)
-        parts = []
-        for i, table in enumerate(tables):
-            try:
-                if table.pending_rows is not None:
-                    check_width(table, model.signature)  # aligned in one go below
-                    parts.append((i, table, []))
-                    continue
-                aligned, warnings = align(table, model.signature)
-            except ScoreBridgeError as exc:
-                outcomes[i] = exc
-                continue
-            parts.append((i, aligned, warnings))
+        failed, parts = _aligned_parts(tables, model.signature)
+        outcomes: list[ScoreResult | ScoreBridgeError | None] = list(failed)
         if parts:
             whole = self._scored(model, concat([t for _, t, _ in parts], model.signature),
                                  options, route)
-            offset = 0
-            for i, aligned, warnings in parts:
-                outcomes[i] = _slice(whole, offset, aligned.n_rows, warnings)
-                offset += aligned.n_rows
+            for i, part, _ in _split(whole, parts):
+                outcomes[i] = part
         return outcomes  # type: ignore[return-value]
+
+
+def _split(whole: ScoreResult, parts: list[tuple[int, RawTable, list[FieldError]]],
+           ) -> Iterator[tuple[int, ScoreResult, tuple[int, int]]]:
+    """Each stacked table's own result from the joint one: (index, result, (start, rows))."""
+    offset = 0
+    for i, aligned, warnings in parts:
+        yield i, _slice(whole, offset, aligned.n_rows, warnings), (offset, aligned.n_rows)
+        offset += aligned.n_rows
+
+
+def _aligned_parts(tables: list[RawTable], signature: Signature,
+                   ) -> tuple[list[ScoreBridgeError | None],
+                              list[tuple[int, RawTable, list[FieldError]]]]:
+    """Tables made ready to be stacked: (index, table, warnings) for each that fits the
+    signature, and each one's own error where it does not (missing columns, wrong width).
+    Positional tables stay pending so :func:`concat` binds them all in one go."""
+    failed: list[ScoreBridgeError | None] = [None] * len(tables)
+    parts = []
+    for i, table in enumerate(tables):
+        try:
+            if table.pending_rows is not None:
+                check_width(table, signature)
+                parts.append((i, table, []))
+                continue
+            aligned, warnings = align(table, signature)
+        except ScoreBridgeError as exc:
+            failed[i] = exc
+            continue
+        parts.append((i, aligned, warnings))
+    return failed, parts
 
 
 def _slice(result: ScoreResult, start: int, n: int, warnings: list[FieldError]) -> ScoreResult:

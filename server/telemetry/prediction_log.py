@@ -38,14 +38,20 @@ class PredictionLog:
         self._lock = threading.Lock()
 
     def offer(self, rate: float, model: str, version: int, result: Any, latency: float,
-              client: str, request_id: str) -> None:
-        """Keep some of ``result``'s rows, with probability ``rate`` per request."""
+              client: str, request_id: str, window: tuple[int, int] | None = None) -> None:
+        """Keep some of ``result``'s rows, with probability ``rate`` per request. ``window``
+        (start, count) limits it to one request's input rows of a micro-batch's result."""
         ok = getattr(result, "scored", None)
         if rate <= 0 or ok is None or len(ok) == 0 or random.random() >= rate:
             return
         checked = getattr(result, "checked", None)
         if checked is None:
             return
+        if window is not None:
+            inputs = result.input_rows[ok]
+            ok = ok[(inputs >= window[0]) & (inputs < window[0] + window[1])]
+            if len(ok) == 0:
+                return
         # a random subset, not the first rows: inputs sorted by anything would bias the sample
         take = ok if len(ok) <= ROWS_PER_REQUEST else np.sort(
             np.random.default_rng().choice(ok, ROWS_PER_REQUEST, replace=False))

@@ -195,3 +195,44 @@ def test_missing_model_and_version(client):
     assert_problem(client.get("/api/v1/models/nope", scope="read"), 404, "no model named")
     assert_problem(client.get("/api/v1/models/nope/versions/1", scope="read"), 404)
     assert_problem(client.get("/api/v1/events?limit=0", scope="read"), 400, "at least 1")
+
+
+FULL_STORE = """
+import hashlib, json, sys
+from pathlib import Path
+from server.app import create_app
+from server.config import Settings
+
+home, artifact, sample = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+app = create_app(Settings(home=home, background=False, rate_limiting=False))
+svc = app.extensions["scorebridge"]
+key = svc.keys.create("admin", "test")[0]
+with open(artifact, "rb") as a, open(sample, "rb") as s:
+    resp = app.test_client().post("/api/v1/models/churn/versions", headers={"X-API-Key": key},
+                                  data={"file": (a, "churn.skops"), "sample": (s, "s.csv")},
+                                  content_type="multipart/form-data")
+print(json.dumps({"status": resp.status_code, "type": resp.content_type, "body": resp.json,
+                  "models": [m.name for m in svc.registry.list_models()],
+                  "stored": sorted((p.name, hashlib.sha256(p.read_bytes()).hexdigest())
+                                   for p in (home / "artifacts").rglob("*") if p.is_file())}))
+"""
+
+
+@pytest.mark.slow
+def test_a_full_disk_during_an_upload_is_507_and_records_nothing(tmp_path, demo_files):
+    """The artifact store on a real 512 KB tmpfs (private mount namespace, no root needed) and a
+    1 MB model uploaded through the API: 507 with a problem document, no version or model
+    recorded, no partial file left in the store (what was stored whole before the disk filled,
+    the reference sample, is an unreferenced blob that garbage collection removes)."""
+    from tests.live import on_small_disk
+
+    home = tmp_path / "home"
+    store = home / "artifacts"
+    store.mkdir(parents=True)
+    result = on_small_disk(store, "512k", FULL_STORE, home, demo_files["artifact"],
+                           demo_files["sample"])
+    assert result["status"] == 507, result
+    assert result["type"] == "application/problem+json"
+    assert "disk" in result["body"]["detail"]
+    assert result["models"] == []
+    assert all(name == digest for name, digest in result["stored"]), result["stored"]

@@ -3,19 +3,14 @@ CSV encoding is read, and a disk that fills up fails the job cleanly (a real, fu
 from __future__ import annotations
 
 import io
-import json
-import shutil
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from server.codecs.files import iter_chunks
 from tests.conftest import churn_rows, register_file
-from tests.live import env_for, run_cli
+from tests.live import env_for, on_small_disk, run_cli
 
 
 @pytest.fixture
@@ -107,8 +102,6 @@ FULL_DISK = textwrap.dedent("""
 def test_a_full_disk_fails_the_job_cleanly(tmp_path, demo_files):
     """The jobs folder on a real 1.5 MB tmpfs (a private mount namespace, no root needed): the
     input fits, the output does not; the job fails with the reason and leaves no output."""
-    if shutil.which("unshare") is None:
-        pytest.fail("util-linux's unshare is needed for the full-disk test")
     home = tmp_path / "home"
     run_cli("register", "--name", "churn", str(demo_files["artifact"]), "--sample",
             str(demo_files["sample"]), env=env_for(home))
@@ -116,14 +109,7 @@ def test_a_full_disk_fails_the_job_cleanly(tmp_path, demo_files):
     churn_rows(12_000).to_csv(data, index=False)  # ~0.6 MB in, ~1.3 MB out
     jobs = home / "jobs"
     jobs.mkdir()
-    script = tmp_path / "run.py"
-    script.write_text(FULL_DISK)
-    shell = (f"mount -t tmpfs -o size=1500k tmpfs {jobs} && "
-             f"exec {sys.executable} {script} {home} {data}")
-    done = subprocess.run(["unshare", "-r", "-m", "sh", "-c", shell], capture_output=True,
-                          text=True, timeout=120, cwd=Path(__file__).resolve().parents[2])
-    assert done.returncode == 0, done.stderr[-2000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = on_small_disk(jobs, "1500k", FULL_DISK, home, data)
     assert result["status"] == "failed"
     assert "disk is full" in result["error"]
     assert result["files"] == ["input.csv"]  # no output, no partial file

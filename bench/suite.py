@@ -1,0 +1,329 @@
+"""The benchmark suite, in one run and one command (``make bench``):
+
+- two models: the demo churn model (ColumnTransformer + OneHotEncoder + HistGradientBoosting) and
+  a second one (the same inputs through a 100-tree RandomForest);
+- three ways to score each: raw in-process ``predict_proba`` (the limit), the naive Flask +
+  gunicorn app in ``bench/naive_server.py`` in its strongest form (sync workers, one per core,
+  ``OMP_NUM_THREADS=1``), and ScoreBridge as ``scorebridge serve`` starts it;
+- single-row requests at concurrency 1, 8 and 32 (throughput, p50, p99) and 1,000- and
+  10,000-row requests (rows/s), driven by ``wrk`` so the load generator costs little CPU; every
+  server's answers are checked against in-process scikit-learn first;
+- then the Excel and CSV-job benchmarks (``bench/excel_cells.py``, ``bench/batch_csv.py``);
+- with ``--matrix``, the worker-model measurements: workers × threads, ``--preload``, and
+  micro-batching off / on / with a bounded wait.
+
+    .venv/bin/python bench/suite.py [--seconds 10] [--matrix] [--skip-files]
+
+Everything binds 127.0.0.1 and every load stops after ``--seconds``. Output is Markdown, ready
+for docs/performance.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import (BENCH_LIMITS, BIN, ROOT, churn_rows, demo_artifact,  # noqa: E402
+                          free_port, load_model, machine_notes, process_tree, scorebridge, server_pid,
+                          wait_ready)
+
+CONCURRENCY = (1, 8, 32)
+BATCH_SIZES = (1_000, 10_000)
+SECOND = "forest"
+
+
+@dataclass
+class Load:
+    """What wrk measured for one scenario."""
+
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
+
+
+def wrk(url: str, bodies: list[bytes], headers: dict[str, str], connections: int,
+        seconds: float) -> Load:
+    """POST the ``bodies`` in turn to ``url`` over ``connections`` keep-alive connections for
+    ``seconds``."""
+    with tempfile.NamedTemporaryFile("wb", suffix=".jsonl", delete=False) as fh:
+        fh.write(b"\n".join(bodies) + b"\n")
+    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+    script.write('wrk.method = "POST"\n')
+    for name, value in headers.items():
+        script.write(f'wrk.headers["{name}"] = "{value}"\n')
+    script.write(f'local bodies = {{}}\nfor line in io.lines("{fh.name}") do '
+                 'bodies[#bodies + 1] = line end\nlocal i = 0\n'
+                 'request = function()\n  i = i % #bodies + 1\n'
+                 '  return wrk.format(nil, nil, nil, bodies[i])\nend\n')
+    script.close()
+    try:
+        out = subprocess.run(
+            ["wrk", "-t", str(min(connections, 2)), "-c", str(connections), "-d",
+             f"{max(int(seconds), 1)}s", "--timeout", "30s", "--latency", "-s", script.name, url],
+            capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
+    finally:
+        os.unlink(fh.name)
+        os.unlink(script.name)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses:\s+(\d+)", out))
+    socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if socket:
+        # a sync worker closes the connection after each answer: wrk counts those as read errors
+        errors += int(socket.group(1)) + int(socket.group(3)) + int(socket.group(4))
+    return Load(rps, p50, p99, errors)
+
+
+def train_forest(workdir: Path) -> dict[str, Path]:
+    """The second model: the demo's inputs through a 100-tree random forest."""
+    import skops.io as sio
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import Pipeline
+
+    from server.demo import FEATURES, TARGET, build_pipeline, make_churn_data
+
+    data = make_churn_data(5000, seed=11)
+    data["monthly_charges"] = data["monthly_charges"].fillna(data["monthly_charges"].median())
+    pre = build_pipeline().steps[0][1]
+    model = Pipeline([("preprocess", pre), ("model", RandomForestClassifier(
+        n_estimators=100, max_depth=12, random_state=0))]).fit(data[FEATURES], data[TARGET])
+    paths = {"artifact": workdir / "forest.skops", "sample": workdir / "forest_sample.csv"}
+    sio.dump(model, paths["artifact"])
+    data[FEATURES].head(1000).to_csv(paths["sample"], index=False)
+    return paths
+
+
+def raw_figures(model: Any, rows: list[list]) -> dict[str, float]:
+    """In-process scikit-learn: one-row latency and rows/s at the batch sizes."""
+    import pandas as pd
+
+    from server.demo import FEATURES
+
+    one = pd.DataFrame(rows[:1], columns=FEATURES)
+    for _ in range(20):
+        model.predict_proba(one)
+    times = []
+    for i in range(300):
+        frame = pd.DataFrame(rows[i:i + 1], columns=FEATURES)
+        start = time.perf_counter()
+        model.predict_proba(frame)
+        times.append(time.perf_counter() - start)
+    out = {"p50_ms": statistics.median(times) * 1000, "rps": 1 / statistics.mean(times)}
+    for size in BATCH_SIZES:
+        frame = pd.DataFrame(rows[:size], columns=FEATURES)
+        best = min(_timed(lambda: model.predict_proba(frame)) for _ in range(5))
+        out[f"rows_{size}"] = size / best
+    return out
+
+
+def _timed(fn: Any) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def check_answers(url: str, headers: dict[str, str], model: Any, rows: list[list]) -> None:
+    """The server's labels are in-process scikit-learn's, its probabilities within 1e-6."""
+    import pandas as pd
+
+    from server.demo import FEATURES
+
+    body = requests.post(url, data=json.dumps({"rows": rows}), headers=headers, timeout=120)
+    body.raise_for_status()
+    answer = body.json()
+    proba = model.predict_proba(pd.DataFrame(rows, columns=FEATURES))
+    labels = model.classes_[proba.argmax(axis=1)]
+    assert answer["predictions"] == labels.tolist(), f"{url}: labels differ from scikit-learn"
+    got = np.array(answer["probabilities"], dtype=float)
+    assert np.abs(got - proba).max() <= 1e-6, f"{url}: probabilities differ from scikit-learn"
+
+
+def single_rows(rows: list[list]) -> list[bytes]:
+    """One-row bodies, a different customer each (a fixed row could happen to take an
+    unusual path: a tree's split edge, a tie)."""
+    return [json.dumps({"rows": [r]}).encode() for r in rows[:1000]]
+
+
+def http_figures(url: str, headers: dict[str, str], rows: list[list],
+                 seconds: float) -> dict[str, Load]:
+    """Single rows at each concurrency, then the batch sizes (2 connections: one per core)."""
+    one = single_rows(rows)
+    wrk(url, one, headers, 8, 2)  # warm up every worker and thread
+    out = {f"c{c}": wrk(url, one, headers, c, seconds) for c in CONCURRENCY}
+    for size in BATCH_SIZES:
+        out[f"rows_{size}"] = wrk(url, [json.dumps({"rows": rows[:size]}).encode()], headers,
+                                  2, seconds)
+    return out
+
+
+@contextmanager
+def naive_server(artifact: Path) -> Iterator[str]:
+    """The baseline: gunicorn sync workers, one per core, one OpenMP thread each (its best
+    form on this machine: more workers or threads measured slower)."""
+    port = free_port()
+    env = dict(os.environ, MODEL_FILE=str(artifact), OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(
+        [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", str(os.cpu_count()),
+         "--worker-class", "sync", "bench.naive_server:create_app()"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(lambda: requests.post(url + "/predict", json={"rows": churn_rows(1)},
+                                         timeout=5).status_code == 200)
+        yield url + "/predict"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+
+
+def register_second(home: Path, paths: dict[str, Path]) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCOREBRIDGE_")}
+    env["SCOREBRIDGE_HOME"] = str(home)
+    subprocess.run([str(BIN / "scorebridge"), "register", str(paths["artifact"]), "--name",
+                    SECOND, "--sample", str(paths["sample"])], env=env, check=True,
+                   capture_output=True)
+
+
+def table(title: str, figures: dict[str, dict[str, Any]]) -> str:
+    """Markdown: one row per scenario, one column per way of scoring."""
+    ways = list(figures)
+    lines = [f"#### {title}", "", "| scenario | " + " | ".join(ways) + " |",
+             "|---" * (len(ways) + 1) + "|"]
+    for c in CONCURRENCY:
+        cells = []
+        for way in ways:
+            f = figures[way].get(f"c{c}")
+            if isinstance(f, Load):
+                cells.append(f"{f.rps:,.0f} req/s, p50 {f.p50_ms:.2f} ms, p99 {f.p99_ms:.1f} ms"
+                             + (f", **{f.errors} errors**" if f.errors else ""))
+            elif c == 1 and "p50_ms" in figures[way]:
+                cells.append(f"{figures[way]['rps']:,.0f} calls/s, p50 "
+                             f"{figures[way]['p50_ms']:.2f} ms (one thread)")
+            else:
+                cells.append("—")
+        lines.append(f"| 1 row, concurrency {c} | " + " | ".join(cells) + " |")
+    for size in BATCH_SIZES:
+        cells = []
+        for way in ways:
+            f = figures[way].get(f"rows_{size}")
+            rate = f.rps * size if isinstance(f, Load) else f
+            cells.append(f"{rate:,.0f} rows/s" if rate else "—")
+        lines.append(f"| {size:,}-row requests | " + " | ".join(cells) + " |")
+    sb, naive = figures.get("ScoreBridge", {}), figures.get("naive Flask", {})
+    if isinstance(sb.get("c32"), Load) and isinstance(naive.get("c32"), Load):
+        lines += ["", f"ScoreBridge / naive at concurrency 32: "
+                      f"**{sb['c32'].rps / naive['c32'].rps:.1f}×**; 10,000-row requests: "
+                      f"**{sb['rows_10000'].rps / naive['rows_10000'].rps:.1f}×**."]
+    return "\n".join(lines)
+
+
+def compare(seconds: float) -> None:
+    rows = churn_rows(20_000, seed=5)
+    work = Path(tempfile.mkdtemp(prefix="sb-suite-"))
+    forest = train_forest(work)
+    with scorebridge(**BENCH_LIMITS, setup=lambda home: register_second(home, forest)) \
+            as (url, key, home):
+        models = {"churn": demo_artifact(home), SECOND: demo_artifact(home, SECOND)}
+        results: dict[str, dict[str, dict[str, Any]]] = {}
+        for name, artifact in models.items():
+            model = load_model(artifact)
+            results[name] = {"raw predict_proba": raw_figures(model, rows)}
+            with naive_server(artifact) as naive_url:
+                check_answers(naive_url, {"Content-Type": "application/json"}, model, rows[:10_000])
+                results[name]["naive Flask"] = http_figures(
+                    naive_url, {"Content-Type": "application/json"}, rows, seconds)
+            headers = {"Content-Type": "application/json", "X-API-Key": key}
+            sb_url = f"{url}/api/v1/models/{name}/predict"
+            check_answers(sb_url, headers, model, rows[:10_000])
+            results[name]["ScoreBridge"] = http_figures(sb_url, headers, rows, seconds)
+            runtime = requests.get(f"{url}/api/v1/models/{name}/versions/1",
+                                   headers={"X-API-Key": key}, timeout=10).json()["runtime"]
+            print(table(f"{name} (ScoreBridge runtime: {runtime['engine']})", results[name]))
+            print()
+
+
+def matrix(seconds: float) -> None:
+    """Worker model: single rows at concurrency 1 and 32, and memory, per configuration."""
+    one = single_rows(churn_rows(1000, seed=5))
+    configs = [("2 workers × 4 threads", 2, 4, {}),
+               ("2 × 8", 2, 8, {}), ("2 × 16", 2, 16, {}), ("4 × 4", 4, 4, {}),
+               ("1 × 8", 1, 8, {}),
+               ("2 × 8, micro-batching off", 2, 8, {"MICRO_BATCHING": "off"}),
+               ("2 × 8, batch wait 1 ms", 2, 8, {"BATCH_WAIT_MS": "1"}),
+               ("2 × 8, batch wait 2 ms", 2, 8, {"BATCH_WAIT_MS": "2"}),
+               ("2 × 8, --preload", 2, 8, {"PRELOAD": "on"})]
+    print("| configuration | c=1 p50 | c=32 req/s | c=32 p50 / p99 | workers' memory (PSS) |")
+    print("|---|---|---|---|---|")
+    for label, workers, threads, extra in configs:
+        with scorebridge(workers, threads, **BENCH_LIMITS, **extra) as (url, key, _home):
+            target = f"{url}/api/v1/models/churn/predict"
+            headers = {"Content-Type": "application/json", "X-API-Key": key}
+            wrk(target, one, headers, 8, 2)
+            low = wrk(target, one, headers, 1, seconds)
+            high = wrk(target, one, headers, 32, seconds)
+            memory = workers_pss_mb(url)
+        print(f"| {label} | {low.p50_ms:.2f} ms | {high.rps:,.0f} | {high.p50_ms:.1f} / "
+              f"{high.p99_ms:.1f} ms | {memory:,.0f} MB |")
+
+
+def workers_pss_mb(url: str) -> float:
+    """Proportional set size of the server's processes (shared pages counted once)."""
+    total = 0
+    for pid in process_tree(server_pid(url)):
+        try:
+            text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        match = re.search(r"^Pss:\s+(\d+) kB", text, re.M)
+        total += int(match.group(1)) if match else 0
+    return total / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each load")
+    parser.add_argument("--matrix", action="store_true", help="also measure worker models")
+    parser.add_argument("--skip-files", action="store_true",
+                        help="skip the Excel and CSV-job benchmarks")
+    args = parser.parse_args()
+    print(f"machine: {machine_notes()}, wrk {wrk_version()}\n")
+    compare(args.seconds)
+    if args.matrix:
+        matrix(args.seconds)
+    if not args.skip_files:
+        for script, extra in (("excel_cells.py", []), ("batch_csv.py", ["1000000"])):
+            print(f"\n#### {script}\n")
+            subprocess.run([sys.executable, str(ROOT / "bench" / script), *extra], check=True)
+
+
+def wrk_version() -> str:
+    out = subprocess.run(["wrk", "--version"], capture_output=True, text=True)
+    match = re.search(r"wrk \S*?(\d[\d.]+)", out.stdout + out.stderr)
+    return match.group(1) if match else "?"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""Cross-request micro-batching: small requests for the same model version that arrive together in
+one worker share one model call.
+
+Why: a compiled model scores a row in tens of microseconds, but every call also pays fixed costs
+(checking the input, building the arrays, entering the runtime). Under concurrent load those fixed
+costs dominate, so concurrent one-row requests are worth scoring together.
+
+How: per key (model, version, options) at most one call runs at a time. A request that finds no
+call running leads at once, so an idle server adds no latency; requests that arrive while a call
+runs queue up, and when it ends the first of them leads the next call for all queued requests (up
+to ``max_rows`` rows). ``wait_seconds`` optionally makes a leader wait that long for more requests
+before calling; the benchmark decides whether that pays (see docs/performance.md).
+
+This module only coordinates threads; what a joint call means is the caller's ``run`` function,
+which returns one outcome per item, or None for an item that must be handled on its own.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Generic, Hashable, Sequence, TypeVar
+
+Item = TypeVar("Item")
+Outcome = TypeVar("Outcome")
+
+
+@dataclass
+class _Ticket(Generic[Item]):
+    item: Item
+    rows: int
+    done: bool = False
+    outcome: Any = None
+
+
+@dataclass
+class _Lane:
+    queue: deque[_Ticket[Any]] = field(default_factory=deque)
+    busy: bool = False
+
+
+class MicroBatcher(Generic[Item, Outcome]):
+    def __init__(self, max_rows: int = 256, wait_seconds: float = 0.0) -> None:
+        self.max_rows = max_rows
+        self.wait_seconds = wait_seconds
+        self._cond = threading.Condition()
+        self._lanes: dict[Hashable, _Lane] = {}
+        self.calls = 0  # joint calls made (tests read it)
+
+    def submit(self, key: Hashable, item: Item, rows: int,
+               run: Callable[[list[Item]], Sequence[Outcome | None]]) -> Outcome | None:
+        """``item``'s outcome from a call shared with whatever else is queued under ``key``;
+        None when ``run`` said it must be handled alone (or the joint call failed)."""
+        ticket: _Ticket[Item] = _Ticket(item, rows)
+        with self._cond:
+            lane = self._lanes.setdefault(key, _Lane())
+            lane.queue.append(ticket)
+            if lane.busy and self.wait_seconds > 0:
+                self._cond.notify_all()  # a waiting leader may now have a full batch
+            while not ticket.done and (lane.busy or lane.queue[0] is not ticket):
+                self._cond.wait()
+            if ticket.done:  # a leader took it into its call
+                return ticket.outcome
+            lane.busy = True
+            self._wait_for_more(lane)
+            batch = self._take(lane)
+        outcomes: Sequence[Outcome | None] = [None] * len(batch)
+        try:
+            outcomes = run([t.item for t in batch])
+        except Exception:  # noqa: BLE001 - every item is then tried alone, with its own error
+            pass
+        finally:
+            with self._cond:
+                self.calls += 1
+                for t, outcome in zip(batch, outcomes):
+                    t.outcome, t.done = outcome, True
+                lane.busy = False
+                if not lane.queue:
+                    self._lanes.pop(key, None)
+                self._cond.notify_all()
+        return ticket.outcome
+
+    def _wait_for_more(self, lane: _Lane) -> None:
+        """Hold the lead up to ``wait_seconds`` while the batch is not full (lock held)."""
+        if self.wait_seconds <= 0:
+            return
+        deadline = time.monotonic() + self.wait_seconds
+        while sum(t.rows for t in lane.queue) < self.max_rows:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._cond.wait(left)
+
+    def _take(self, lane: _Lane) -> list[_Ticket[Any]]:
+        """The queued tickets, oldest first, up to ``max_rows`` rows (at least one; lock held)."""
+        batch = [lane.queue.popleft()]
+        rows = batch[0].rows
+        while lane.queue and rows + lane.queue[0].rows <= self.max_rows:
+            rows += lane.queue[0].rows
+            batch.append(lane.queue.popleft())
+        return batch

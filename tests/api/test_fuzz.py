@@ -1,0 +1,79 @@
+"""Spec fuzzing: schemathesis generates requests for every operation in /openapi.json, with a
+valid admin key and with none, and checks each answer: never a 5xx, a status code the spec
+documents for that operation, the documented content type, and a body that matches the
+documented schema. Bounded: a few examples per operation, no deadline per example."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+from hypothesis import HealthCheck, given, settings as hypothesis_settings
+from schemathesis.checks import (content_type_conformance, not_a_server_error,
+                                 response_schema_conformance, status_code_conformance)
+
+from server.app import create_app
+from server.config import Settings
+from tests.conftest import KeyClient, register_file
+
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
+          response_schema_conformance]
+EXAMPLES = 10
+
+
+@pytest.fixture(scope="module")
+def fuzzed(tmp_path_factory: pytest.TempPathFactory, demo_files: dict[str, Path]) -> Any:
+    """An app on SQLite with the demo model deployed, and an admin key."""
+    home = tmp_path_factory.mktemp("fuzz") / "home"
+    app = create_app(Settings(home=home, background=False, rate_limiting=False))
+    app.config["TESTING"] = True
+    svc = app.extensions["scorebridge"]
+    key = svc.keys.create("admin", "fuzz")[0]
+    client = KeyClient(app.test_client(), {"deploy": key, "admin": key})
+    resp = register_file(client, "churn", demo_files["artifact"], demo_files["sample"])
+    assert resp.status_code == 201, resp.json
+    yield app, key
+    svc.registry.engine.dispose()
+
+
+BOUNDED = hypothesis_settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
+                              database=None, suppress_health_check=list(HealthCheck))
+
+
+def fuzz(app: Any, headers: dict[str, str]) -> list[str]:
+    """Every operation of the app's spec, fuzzed with valid and with invalid inputs; the
+    failures, one line each."""
+    failures = []
+    operations = 0
+    for result in schemathesis.openapi.from_wsgi("/openapi.json", app).get_all_operations():
+        operation = result.ok()
+        operations += 1
+
+        @given(case=st.one_of(operation.as_strategy(generation_mode=GenerationMode.POSITIVE),
+                              operation.as_strategy(generation_mode=GenerationMode.NEGATIVE)))
+        @BOUNDED
+        def run(case: Any) -> None:
+            case.call_and_validate(headers=headers, checks=CHECKS)
+
+        try:
+            run()
+        except (Exception, BaseExceptionGroup) as exc:  # noqa: BLE001 - report every operation
+            failures.append(f"{operation.label}: " + " / ".join(
+                line.strip() for line in str(exc).strip().splitlines()[:7])[:500])
+    assert operations > 30, operations
+    return failures
+
+
+def test_every_operation_with_a_key(fuzzed: Any) -> None:
+    app, key = fuzzed
+    failures = fuzz(app, {"X-API-Key": key})
+    assert not failures, "\n".join(failures)
+
+
+def test_every_operation_without_a_key(fuzzed: Any) -> None:
+    app, _ = fuzzed
+    failures = fuzz(app, {})
+    assert not failures, "\n".join(failures)

@@ -1,0 +1,114 @@
+"""Cross-request micro-batching: concurrent small requests share model calls, and each still gets
+exactly what it would have got alone (values, errors, warnings, raise-or-row behaviour)."""
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from server.app import create_app
+from server.codecs.table import RawTable, ScoreOptions
+from server.errors import InvalidInput
+from server.scoring.batching import MicroBatcher
+from tests.conftest import assert_probabilities, churn_rows, jsonable, register_file
+
+
+def together(n: int, work: Any) -> list[Any]:
+    """Run ``work(i)`` on ``n`` threads released at the same instant; results or exceptions."""
+    barrier = threading.Barrier(n)
+    out: list[Any] = [None] * n
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            out[i] = work(i)
+        except Exception as exc:  # noqa: BLE001 - compared by the test
+            out[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return out
+
+
+def test_queued_items_share_one_call_and_a_lone_item_leads_at_once():
+    batcher: MicroBatcher[int, int] = MicroBatcher(max_rows=100, wait_seconds=0.2)
+    calls: list[list[int]] = []
+
+    def run(items: list[int]) -> list[int]:
+        calls.append(items)
+        return [i * 10 for i in items]
+
+    assert together(8, lambda i: batcher.submit("k", i, 1, run)) == [i * 10 for i in range(8)]
+    assert len(calls) < 8 and sorted(sum(calls, [])) == list(range(8))
+    # alone and without a wait: led at once
+    quick: MicroBatcher[int, int] = MicroBatcher(max_rows=100)
+    assert quick.submit("k", 3, 1, run) == 30 and calls[-1] == [3]
+
+
+def test_max_rows_bounds_a_call_and_a_failed_call_hands_items_back():
+    batcher: MicroBatcher[int, int] = MicroBatcher(max_rows=3, wait_seconds=0.2)
+    sizes: list[int] = []
+
+    def run(items: list[int]) -> list[int]:
+        sizes.append(len(items))
+        if 5 in items:
+            raise RuntimeError("boom")
+        return items
+
+    out = together(9, lambda i: batcher.submit("k", i, 1, run))
+    assert max(sizes) <= 3
+    failed = [i for i, v in enumerate(out) if v is None]
+    assert 5 in failed and all(out[i] == i for i in range(9) if i not in failed)
+
+
+@pytest.fixture
+def scorer(settings: Any, client: Any, demo_files: Any) -> Any:
+    assert register_file(client, "churn", demo_files["artifact"],
+                         demo_files["sample"]).status_code == 201
+    app = create_app(replace(settings, batch_wait_ms=200.0))
+    yield app.extensions["scorebridge"].scorer
+    app.extensions["scorebridge"].registry.engine.dispose()
+
+
+def test_concurrent_requests_are_scored_together_with_their_own_answers(scorer):
+    rows = jsonable(churn_rows(12, seed=4))
+    rows[3][1] = "not a number"             # a bad row: its request alone sees the error
+    rows[5] = {"unknown": 1}                # not a row at all
+    alone = [_outcome(lambda r=r: scorer.score(
+        "churn", RawTable.positional([r]), options=ScoreOptions())) for r in rows]
+    calls_before = scorer.batcher.calls
+    together_ = together(len(rows), lambda i: _outcome(lambda: scorer.score(
+        "churn", RawTable.positional([rows[i]]), options=ScoreOptions())))
+    assert scorer.batcher.calls - calls_before < len(rows)  # shared calls happened
+    for mine, reference in zip(together_, alone):
+        if isinstance(reference, Exception):
+            assert type(mine) is type(reference) and str(mine) == str(reference)
+            continue
+        assert mine.predictions == reference.predictions
+        assert_probabilities(mine.probabilities, reference.probabilities)
+        assert mine.errors == reference.errors and mine.warnings == reference.warnings
+    assert isinstance(together_[3], InvalidInput)
+
+
+def test_row_mode_and_records_keep_their_warnings(scorer):
+    frame = churn_rows(6, seed=8)
+    records = [dict(r, extra=1) for r in frame.to_dict("records")]
+    out = together(len(records), lambda i: scorer.score(
+        "churn", RawTable.from_records([records[i]]), options=ScoreOptions(errors="row")))
+    for result, record in zip(out, records):
+        alone = scorer.score("churn", RawTable.from_records([record]),
+                             options=ScoreOptions(errors="row"))
+        assert result.predictions == alone.predictions
+        assert [w.column for w in result.warnings] == [w.column for w in alone.warnings]
+
+
+def _outcome(call: Any) -> Any:
+    try:
+        return call()
+    except Exception as exc:  # noqa: BLE001 - compared by the test
+        return exc
