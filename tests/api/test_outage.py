@@ -35,7 +35,8 @@ class Proxy:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", self.port))
         listener.listen(64)
-        self._listener = listener
+        with self._lock:
+            self._listener = listener
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
 
     def _accept(self, listener: socket.socket) -> None:
@@ -44,8 +45,11 @@ class Proxy:
                 client, _ = listener.accept()
             except OSError:
                 return
-            upstream = socket.create_connection(self.target)
             with self._lock:
+                if listener is not self._listener:  # accepted while being cut: refuse it
+                    client.close()
+                    return
+                upstream = socket.create_connection(self.target)
                 self._conns += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
@@ -65,10 +69,18 @@ class Proxy:
                     pass
 
     def cut(self) -> None:
-        assert self._listener is not None
-        self._listener.close()
+        """Stop listening and drop every connection. A thread blocked in accept() keeps a closed
+        socket listening on Linux, so the listener is shut down (which wakes it) and marked gone
+        before any connection accepted in between could reach the database."""
         with self._lock:
+            listener, self._listener = self._listener, None
             conns, self._conns = self._conns, []
+        if listener is not None:
+            try:
+                listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            listener.close()
         for s in conns:
             try:
                 s.shutdown(socket.SHUT_RDWR)
