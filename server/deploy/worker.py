@@ -73,6 +73,15 @@ class DeploymentWorker:
         self._last_drift = time.monotonic()
         return check_drift(self.registry)
 
+    def _claim(self, task: str, every: float) -> bool:
+        """Whether this worker runs ``task`` this round: of all workers and hosts sharing the
+        registry, the first to ask after the last holder's lease (90 % of the period) ran out."""
+        try:
+            return self.registry.claim_lease(task, self.id, every * 0.9)
+        except Exception:
+            log.exception("could not claim the %r lease; trying next round", task)
+            return False
+
     def run_once(self) -> None:
         """One tick; safe to call directly (tests, the CLI)."""
         steps: list[tuple[str, Callable[[], object]]] = [
@@ -87,12 +96,16 @@ class DeploymentWorker:
         if self.dropfolder is not None:
             steps.append(("drop folder", self.dropfolder.scan))
         if time.monotonic() - self._last_drift > DRIFT_EVERY_SECONDS:
-            steps.append(("drift", self.check_drift))
+            self._last_drift = time.monotonic()
+            if self._claim("drift", DRIFT_EVERY_SECONDS):
+                steps.append(("drift", self.check_drift))
         if time.monotonic() - self._last_gc > GC_EVERY_SECONDS:
-            steps.append(("artifact garbage", self.collect_garbage))
-            steps.append(("prediction log retention", lambda: PredictionLog.prune(
-                self.registry, self.settings.prediction_log_days,
-                self.settings.prediction_log_max_rows)))
+            self._last_gc = time.monotonic()
+            if self._claim("housekeeping", GC_EVERY_SECONDS):
+                steps.append(("artifact garbage", self.collect_garbage))
+                steps.append(("prediction log retention", lambda: PredictionLog.prune(
+                    self.registry, self.settings.prediction_log_days,
+                    self.settings.prediction_log_max_rows)))
         # what this tick decided serves from this process at once, not a refresh interval later
         steps.append(("refresh", lambda: self.scorer.deployments.refresh(force=True)))
         for name, step in steps:

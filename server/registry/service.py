@@ -8,18 +8,18 @@ from __future__ import annotations
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from .. import faults
 from ..errors import Conflict, InvalidInput, NotFound
 from .database import upgrade, writer
-from .schema import (AliasRow, EventRow, ModelRow, RolloutRow, VersionRow, WebhookDeliveryRow,
-                     utcnow)
+from .schema import (AliasRow, EventRow, LeaseRow, ModelRow, RolloutRow, VersionRow,
+                     WebhookDeliveryRow, utcnow)
 from .store import ArtifactStore
 
 PRODUCTION = "production"
@@ -278,6 +278,27 @@ class Registry:
             return {key for row in rows for key in row if key}
 
     # -- writes ----------------------------------------------------------------------------------
+
+    def claim_lease(self, name: str, holder: str, seconds: float) -> bool:
+        """Take the lease ``name`` for ``seconds`` if nobody holds it (or its holder's time ran
+        out). Of many workers and hosts asking at once, exactly one gets True: the update is
+        conditional on expiry, and a first-ever lease is a primary-key insert."""
+        now = utcnow()
+        until = now + timedelta(seconds=seconds)
+        try:
+            with self.writing() as session:
+                taken = session.execute(
+                    update(LeaseRow).where(LeaseRow.name == name, LeaseRow.expires_at <= now)
+                    .values(holder=holder, expires_at=until)).rowcount
+                if taken:
+                    return True
+                if session.get(LeaseRow, name) is not None:
+                    return False
+                session.add(LeaseRow(name=name, holder=holder, expires_at=until))
+            return True
+        except IntegrityError:  # another worker created it between our look and our insert
+            return False
+
 
     def _event(self, session: Session, model: ModelRow | None, kind: str, actor: str,
                version: int | None = None, **detail: Any) -> None:

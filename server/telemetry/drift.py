@@ -8,7 +8,7 @@ same way on the outputs. The dataset drifts when at least half the features do.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 from scipy.spatial.distance import jensenshannon
@@ -93,14 +93,15 @@ def categorical_drift(ref: dict[str, Any], values: list[Any],
     return out
 
 
-def monitor(signature: Signature, reference: dict[str, Any], inputs: list[dict[str, Any]],
+def monitor(signature: Signature, reference: dict[str, Any], inputs: Mapping[str, list[Any]],
             predictions: list[Any]) -> dict[str, Any]:
-    """The drift and data-quality report of one window of logged rows."""
-    n = len(inputs)
+    """The drift and data-quality report of one window of logged rows: ``inputs`` holds a list
+    of values per input column, ``predictions`` one prediction per row."""
+    n = len(predictions)
     columns = reference.get("columns") or {}
     features: dict[str, Any] = {}
     for col in signature.inputs:
-        values = [row.get(col.name) for row in inputs]
+        values = inputs.get(col.name) or [None] * n
         ref = columns.get(col.name, {})
         if col.type in ("number", "integer"):
             features[col.name] = numeric_drift(ref, values, col.minimum, col.maximum)

@@ -16,9 +16,10 @@ def model_monitoring(registry: Registry, name: str, hours: float = 24.0) -> dict
     """The production version's drift report over the last ``hours`` of logged predictions."""
     info = registry.get_version(name)
     since = datetime.now(timezone.utc) - timedelta(hours=hours)
-    rows = [r for r in PredictionLog.window(registry, name, since) if r.version == info.version]
-    report = monitor(Signature.from_dict(info.signature), info.reference,
-                     [r.inputs for r in rows], [(r.prediction or {}).get("value") for r in rows])
+    signature = Signature.from_dict(info.signature)
+    columns, predictions = PredictionLog.window(registry, name, info.version, since,
+                                                signature.names)
+    report = monitor(signature, info.reference, columns, predictions)
     model = registry.get_model(name)
     report.update(model=name, version=info.version, window_hours=hours,
                   since=since.isoformat(), logging=model.monitoring or {"log": True})

@@ -40,7 +40,7 @@ def _add(registry, name="m", content=b"artifact", tmp: Path | None = None):
 
 
 def test_schema_is_at_head_and_upgrade_is_idempotent(registry, settings):
-    assert current_revision(registry.engine) == head_revision() == "0008"
+    assert current_revision(registry.engine) == head_revision() == "0009"
     build_registry(settings).engine.dispose()  # second start: nothing to do, nothing breaks
 
 
@@ -109,6 +109,39 @@ def test_concurrent_registrations_get_distinct_numbers(registry):
         t.join()
     assert not errors
     assert sorted(v.version for v in registry.get_model("busy").versions) == list(range(1, 9))
+
+
+def test_a_lease_goes_to_one_holder_at_a_time(registry):
+    import time
+
+    assert registry.claim_lease("drift", "worker-a", 60)
+    assert not registry.claim_lease("drift", "worker-b", 60)
+    assert not registry.claim_lease("drift", "worker-a", 60)  # held: not again before it ends
+    assert registry.claim_lease("housekeeping", "worker-b", 60)  # leases are per task
+    assert registry.claim_lease("gc", "worker-a", 0.2)
+    time.sleep(0.3)
+    assert registry.claim_lease("gc", "worker-b", 60)  # expired: the next asker takes it
+
+
+def test_of_many_workers_asking_at_once_exactly_one_gets_the_lease(registry):
+    barrier = threading.Barrier(8)
+    won: list[str] = []
+    errors: list[Exception] = []
+
+    def ask(i: int) -> None:
+        try:
+            barrier.wait()
+            if registry.claim_lease("drift", f"worker-{i}", 60):
+                won.append(f"worker-{i}")
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(won) == 1
 
 
 def test_failed_record_leaves_no_version_and_garbage_is_collected(registry, monkeypatch):

@@ -2,6 +2,8 @@
 the monitoring API and the drift events."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,15 +22,16 @@ def reference(demo_model):
     return sig, reference_statistics(sig, sample, demo_model.predict(sample))
 
 
-def _records(frame: pd.DataFrame) -> list[dict]:
-    return [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
-            for r in frame.to_dict("records")]
+def _columns(frame: pd.DataFrame) -> dict[str, list]:
+    """Logged inputs as the prediction log gives them back: one list per column, NaN as None."""
+    return {k: [None if isinstance(v, float) and np.isnan(v) else v for v in values]
+            for k, values in frame.to_dict("list").items()}
 
 
 def test_same_distribution_does_not_drift(reference, demo_model):
     sig, ref = reference
     live = make_churn_data(1500, seed=99)[FEATURES]
-    report = monitor(sig, ref, _records(live), demo_model.predict(live).tolist())
+    report = monitor(sig, ref, _columns(live), demo_model.predict(live).tolist())
     assert report["status"] == "ok", {k: (f["psi"], f["status"]) for k, f in
                                       report["features"].items()}
     assert not report["dataset_drift"] and report["drifting_features"] == []
@@ -46,7 +49,7 @@ def test_shifted_data_drifts(reference, demo_model):
     live["monthly_charges"] = live["monthly_charges"] * 1.8
     live.loc[:200, "internet_service"] = "satellite"  # a category the model never saw
     live.loc[:300, "support_calls"] = np.nan
-    report = monitor(sig, ref, _records(live), demo_model.predict(live).tolist())
+    report = monitor(sig, ref, _columns(live), demo_model.predict(live).tolist())
     features = report["features"]
     assert report["status"] == "drift" and report["dataset_drift"]
     assert {"tenure_months", "contract", "monthly_charges"} <= set(report["drifting_features"])
@@ -65,7 +68,7 @@ def test_psi_basics():
 
 def test_too_few_rows_is_insufficient_data(reference):
     sig, ref = reference
-    assert monitor(sig, ref, [], [])["status"] == "insufficient data"
+    assert monitor(sig, ref, {}, [])["status"] == "insufficient data"
 
 
 def test_monitoring_api_and_events(client, services, demo_registered):
@@ -138,3 +141,35 @@ def test_logging_never_fails_scoring_and_keeps_no_keys(client, services, keys, d
     assert not any(k in text for k in keys.values()) and "sb_" not in text
     report = client.get("/api/v1/models/churn/monitoring", scope="read").json
     assert report["rows"] == 20
+
+
+def test_workers_sharing_a_registry_check_drift_once_per_round(client, services, settings,
+                                                               demo_registered):
+    """Each worker's drift timer fires; the lease lets only one of them take the round, so the
+    snapshot rows (and the work) are not multiplied by the number of workers."""
+    from sqlalchemy import func, select
+
+    from server.deploy.worker import DeploymentWorker
+    from server.registry.schema import DriftRow, LeaseRow
+
+    client.put("/api/v1/models/churn/monitoring", json={"sample_rate": 1.0}, scope="deploy")
+    for seed in range(3):
+        rows = make_churn_data(300, seed=300 + seed)[FEATURES]
+        client.post("/api/v1/models/churn/predict", json={"rows": jsonable(rows)}, scope="score")
+    services.worker.run_once()
+    other = DeploymentWorker(services.registry, services.scorer, settings)
+
+    def snapshots() -> int:
+        with services.registry.reading() as session:
+            return session.scalar(select(func.count()).select_from(DriftRow))
+
+    for worker in (services.worker, other):
+        worker._last_drift = float("-inf")  # both timers due now
+        worker.run_once()
+    per_round = len(FEATURES) + 1  # one row per input, one for the prediction
+    assert snapshots() == per_round
+    with services.registry.writing() as session:  # the lease runs out: the next round is taken
+        session.get(LeaseRow, "drift").expires_at = datetime.now(timezone.utc)
+    other._last_drift = float("-inf")
+    other.run_once()
+    assert snapshots() == 2 * per_round
