@@ -6,7 +6,6 @@ import io
 import time
 from dataclasses import replace
 
-import numpy as np
 import pandas as pd
 import pytest
 
