@@ -346,20 +346,19 @@ def _bulk_numbers(arr: np.ndarray, integer: bool) -> tuple[np.ndarray | None, np
 
 def _bulk_strings(arr: np.ndarray, col: Column) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Text cells that are known categories (or any text, for a free-text column) pass at once;
-    empty cells, Excel errors, unknown categories and non-text cells are suspect."""
-    kinds = set(map(type, arr))
-    if str not in kinds:
+    empty cells, Excel errors, unknown categories and non-text cells are suspect. The checks run
+    on the distinct values, of which a category column has a handful."""
+    try:
+        uniques = set(arr.tolist())
+    except TypeError:  # an unhashable cell (a list, an object): the per-cell rules report it
         return None, None
-    uniques = set(arr[np.fromiter((type(v) is str for v in arr), bool, len(arr))]) \
-        if kinds != {str} else set(arr)
+    if not any(type(u) is str for u in uniques):
+        return None, None
     known = set(col.categories) if col.is_categorical else None
-    bad = {u for u in uniques if u == "" or u in EXCEL_ERRORS or (known is not None and
-                                                                   u not in known)}
-    if kinds == {str}:
-        suspect = pd.Series(arr, copy=False).isin(bad).to_numpy() if bad else \
-            np.zeros(len(arr), dtype=bool)
-    else:
-        suspect = np.fromiter((type(v) is not str or v in bad for v in arr), bool, len(arr))
+    bad = {u for u in uniques if type(u) is not str or u == "" or u in EXCEL_ERRORS
+           or (known is not None and u not in known)}
+    suspect = pd.Series(arr, copy=False).isin(bad).to_numpy(dtype=bool, copy=True) if bad else \
+        np.zeros(len(arr), dtype=bool)
     return arr.copy(), suspect
 
 
@@ -474,8 +473,10 @@ def check_width(table: RawTable, signature: Signature) -> None:
 
 def bind_positional(table: RawTable, signature: Signature) -> RawTable:
     """Turn positional rows into columns, checking each row's width against the signature."""
-    check_width(table, signature)
-    return RawTable.from_rows(table.pending_rows or [], signature.names, len(signature.inputs))
+    bound = RawTable.from_rows(table.pending_rows or [], signature.names, len(signature.inputs))
+    if bound.row_errors:  # rows of the wrong width: all of one width is a whole-input mistake
+        check_width(table, signature)
+    return bound
 
 
 def coerce(table: RawTable, signature: Signature) -> Coerced:

@@ -89,8 +89,12 @@ class OnnxRunner:
             feed[name] = narrow.reshape(-1, 1)
         for name in self._text:
             values = np.asarray(inputs[name], dtype=object)
-            if pd.isna(values).any():
-                return None  # a missing text value has no ONNX string form
+            try:  # checked on the distinct values: a handful, where pd.isna looks at every cell
+                texts = all(type(v) is str for v in set(values.tolist()))
+            except TypeError:
+                texts = False
+            if not texts:
+                return None  # a missing (or non-text) value has no ONNX string form
             feed[name] = values.reshape(-1, 1)
         edge = np.unique(np.concatenate(edges)) if edges else np.empty(0, dtype=np.int64)
         return feed, edge
