@@ -12,21 +12,14 @@ from .auth.keys import KeyStore
 from .config import Settings
 from .deploy.worker import DeploymentWorker
 from .jobs.service import JobRunner, Jobs
-from .registry.database import make_engine
-from .registry.service import Registry
-from .registry.store import ArtifactStore
+from .registry.factory import build_registry
 from .scoring.service import Scorer
 from .telemetry import metrics
 
+__all__ = ["build_registry", "create_app"]
+
 log = logging.getLogger("scorebridge")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-
-
-def build_registry(settings: Settings) -> Registry:
-    """The registry for these settings (schema migrated to the newest revision)."""
-    settings.home.mkdir(parents=True, exist_ok=True)
-    return Registry(make_engine(settings.resolved_database_url),
-                    ArtifactStore(settings.artifacts_dir), webhook_urls=settings.webhook_urls)
 
 
 def create_app(settings: Settings | None = None) -> Flask:

@@ -78,7 +78,7 @@ def serve(host: str | None, port: int | None, workers: int | None, threads: int 
           preload: bool | None) -> None:
     """Start the server under gunicorn."""
     settings = Settings.from_env()
-    from .app import build_registry
+    from .registry.factory import build_registry
 
     build_registry(settings)  # migrate once, here, before the workers start
     # every worker writes its metrics here; /metrics adds them up (a fresh folder per start)

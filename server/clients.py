@@ -44,7 +44,7 @@ class LocalBackend:
 
     @cached_property
     def registry(self):  # type: ignore[no-untyped-def]
-        from .app import build_registry
+        from .registry.factory import build_registry
 
         return build_registry(self.settings)
 

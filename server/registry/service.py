@@ -299,7 +299,6 @@ class Registry:
         except IntegrityError:  # another worker created it between our look and our insert
             return False
 
-
     def _event(self, session: Session, model: ModelRow | None, kind: str, actor: str,
                version: int | None = None, **detail: Any) -> None:
         """Record an event and, in the same transaction, its webhook deliveries (an outbox)."""

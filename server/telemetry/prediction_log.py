@@ -107,7 +107,7 @@ class PredictionLog:
                names: list[str], limit: int = 50_000) -> tuple[dict[str, list[Any]], list[Any]]:
         """One version's newest ``limit`` logged rows since ``since``, as input columns
         (``names``) and predictions. Streamed in chunks, keeping only the values: a window of
-        50,000 whole rows held at once grew every worker by ~80 MB (found by the soak)."""
+        50,000 whole rows held at once grew every worker by ~90 MB (found by the soak)."""
         columns: dict[str, list[Any]] = {name: [] for name in names}
         predictions: list[Any] = []
         query = (select(PredictionRow.inputs, PredictionRow.prediction)

@@ -179,6 +179,31 @@ def test_path_traversal_in_names_is_refused(client, wine):
         assert resp.mimetype == "application/problem+json"
 
 
+def test_path_traversal_in_upload_file_names_writes_nowhere_else(client, settings, wine,
+                                                                 tmp_path):
+    """A client chooses the uploaded file's name; the server never uses it as a path (artifacts
+    are stored by content hash, job inputs under fixed names), so a name that climbs out of the
+    upload folder lands nothing outside it."""
+    before = {p for p in tmp_path.rglob("*")}
+    hostile = "../../../../evil.skops"
+    with open(wine["path"], "rb") as fh:
+        resp = client.post("/api/v1/models/wine/versions", scope="deploy",
+                           data={"file": (fh, hostile)}, content_type="multipart/form-data")
+    assert resp.status_code == 201, resp.json
+    csv = tmp_path / "rows.csv"
+    wine["X"].head(3).to_csv(csv, index=False)
+    with open(csv, "rb") as fh:
+        job = client.post("/api/v1/jobs", scope="score", content_type="multipart/form-data",
+                          data={"model": "wine", "file": (fh, "../../../../evil.csv")})
+    assert job.status_code == 202, job.json
+    created = {p for p in tmp_path.rglob("*")} - before - {csv}
+    assert not [p for p in created if "evil" in p.name], created
+    assert all(p.is_relative_to(settings.home) for p in created), created
+    # where the names would point from any folder of the server's data
+    for folder in [settings.home, *settings.home.parents]:
+        assert not (folder / "evil.skops").exists() and not (folder / "evil.csv").exists()
+
+
 def test_upload_size_limit(settings, wine, keys):
     from dataclasses import replace
 

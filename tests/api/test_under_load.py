@@ -40,11 +40,11 @@ def workers(master: int) -> set[int]:
 
 
 def test_soak_short_form(live):
-    """The mixed load of bench/soak.py for 20 s after a 5 s warm-up: no failed request, and
+    """The mixed load of bench/soak.py for 12 s after a 3 s warm-up: no failed request, and
     resident memory grows by less than 10 % after warm-up."""
     server, key = live
-    soak(server.url, key, server.proc.pid, seconds=5, interval=5)  # warm-up
-    intervals = soak(server.url, key, server.proc.pid, seconds=20, interval=5)
+    soak(server.url, key, server.proc.pid, seconds=3, interval=3)  # warm-up
+    intervals = soak(server.url, key, server.proc.pid, seconds=12, interval=4)
     failures = [e for i in intervals for e in i.examples]
     assert sum(i.failures for i in intervals) == 0, failures
     assert sum(i.requests for i in intervals) > 100

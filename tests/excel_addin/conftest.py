@@ -6,9 +6,10 @@ import pytest
 from tests.live import env_for, run_cli, serve
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def live(tmp_path_factory, demo_files):
-    """A live server (two workers) serving the session's demo model as 'churn'."""
+    """A live server (two workers) serving the session's demo model as 'churn', shared by the
+    package's modules (they only read from it)."""
     home = tmp_path_factory.mktemp("excel") / "home"
     env = env_for(home)
     run_cli("register", str(demo_files["artifact"]), "--name", "churn", "--sample",
