@@ -80,6 +80,21 @@ def serve(env: dict[str, str], workers: int = 1, threads: int | None = None,
     return server
 
 
+def setup_cli(*args: str, env: dict[str, str]) -> Any:
+    """``scorebridge *args`` run inside the test process through click (the command's own code,
+    with ``env`` as the environment), for set-up where the command is not what is tested: a new
+    process spends ~3 s importing the scoring stack. Use :func:`run_cli` to test the CLI itself
+    (exit codes, a process killed mid-command)."""
+    from click.testing import CliRunner
+
+    from server.cli import main
+
+    result = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+    if result.exit_code != 0:
+        raise AssertionError(f"scorebridge {' '.join(args)} failed:\n{result.output}")
+    return result
+
+
 def run_cli(*args: str, env: dict[str, str], check: bool = True, **kw: Any) -> subprocess.CompletedProcess:
     proc = subprocess.run([str(BIN / "scorebridge"), *args], env=env, capture_output=True,
                           text=True, timeout=300, cwd=ROOT, **kw)

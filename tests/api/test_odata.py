@@ -8,7 +8,7 @@ import requests
 from defusedxml import ElementTree as ET
 
 from tests.conftest import assert_problem, register_file
-from tests.live import env_for, run_cli, serve
+from tests.live import env_for, serve, setup_cli
 
 EDM = "{http://docs.oasis-open.org/odata/ns/edm}"
 
@@ -127,8 +127,8 @@ def test_a_real_odata_client_reads_the_feed(tmp_path, demo_files, monkeypatch):
     home = tmp_path / "home"
     env = env_for(home, SCOREBRIDGE_ODATA_PAGE_SIZE="4")
     for name in ("alpha", "beta", "churn"):
-        run_cli("register", str(demo_files["artifact"]), "--name", name, env=env)
-    key = run_cli("keys", "create", "--scope", "read", env=env).stdout.strip()
+        setup_cli("register", str(demo_files["artifact"]), "--name", name, env=env)
+    key = setup_cli("keys", "create", "--scope", "read", env=env).stdout.strip()
     server = serve(env)
     try:
         session = requests.Session()

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from tests.conftest import PG_URL, POSTGRES, churn_rows, jsonable
-from tests.live import env_for, free_port, run_cli, serve
+from tests.live import env_for, free_port, serve, setup_cli
 
 pytestmark = pytest.mark.slow
 
@@ -104,9 +104,9 @@ def test_database_outage_keeps_scoring_and_recovers(tmp_path, demo_files):
                   f"{schema}", SCOREBRIDGE_RATE_LIMITING="off")
     server = None
     try:
-        run_cli("register", str(demo_files["artifact"]), "--name", "churn", "--sample",
+        setup_cli("register", str(demo_files["artifact"]), "--name", "churn", "--sample",
                 str(demo_files["sample"]), env=env)
-        key = run_cli("keys", "create", "--scope", "admin", env=env).stdout.strip()
+        key = setup_cli("keys", "create", "--scope", "admin", env=env).stdout.strip()
         server = serve(env, workers=1, threads=4)
         headers = {"X-API-Key": key}
         rows = {"rows": jsonable(churn_rows(3))}

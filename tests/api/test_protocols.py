@@ -196,12 +196,12 @@ def test_a_real_v2_client(tmp_path, demo_files, demo_model):
     """tritonclient (an Open Inference Protocol client from PyPI) against a live server."""
     import tritonclient.http as httpclient
 
-    from tests.live import env_for, run_cli, serve
+    from tests.live import env_for, serve, setup_cli
 
     env = env_for(tmp_path / "home")
-    run_cli("register", str(demo_files["artifact"]), "--name", "churn", "--sample",
+    setup_cli("register", str(demo_files["artifact"]), "--name", "churn", "--sample",
             str(demo_files["sample"]), env=env)
-    key = run_cli("keys", "create", "--scope", "score,read", env=env).stdout.strip()
+    key = setup_cli("keys", "create", "--scope", "score,read", env=env).stdout.strip()
     server = serve(env)
     try:
         client = httpclient.InferenceServerClient(url=server.url.removeprefix("http://"))

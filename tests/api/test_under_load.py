@@ -15,7 +15,7 @@ import requests
 
 from bench.soak import MEMORY_GROWTH_LIMIT, memory_growth, soak
 from tests.conftest import churn_rows, jsonable
-from tests.live import LiveServer, env_for, run_cli, serve
+from tests.live import LiveServer, env_for, serve, setup_cli
 
 pytestmark = pytest.mark.slow
 
@@ -25,8 +25,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer,
     home = tmp_path_factory.mktemp("under-load") / "home"
     env = env_for(home, SCOREBRIDGE_RATE_LIMITS="score=100000000/minute",
                   SCOREBRIDGE_LOG_LEVEL="WARNING")
-    run_cli("demo", env=env)
-    key = run_cli("keys", "create", "--scope", "score,read", env=env).stdout.strip()
+    setup_cli("demo", env=env)
+    key = setup_cli("keys", "create", "--scope", "score,read", env=env).stdout.strip()
     server = serve(env, workers=2, threads=4)
     try:
         yield server, key

@@ -11,7 +11,7 @@ import requests
 from server.app import build_registry
 from server.config import Settings
 from tests.conftest import churn_rows, jsonable
-from tests.live import env_for, run_cli, serve
+from tests.live import env_for, run_cli, serve, setup_cli
 
 pytestmark = pytest.mark.slow
 WORKERS = 3
@@ -46,10 +46,10 @@ def test_rollout_under_load_reaches_every_worker(tmp_path, demo_files, database_
     home = tmp_path / "home"
     env = env_for(home, SCOREBRIDGE_DEPLOY_REFRESH_SECONDS="0.5", SCOREBRIDGE_TICK_SECONDS="0.2",
                   SCOREBRIDGE_DATABASE_URL=database_url)
-    run_cli("register", str(demo_files["artifact"]), "--name", "churn", "--sample",
+    setup_cli("register", str(demo_files["artifact"]), "--name", "churn", "--sample",
             str(demo_files["sample"]), env=env)
-    run_cli("policy", "churn", "auto", "--max-latency-ms", "60000", env=env)
-    key = run_cli("keys", "create", "--scope", "admin", env=env).stdout.strip()
+    setup_cli("policy", "churn", "auto", "--max-latency-ms", "60000", env=env)
+    key = setup_cli("keys", "create", "--scope", "admin", env=env).stdout.strip()
     server = _start(tmp_path, env)
     results: list[tuple[float, float, int, int]] = []  # start, end, status, version
     stop = threading.Event()
@@ -104,10 +104,10 @@ def test_rollout_under_load_reaches_every_worker(tmp_path, demo_files, database_
 def test_sigkill_during_promotion_leaves_a_consistent_registry(tmp_path, demo_files):
     home = tmp_path / "home"
     env = env_for(home)
-    run_cli("register", str(demo_files["artifact"]), "--name", "churn", "--sample",
+    setup_cli("register", str(demo_files["artifact"]), "--name", "churn", "--sample",
             str(demo_files["sample"]), env=env)
-    run_cli("policy", "churn", "manual", env=env)
-    run_cli("register", str(demo_files["artifact"]), "--name", "churn", env=env)
+    setup_cli("policy", "churn", "manual", env=env)
+    setup_cli("register", str(demo_files["artifact"]), "--name", "churn", env=env)
     registry = build_registry(Settings(home=home))
     # a promotion killed just before its commit: production stays at the old version
     killed = run_cli("promote", "churn", "2", env={**env, "SCOREBRIDGE_FAULTS":
@@ -123,7 +123,7 @@ def test_sigkill_during_promotion_leaves_a_consistent_registry(tmp_path, demo_fi
 def test_sigkill_during_registration_records_nothing(tmp_path, demo_files):
     home = tmp_path / "home"
     env = env_for(home)
-    run_cli("register", str(demo_files["artifact"]), "--name", "churn", "--sample",
+    setup_cli("register", str(demo_files["artifact"]), "--name", "churn", "--sample",
             str(demo_files["sample"]), env=env)
     killed = run_cli("register", str(demo_files["artifact"]), "--name", "churn", "--sample",
                      str(demo_files["sample"]), check=False,
@@ -134,18 +134,18 @@ def test_sigkill_during_registration_records_nothing(tmp_path, demo_files):
     assert [e.kind for e in registry.events("churn")].count("registered") == 1
     # the artifact it stored first is unreferenced (garbage collection removes it later), and
     # the same registration, not killed, gets the next number
-    run_cli("register", str(demo_files["artifact"]), "--name", "churn", env=env)
+    setup_cli("register", str(demo_files["artifact"]), "--name", "churn", env=env)
     assert [v.version for v in registry.get_model("churn").versions] == [1, 2]
 
 
 def test_server_killed_mid_promotion_restarts_consistent(tmp_path, demo_files):
     home = tmp_path / "home"
     env = env_for(home, SCOREBRIDGE_CLAIM_TIMEOUT_SECONDS="2", SCOREBRIDGE_TICK_SECONDS="0.2")
-    run_cli("register", str(demo_files["artifact"]), "--name", "churn", "--sample",
+    setup_cli("register", str(demo_files["artifact"]), "--name", "churn", "--sample",
             str(demo_files["sample"]), env=env)
     # this test is about crashes, not speed: a loaded machine must not fail the latency gate
-    run_cli("policy", "churn", "auto", "--max-latency-ms", "60000", env=env)
-    key = run_cli("keys", "create", "--scope", "admin", env=env).stdout.strip()
+    setup_cli("policy", "churn", "auto", "--max-latency-ms", "60000", env=env)
+    key = setup_cli("keys", "create", "--scope", "admin", env=env).stdout.strip()
     registry = build_registry(Settings(home=home))
     faulty = _start(tmp_path, {**env, "SCOREBRIDGE_FAULTS": "promoted.before_commit"}, workers=2)
     try:

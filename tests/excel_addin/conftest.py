@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.live import env_for, run_cli, serve
+from tests.live import env_for, serve, setup_cli
 
 
 @pytest.fixture(scope="package")
@@ -12,10 +12,10 @@ def live(tmp_path_factory, demo_files):
     package's modules (they only read from it)."""
     home = tmp_path_factory.mktemp("excel") / "home"
     env = env_for(home)
-    run_cli("register", str(demo_files["artifact"]), "--name", "churn", "--sample",
+    setup_cli("register", str(demo_files["artifact"]), "--name", "churn", "--sample",
             str(demo_files["sample"]), "--holdout", str(demo_files["holdout"]), "--target",
             "churned", env=env)
-    key = run_cli("keys", "create", "--scope", "score,read", env=env).stdout.strip()
+    key = setup_cli("keys", "create", "--scope", "score,read", env=env).stdout.strip()
     server = serve(env, workers=2)
     yield server, key
     server.stop()

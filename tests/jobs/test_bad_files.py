@@ -10,7 +10,7 @@ import pytest
 
 from server.codecs.files import iter_chunks
 from tests.conftest import churn_rows, register_file
-from tests.live import env_for, on_small_disk, run_cli
+from tests.live import env_for, on_small_disk, setup_cli
 
 
 @pytest.fixture
@@ -103,7 +103,7 @@ def test_a_full_disk_fails_the_job_cleanly(tmp_path, demo_files):
     """The jobs folder on a real 1.5 MB tmpfs (a private mount namespace, no root needed): the
     input fits, the output does not; the job fails with the reason and leaves no output."""
     home = tmp_path / "home"
-    run_cli("register", "--name", "churn", str(demo_files["artifact"]), "--sample",
+    setup_cli("register", "--name", "churn", str(demo_files["artifact"]), "--sample",
             str(demo_files["sample"]), env=env_for(home))
     data = tmp_path / "in.csv"
     churn_rows(12_000).to_csv(data, index=False)  # ~0.6 MB in, ~1.3 MB out

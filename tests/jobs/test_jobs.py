@@ -11,7 +11,7 @@ import pytest
 
 from server.app import create_app
 from tests.conftest import assert_probabilities, assert_problem, churn_rows, register_file
-from tests.live import env_for, run_cli, serve
+from tests.live import env_for, run_cli, serve, setup_cli
 
 
 @pytest.fixture
@@ -175,8 +175,8 @@ def test_expiry(client, services, churn):
 @pytest.mark.slow
 def test_sigkill_mid_job_fails_it_cleanly_and_cli_remote_progress(tmp_path, demo_files):
     env = env_for(tmp_path / "home", SCOREBRIDGE_FAULTS="")
-    run_cli("register", str(demo_files["artifact"]), "--name", "churn", env=env)
-    key = run_cli("keys", "create", "--scope", "score,read", env=env).stdout.strip()
+    setup_cli("register", str(demo_files["artifact"]), "--name", "churn", env=env)
+    key = setup_cli("keys", "create", "--scope", "score,read", env=env).stdout.strip()
     big = pd.concat([churn_rows(1000, seed=i) for i in range(200)])  # 200,000 rows
     big.to_csv(tmp_path / "big.csv", index=False)
     import os
@@ -227,8 +227,8 @@ def test_sigkill_mid_job_fails_it_cleanly_and_cli_remote_progress(tmp_path, demo
 @pytest.mark.slow
 def test_cli_jobs_against_a_live_server(tmp_path, demo_files, demo_model):
     env = env_for(tmp_path / "home")
-    run_cli("register", str(demo_files["artifact"]), "--name", "churn", env=env)
-    key = run_cli("keys", "create", "--scope", "score,read", env=env).stdout.strip()
+    setup_cli("register", str(demo_files["artifact"]), "--name", "churn", env=env)
+    key = setup_cli("keys", "create", "--scope", "score,read", env=env).stdout.strip()
     frame = churn_rows(25)
     frame.to_csv(tmp_path / "in.csv", index=False)
     server = serve(env)

@@ -11,7 +11,7 @@ from openpyxl import load_workbook
 
 from tests.browser import browser_page, screenshot
 from tests.conftest import churn_rows, jsonable, register_file
-from tests.live import env_for, run_cli, serve
+from tests.live import env_for, run_cli, serve, setup_cli
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ def test_report_html_and_xlsx(client, busy):
 
 def test_cli_report(tmp_path, demo_files, monkeypatch):
     env = env_for(tmp_path / "home")
-    run_cli("register", str(demo_files["artifact"]), "--name", "churn", env=env)
+    setup_cli("register", str(demo_files["artifact"]), "--name", "churn", env=env)
     run_cli("report", "churn", "-o", str(tmp_path / "r.html"), env=env)
     run_cli("report", "churn", "-o", str(tmp_path / "r.xlsx"), env=env)
     assert "Model report: churn" in (tmp_path / "r.html").read_text()
@@ -80,11 +80,11 @@ def test_cli_report(tmp_path, demo_files, monkeypatch):
 def test_dashboard_and_report_in_chromium(tmp_path, demo_files, wine):
     env = env_for(tmp_path / "home", SCOREBRIDGE_PREDICTION_LOG_RATE="1.0",
                   SCOREBRIDGE_TICK_SECONDS="0.2")
-    run_cli("register", str(demo_files["artifact"]), "--name", "churn", "--sample",
+    setup_cli("register", str(demo_files["artifact"]), "--name", "churn", "--sample",
             str(demo_files["sample"]), env=env)
-    run_cli("register", str(wine["path"]), "--name", "wine", "--sample", str(wine["sample"]),
+    setup_cli("register", str(wine["path"]), "--name", "wine", "--sample", str(wine["sample"]),
             env=env)
-    key = run_cli("keys", "create", "--scope", "score,read", env=env).stdout.strip()
+    key = setup_cli("keys", "create", "--scope", "score,read", env=env).stdout.strip()
     server = serve(env, workers=2)
     try:
         import requests

@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from server.telemetry.metrics import client_kind
 from tests.conftest import churn_rows, jsonable
-from tests.live import ROOT, env_for, run_cli, serve
+from tests.live import ROOT, env_for, serve, setup_cli
 
 
 def samples(text: str, name: str) -> list:
@@ -62,9 +62,9 @@ def test_metrics_endpoint(client, demo_registered):
 @pytest.mark.slow
 def test_counts_add_up_over_several_workers(tmp_path, demo_files):
     env = env_for(tmp_path / "home")
-    run_cli("register", str(demo_files["artifact"]), "--name", "churn", "--sample",
+    setup_cli("register", str(demo_files["artifact"]), "--name", "churn", "--sample",
             str(demo_files["sample"]), env=env)
-    key = run_cli("keys", "create", "--scope", "score,read", env=env).stdout.strip()
+    key = setup_cli("keys", "create", "--scope", "score,read", env=env).stdout.strip()
     server = serve(env, workers=3)
     try:
         body = {"rows": jsonable(churn_rows(5))}
