@@ -105,7 +105,7 @@ def test_database_outage_keeps_scoring_and_recovers(tmp_path, demo_files):
     server = None
     try:
         setup_cli("register", str(demo_files["artifact"]), "--name", "churn", "--sample",
-                str(demo_files["sample"]), env=env)
+                  str(demo_files["sample"]), env=env)
         key = setup_cli("keys", "create", "--scope", "admin", env=env).stdout.strip()
         server = serve(env, workers=1, threads=4)
         headers = {"X-API-Key": key}

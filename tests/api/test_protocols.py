@@ -200,7 +200,7 @@ def test_a_real_v2_client(tmp_path, demo_files, demo_model):
 
     env = env_for(tmp_path / "home")
     setup_cli("register", str(demo_files["artifact"]), "--name", "churn", "--sample",
-            str(demo_files["sample"]), env=env)
+              str(demo_files["sample"]), env=env)
     key = setup_cli("keys", "create", "--scope", "score,read", env=env).stdout.strip()
     server = serve(env)
     try:

@@ -47,7 +47,7 @@ def test_rollout_under_load_reaches_every_worker(tmp_path, demo_files, database_
     env = env_for(home, SCOREBRIDGE_DEPLOY_REFRESH_SECONDS="0.5", SCOREBRIDGE_TICK_SECONDS="0.2",
                   SCOREBRIDGE_DATABASE_URL=database_url)
     setup_cli("register", str(demo_files["artifact"]), "--name", "churn", "--sample",
-            str(demo_files["sample"]), env=env)
+              str(demo_files["sample"]), env=env)
     setup_cli("policy", "churn", "auto", "--max-latency-ms", "60000", env=env)
     key = setup_cli("keys", "create", "--scope", "admin", env=env).stdout.strip()
     server = _start(tmp_path, env)
@@ -105,7 +105,7 @@ def test_sigkill_during_promotion_leaves_a_consistent_registry(tmp_path, demo_fi
     home = tmp_path / "home"
     env = env_for(home)
     setup_cli("register", str(demo_files["artifact"]), "--name", "churn", "--sample",
-            str(demo_files["sample"]), env=env)
+              str(demo_files["sample"]), env=env)
     setup_cli("policy", "churn", "manual", env=env)
     setup_cli("register", str(demo_files["artifact"]), "--name", "churn", env=env)
     registry = build_registry(Settings(home=home))
@@ -124,7 +124,7 @@ def test_sigkill_during_registration_records_nothing(tmp_path, demo_files):
     home = tmp_path / "home"
     env = env_for(home)
     setup_cli("register", str(demo_files["artifact"]), "--name", "churn", "--sample",
-            str(demo_files["sample"]), env=env)
+              str(demo_files["sample"]), env=env)
     killed = run_cli("register", str(demo_files["artifact"]), "--name", "churn", "--sample",
                      str(demo_files["sample"]), check=False,
                      env={**env, "SCOREBRIDGE_FAULTS": "registered.before_commit"})
@@ -142,7 +142,7 @@ def test_server_killed_mid_promotion_restarts_consistent(tmp_path, demo_files):
     home = tmp_path / "home"
     env = env_for(home, SCOREBRIDGE_CLAIM_TIMEOUT_SECONDS="2", SCOREBRIDGE_TICK_SECONDS="0.2")
     setup_cli("register", str(demo_files["artifact"]), "--name", "churn", "--sample",
-            str(demo_files["sample"]), env=env)
+              str(demo_files["sample"]), env=env)
     # this test is about crashes, not speed: a loaded machine must not fail the latency gate
     setup_cli("policy", "churn", "auto", "--max-latency-ms", "60000", env=env)
     key = setup_cli("keys", "create", "--scope", "admin", env=env).stdout.strip()

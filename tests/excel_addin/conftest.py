@@ -13,8 +13,8 @@ def live(tmp_path_factory, demo_files):
     home = tmp_path_factory.mktemp("excel") / "home"
     env = env_for(home)
     setup_cli("register", str(demo_files["artifact"]), "--name", "churn", "--sample",
-            str(demo_files["sample"]), "--holdout", str(demo_files["holdout"]), "--target",
-            "churned", env=env)
+              str(demo_files["sample"]), "--holdout", str(demo_files["holdout"]), "--target",
+              "churned", env=env)
     key = setup_cli("keys", "create", "--scope", "score,read", env=env).stdout.strip()
     server = serve(env, workers=2)
     yield server, key

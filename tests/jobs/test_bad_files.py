@@ -104,7 +104,7 @@ def test_a_full_disk_fails_the_job_cleanly(tmp_path, demo_files):
     input fits, the output does not; the job fails with the reason and leaves no output."""
     home = tmp_path / "home"
     setup_cli("register", "--name", "churn", str(demo_files["artifact"]), "--sample",
-            str(demo_files["sample"]), env=env_for(home))
+              str(demo_files["sample"]), env=env_for(home))
     data = tmp_path / "in.csv"
     churn_rows(12_000).to_csv(data, index=False)  # ~0.6 MB in, ~1.3 MB out
     jobs = home / "jobs"

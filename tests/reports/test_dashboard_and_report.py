@@ -81,9 +81,9 @@ def test_dashboard_and_report_in_chromium(tmp_path, demo_files, wine):
     env = env_for(tmp_path / "home", SCOREBRIDGE_PREDICTION_LOG_RATE="1.0",
                   SCOREBRIDGE_TICK_SECONDS="0.2")
     setup_cli("register", str(demo_files["artifact"]), "--name", "churn", "--sample",
-            str(demo_files["sample"]), env=env)
+              str(demo_files["sample"]), env=env)
     setup_cli("register", str(wine["path"]), "--name", "wine", "--sample", str(wine["sample"]),
-            env=env)
+              env=env)
     key = setup_cli("keys", "create", "--scope", "score,read", env=env).stdout.strip()
     server = serve(env, workers=2)
     try:

@@ -63,7 +63,7 @@ def test_metrics_endpoint(client, demo_registered):
 def test_counts_add_up_over_several_workers(tmp_path, demo_files):
     env = env_for(tmp_path / "home")
     setup_cli("register", str(demo_files["artifact"]), "--name", "churn", "--sample",
-            str(demo_files["sample"]), env=env)
+              str(demo_files["sample"]), env=env)
     key = setup_cli("keys", "create", "--scope", "score,read", env=env).stdout.strip()
     server = serve(env, workers=3)
     try:
