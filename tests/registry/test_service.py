@@ -93,21 +93,28 @@ def test_not_found_and_validation(registry):
             validate_name(bad)
 
 
-def test_concurrent_registrations_get_distinct_numbers(registry):
-    errors = []
+def _at_once(task, n: int = 8) -> list[Exception]:
+    """``task(i)`` for i in 0..n-1 on n threads released together; the exceptions they raised."""
+    barrier = threading.Barrier(n)
+    errors: list[Exception] = []
 
-    def worker(i):
+    def run(i: int) -> None:
         try:
-            _add(registry, "busy", f"{i}".encode())
-        except Exception as exc:  # pragma: no cover - reported below
+            barrier.wait()
+            task(i)
+        except Exception as exc:  # pragma: no cover - reported by the caller
             errors.append(exc)
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert not errors
+    return errors
+
+
+def test_concurrent_registrations_get_distinct_numbers(registry):
+    assert not _at_once(lambda i: _add(registry, "busy", f"{i}".encode()))
     assert sorted(v.version for v in registry.get_model("busy").versions) == list(range(1, 9))
 
 
@@ -124,24 +131,13 @@ def test_a_lease_goes_to_one_holder_at_a_time(registry):
 
 
 def test_of_many_workers_asking_at_once_exactly_one_gets_the_lease(registry):
-    barrier = threading.Barrier(8)
     won: list[str] = []
-    errors: list[Exception] = []
 
     def ask(i: int) -> None:
-        try:
-            barrier.wait()
-            if registry.claim_lease("drift", f"worker-{i}", 60):
-                won.append(f"worker-{i}")
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        if registry.claim_lease("drift", f"worker-{i}", 60):
+            won.append(f"worker-{i}")
 
-    threads = [threading.Thread(target=ask, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors and len(won) == 1
+    assert not _at_once(ask) and len(won) == 1
 
 
 def test_failed_record_leaves_no_version_and_garbage_is_collected(registry, monkeypatch):
