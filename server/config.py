@@ -75,6 +75,7 @@ class Settings:
     job_retention_hours: float = 72.0
     dask_scheduler: str = ""
     compile: bool = True
+    native_trees: bool = True
     cors_origins: tuple[str, ...] = ()
     preload: bool = False
     micro_batching: bool = True
@@ -128,6 +129,7 @@ class Settings:
             job_retention_hours=float(get("JOB_RETENTION_HOURS", "72")),
             dask_scheduler=get("DASK_SCHEDULER", ""),
             compile=_flag(get("COMPILE", "on")),
+            native_trees=_flag(get("NATIVE_TREES", "on")),
             cors_origins=tuple(o.rstrip("/") for o in _csv(get("CORS_ORIGINS", ""))),
             preload=_flag(get("PRELOAD", "off")),
             micro_batching=_flag(get("MICRO_BATCHING", "on")),

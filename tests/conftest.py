@@ -66,7 +66,9 @@ def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
     # no background thread: tests drive the deployment worker with run_once()
+    # native trees (a C compile per registration, ~1-2 s) have their own tests
     return Settings(home=tmp_path / "home", database_url=database_url, background=False,
+                    native_trees=False,
                     rate_limiting=False)  # limits have their own tests
 
 

@@ -24,7 +24,10 @@ def free_port() -> int:
 
 def env_for(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCOREBRIDGE_")}
-    env.update(SCOREBRIDGE_HOME=str(home), PATH=f"{BIN}:{env.get('PATH', '')}", **extra)
+    # native trees (a C compile per registration, ~1-2 s) are on only where a test asks
+    env.update(SCOREBRIDGE_HOME=str(home), PATH=f"{BIN}:{env.get('PATH', '')}",
+               SCOREBRIDGE_NATIVE_TREES="off")
+    env.update(extra)
     return env
 
 

@@ -19,6 +19,7 @@ def cli(tmp_path, monkeypatch):
         if key.startswith("SCOREBRIDGE_"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("SCOREBRIDGE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SCOREBRIDGE_NATIVE_TREES", "off")
     runner = CliRunner()
 
     def invoke(*args: str, ok: bool = True):

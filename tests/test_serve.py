@@ -20,7 +20,7 @@ ROW = '{"rows": [[12, 70.5, "month-to-month", "electronic-check", 3, "fiber"]]}'
 @pytest.mark.slow
 def test_make_serve_then_curl(tmp_path):
     port = free_port()
-    env = env_for(tmp_path / "home")
+    env = env_for(tmp_path / "home", SCOREBRIDGE_NATIVE_TREES="on")  # as a user gets it
     server = LiveServer(["make", "--no-print-directory", "serve", f"PORT={port}",
                          f"SCOREBRIDGE_HOME={tmp_path / 'home'}"], env, port)
     try:
@@ -41,6 +41,10 @@ def test_make_serve_then_curl(tmp_path):
         assert body["model"] == "churn" and body["version"] == 1
         assert body["predictions"][0] in ("yes", "no")
         assert abs(sum(body["probabilities"][0]) - 1) < 1e-9
+        # the demo's trees were compiled to native code at registration (gcc is on our machines)
+        runtime = requests.get(f"{server.url}/api/v1/models/churn/versions/1",
+                               headers={"X-API-Key": key}, timeout=10).json()["runtime"]
+        assert runtime["engine"] == "treelite", runtime
         # several workers answer (gunicorn master plus at least two worker processes)
         workers = subprocess.run(["pgrep", "-f", "-g", str(os.getpgid(server.proc.pid)),
                                   "gunicorn"], capture_output=True, text=True).stdout.split()
@@ -55,6 +59,7 @@ def test_make_serve_then_curl(tmp_path):
 
 def test_wsgi_module_exposes_the_app(tmp_path, monkeypatch):
     monkeypatch.setenv("SCOREBRIDGE_HOME", str(tmp_path))
+    monkeypatch.setenv("SCOREBRIDGE_NATIVE_TREES", "off")
     import importlib
 
     import wsgi

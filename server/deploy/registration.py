@@ -108,7 +108,8 @@ def register(registry: Registry, settings: Settings, req: RegistrationRequest) -
             metrics.update(evaluate(model, req.holdout[signature.names], req.holdout[req.target]))
         except ValueError as exc:
             raise ModelRejected(f"holdout evaluation failed: {exc}") from None
-    compiled = _compile(model, frame.head(REFERENCE_ROWS)) if settings.compile else \
+    compiled = _compile(model, frame.head(REFERENCE_ROWS), settings.native_trees) \
+        if settings.compile else \
         Compiled(None, "scikit-learn: compilation is turned off (SCOREBRIDGE_COMPILE)")
     reference: dict[str, Any] = {}
     if sample is not None:
@@ -137,7 +138,8 @@ def register(registry: Registry, settings: Settings, req: RegistrationRequest) -
                                                    signature.names + [req.target or ""],
                                                    STORED_HOLDOUT_ROWS),
                      target=req.target if req.holdout is not None else None, gates=gates,
-                     runtime="onnx" if compiled.onnx else "sklearn", runtime_note=compiled.note,
+                     runtime=compiled.runtime if compiled.onnx else "sklearn",
+                     runtime_note=compiled.note,
                      compiled_artifact=registry.store.put_bytes(compiled.onnx)
                      if compiled.onnx else None)
     key = registry.store.put(req.artifact, sha)
@@ -145,10 +147,10 @@ def register(registry: Registry, settings: Settings, req: RegistrationRequest) -
                                 description=req.description or None)
 
 
-def _compile(model: LoadedModel, frame: pd.DataFrame) -> Compiled:
+def _compile(model: LoadedModel, frame: pd.DataFrame, native: bool) -> Compiled:
     """The compiled form, verified on the reference rows as the scoring path types them."""
     checked = coerce(frame_to_table(frame), model.signature)
-    return compile_version(model.estimator, model.signature, checked.frame)
+    return compile_version(model.estimator, model.signature, checked.frame, native=native)
 
 
 def _has_production(registry: Registry, name: str) -> bool:

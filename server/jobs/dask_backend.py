@@ -26,14 +26,14 @@ PARTITION_BYTES = "16MB"
 @lru_cache(maxsize=4)
 def _model(path: str, fmt: str, trusted_pickle: bool, extra_trusted: tuple[str, ...],
            sha256: str, signature_json: str, name: str, version: int,
-           compiled_path: str | None) -> LoadedModel:
+           compiled_path: str | None, runtime: str) -> LoadedModel:
     import json
 
     estimator = load_artifact(Path(path), fmt, trust_pickle=trusted_pickle,  # type: ignore[arg-type]
                               extra_trusted=extra_trusted, expected_sha256=sha256)
     signature = Signature.from_dict(json.loads(signature_json))
     compiled = load_runner(Path(compiled_path).read_bytes(), Path(compiled_path).name, signature,
-                           estimator) if compiled_path else None
+                           estimator, runtime) if compiled_path else None
     return LoadedModel(name, version, estimator, signature, sha256, compiled=compiled)
 
 
@@ -41,7 +41,7 @@ def score_partition(frame: pd.DataFrame, spec: dict[str, Any]) -> Any:
     """One partition, scored exactly as the in-process job scores a chunk."""
     model = _model(spec["path"], spec["format"], spec["trusted_pickle"], spec["extra_trusted"],
                    spec["sha256"], spec["signature"], spec["name"], spec["version"],
-                   spec.get("compiled_path"))
+                   spec.get("compiled_path"), spec.get("runtime", "onnx"))
     options = ScoreOptions(errors="raise" if spec["strict"] else "row")
     chunk = Chunk(frame_=frame.reset_index(drop=True))
     return scored_table(chunk.arrow(), score_with(model, chunk.raw(), options))

@@ -32,6 +32,7 @@ from ..config import Settings
 from ..errors import Conflict, InvalidInput, NotFound, ScoreBridgeError
 from ..registry.schema import JobRow, ScoredRow, utcnow
 from ..registry.service import Registry, _utc
+from ..scoring.compiled import COMPILED_RUNTIMES
 from ..scoring.service import Scorer
 from ..telemetry import metrics
 
@@ -300,8 +301,9 @@ class Jobs:
                 "extra_trusted": tuple(self.settings.trusted_types), "sha256": info.sha256,
                 "signature": json.dumps(info.signature), "name": job.model,
                 "version": job.version, "strict": bool(job.options.get("strict")),
+                "runtime": info.runtime,
                 "compiled_path": str(self.registry.store.path(info.compiled_artifact))
-                if info.runtime == "onnx" and info.compiled_artifact else None}
+                if info.runtime in COMPILED_RUNTIMES and info.compiled_artifact else None}
         client = client_for(scheduler)
         try:
             yield from scored_partitions(client, source, spec)

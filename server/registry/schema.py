@@ -62,7 +62,8 @@ class VersionRow(Base):
     sample_artifact: Mapped[str | None] = mapped_column(String(255), nullable=True)
     holdout_artifact: Mapped[str | None] = mapped_column(String(255), nullable=True)
     target: Mapped[str | None] = mapped_column(String(128), nullable=True)
-    # how the version is scored: "onnx" (compiled, verified against scikit-learn) or "sklearn"
+    # how the version is scored: "native" (compiled trees) or "onnx" (an ONNX graph), each
+    # verified against scikit-learn, or "sklearn"
     runtime: Mapped[str] = mapped_column(String(16), default="sklearn")
     runtime_note: Mapped[str] = mapped_column(Text, default="")
     compiled_artifact: Mapped[str | None] = mapped_column(String(255), nullable=True)

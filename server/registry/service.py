@@ -22,6 +22,9 @@ from .schema import (AliasRow, EventRow, LeaseRow, ModelRow, RolloutRow, Version
                      WebhookDeliveryRow, utcnow)
 from .store import ArtifactStore
 
+# a version's runtime (as stored) -> the engine that answers it (as the API names it)
+ENGINES = {"native": "treelite", "onnx": "onnxruntime", "sklearn": "scikit-learn"}
+
 PRODUCTION = "production"
 NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 ALIAS_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
@@ -82,7 +85,7 @@ class VersionInfo:
             "created_by": self.created_by, "rolled_back": self.rolled_back,
             "aliases": self.aliases, "pipeline": self.pipeline, "gate_status": self.gate_status,
             "gates": self.gates, "has_holdout": self.holdout_artifact is not None,
-            "runtime": {"engine": "onnxruntime" if self.runtime == "onnx" else "scikit-learn",
+            "runtime": {"engine": ENGINES.get(self.runtime, "scikit-learn"),
                         "note": self.runtime_note},
         }
 

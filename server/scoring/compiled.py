@@ -28,24 +28,43 @@ TOLERANCE = 1e-6
 WIDE_ROWS = 2_000
 OPSETS = {"": 18, "ai.onnx.ml": 3}  # from this many rows a call is spread over every core
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+# the runtimes whose versions carry a compiled artifact
+COMPILED_RUNTIMES = ("native", "onnx")
 
 
 @dataclass
 class Compiled:
-    """The outcome of compiling one version: ONNX bytes when verified, and why (or why not)."""
+    """The outcome of compiling one version: the compiled bytes when verified, which runtime
+    they are for ("onnx": an ONNX graph, "native": a native-trees bundle), and why (or why
+    not)."""
 
     onnx: bytes | None
     note: str
+    runtime: str = "onnx"
+
+
+def text_column(values: Any) -> np.ndarray | None:
+    """A text input as the graphs take it (a column of str), or None when a value is missing or
+    not text (which has no ONNX string form). Checked on the distinct values: a handful, where
+    pd.isna looks at every cell."""
+    values = np.asarray(values, dtype=object)
+    try:
+        texts = all(type(v) is str for v in set(values.tolist()))
+    except TypeError:
+        texts = False
+    return values.reshape(-1, 1) if texts else None
 
 
 class OnnxRunner:
     """One verified ONNX graph and how to feed it from a typed frame."""
 
+    runtime = "onnx"
+
     def __init__(self, data: bytes, signature: Signature, classes: np.ndarray | None,
                  guards: dict[str, np.ndarray] | None = None, wide_inputs: bool = True) -> None:
-        self.session = _session(data, threads=1)
+        self.session = ort_session(data, threads=1)
         # large batches (jobs, 10,000-row requests) use every core; small ones stay on one
-        self._wide = _session(data, threads=os.cpu_count() or 1) if (os.cpu_count() or 1) > 1 \
+        self._wide = ort_session(data, threads=os.cpu_count() or 1) if (os.cpu_count() or 1) > 1 \
             else self.session
         self.signature = signature
         self.classes = classes
@@ -88,14 +107,10 @@ class OnnxRunner:
                     != np.searchsorted(guard[1], narrow)))
             feed[name] = narrow.reshape(-1, 1)
         for name in self._text:
-            values = np.asarray(inputs[name], dtype=object)
-            try:  # checked on the distinct values: a handful, where pd.isna looks at every cell
-                texts = all(type(v) is str for v in set(values.tolist()))
-            except TypeError:
-                texts = False
-            if not texts:
-                return None  # a missing (or non-text) value has no ONNX string form
-            feed[name] = values.reshape(-1, 1)
+            values = text_column(inputs[name])
+            if values is None:
+                return None
+            feed[name] = values
         edge = np.unique(np.concatenate(edges)) if edges else np.empty(0, dtype=np.int64)
         return feed, edge
 
@@ -122,7 +137,7 @@ class OnnxRunner:
         return self.classes[index], np.asarray(probabilities, dtype=np.float64)
 
 
-def _session(data: bytes, threads: int) -> Any:
+def ort_session(data: bytes, threads: int) -> Any:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -163,22 +178,67 @@ def _convert(estimator: Any, signature: Signature, double: bool) -> bytes:
     return model.SerializeToString()
 
 
-def compile_version(estimator: Any, signature: Signature, sample: pd.DataFrame) -> Compiled:
+def _convert_preprocessing(estimator: Any, signature: Signature) -> bytes:
+    """The steps before the model as a float64 graph (its output: the model's feature matrix)."""
+    from skl2onnx import convert_sklearn
+    from sklearn.pipeline import Pipeline
+
+    steps = estimator.steps[:-1]
+    transformer = steps[0][1] if len(steps) == 1 else Pipeline(steps)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = convert_sklearn(transformer, initial_types=_initial_types(signature, True),
+                                target_opset=OPSETS)
+    return model.SerializeToString()
+
+
+def compile_version(estimator: Any, signature: Signature, sample: pd.DataFrame,
+                    native: bool = False) -> Compiled:
     """Convert ``estimator`` and keep the result only if it reproduces scikit-learn on ``sample``
-    (the typed reference rows), label for label and probability for probability. Double
-    precision is tried first (exact for linear models, neighbours, naive Bayes); tree ensembles
-    run in float32 in onnxruntime, as in scikit-learn's own tree code."""
+    (the typed reference rows), label for label and probability for probability. With
+    ``native``, a tree ensemble is first compiled to machine code (``native.py``: float64, exact
+    and fastest). Then the ONNX graph: double precision first (exact for linear models,
+    neighbours, naive Bayes); tree ensembles run in float32 in onnxruntime, as in
+    scikit-learn's own tree code."""
     if signature.output.kind == "classification" and not signature.output.probabilities:
         return Compiled(None, "scikit-learn: the classifier has no predict_proba to verify")
     outcome = Compiled(None, "")
     final = final_estimator(estimator)
     trees = any(hasattr(final, a) for a in ("tree_", "estimators_", "_predictors"))
+    skipped = ""
+    if native and trees:
+        outcome = _compile_native(estimator, signature, sample)
+        if outcome.onnx is not None:
+            return outcome
+        skipped = f"; native trees not used: {outcome.note}"
     # trees compare in float32 (scikit-learn's own tree code does): never in double
     for double in ((False,) if trees else (True, False)):
         outcome = _compile(estimator, signature, sample, double)
         if outcome.onnx is not None:
-            return outcome
-    return outcome
+            break
+    return Compiled(outcome.onnx, outcome.note + skipped, outcome.runtime)
+
+
+def _compile_native(estimator: Any, signature: Signature, sample: pd.DataFrame) -> Compiled:
+    from . import native
+
+    why = native.unsuitable(estimator, signature)
+    if why is None and not _exact_in_float32(estimator):
+        why = "numeric transformers (such as scalers) before the trees"
+    if why is None and not _steps(estimator) and any(c.type == "string" for c in signature.inputs):
+        why = "text inputs reach the trees without an encoder"
+    if why is not None:
+        return Compiled(None, why, "native")
+    try:
+        preprocessing = _convert_preprocessing(estimator, signature) \
+            if _steps(estimator) else None
+        data = native.build(estimator, signature, preprocessing)
+    except Exception as exc:  # treelite, skl2onnx and the C compiler raise many kinds
+        return Compiled(None, f"compilation failed ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:200] if str(exc) else ''})", "native")
+    classes = _classes(estimator, signature)
+    return _verified(lambda: native.NativeRunner(data, signature, classes), data, "native",
+                     "treelite (native trees)", "float64", estimator, sample, classes)
 
 
 def _compile(estimator: Any, signature: Signature, sample: pd.DataFrame,
@@ -197,8 +257,19 @@ def _compile(estimator: Any, signature: Signature, sample: pd.DataFrame,
     if "" in guards:
         return Compiled(None, "scikit-learn: the model splits on derived features whose float32 "
                               "thresholds cannot be checked")
+    outcome = _verified(lambda: OnnxRunner(data, signature, classes, guards, _wide(estimator)),
+                        data, "onnx", "onnxruntime", "float64" if double else "float32",
+                        estimator, sample, classes)
+    return outcome if outcome.onnx is not None else \
+        Compiled(None, f"scikit-learn: {outcome.note}", outcome.runtime)
+
+
+def _verified(make_runner: Any, data: bytes, runtime: str, engine: str, precision: str,
+              estimator: Any, sample: pd.DataFrame, classes: np.ndarray | None) -> Compiled:
+    """``data`` when the runner ``make_runner`` builds reproduces scikit-learn on ``sample``
+    (the rows it answers itself), else why not."""
     try:
-        runner = OnnxRunner(data, signature, classes, guards, _wide(estimator))
+        runner = make_runner()
         prepared = runner.prepare(sample)
         if prepared is None:
             sample = sample.dropna(subset=runner._text) if runner._text else sample
@@ -208,13 +279,13 @@ def _compile(estimator: Any, signature: Signature, sample: pd.DataFrame,
             prepared = runner.prepare(sample)
         feed = prepared[0] if prepared is not None else None
         if feed is None or len(sample) == 0:
-            return Compiled(None, "scikit-learn: the reference sample cannot be fed to the "
-                                  "compiled model, so it could not be verified")
+            return Compiled(None, "the reference sample cannot be fed to the compiled model, so "
+                                  "it could not be verified", runtime)
         labels, probabilities = runner.run(feed)
     except Exception as exc:
-        return Compiled(None, "scikit-learn: the compiled model does not run "
-                              f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})")
-    precision = "float64" if double else "float32"
+        return Compiled(None, "the compiled model does not run "
+                              f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
+                        runtime)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         expected = np.asarray(estimator.predict(sample))
@@ -223,20 +294,21 @@ def _compile(estimator: Any, signature: Signature, sample: pd.DataFrame,
         worst = float(np.max(np.abs(labels - expected.astype(np.float64))
                              / np.maximum(1.0, np.abs(expected.astype(np.float64)))))
         if not worst <= TOLERANCE:
-            return Compiled(None, f"scikit-learn: compiled values differ by up to {worst:.2g} "
-                                  f"(relative) on the reference sample")
-        return Compiled(data, f"onnxruntime: verified on {len(sample)} reference rows "
-                              f"(values within {worst:.1g}; {precision})")
+            return Compiled(None, f"compiled values differ by up to {worst:.2g} (relative) on "
+                                  f"the reference sample", runtime)
+        return Compiled(data, f"{engine}: verified on {len(sample)} reference rows "
+                              f"(values within {worst:.1g}; {precision})", runtime)
     mismatched = int((labels != expected).sum())
     if mismatched:
-        return Compiled(None, f"scikit-learn: the compiled model disagrees on {mismatched} of "
-                              f"{len(sample)} reference labels")
+        return Compiled(None, f"the compiled model disagrees on {mismatched} of {len(sample)} "
+                              f"reference labels", runtime)
     worst = float(np.max(np.abs(probabilities - expected_p))) if len(sample) else 0.0
     if not worst <= TOLERANCE:
-        return Compiled(None, f"scikit-learn: compiled probabilities differ by up to "
-                              f"{worst:.2g} on the reference sample")
-    return Compiled(data, f"onnxruntime: verified on {len(sample)} reference rows (labels "
-                          f"identical, probabilities within {max(worst, 1e-9):.1g}; {precision})")
+        return Compiled(None, f"compiled probabilities differ by up to {worst:.2g} on the "
+                              f"reference sample", runtime)
+    return Compiled(data, f"{engine}: verified on {len(sample)} reference rows (labels "
+                          f"identical, probabilities within {max(worst, 1e-9):.1g}; "
+                          f"{precision})", runtime)
 
 
 EXACT_STEPS = ("OneHotEncoder", "OrdinalEncoder")
@@ -348,11 +420,16 @@ def _classes(estimator: Any, signature: Signature) -> np.ndarray | None:
         else None
 
 
-def load_runner(data: bytes, expected_sha256: str, signature: Signature,
-                estimator: Any) -> OnnxRunner:
-    """A stored compiled model, checked against its checksum before use."""
+def load_runner(data: bytes, expected_sha256: str, signature: Signature, estimator: Any,
+                runtime: str = "onnx") -> Any:
+    """A stored compiled model (an ``OnnxRunner``, or a ``NativeRunner`` for ``runtime``
+    "native"), checked against its checksum before use."""
     if hashlib.sha256(data).hexdigest() != expected_sha256:
         raise ValueError("the compiled model's checksum does not match the registry")
+    if runtime == "native":
+        from .native import NativeRunner
+
+        return NativeRunner(data, signature, _classes(estimator, signature))
     return OnnxRunner(data, signature, _classes(estimator, signature),
                       split_guards(estimator, signature), _wide(estimator))
 

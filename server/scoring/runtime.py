@@ -74,7 +74,7 @@ class LoadedModel:
     estimator: Any
     signature: Signature
     sha256: str
-    compiled: Any = None  # an OnnxRunner when the version has a verified compiled form
+    compiled: Any = None  # an OnnxRunner or NativeRunner when the version has a verified one
 
     def __post_init__(self) -> None:
         self._argmax = type(final_estimator(self.estimator)).__name__ in ARGMAX_FAMILIES \
@@ -82,7 +82,7 @@ class LoadedModel:
 
     @property
     def runtime(self) -> str:
-        return "onnx" if self.compiled is not None else "sklearn"
+        return self.compiled.runtime if self.compiled is not None else "sklearn"
 
     @property
     def has_probabilities(self) -> bool:

@@ -32,7 +32,7 @@ from ..telemetry.prediction_log import PredictionLog
 from ..telemetry.traffic import TrafficRecorder
 from .batching import MicroBatcher
 from .coerce import align, check_width, coerce, concat
-from .compiled import load_runner
+from .compiled import COMPILED_RUNTIMES, load_runner
 from .loader import load_artifact
 from .runtime import LoadedModel
 from .signature import Signature, to_python
@@ -156,11 +156,11 @@ class ModelCache:
                                   expected_sha256=info.sha256)
         signature = Signature.from_dict(info.signature)
         compiled = None
-        if info.runtime == "onnx" and info.compiled_artifact:
+        if info.runtime in COMPILED_RUNTIMES and info.compiled_artifact:
             try:
                 compiled = load_runner(self.registry.store.read_bytes(info.compiled_artifact),
                                        info.compiled_artifact.rsplit("/", 1)[-1], signature,
-                                       estimator)
+                                       estimator, info.runtime)
             except Exception as exc:  # the scikit-learn form still answers, only slower
                 log.error("compiled form of %s v%s unusable (%s); scoring with scikit-learn",
                           info.model, info.version, exc)

@@ -28,7 +28,7 @@ EXAMPLES = 10
 def fuzzed(tmp_path_factory: pytest.TempPathFactory, demo_files: dict[str, Path]) -> Any:
     """An app on SQLite with the demo model deployed, and an admin key."""
     home = tmp_path_factory.mktemp("fuzz") / "home"
-    app = create_app(Settings(home=home, background=False, rate_limiting=False))
+    app = create_app(Settings(home=home, background=False, rate_limiting=False, native_trees=False))
     app.config["TESTING"] = True
     svc = app.extensions["scorebridge"]
     key = svc.keys.create("admin", "fuzz")[0]

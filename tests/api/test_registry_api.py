@@ -229,7 +229,7 @@ from server.app import create_app
 from server.config import Settings
 
 home, artifact, sample = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
-app = create_app(Settings(home=home, background=False, rate_limiting=False))
+app = create_app(Settings(home=home, background=False, rate_limiting=False, native_trees=False))
 svc = app.extensions["scorebridge"]
 key = svc.keys.create("admin", "test")[0]
 with open(artifact, "rb") as a, open(sample, "rb") as s:

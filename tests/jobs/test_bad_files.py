@@ -87,7 +87,7 @@ FULL_DISK = textwrap.dedent("""
     from server.scoring.service import Scorer
 
     home, data = Path(sys.argv[1]), Path(sys.argv[2])
-    settings = Settings(home=home, background=False)
+    settings = Settings(home=home, background=False, native_trees=False)
     registry = build_registry(settings)
     jobs = Jobs(registry, Scorer(registry, settings), settings)
     job = jobs.submit("churn", data, actor="test")

@@ -215,7 +215,7 @@ def test_sigkill_mid_job_fails_it_cleanly_and_cli_remote_progress(tmp_path, demo
     from server.jobs.service import Jobs
     from server.scoring.service import Scorer
 
-    settings = Settings(home=tmp_path / "home", background=False)
+    settings = Settings(home=tmp_path / "home", background=False, native_trees=False)
     registry = build_registry(settings)
     jobs = Jobs(registry, Scorer(registry, settings), settings)
     assert jobs.recover() == [job["id"]]

@@ -142,6 +142,7 @@ def test_pipelines_from_the_cli(tmp_path, demo_files, monkeypatch):
     for name in [k for k in __import__("os").environ if k.startswith("SCOREBRIDGE_")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("SCOREBRIDGE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SCOREBRIDGE_NATIVE_TREES", "off")
     monkeypatch.setenv("SCOREBRIDGE_JOB_ROOTS", str(root))
     runner = CliRunner()
 

@@ -1,0 +1,196 @@
+"""Native tree code: a tree ensemble turned into C by treelite/tl2cgen and compiled at registration.
+
+onnxruntime walks trees as data in float32, so a forest's split edges need guarding and the walk
+itself is two thirds of a 10,000-row request. Compiled C compares in float64 with scikit-learn's
+own thresholds (exact, no edge rows) and runs the demo model's 120 trees about twice as fast
+(docs/performance.md). The preprocessing before the trees (passthrough, one-hot, ordinal) runs as
+a float64 ONNX graph. Used only when a C compiler is present, the ensemble is small enough to
+compile in seconds, and the result reproduces scikit-learn on the reference sample; otherwise the
+version falls back to the ONNX graph or scikit-learn, with the reason recorded.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import warnings
+import zipfile
+from typing import Any
+
+import numpy as np
+
+from .compiled import WIDE_ROWS, ort_session, text_column
+from .runtime import final_estimator
+from .signature import Signature
+
+log = logging.getLogger(__name__)
+# ensembles beyond this many nodes take minutes of C compilation (a deep 50-tree forest: ~40 s)
+NODE_BUDGET = 20_000
+FAMILIES = frozenset({
+    "HistGradientBoostingClassifier", "HistGradientBoostingRegressor",
+    "GradientBoostingClassifier", "GradientBoostingRegressor",
+    "RandomForestClassifier", "RandomForestRegressor",
+    "ExtraTreesClassifier", "ExtraTreesRegressor",
+})
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_LOW_HALF = np.uint64(0xFFFF_FFFF)
+
+
+def toolchain() -> str | None:
+    """The C compiler tl2cgen will call, if this machine has one."""
+    for name in ("gcc", "clang"):
+        if shutil.which(name):
+            return name
+    return None
+
+
+def node_count(final: Any) -> int:
+    if hasattr(final, "_predictors"):
+        return sum(len(tree.nodes) for trees in final._predictors for tree in trees)
+    return sum(int(tree.tree_.node_count) for tree in np.ravel(final.estimators_))
+
+
+def unsuitable(estimator: Any, signature: Signature) -> str | None:
+    """Why the version cannot have native trees, or None when it can be tried."""
+    final = final_estimator(estimator)
+    if type(final).__name__ not in FAMILIES:
+        return f"{type(final).__name__} is not a tree ensemble treelite compiles"
+    if getattr(final, "is_categorical_", None) is not None and np.any(final.is_categorical_):
+        return "native categorical splits are not compiled"
+    nodes = node_count(final)
+    if nodes > NODE_BUDGET:
+        return f"{nodes:,} tree nodes exceed the {NODE_BUDGET:,} that compile in seconds"
+    if toolchain() is None:
+        return "no C compiler (gcc or clang) on this machine"
+    return None
+
+
+def build(estimator: Any, signature: Signature, preprocess: bytes | None) -> bytes:
+    """The bundle: a zip of the float64 preprocessing graph (if any), the compiled library and a
+    manifest saying how to feed it."""
+    import tl2cgen
+    import treelite
+
+    final = final_estimator(estimator)
+    chatter = io.StringIO()  # the libraries print their progress: kept for the debug log
+    with tempfile.TemporaryDirectory(prefix="scorebridge-native-") as tmp, \
+            warnings.catch_warnings(), contextlib.redirect_stdout(chatter):
+        warnings.simplefilter("ignore")
+        model = treelite.sklearn.import_model(final)
+        library = os.path.join(tmp, "trees.so")
+        tl2cgen.export_lib(model, toolchain=toolchain(), libpath=library,
+                           # quantize: inputs become bin numbers compared as integers (exact,
+                           # ~7 % faster on the demo model)
+                           params={"parallel_comp": max(os.cpu_count() or 1, 2), "quantize": 1},
+                           nthread=os.cpu_count() or 1)
+        with open(library, "rb") as f:
+            code = f.read()
+    log.debug("native trees compiled: %s", chatter.getvalue().strip())
+    manifest = {"format": 1, "treelite": treelite.__version__, "tl2cgen": tl2cgen.__version__,
+                # scikit-learn's other tree models compare float32 inputs; HGB compares float64
+                "float32_inputs": not hasattr(final, "_predictors"),
+                "columns": [c.name for c in signature.inputs]}
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as bundle:
+        bundle.writestr("manifest.json", json.dumps(manifest))
+        bundle.writestr("trees.so", code)
+        if preprocess is not None:
+            bundle.writestr("preprocess.onnx", preprocess)
+    return out.getvalue()
+
+
+def _load_library(code: bytes, threads: tuple[int, ...]) -> list[Any]:
+    """Load the compiled trees, one predictor per thread count. The file lives only until it is
+    mapped: nothing on disk can be swapped for it afterwards."""
+    import tl2cgen
+
+    folder = tempfile.mkdtemp(prefix="scorebridge-native-")
+    path = os.path.join(folder, "trees.so")
+    try:
+        with open(path, "wb") as f:
+            f.write(code)
+        return [tl2cgen.Predictor(path, nthread=n) for n in threads]
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+class NativeRunner:
+    """One verified native bundle and how to feed it: the same interface as ``OnnxRunner``."""
+
+    runtime = "native"
+
+    def __init__(self, bundle: bytes, signature: Signature, classes: np.ndarray | None) -> None:
+        with zipfile.ZipFile(io.BytesIO(bundle)) as z:
+            manifest = json.loads(z.read("manifest.json"))
+            names = set(z.namelist())
+            preprocess = z.read("preprocess.onnx") if "preprocess.onnx" in names else None
+            code = z.read("trees.so")
+        # small calls on one thread; large batches (jobs, 10,000-row requests) on every core.
+        # A predictor takes one call at a time (tl2cgen's rule): each has its lock.
+        cores = os.cpu_count() or 1
+        self._predictors = [(predictor, threading.Lock())
+                            for predictor in _load_library(code, (1, cores))]
+        self._preprocess = ort_session(preprocess, threads=1) if preprocess is not None else None
+        self._narrow = bool(manifest["float32_inputs"])
+        self.signature = signature
+        self.classes = classes
+        self._columns = list(manifest["columns"])
+        self._text = [c.name for c in signature.inputs if c.type == "string"]
+        self._numbers = [c.name for c in signature.inputs if c.type != "string"]
+
+    def prepare(self, inputs: Any) -> tuple[dict[str, np.ndarray], np.ndarray] | None:
+        """(the inputs as the trees' preprocessing takes them, the rows scikit-learn must answer
+        instead), or None when the rows hold what the graph cannot represent.
+
+        float64 compares as scikit-learn does, so no row sits on a split edge. But tl2cgen
+        passes each value in a union whose "missing" flag shares the low 32 bits of the double:
+        a number whose low half is all ones (such as the one just below 21.0) would read as
+        missing. Those rows (one double in four billion, found by the edge tests) go to
+        scikit-learn. A float32 widened to float64 has zero low bits, so forests never hit it."""
+        feed: dict[str, np.ndarray] = {}
+        aliased: list[np.ndarray] = []
+        for name in self._numbers:
+            values = np.asarray(inputs[name], dtype=np.float64)
+            if self._narrow:  # as scikit-learn casts them before its trees
+                with np.errstate(invalid="ignore"):
+                    if (np.abs(values) > _FLOAT32_MAX).any():
+                        return None
+                values = values.astype(np.float32).astype(np.float64)
+            else:
+                low = values.view(np.uint64) & _LOW_HALF
+                aliased.append(np.flatnonzero(low == _LOW_HALF))
+            feed[name] = values.reshape(-1, 1)
+        for name in self._text:
+            values = text_column(inputs[name])
+            if values is None:
+                return None
+            feed[name] = values
+        edge = np.unique(np.concatenate(aliased)) if aliased else np.empty(0, dtype=np.int64)
+        return feed, edge
+
+    def run(self, feed: dict[str, np.ndarray],
+            labels: bool = True) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(labels, probabilities as float64) or (values, None), as ``OnnxRunner.run``."""
+        import tl2cgen
+
+        if self._preprocess is not None:
+            matrix = self._preprocess.run(None, feed)[0]
+        else:
+            matrix = np.hstack([feed[name] for name in self._columns])
+        matrix = np.ascontiguousarray(matrix, dtype=np.float64)
+        predictor, lock = self._predictors[len(matrix) >= WIDE_ROWS]
+        rows = tl2cgen.DMatrix(matrix)
+        with lock:
+            out = np.asarray(predictor.predict(rows), dtype=np.float64)
+        out = out.reshape(len(matrix), -1)
+        if self.classes is None:
+            return out[:, 0].copy(), None
+        probabilities = np.hstack([1.0 - out, out]) if out.shape[1] == 1 else out
+        if not labels:
+            return None, probabilities
+        return self.classes.take(probabilities.argmax(axis=1)), probabilities

@@ -1,0 +1,251 @@
+"""Native trees (treelite/tl2cgen, compiled with the machine's C compiler) against scikit-learn,
+family by family: exact in float64 with no rows sent back to scikit-learn (not even inputs on a
+split threshold or between a threshold and its float32 rounding), and a clean fallback to the
+ONNX graph, with the reason, when native code is not possible."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.ensemble import (ExtraTreesClassifier, GradientBoostingClassifier,
+                              GradientBoostingRegressor, HistGradientBoostingClassifier,
+                              HistGradientBoostingRegressor, RandomForestClassifier,
+                              RandomForestRegressor)
+from sklearn.linear_model import LogisticRegression
+from sklearn.tree import DecisionTreeClassifier
+
+from server.config import Settings
+from server.scoring import native
+from server.scoring.compiled import TOLERANCE, compile_version, load_runner, split_guards
+from server.scoring.runtime import LoadedModel
+from server.scoring.signature import infer_signature
+from tests.conftest import register_file
+from tests.scoring.test_compiled import data, pipeline, typed
+
+EXACT = 1e-12  # float64 arithmetic in another order: far inside the 1e-6 promise
+
+FAMILIES = [
+    (HistGradientBoostingClassifier(max_iter=40, random_state=0), "multiclass"),
+    (HistGradientBoostingClassifier(max_iter=40, random_state=0), "binary"),
+    (HistGradientBoostingRegressor(max_iter=40, random_state=0), "regression"),
+    (GradientBoostingClassifier(n_estimators=30, random_state=0), "binary"),
+    (GradientBoostingRegressor(n_estimators=30, random_state=0), "regression"),
+    (RandomForestClassifier(n_estimators=15, max_depth=7, random_state=0), "multiclass"),
+    (ExtraTreesClassifier(n_estimators=15, max_depth=7, random_state=0), "binary"),
+    (RandomForestRegressor(n_estimators=15, max_depth=7, random_state=0), "regression"),
+]
+
+
+def target(X, y, kind: str):
+    if kind == "binary":
+        return np.where(y == "high", "yes", "no").astype(object)
+    if kind == "regression":
+        return X["x1"].to_numpy() * 3 + X["x2"].to_numpy() / 10
+    return y
+
+
+def training(kind: str, final, n: int = 1500, seed: int = 1):
+    X, y = data(n, seed)
+    y = target(X, y, kind)
+    if isinstance(final, (HistGradientBoostingClassifier, HistGradientBoostingRegressor)):
+        X.loc[X.index[::37], "x1"] = np.nan  # missing numbers: HGB routes them, so must we
+    return X, y
+
+
+def compiled_model(estimator, X, native_trees: bool = True):
+    signature = infer_signature(estimator, X)
+    sample = typed(LoadedModel("m", 1, estimator, signature, "0" * 64), X.head(500))
+    outcome = compile_version(estimator, signature, sample, native=native_trees)
+    runner = None
+    if outcome.onnx is not None:
+        runner = load_runner(outcome.onnx, hashlib.sha256(outcome.onnx).hexdigest(), signature,
+                             estimator, outcome.runtime)
+    return outcome, LoadedModel("m", 1, estimator, signature, "0" * 64, compiled=runner)
+
+
+def edge_rows(estimator, signature, X):
+    """Rows whose x2 sits on split thresholds, one float64 step either side of them, and on
+    their float32 roundings: where a float32 engine and scikit-learn can disagree."""
+    thresholds = split_guards(estimator, signature)["x2"][:60]
+    values = np.concatenate([thresholds, np.nextafter(thresholds, np.inf),
+                             np.nextafter(thresholds, -np.inf),
+                             thresholds.astype(np.float32).astype(np.float64)])
+    rows = X.sample(len(values), replace=True, random_state=3).reset_index(drop=True)
+    rows["x2"] = values
+    return rows
+
+
+def assert_same(model: LoadedModel, estimator, rows, classification: bool,
+                tolerance: float = EXACT) -> None:
+    pred = model.predict(typed(model, rows))
+    if classification:
+        assert pred.labels.tolist() == estimator.predict(rows).tolist()
+        assert np.abs(pred.probabilities - estimator.predict_proba(rows)).max() <= tolerance
+    else:
+        assert np.abs(pred.labels - estimator.predict(rows)).max() <= tolerance
+
+
+@pytest.mark.parametrize("final,kind", FAMILIES,
+                         ids=[f"{type(f).__name__}-{k}" for f, k in FAMILIES])
+def test_native_trees_match_scikit_learn_exactly(final, kind):
+    X, y = training(kind, final)
+    estimator = pipeline(final, scale=False).fit(X, y)
+    outcome, model = compiled_model(estimator, X)
+    assert outcome.runtime == "native", outcome.note
+    assert re.match(r"treelite \(native trees\): verified on \d+ reference rows .*float64\)$",
+                    outcome.note), outcome.note
+    assert model.runtime == "native"
+    fresh, _ = training(kind, final, 3000, seed=2)
+    fresh.loc[:9, "city"] = "unseen-city"  # unknown categories, as production sees them
+    classification = kind != "regression"
+    assert_same(model, estimator, fresh, classification)  # the wide (all cores) predictor
+    assert_same(model, estimator, fresh.head(1), classification)  # and the one-thread one
+    edges = edge_rows(estimator, model.signature, X)
+    # float64 compares as scikit-learn does: no row needs scikit-learn, not even these, except
+    # numbers whose low 32 bits are all ones (tl2cgen would read them as missing)
+    low = edges["x2"].to_numpy().view(np.uint64) & np.uint64(0xFFFF_FFFF)
+    aliased = np.flatnonzero(low == np.uint64(0xFFFF_FFFF)) if model.compiled._narrow is False \
+        else np.empty(0, dtype=np.int64)
+    assert model.compiled.prepare(typed(model, edges))[1].tolist() == aliased.tolist()
+    assert_same(model, estimator, edges, classification)
+
+
+def test_native_runner_is_safe_across_threads():
+    """tl2cgen's predictors take one call at a time; a worker's threads share one runner."""
+    X, y = training("binary", HistGradientBoostingClassifier())
+    estimator = pipeline(HistGradientBoostingClassifier(max_iter=30, random_state=0)).fit(X, y)
+    _, model = compiled_model(estimator, X)
+    fresh, _ = data(2500, 5)
+    batches = [fresh, fresh.head(3), fresh.iloc[100:2200], fresh.head(1)] * 3
+    expected = [estimator.predict_proba(b) for b in batches]
+    got: dict[int, np.ndarray] = {}
+    barrier = threading.Barrier(len(batches))
+
+    def score(i: int) -> None:
+        barrier.wait()
+        got[i] = model.predict(typed(model, batches[i])).probabilities
+
+    threads = [threading.Thread(target=score, args=(i,)) for i in range(len(batches))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(got) == list(range(len(batches)))
+    for i, probs in got.items():
+        assert np.abs(probs - expected[i]).max() <= EXACT
+
+
+def test_without_a_c_compiler_the_onnx_graph_answers(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # a machine with neither gcc nor clang
+    assert native.toolchain() is None
+    X, y = training("binary", HistGradientBoostingClassifier())
+    estimator = pipeline(HistGradientBoostingClassifier(max_iter=20, random_state=0)).fit(X, y)
+    outcome, model = compiled_model(estimator, X)
+    assert outcome.runtime == "onnx" and model.runtime == "onnx"
+    assert outcome.note.startswith("onnxruntime: verified")
+    assert outcome.note.endswith("native trees not used: no C compiler (gcc or clang) on this "
+                                 "machine")
+    assert_same(model, estimator, data(200, 4)[0], True, TOLERANCE)  # float32 graph: 1e-6
+
+
+@pytest.mark.parametrize("final,scale,reason", [
+    (DecisionTreeClassifier(max_depth=5, random_state=0), False,
+     "DecisionTreeClassifier is not a tree ensemble treelite compiles"),
+    (RandomForestClassifier(n_estimators=5, max_depth=4, random_state=0), True,
+     "numeric transformers (such as scalers) before the trees"),
+], ids=["single-tree", "scaled-inputs"])
+def test_unsupported_trees_fall_back_with_the_reason(final, scale, reason):
+    X, y = data(600, 7)
+    estimator = pipeline(final, scale=scale).fit(X, y)
+    outcome, model = compiled_model(estimator, X)
+    assert outcome.runtime != "native" and model.runtime != "native"
+    assert outcome.note.endswith(f"native trees not used: {reason}"), outcome.note
+    assert model.predict(typed(model, X)).labels.tolist() == estimator.predict(X).tolist()
+
+
+def test_large_ensembles_are_not_compiled(monkeypatch):
+    monkeypatch.setattr(native, "NODE_BUDGET", 500)  # a deep forest takes minutes of gcc
+    X, y = data(600, 8)
+    estimator = pipeline(RandomForestClassifier(n_estimators=10, random_state=0)).fit(X, y)
+    outcome, _ = compiled_model(estimator, X)
+    assert outcome.runtime == "onnx"
+    assert re.search(r"native trees not used: [\d,]+ tree nodes exceed the 500 that compile in "
+                     r"seconds$", outcome.note), outcome.note
+
+
+def test_other_models_never_try_native_code():
+    X, y = data(600, 9)
+    estimator = pipeline(LogisticRegression(max_iter=300)).fit(X, y)
+    outcome, _ = compiled_model(estimator, X)
+    assert outcome.runtime == "onnx" and "native" not in outcome.note
+
+
+def test_setting_off_keeps_the_onnx_graph():
+    X, y = training("binary", HistGradientBoostingClassifier())
+    estimator = pipeline(HistGradientBoostingClassifier(max_iter=20, random_state=0)).fit(X, y)
+    outcome, _ = compiled_model(estimator, X, native_trees=False)
+    assert outcome.runtime == "onnx" and "native" not in outcome.note
+
+
+def test_a_tampered_bundle_is_refused():
+    X, y = training("binary", HistGradientBoostingClassifier())
+    estimator = pipeline(HistGradientBoostingClassifier(max_iter=20, random_state=0)).fit(X, y)
+    outcome, model = compiled_model(estimator, X)
+    checksum = hashlib.sha256(outcome.onnx).hexdigest()
+    tampered = outcome.onnx[:-1] + bytes([outcome.onnx[-1] ^ 1])
+    with pytest.raises(ValueError, match="checksum"):
+        load_runner(tampered, checksum, model.signature, estimator, "native")
+
+
+@pytest.fixture
+def settings(tmp_path, database_url):
+    """As a user gets it: native trees on (the suite's default turns them off for speed)."""
+    return Settings(home=tmp_path / "home", database_url=database_url, background=False,
+                    rate_limiting=False, native_trees=True)
+
+
+def test_registered_demo_is_served_by_native_trees(client, demo_files, demo_model):
+    from tests.conftest import churn_rows
+
+    resp = register_file(client, "churn", demo_files["artifact"], demo_files["sample"])
+    assert resp.status_code == 201, resp.json
+    assert resp.json["runtime"]["engine"] == "treelite", resp.json["runtime"]
+    version = client.get("/api/v1/models/churn/versions/1").json
+    assert version["runtime"] == resp.json["runtime"]
+    for n in (1, 2500):  # one row, and a batch on the wide predictor
+        rows = churn_rows(n, seed=n)
+        got = client.post("/api/v1/models/churn/predict", scope="score", json={
+            "records": json.loads(rows.to_json(orient="records"))}).json
+        assert got["predictions"] == demo_model.predict(rows).tolist()
+        assert np.abs(np.asarray(got["probabilities"])
+                      - demo_model.predict_proba(rows)).max() <= EXACT
+
+
+def test_batch_jobs_use_native_trees_in_process_and_on_dask(client, services, demo_files,
+                                                           demo_model):
+    """Jobs load the version's native bundle themselves (Dask workers too): same answers."""
+    pytest.importorskip("distributed")
+    from tests.conftest import churn_rows
+
+    registered = register_file(client, "churn", demo_files["artifact"], demo_files["sample"])
+    assert registered.json["runtime"]["engine"] == "treelite"
+    frame = churn_rows(4000, seed=21)
+    data = frame.to_csv(index=False).encode()
+    ids = []
+    for dask in ("false", "true"):
+        resp = client.post("/api/v1/jobs", scope="score", content_type="multipart/form-data",
+                           data={"file": (io.BytesIO(data), "in.csv"), "model": "churn",
+                                 "dask": dask})
+        ids.append(resp.json["id"])
+    assert services.runner.run_pending() == ["succeeded", "succeeded"]
+    local, dasked = (pd.read_csv(io.BytesIO(client.get(f"/api/v1/jobs/{i}/result",
+                                                      scope="score").data))
+                     for i in ids)
+    pd.testing.assert_frame_equal(local, dasked)
+    assert local["prediction"].tolist() == demo_model.predict(frame).tolist()
