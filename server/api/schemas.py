@@ -106,9 +106,8 @@ COMPONENTS: dict[str, dict[str, Any]] = {
                 "detail": {"type": "string"}, "data": {"type": "object"}}}},
             "has_holdout": {"type": "boolean"},
             "runtime": {"type": "object", "description": "which engine scores this version "
-                        "(treelite's native trees or onnxruntime when its compiled form was verified, "
-                        "else scikit-learn) "
-                        "and why", "properties": {
+                        "(treelite's native trees or onnxruntime when its compiled form was "
+                        "verified, else scikit-learn) and why", "properties": {
                             "engine": {"type": "string", "enum": ["treelite", "onnxruntime",
                                                                 "scikit-learn"]},
                             "note": {"type": "string"}}},

@@ -53,6 +53,8 @@ def report_data(registry: Registry, name: str, base_url: str,
         "metrics": prod.metrics if prod else {},
         "versions": sorted(model.versions, key=lambda v: -v.version),
         "since": since, "policy": model.policy,
+        # which engine answers the production version, and why (registration's verification)
+        "engine": prod.public()["runtime"] if prod else {"engine": "", "note": ""},
         "endpoints": {
             "predict": f"{base_url}/api/v1/models/{name}/predict",
             "odata": f"{base_url}/odata/Predictions_{name.replace('-', '_')}",
@@ -145,7 +147,8 @@ def report_xlsx(data: dict[str, Any]) -> bytes:
     rows = [("Policy", data["policy"].get("policy", "auto")),
             ("Production since", since.created_at.strftime("%Y-%m-%d %H:%M") if since else ""),
             ("By", since.actor if since else ""),
-            ("Why", since.detail.get("reason", "") if since else "")]
+            ("Why", since.detail.get("reason", "") if since else ""),
+            ("Scoring engine", data["engine"]["note"])]  # the note names the engine first
     rows += [(f"Endpoint: {k}", v) for k, v in data["endpoints"].items()]
     rows += [(f"Call from {k}", v) for k, v in data["calls"].items()]
     for r, (k, v) in enumerate(rows, start=1):

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .compiled import WIDE_ROWS, ort_session, text_column
+from .compiled import _FLOAT32_MAX, WIDE_ROWS, ort_session, text_column
 from .runtime import final_estimator
 from .signature import Signature
 
@@ -37,7 +37,6 @@ FAMILIES = frozenset({
     "RandomForestClassifier", "RandomForestRegressor",
     "ExtraTreesClassifier", "ExtraTreesRegressor",
 })
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 _LOW_HALF = np.uint64(0xFFFF_FFFF)
 
 
@@ -50,6 +49,7 @@ def toolchain() -> str | None:
 
 
 def node_count(final: Any) -> int:
+    """Nodes in every tree: what the C compiler's time grows with."""
     if hasattr(final, "_predictors"):
         return sum(len(tree.nodes) for trees in final._predictors for tree in trees)
     return sum(int(tree.tree_.node_count) for tree in np.ravel(final.estimators_))

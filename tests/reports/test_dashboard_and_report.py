@@ -64,6 +64,9 @@ def test_report_html_and_xlsx(client, busy):
     deploy = {r[0].value: r[1] for r in wb["Deployment"].iter_rows()}
     assert deploy["Call from excel"].value.startswith("=ML.PREDICT")
     assert deploy["Call from excel"].data_type == "s"  # shown, not evaluated
+    # which engine answers production, and why (the suite registers without native trees)
+    assert deploy["Scoring engine"].value.startswith("onnxruntime: verified on ")
+    assert "<th>Scoring engine</th><td>onnxruntime: verified on " in html
     assert client.get("/models/nope/report", scope="read").status_code == 404
 
 
