@@ -157,9 +157,12 @@ def register(file: Path, name: str, sample: Path | None, holdout: Path | None,
         parsed_metrics = json.loads(metrics) if metrics else {}
     except json.JSONDecodeError:
         raise click.BadParameter("not valid JSON", param_hint="--metrics") from None
-    info = backend(url, key).register(name, file, sample=sample, holdout=holdout, target=target,
-                                      metrics=parsed_metrics, description=description,
-                                      tags=_parse_tags(tags), trust_pickle=trust_pickle)
+    # checks, the holdout and compiling (a large forest: tens of seconds of C compiler)
+    with err_console.status(f"registering {file.name}: checking, evaluating, compiling…"):
+        info = backend(url, key).register(name, file, sample=sample, holdout=holdout,
+                                          target=target, metrics=parsed_metrics,
+                                          description=description, tags=_parse_tags(tags),
+                                          trust_pickle=trust_pickle)
     if as_json:
         print_json(info)
         return

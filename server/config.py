@@ -76,6 +76,7 @@ class Settings:
     dask_scheduler: str = ""
     compile: bool = True
     native_trees: bool = True
+    native_trees_max_nodes: int = 150_000
     cors_origins: tuple[str, ...] = ()
     preload: bool = False
     micro_batching: bool = True
@@ -130,6 +131,7 @@ class Settings:
             dask_scheduler=get("DASK_SCHEDULER", ""),
             compile=_flag(get("COMPILE", "on")),
             native_trees=_flag(get("NATIVE_TREES", "on")),
+            native_trees_max_nodes=int(get("NATIVE_TREES_MAX_NODES", "150000")),
             cors_origins=tuple(o.rstrip("/") for o in _csv(get("CORS_ORIGINS", ""))),
             preload=_flag(get("PRELOAD", "off")),
             micro_batching=_flag(get("MICRO_BATCHING", "on")),

@@ -108,7 +108,7 @@ def register(registry: Registry, settings: Settings, req: RegistrationRequest) -
             metrics.update(evaluate(model, req.holdout[signature.names], req.holdout[req.target]))
         except ValueError as exc:
             raise ModelRejected(f"holdout evaluation failed: {exc}") from None
-    compiled = _compile(model, frame.head(REFERENCE_ROWS), settings.native_trees) \
+    compiled = _compile(model, frame.head(REFERENCE_ROWS), settings) \
         if settings.compile else \
         Compiled(None, "scikit-learn: compilation is turned off (SCOREBRIDGE_COMPILE)")
     reference: dict[str, Any] = {}
@@ -147,10 +147,12 @@ def register(registry: Registry, settings: Settings, req: RegistrationRequest) -
                                 description=req.description or None)
 
 
-def _compile(model: LoadedModel, frame: pd.DataFrame, native: bool) -> Compiled:
+def _compile(model: LoadedModel, frame: pd.DataFrame, settings: Settings) -> Compiled:
     """The compiled form, verified on the reference rows as the scoring path types them."""
     checked = coerce(frame_to_table(frame), model.signature)
-    return compile_version(model.estimator, model.signature, checked.frame, native=native)
+    return compile_version(model.estimator, model.signature, checked.frame,
+                           native=settings.native_trees,
+                           max_nodes=settings.native_trees_max_nodes)
 
 
 def _has_production(registry: Registry, name: str) -> bool:

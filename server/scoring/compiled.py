@@ -193,13 +193,13 @@ def _convert_preprocessing(estimator: Any, signature: Signature) -> bytes:
 
 
 def compile_version(estimator: Any, signature: Signature, sample: pd.DataFrame,
-                    native: bool = False) -> Compiled:
+                    native: bool = False, max_nodes: int | None = None) -> Compiled:
     """Convert ``estimator`` and keep the result only if it reproduces scikit-learn on ``sample``
     (the typed reference rows), label for label and probability for probability. With
-    ``native``, a tree ensemble is first compiled to machine code (``native.py``: float64, exact
-    and fastest). Then the ONNX graph: double precision first (exact for linear models,
-    neighbours, naive Bayes); tree ensembles run in float32 in onnxruntime, as in
-    scikit-learn's own tree code."""
+    ``native``, a tree ensemble (up to ``max_nodes``) is first compiled to machine code
+    (``native.py``: float64, exact and fastest). Then the ONNX graph: double precision first
+    (exact for linear models, neighbours, naive Bayes); tree ensembles run in float32 in
+    onnxruntime, as in scikit-learn's own tree code."""
     if signature.output.kind == "classification" and not signature.output.probabilities:
         return Compiled(None, "scikit-learn: the classifier has no predict_proba to verify")
     outcome = Compiled(None, "")
@@ -207,7 +207,7 @@ def compile_version(estimator: Any, signature: Signature, sample: pd.DataFrame,
     trees = any(hasattr(final, a) for a in ("tree_", "estimators_", "_predictors"))
     skipped = ""
     if native and trees:
-        outcome = _compile_native(estimator, signature, sample)
+        outcome = _compile_native(estimator, signature, sample, max_nodes)
         if outcome.onnx is not None:
             return outcome
         skipped = f"; native trees not used: {outcome.note}"
@@ -219,10 +219,12 @@ def compile_version(estimator: Any, signature: Signature, sample: pd.DataFrame,
     return Compiled(outcome.onnx, outcome.note + skipped, outcome.runtime)
 
 
-def _compile_native(estimator: Any, signature: Signature, sample: pd.DataFrame) -> Compiled:
+def _compile_native(estimator: Any, signature: Signature, sample: pd.DataFrame,
+                    max_nodes: int | None) -> Compiled:
     from . import native
 
-    why = native.unsuitable(estimator, signature)
+    why = native.unsuitable(estimator, signature,
+                            native.NODE_BUDGET if max_nodes is None else max_nodes)
     if why is None and not _exact_in_float32(estimator):
         why = "numeric transformers (such as scalers) before the trees"
     if why is None and not _steps(estimator) and any(c.type == "string" for c in signature.inputs):
