@@ -157,7 +157,8 @@ class NativeRunner:
         passes each value in a union whose "missing" flag shares the low 32 bits of the double:
         a number whose low half is all ones (such as the one just below 21.0) would read as
         missing. Those rows (one double in four billion, found by the edge tests) go to
-        scikit-learn. A float32 widened to float64 has zero low bits, so forests never hit it."""
+        scikit-learn. A float32 widened to float64 has zero low bits, so forests never hit it;
+        their rows with a missing number go to scikit-learn instead."""
         feed: dict[str, np.ndarray] = {}
         aliased: list[np.ndarray] = []
         for name in self._numbers:
@@ -167,6 +168,8 @@ class NativeRunner:
                     if (np.abs(values) > _FLOAT32_MAX).any():
                         return None
                 values = values.astype(np.float32).astype(np.float64)
+                # missing numbers in forests: scikit-learn's own rules (tested for HGB only)
+                aliased.append(np.flatnonzero(np.isnan(values)))
             else:
                 low = values.view(np.uint64) & _LOW_HALF
                 aliased.append(np.flatnonzero(low == _LOW_HALF))

@@ -117,6 +117,22 @@ def test_native_trees_match_scikit_learn_exactly(final, kind):
     assert_same(model, estimator, edges, classification)
 
 
+def test_forest_rows_with_missing_numbers_are_answered_by_scikit_learn():
+    """Forests learn where missing values go (scikit-learn 1.4+); native code is not trusted
+    with that: those rows are scikit-learn's own answer, the rest native."""
+    X, y = training("binary", RandomForestClassifier())
+    X.loc[X.index[::29], "x1"] = np.nan
+    estimator = pipeline(RandomForestClassifier(n_estimators=10, max_depth=6, random_state=0),
+                         scale=False).fit(X, y)
+    outcome, model = compiled_model(estimator, X)
+    assert outcome.runtime == "native", outcome.note
+    fresh, _ = training("binary", RandomForestClassifier(), 400, seed=3)
+    fresh.loc[fresh.index[::7], "x1"] = np.nan
+    edge = model.compiled.prepare(typed(model, fresh))[1]
+    assert edge.tolist() == np.flatnonzero(fresh["x1"].isna()).tolist()
+    assert_same(model, estimator, fresh, True)
+
+
 def test_native_runner_is_safe_across_threads():
     """tl2cgen's predictors take one call at a time; a worker's threads share one runner."""
     X, y = training("binary", HistGradientBoostingClassifier())
