@@ -136,11 +136,11 @@ class NativeRunner:
             names = set(z.namelist())
             preprocess = z.read("preprocess.onnx") if "preprocess.onnx" in names else None
             code = z.read("trees.so")
-        # small calls on one thread; large batches (jobs, 10,000-row requests) on every core.
-        # A predictor takes one call at a time (tl2cgen's rule): each has its lock.
-        cores = os.cpu_count() or 1
+        # small calls on one thread; large batches (jobs, 10,000-row requests) on as many as
+        # OpenMP allows (-1: every core, or fewer under OMP_NUM_THREADS, which tl2cgen refuses
+        # to exceed). A predictor takes one call at a time (tl2cgen's rule): each has its lock.
         self._predictors = [(predictor, threading.Lock())
-                            for predictor in _load_library(code, (1, cores))]
+                            for predictor in _load_library(code, (1, -1))]
         self._preprocess = ort_session(preprocess, threads=1) if preprocess is not None else None
         self._narrow = bool(manifest["float32_inputs"])
         self.signature = signature

@@ -7,7 +7,10 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -26,6 +29,7 @@ from server.scoring.compiled import TOLERANCE, compile_version, load_runner, spl
 from server.scoring.runtime import LoadedModel
 from server.scoring.signature import infer_signature
 from tests.conftest import register_file
+from tests.live import ROOT
 from tests.scoring.test_compiled import data, pipeline, typed
 
 EXACT = 1e-12  # float64 arithmetic in another order: far inside the 1e-6 promise
@@ -265,3 +269,23 @@ def test_batch_jobs_use_native_trees_in_process_and_on_dask(client, services, de
                      for i in ids)
     pd.testing.assert_frame_equal(local, dasked)
     assert local["prediction"].tolist() == demo_model.predict(frame).tolist()
+
+
+def test_native_trees_work_when_openmp_is_limited_to_one_thread():
+    """Servers often run with OMP_NUM_THREADS=1; tl2cgen refuses a predictor with more threads
+    than OpenMP allows (seen: it failed verification and fell back to the ONNX graph)."""
+    script = """
+import numpy as np
+from sklearn.ensemble import HistGradientBoostingClassifier
+from tests.scoring.test_native import assert_same, compiled_model, data, pipeline, training
+X, y = training("binary", HistGradientBoostingClassifier())
+estimator = pipeline(HistGradientBoostingClassifier(max_iter=20, random_state=0)).fit(X, y)
+outcome, model = compiled_model(estimator, X)
+assert outcome.runtime == "native", outcome.note
+assert_same(model, estimator, data(2500, 4)[0], True)  # the wide predictor too
+print("ok")
+"""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
