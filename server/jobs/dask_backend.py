@@ -6,7 +6,6 @@ Workers load the model from the artifact store (a shared file system when they r
 checking its sha256, and keep it for the partitions that follow."""
 from __future__ import annotations
 
-import logging
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator
@@ -15,13 +14,12 @@ import pandas as pd
 
 from ..codecs.files import Chunk, file_format, scored_table
 from ..codecs.table import ScoreOptions
-from ..scoring.compiled import load_runner
+from ..scoring.compiled import stored_runner
 from ..scoring.loader import load_artifact
 from ..scoring.runtime import LoadedModel
 from ..scoring.service import score_with
 from ..scoring.signature import Signature
 
-log = logging.getLogger(__name__)
 PARTITION_BYTES = "16MB"
 
 
@@ -34,14 +32,8 @@ def _model(path: str, fmt: str, trusted_pickle: bool, extra_trusted: tuple[str, 
     estimator = load_artifact(Path(path), fmt, trust_pickle=trusted_pickle,  # type: ignore[arg-type]
                               extra_trusted=extra_trusted, expected_sha256=sha256)
     signature = Signature.from_dict(json.loads(signature_json))
-    compiled = None
-    if compiled_path:
-        try:
-            compiled = load_runner(Path(compiled_path).read_bytes(), Path(compiled_path).name,
-                                   signature, estimator, runtime)
-        except Exception as exc:  # e.g. native code built for another machine: slower, not wrong
-            log.error("compiled form of %s v%s unusable on this worker (%s); scoring with "
-                      "scikit-learn", name, version, exc)
+    compiled = stored_runner(Path(compiled_path), runtime, signature, estimator, name,
+                             version) if compiled_path else None
     return LoadedModel(name, version, estimator, signature, sha256, compiled=compiled)
 
 

@@ -32,7 +32,6 @@ from ..config import Settings
 from ..errors import Conflict, InvalidInput, NotFound, ScoreBridgeError
 from ..registry.schema import JobRow, ScoredRow, utcnow
 from ..registry.service import Registry, _utc
-from ..scoring.compiled import COMPILED_RUNTIMES
 from ..scoring.service import Scorer
 from ..telemetry import metrics
 
@@ -303,7 +302,7 @@ class Jobs:
                 "version": job.version, "strict": bool(job.options.get("strict")),
                 "runtime": info.runtime,
                 "compiled_path": str(self.registry.store.path(info.compiled_artifact))
-                if info.runtime in COMPILED_RUNTIMES and info.compiled_artifact else None}
+                if info.compiled_artifact else None}
         client = client_for(scheduler)
         try:
             yield from scored_partitions(client, source, spec)

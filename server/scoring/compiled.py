@@ -15,6 +15,7 @@ import logging
 import os
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
@@ -53,6 +54,18 @@ def text_column(values: Any) -> np.ndarray | None:
     except TypeError:
         texts = False
     return values.reshape(-1, 1) if texts else None
+
+
+def with_text(feed: dict[str, np.ndarray], inputs: Any, names: list[str],
+              edges: list[np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray] | None:
+    """``feed`` completed with the text inputs ``names``, and the rows of ``edges`` merged (the
+    rows scikit-learn must answer); None when a text value has no ONNX string form."""
+    for name in names:
+        values = text_column(inputs[name])
+        if values is None:
+            return None
+        feed[name] = values
+    return feed, (np.unique(np.concatenate(edges)) if edges else np.empty(0, dtype=np.int64))
 
 
 class OnnxRunner:
@@ -106,13 +119,7 @@ class OnnxRunner:
                     np.searchsorted(guard[0], values if self._wide_inputs else narrow)
                     != np.searchsorted(guard[1], narrow)))
             feed[name] = narrow.reshape(-1, 1)
-        for name in self._text:
-            values = text_column(inputs[name])
-            if values is None:
-                return None
-            feed[name] = values
-        edge = np.unique(np.concatenate(edges)) if edges else np.empty(0, dtype=np.int64)
-        return feed, edge
+        return with_text(feed, inputs, self._text, edges)
 
     def run(self, feed: dict[str, np.ndarray],
             labels: bool = True) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -434,6 +441,21 @@ def load_runner(data: bytes, expected_sha256: str, signature: Signature, estimat
         return NativeRunner(data, signature, _classes(estimator, signature))
     return OnnxRunner(data, signature, _classes(estimator, signature),
                       split_guards(estimator, signature), _wide(estimator))
+
+
+def stored_runner(path: Path, runtime: str, signature: Signature, estimator: Any, model: str,
+                  version: int) -> Any:
+    """The version's compiled runner from its stored file (named by its checksum), or None
+    with the reason logged: scikit-learn still answers, only slower (a damaged file, native
+    code built for another machine)."""
+    if runtime not in COMPILED_RUNTIMES:
+        return None
+    try:
+        return load_runner(path.read_bytes(), path.name, signature, estimator, runtime)
+    except Exception as exc:
+        log.error("compiled form of %s v%s unusable (%s); scoring with scikit-learn", model,
+                  version, exc)
+        return None
 
 
 def _wide(estimator: Any) -> bool:

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .compiled import _FLOAT32_MAX, WIDE_ROWS, ort_session, text_column
+from .compiled import _FLOAT32_MAX, WIDE_ROWS, ort_session, with_text
 from .runtime import final_estimator
 from .signature import Signature
 
@@ -131,6 +131,9 @@ class NativeRunner:
     runtime = "native"
 
     def __init__(self, bundle: bytes, signature: Signature, classes: np.ndarray | None) -> None:
+        from tl2cgen import DMatrix
+
+        self._dmatrix = DMatrix
         with zipfile.ZipFile(io.BytesIO(bundle)) as z:
             manifest = json.loads(z.read("manifest.json"))
             names = set(z.namelist())
@@ -174,26 +177,18 @@ class NativeRunner:
                 low = values.view(np.uint64) & _LOW_HALF
                 aliased.append(np.flatnonzero(low == _LOW_HALF))
             feed[name] = values.reshape(-1, 1)
-        for name in self._text:
-            values = text_column(inputs[name])
-            if values is None:
-                return None
-            feed[name] = values
-        edge = np.unique(np.concatenate(aliased)) if aliased else np.empty(0, dtype=np.int64)
-        return feed, edge
+        return with_text(feed, inputs, self._text, aliased)
 
     def run(self, feed: dict[str, np.ndarray],
             labels: bool = True) -> tuple[np.ndarray | None, np.ndarray | None]:
         """(labels, probabilities as float64) or (values, None), as ``OnnxRunner.run``."""
-        import tl2cgen
-
         if self._preprocess is not None:
             matrix = self._preprocess.run(None, feed)[0]
         else:
             matrix = np.hstack([feed[name] for name in self._columns])
         matrix = np.ascontiguousarray(matrix, dtype=np.float64)
         predictor, lock = self._predictors[len(matrix) >= WIDE_ROWS]
-        rows = tl2cgen.DMatrix(matrix)
+        rows = self._dmatrix(matrix)
         with lock:
             out = np.asarray(predictor.predict(rows), dtype=np.float64)
         out = out.reshape(len(matrix), -1)

@@ -32,7 +32,7 @@ from ..telemetry.prediction_log import PredictionLog
 from ..telemetry.traffic import TrafficRecorder
 from .batching import MicroBatcher
 from .coerce import align, check_width, coerce, concat
-from .compiled import COMPILED_RUNTIMES, load_runner
+from .compiled import stored_runner
 from .loader import load_artifact
 from .runtime import LoadedModel
 from .signature import Signature, to_python
@@ -155,15 +155,9 @@ class ModelCache:
                                   extra_trusted=self.settings.trusted_types,
                                   expected_sha256=info.sha256)
         signature = Signature.from_dict(info.signature)
-        compiled = None
-        if info.runtime in COMPILED_RUNTIMES and info.compiled_artifact:
-            try:
-                compiled = load_runner(self.registry.store.read_bytes(info.compiled_artifact),
-                                       info.compiled_artifact.rsplit("/", 1)[-1], signature,
-                                       estimator, info.runtime)
-            except Exception as exc:  # the scikit-learn form still answers, only slower
-                log.error("compiled form of %s v%s unusable (%s); scoring with scikit-learn",
-                          info.model, info.version, exc)
+        compiled = stored_runner(self.registry.store.path(info.compiled_artifact), info.runtime,
+                                 signature, estimator, info.model, info.version) \
+            if info.compiled_artifact else None
         metrics.MODEL_LOAD.labels(info.model).observe(time.perf_counter() - started)
         return LoadedModel(info.model, info.version, estimator, signature, info.sha256,
                            compiled=compiled)

@@ -2,7 +2,6 @@
 results identical to the in-process path)."""
 from __future__ import annotations
 
-import io
 from dataclasses import replace
 from datetime import timedelta
 
@@ -12,7 +11,8 @@ from sqlalchemy import create_engine
 
 from server.app import create_app
 from server.jobs.pipelines import Pipelines
-from tests.conftest import KeyClient, assert_problem, churn_rows, register_file
+from tests.conftest import (KeyClient, assert_problem, churn_rows, jobs_in_process_and_on_dask,
+                            register_file)
 
 
 @pytest.fixture
@@ -114,17 +114,7 @@ def test_dask_gives_the_same_result_as_in_process(client, services, demo_files):
     register_file(client, "churn", demo_files["artifact"], demo_files["sample"])
     frame = pd.concat([churn_rows(3000, seed=s) for s in range(4)]).astype(object)
     frame.iloc[5, 1] = "lots"  # a bad row goes to the error column in both paths
-    data = frame.to_csv(index=False).encode()
-    ids = []
-    for dask in ("false", "true"):
-        resp = client.post("/api/v1/jobs", scope="score", content_type="multipart/form-data",
-                           data={"file": (io.BytesIO(data), "in.csv"), "model": "churn",
-                                 "dask": dask})
-        ids.append(resp.json["id"])
-    assert services.runner.run_pending() == ["succeeded", "succeeded"]
-    local, dasked = (pd.read_csv(io.BytesIO(client.get(f"/api/v1/jobs/{i}/result",
-                                                      scope="score").data),
-                                 keep_default_na=False) for i in ids)
+    local, dasked, ids = jobs_in_process_and_on_dask(client, services, frame)
     pd.testing.assert_frame_equal(local, dasked)
     assert len(dasked) == 12000 and dasked.loc[5, "error"].startswith("monthly_charges")
     status = client.get(f"/api/v1/jobs/{ids[1]}", scope="score").json

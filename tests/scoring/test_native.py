@@ -5,7 +5,6 @@ ONNX graph, with the reason, when native code is not possible."""
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import re
@@ -28,7 +27,7 @@ from server.scoring import native
 from server.scoring.compiled import TOLERANCE, compile_version, load_runner, split_guards
 from server.scoring.runtime import LoadedModel
 from server.scoring.signature import infer_signature
-from tests.conftest import register_file
+from tests.conftest import jobs_in_process_and_on_dask, register_file
 from tests.live import ROOT
 from tests.scoring.test_compiled import data, pipeline, typed
 
@@ -256,17 +255,7 @@ def test_batch_jobs_use_native_trees_in_process_and_on_dask(client, services, de
     registered = register_file(client, "churn", demo_files["artifact"], demo_files["sample"])
     assert registered.json["runtime"]["engine"] == "treelite"
     frame = churn_rows(4000, seed=21)
-    data = frame.to_csv(index=False).encode()
-    ids = []
-    for dask in ("false", "true"):
-        resp = client.post("/api/v1/jobs", scope="score", content_type="multipart/form-data",
-                           data={"file": (io.BytesIO(data), "in.csv"), "model": "churn",
-                                 "dask": dask})
-        ids.append(resp.json["id"])
-    assert services.runner.run_pending() == ["succeeded", "succeeded"]
-    local, dasked = (pd.read_csv(io.BytesIO(client.get(f"/api/v1/jobs/{i}/result",
-                                                      scope="score").data))
-                     for i in ids)
+    local, dasked, _ = jobs_in_process_and_on_dask(client, services, frame)
     pd.testing.assert_frame_equal(local, dasked)
     assert local["prediction"].tolist() == demo_model.predict(frame).tolist()
 
