@@ -84,6 +84,9 @@ def test_live_server_requires_a_key_and_never_logs_it(tmp_path):
         time.sleep(0.3)
         log = server.output()
         assert "/api/v1/models" in log  # the access log is on
+        line = (rf'^127\.0\.0\.1 "POST /api/v1/models/churn/predict" 401 \d+ \d+ms '
+                rf'rid={resp.headers["X-Request-Id"]}$')
+        assert re.search(line, log, re.M), log[-2000:]
         assert secret not in log
     finally:
         server.stop()
