@@ -87,3 +87,50 @@ def test_limits_are_shared_through_redis(settings, tmp_path):
     codes = [app.test_client().get("/api/v1/models", headers={"X-API-Key": key}).status_code
              for app in (one, two, one, two)]
     assert codes == [200, 200, 200, 429]
+
+
+def test_local_memory_storage_windows_and_sweep():
+    """The default storage: counts per key, a window that starts again once passed, expired
+    keys swept, and no counting lost between threads."""
+    import threading
+    import time
+
+    from limits import parse
+    from limits.strategies import FixedWindowRateLimiter
+
+    from server.api.limits import LocalMemoryStorage
+
+    def timers() -> int:
+        return sum(isinstance(t, threading.Timer) for t in threading.enumerate())
+
+    before = timers()
+    storage = LocalMemoryStorage()
+    assert storage.incr("a", 1) == 1 and storage.incr("a", 1) == 2 and storage.get("a") == 2
+    assert storage.incr("b", 60, amount=5) == 5
+    assert storage.get_expiry("b") > time.time() + 50
+    time.sleep(1.05)
+    assert storage.get("a") == 0  # its window has passed
+    storage.SWEEP_SECONDS = 0.0
+    assert storage.incr("a", 1) == 1  # a new window; the sweep kept only live keys
+    assert set(storage._counts) == {"a", "b"}
+    storage.clear("a")
+    assert storage.get("a") == 0 and storage.reset() == 1 and storage.get("b") == 0
+
+    limiter = FixedWindowRateLimiter(storage)
+    item = parse("1000/minute")
+    threads = [threading.Thread(target=lambda: [limiter.hit(item, "k") for _ in range(250)])
+               for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert limiter.get_window_stats(item, "k").remaining == 0
+    assert not limiter.hit(item, "k")
+    assert timers() <= before  # it never starts a timer thread (limits' memory storage does)
+
+
+def test_memory_is_the_default_storage(settings):
+    from server.api.limits import LocalMemoryStorage
+
+    app = limited_app(settings)
+    assert isinstance(app.extensions["limiter"].pop().storage, LocalMemoryStorage)
