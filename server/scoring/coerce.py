@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any, Callable, Iterable
 
 import numpy as np
@@ -21,6 +21,9 @@ from ..errors import FieldError, InvalidInput, short
 from .signature import Column, Signature
 
 MAX_WARNINGS = 100
+# up to this many rows the per-cell rules alone are cheaper than bulk conversion (measured:
+# one row 19 against 44 µs for the demo model's six columns; level at 16 rows)
+CELL_BY_CELL_ROWS = 8
 _NULL_WORDS = {"", "na", "n/a", "nan", "null", "none", "#n/a"}
 EXCEL_ERRORS = {"#N/A", "#VALUE!", "#REF!", "#DIV/0!", "#NUM!", "#NAME?", "#NULL!", "#SPILL!",
                 "#CALC!", "#GETTING_DATA", "#FIELD!", "#BLOCKED!", "#CONNECT!", "#BUSY!",
@@ -158,8 +161,11 @@ class _Report:
             self.dropped_warnings += 1
 
 
-def _match_categories(col: Column) -> tuple[set[Any], dict[str, Any]]:
-    known = set(col.categories or ())
+@lru_cache(maxsize=1024)
+def _match_categories(col: Column) -> tuple[frozenset[Any], dict[str, Any]]:
+    """(the known categories, each by its folded spelling); once per column, not per call
+    (callers only read them)."""
+    known = frozenset(col.categories or ())
     folded: dict[str, Any] = {}
     for c in col.categories or ():
         folded.setdefault(str(c).strip().lower(), c)
@@ -171,7 +177,7 @@ def _coerce_cells(col: Column, cells: Iterable[tuple[int, Any]], report: _Report
     """The per-cell rules for (row, value) pairs: every error and warning comes from here."""
     convert = _CONVERTERS[col.type]
     out: list[Any] = []
-    known, folded = _match_categories(col) if col.is_categorical else (set(), {})
+    known, folded = _match_categories(col) if col.is_categorical else (frozenset(), {})
     for i, v in cells:
         if i in skip:  # already refused as a whole row by the decoder
             out.append(_MISSING_VALUE)
@@ -213,6 +219,9 @@ def _coerce_column(col: Column, values: Any, report: _Report, skip: set[int]) ->
     cell. Bulk conversion accepts only cells the per-cell rules would pass unchanged and without
     a warning, so both ways give the same values, errors and warnings."""
     n = len(values)
+    if n <= CELL_BY_CELL_ROWS and not _is_arrow(values):
+        cells = values.tolist() if isinstance(values, np.ndarray) else list(values)
+        return _array(col, _coerce_cells(col, enumerate(cells), report, skip))
     typed: np.ndarray | None = None
     suspect: np.ndarray | None = None
     originals: Callable[[list[int]], list[Any]]

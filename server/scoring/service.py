@@ -401,6 +401,10 @@ class Scorer:
         """One model call for several requests' tables (a micro-batch). A table whose rows are
         not all clean gets None and is scored on its own, so its errors, warnings and
         ``errors="raise"`` behaviour are exactly those of a lone request."""
+        if len(tables) == 1:  # nothing to share the call with: the lone request's own call
+            alone = score_with(model, tables[0], ScoreOptions(
+                probabilities=options.probabilities, errors="row"))
+            return [None if alone.errors else (alone, alone, (0, alone.n_rows))]
         _, parts = _aligned_parts(tables, model.signature)
         out: list[tuple[ScoreResult, ScoreResult, tuple[int, int]] | None] = [None] * len(tables)
         if not parts:

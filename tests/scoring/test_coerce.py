@@ -130,17 +130,14 @@ POOL = {
 }
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_bulk_conversion_matches_the_cell_by_cell_rules(seed):
-    """Clean cells are converted in bulk and only the rest cell by cell; whatever the mix, the
-    values, errors and warnings must be exactly those of the cell-by-cell rules alone."""
+def _mixed(seed: int, n: int = 300) -> tuple[Signature, dict[str, list]]:
+    """A signature and ``n`` rows of clean cells mixed with every kind of doubtful one."""
     rng = np.random.default_rng(seed)
     sig = Signature(inputs=(
         Column("a", "integer"), Column("b", "number", accepts_missing=seed % 2 == 0),
         Column("c", "string", categories=("basic", "gold"), accepts_unknown=seed % 3 == 0),
         Column("d", "number", categories=(1.0, 2.0, 3.0)),
     ), output=Output(kind="regression", type="number"))
-    n = 300
     clean = {"a": 7, "b": 0.5, "c": "gold", "d": 2}
     columns = {}
     for col in sig.inputs:
@@ -148,6 +145,15 @@ def test_bulk_conversion_matches_the_cell_by_cell_rules(seed):
         dirty = rng.random(n) < (0.05 if seed < 3 else 0.6)
         columns[col.name] = [pool[rng.integers(len(pool))] if d else clean[col.name]
                              for d in dirty]
+    return sig, columns
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_bulk_conversion_matches_the_cell_by_cell_rules(seed):
+    """Clean cells are converted in bulk and only the rest cell by cell; whatever the mix, the
+    values, errors and warnings must be exactly those of the cell-by-cell rules alone."""
+    sig, columns = _mixed(seed)
+    n = 300
     table = RawTable(names=sig.names, columns=list(columns.values()), n_rows=n)
     bulk = coerce(table, sig)
     _same(bulk, _reference(table, sig))
@@ -158,6 +164,33 @@ def test_bulk_conversion_matches_the_cell_by_cell_rules(seed):
                for values in columns.values()]
     text_table = RawTable(names=sig.names, columns=as_text, n_rows=n)
     _same(coerce(text_table, sig), _reference(text_table, sig))
+
+
+@pytest.mark.parametrize("seed", [1, 4])
+def test_a_row_alone_is_read_as_in_a_batch(seed):
+    """Small tables (a single Excel cell, one API row) take the per-cell rules directly; each
+    row must come out exactly as it does inside a large, bulk-converted table."""
+    from server.scoring.coerce import CELL_BY_CELL_ROWS
+
+    sig, columns = _mixed(seed, 120)
+    whole = coerce(RawTable(names=sig.names, columns=list(columns.values()), n_rows=120), sig)
+    assert 120 > CELL_BY_CELL_ROWS
+    for start in range(0, 120, CELL_BY_CELL_ROWS):
+        part = coerce(RawTable(names=sig.names, n_rows=CELL_BY_CELL_ROWS, columns=[
+            v[start:start + CELL_BY_CELL_ROWS] for v in columns.values()]), sig)
+        assert messages(part) == [(r - start, c, m) for r, c, m in messages(whole)
+                                  if start <= r < start + CELL_BY_CELL_ROWS]
+        assert [(w.row, w.column, w.message) for w in part.warnings] == [
+            (w.row - start, w.column, w.message) for w in whole.warnings
+            if w.row is not None and start <= w.row < start + CELL_BY_CELL_ROWS]
+        keep = (whole.rows >= start) & (whole.rows < start + CELL_BY_CELL_ROWS)
+        assert (part.rows + start).tolist() == whole.rows[keep].tolist()
+        for name in sig.names:
+            got, want = part.frame[name], whole.frame[name][keep]
+            if len(got):
+                assert got.dtype == want.dtype or whole.frame[name].isna().any(), name
+            assert got.astype(object).fillna("NA").tolist() == \
+                want.astype(object).fillna("NA").tolist(), name
 
 
 def _reference(table, sig):
