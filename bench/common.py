@@ -38,7 +38,7 @@ def machine_notes() -> str:
 
 
 @contextmanager
-def scorebridge(workers: int = 2, threads: int = 8, setup: Callable[[Path], None] | None = None,
+def scorebridge(workers: int = 2, threads: int = 16, setup: Callable[[Path], None] | None = None,
                 **settings: str) -> Iterator[tuple[str, str, Path]]:
     """A server with the demo model; yields (url, admin key, data folder). ``setup(home)`` runs
     before the server starts (to register more models); ``settings`` are extra

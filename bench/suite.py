@@ -179,14 +179,15 @@ def http_figures(url: str, headers: dict[str, str], rows: list[list],
 
 
 @contextmanager
-def naive_server(artifact: Path) -> Iterator[str]:
+def naive_server(artifact: Path, app: str = "create_app()",
+                 worker: tuple[str, ...] = ("--worker-class", "sync")) -> Iterator[str]:
     """The baseline: gunicorn sync workers, one per core, one OpenMP thread each (its best
     form on this machine: more workers or threads measured slower)."""
     port = free_port()
     env = dict(os.environ, MODEL_FILE=str(artifact), OMP_NUM_THREADS="1")
     proc = subprocess.Popen(
         [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", str(os.cpu_count()),
-         "--worker-class", "sync", "bench.naive_server:create_app()"],
+         *worker, f"bench.naive_server:{app}"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True)
     url = f"http://127.0.0.1:{port}"
@@ -263,18 +264,33 @@ def compare(seconds: float) -> None:
                                    headers={"X-API-Key": key}, timeout=10).json()["runtime"]
             print(table(f"{name} (ScoreBridge runtime: {runtime['engine']})", results[name]))
             print()
+        ceiling(rows, results["churn"]["naive Flask"]["c32"], seconds)
+
+
+def ceiling(rows: list[list], naive: Load, seconds: float) -> None:
+    """What Flask + gunicorn answer at concurrency 32 with no work at all, in ScoreBridge's
+    worker form (gthread, one worker per core): the most any server on this stack can reach."""
+    with naive_server(Path("unused"), "create_constant_app()",
+                      ("--worker-class", "gthread", "--threads", "16")) as url:
+        one = single_rows(rows)
+        wrk(url, one, {"Content-Type": "application/json"}, 8, 2)
+        load = wrk(url, one, {"Content-Type": "application/json"}, 32, seconds)
+    print(f"The stack's own ceiling: a Flask app answering a constant under gunicorn (gthread, "
+          f"{os.cpu_count()} × 16), no model, no authentication: {load.rps:,.0f} req/s at "
+          f"concurrency 32, p50 {load.p50_ms:.2f} ms; **{load.rps / naive.rps:.1f}×** the naive "
+          f"baseline above.\n")
 
 
 def matrix(seconds: float) -> None:
     """Worker model: single rows at concurrency 1 and 32, and memory, per configuration."""
     one = single_rows(churn_rows(1000, seed=5))
-    configs = [("2 workers × 4 threads", 2, 4, {}),
-               ("2 × 8", 2, 8, {}), ("2 × 16", 2, 16, {}), ("4 × 4", 4, 4, {}),
-               ("1 × 8", 1, 8, {}),
-               ("2 × 8, micro-batching off", 2, 8, {"MICRO_BATCHING": "off"}),
-               ("2 × 8, batch wait 1 ms", 2, 8, {"BATCH_WAIT_MS": "1"}),
-               ("2 × 8, batch wait 2 ms", 2, 8, {"BATCH_WAIT_MS": "2"}),
-               ("2 × 8, --preload", 2, 8, {"PRELOAD": "on"})]
+    configs = [("2 workers × 8 threads", 2, 8, {}),
+               ("2 × 16 (the default)", 2, 16, {}), ("2 × 32", 2, 32, {}), ("4 × 8", 4, 8, {}),
+               ("1 × 16", 1, 16, {}),
+               ("2 × 16, micro-batching off", 2, 16, {"MICRO_BATCHING": "off"}),
+               ("2 × 16, batch wait 1 ms", 2, 16, {"BATCH_WAIT_MS": "1"}),
+               ("2 × 16, batch wait 2 ms", 2, 16, {"BATCH_WAIT_MS": "2"}),
+               ("2 × 16, --preload", 2, 16, {"PRELOAD": "on"})]
     print("| configuration | c=1 p50 | c=32 req/s | c=32 p50 / p99 | workers' memory (PSS) |")
     print("|---|---|---|---|---|")
     for label, workers, threads, extra in configs:

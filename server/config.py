@@ -44,7 +44,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 2
-    threads: int = 8
+    threads: int = 16
     public_url: str = ""
     max_request_bytes: int = 16 * 1024 * 1024
     max_upload_bytes: int = 512 * 1024 * 1024
@@ -99,7 +99,7 @@ class Settings:
             host=get("HOST", "127.0.0.1"),
             port=int(get("PORT", "8000")),
             workers=int(get("WORKERS", "2")),
-            threads=int(get("THREADS", "8")),
+            threads=int(get("THREADS", "16")),
             public_url=get("PUBLIC_URL", "").rstrip("/"),
             max_request_bytes=int(get("MAX_REQUEST_BYTES", str(16 * 1024 * 1024))),
             max_upload_bytes=int(get("MAX_UPLOAD_BYTES", str(512 * 1024 * 1024))),

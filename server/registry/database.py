@@ -23,15 +23,21 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_LOCK_ID = 0x5C0BE  # any constant shared by every ScoreBridge process
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, connections: int = 15) -> Engine:
+    """An engine whose pool opens up to ``connections`` at once (5 kept open, the rest on
+    demand): a worker's request threads plus its background threads, so none waits for one."""
     parsed = make_url(url)
+    pool = {"pool_size": 5, "max_overflow": max(connections - 5, 0)}
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
+        if not parsed.database or parsed.database == ":memory:":
+            pool = {}  # one connection per thread (SQLAlchemy's pool for in-memory SQLite)
+        else:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                               **pool)
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    return create_engine(url, pool_pre_ping=True, **pool)
 
 
 def _configure_sqlite(engine: Engine) -> None:

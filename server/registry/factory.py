@@ -12,5 +12,6 @@ from .store import ArtifactStore
 def build_registry(settings: Settings) -> Registry:
     """The registry for these settings (schema migrated to the newest revision)."""
     settings.home.mkdir(parents=True, exist_ok=True)
-    return Registry(make_engine(settings.resolved_database_url),
+    # the worker's request threads, and the deployment worker, job runner and flushes beside them
+    return Registry(make_engine(settings.resolved_database_url, settings.threads + 4),
                     ArtifactStore(settings.artifacts_dir), webhook_urls=settings.webhook_urls)

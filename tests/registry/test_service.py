@@ -44,6 +44,22 @@ def test_schema_is_at_head_and_upgrade_is_idempotent(registry, settings):
     build_registry(settings).engine.dispose()  # second start: nothing to do, nothing breaks
 
 
+def test_pool_holds_every_thread_of_a_worker(settings):
+    """Each request thread and the background threads can hold a connection at once, so no
+    thread waits for the pool (nor times out) when all of them touch the registry."""
+    from dataclasses import replace
+
+    registry = build_registry(replace(settings, threads=24))
+    try:
+        pool = registry.engine.pool
+        assert pool.size() + pool._max_overflow == 24 + 4
+        held = [registry.engine.connect() for _ in range(28)]  # none of them waits
+        for conn in held:
+            conn.close()
+    finally:
+        registry.engine.dispose()
+
+
 def test_sqlite_uses_wal(registry):
     if registry.engine.dialect.name != "sqlite":
         pytest.skip("SQLite only")
