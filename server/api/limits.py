@@ -1,9 +1,10 @@
 """Rate limits per API key (by the route's scope) and per client address, with Flask-Limiter.
 
 Storage is Redis when ``SCOREBRIDGE_RATE_LIMIT_STORAGE`` names one (limits shared by every worker
-and host), else each worker's memory (``LocalMemoryStorage``). A request over a limit gets 429 with ``Retry-After``; failed
-authentications are limited per address too, so keys cannot be guessed at speed. If the storage is
-unreachable, requests pass (``swallow_errors``) rather than fail.
+and host), else each worker's memory (``LocalMemoryStorage``). A request over a limit gets 429
+with ``Retry-After``; failed authentications are limited per address too, so keys cannot be
+guessed at speed. If the storage is unreachable, requests pass (``swallow_errors``) rather than
+fail.
 """
 from __future__ import annotations
 
