@@ -13,6 +13,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
+from urllib.parse import urlsplit
 
 import requests
 
@@ -68,7 +69,7 @@ def scorebridge(workers: int = 2, threads: int = 16, setup: Callable[[Path], Non
 
 def server_pid(url: str) -> int:
     """The gunicorn master listening on ``url``'s port."""
-    port = url.rsplit(":", 1)[1]
+    port = urlsplit(url).port
     return int(subprocess.run(["pgrep", "-o", "-f", f"127.0.0.1:{port}"], capture_output=True,
                               text=True, check=True).stdout.split()[0])
 
@@ -85,6 +86,18 @@ def process_tree(pid: int) -> list[int]:
         except OSError:
             continue
     return out
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time these processes have used so far (those gone count 0)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def wait_ready(check: Callable[[], bool], seconds: float = 60) -> None:

@@ -38,9 +38,9 @@ import numpy as np
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import (BENCH_LIMITS, BIN, ROOT, churn_rows, demo_artifact,  # noqa: E402
-                          free_port, load_model, machine_notes, process_tree, scorebridge, server_pid,
-                          wait_ready)
+from bench.common import (BENCH_LIMITS, BIN, ROOT, churn_rows, cpu_seconds,  # noqa: E402
+                          demo_artifact, free_port, load_model, machine_notes, process_tree,
+                          scorebridge, server_pid, wait_ready)
 
 CONCURRENCY = (1, 8, 32)
 BATCH_SIZES = (1_000, 10_000)
@@ -55,6 +55,8 @@ class Load:
     p50_ms: float
     p99_ms: float
     errors: int
+    requests: int = 0
+    cpu_us: float | None = None  # the server's CPU time per request (all its processes)
 
 
 def _ms(text: str) -> float:
@@ -63,9 +65,9 @@ def _ms(text: str) -> float:
 
 
 def wrk(url: str, bodies: list[bytes], headers: dict[str, str], connections: int,
-        seconds: float) -> Load:
+        seconds: float, server: list[int] | None = None) -> Load:
     """POST the ``bodies`` in turn to ``url`` over ``connections`` keep-alive connections for
-    ``seconds``."""
+    ``seconds``; with the ``server``'s process ids, also its CPU time per request."""
     with tempfile.NamedTemporaryFile("wb", suffix=".jsonl", delete=False) as fh:
         fh.write(b"\n".join(bodies) + b"\n")
     script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
@@ -77,6 +79,7 @@ def wrk(url: str, bodies: list[bytes], headers: dict[str, str], connections: int
                  'request = function()\n  i = i % #bodies + 1\n'
                  '  return wrk.format(nil, nil, nil, bodies[i])\nend\n')
     script.close()
+    before = cpu_seconds(server) if server else 0.0
     try:
         out = subprocess.run(
             ["wrk", "-t", str(min(connections, 2)), "-c", str(connections), "-d",
@@ -93,7 +96,9 @@ def wrk(url: str, bodies: list[bytes], headers: dict[str, str], connections: int
     if socket:
         # a sync worker closes the connection after each answer: wrk counts those as read errors
         errors += int(socket.group(1)) + int(socket.group(3)) + int(socket.group(4))
-    return Load(rps, p50, p99, errors)
+    done = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    cpu = (cpu_seconds(server) - before) / done * 1e6 if server and done else None
+    return Load(rps, p50, p99, errors, done, cpu)
 
 
 def train_forest(workdir: Path) -> dict[str, Path]:
@@ -168,13 +173,16 @@ def single_rows(rows: list[list]) -> list[bytes]:
 
 def http_figures(url: str, headers: dict[str, str], rows: list[list],
                  seconds: float) -> dict[str, Load]:
-    """Single rows at each concurrency, then the batch sizes (2 connections: one per core)."""
+    """Single rows at each concurrency, then the batch sizes (2 connections: one per core).
+    The server's CPU time per request is measured too: on a machine shared with the load
+    generator, throughput varies from run to run far more than the work a request costs."""
     one = single_rows(rows)
+    server = process_tree(server_pid(url))
     wrk(url, one, headers, 8, 2)  # warm up every worker and thread
-    out = {f"c{c}": wrk(url, one, headers, c, seconds) for c in CONCURRENCY}
+    out = {f"c{c}": wrk(url, one, headers, c, seconds, server) for c in CONCURRENCY}
     for size in BATCH_SIZES:
         out[f"rows_{size}"] = wrk(url, [json.dumps({"rows": rows[:size]}).encode()], headers,
-                                  2, seconds)
+                                  2, seconds, server)
     return out
 
 
@@ -233,6 +241,11 @@ def table(title: str, figures: dict[str, dict[str, Any]]) -> str:
             rate = f.rps * size if isinstance(f, Load) else f
             cells.append(f"{rate:,.0f} rows/s" if rate else "—")
         lines.append(f"| {size:,}-row requests | " + " | ".join(cells) + " |")
+    cells = []
+    for way in ways:
+        f = figures[way].get("c32")
+        cells.append(f"{f.cpu_us:,.0f} µs" if isinstance(f, Load) and f.cpu_us else "—")
+    lines.append("| server CPU per request, 1 row at concurrency 32 | " + " | ".join(cells) + " |")
     sb, naive = figures.get("ScoreBridge", {}), figures.get("naive Flask", {})
     if isinstance(sb.get("c32"), Load) and isinstance(naive.get("c32"), Load):
         lines += ["", f"ScoreBridge / naive at concurrency 32: "
@@ -291,18 +304,19 @@ def matrix(seconds: float) -> None:
                ("2 × 16, batch wait 1 ms", 2, 16, {"BATCH_WAIT_MS": "1"}),
                ("2 × 16, batch wait 2 ms", 2, 16, {"BATCH_WAIT_MS": "2"}),
                ("2 × 16, --preload", 2, 16, {"PRELOAD": "on"})]
-    print("| configuration | c=1 p50 | c=32 req/s | c=32 p50 / p99 | workers' memory (PSS) |")
-    print("|---|---|---|---|---|")
+    print("| configuration | c=1 p50 | c=32 req/s | c=32 p50 / p99 | c=32 server CPU per request "
+          "| workers' memory (PSS) |")
+    print("|---|---|---|---|---|---|")
     for label, workers, threads, extra in configs:
         with scorebridge(workers, threads, **BENCH_LIMITS, **extra) as (url, key, _home):
             target = f"{url}/api/v1/models/churn/predict"
             headers = {"Content-Type": "application/json", "X-API-Key": key}
             wrk(target, one, headers, 8, 2)
             low = wrk(target, one, headers, 1, seconds)
-            high = wrk(target, one, headers, 32, seconds)
+            high = wrk(target, one, headers, 32, seconds, process_tree(server_pid(url)))
             memory = workers_pss_mb(url)
         print(f"| {label} | {low.p50_ms:.2f} ms | {high.rps:,.0f} | {high.p50_ms:.1f} / "
-              f"{high.p99_ms:.1f} ms | {memory:,.0f} MB |")
+              f"{high.p99_ms:.1f} ms | {high.cpu_us:,.0f} µs | {memory:,.0f} MB |")
 
 
 def workers_pss_mb(url: str) -> float:
