@@ -287,11 +287,12 @@ def ceiling(rows: list[list], naive: Load, seconds: float) -> None:
                       ("--worker-class", "gthread", "--threads", "16")) as url:
         one = single_rows(rows)
         wrk(url, one, {"Content-Type": "application/json"}, 8, 2)
-        load = wrk(url, one, {"Content-Type": "application/json"}, 32, seconds)
+        load = wrk(url, one, {"Content-Type": "application/json"}, 32, seconds,
+                   process_tree(server_pid(url)))
     print(f"The stack's own ceiling: a Flask app answering a constant under gunicorn (gthread, "
           f"{os.cpu_count()} × 16), no model, no authentication: {load.rps:,.0f} req/s at "
-          f"concurrency 32, p50 {load.p50_ms:.2f} ms; **{load.rps / naive.rps:.1f}×** the naive "
-          f"baseline above.\n")
+          f"concurrency 32, p50 {load.p50_ms:.2f} ms, {load.cpu_us:,.0f} µs of server CPU per "
+          f"request; **{load.rps / naive.rps:.1f}×** the naive baseline above.\n")
 
 
 def matrix(seconds: float) -> None:
