@@ -78,6 +78,8 @@ class ScoreResult:
 
     @cached_property
     def predictions(self) -> list[Any]:
+        if len(self.positions) == self.n_rows:  # every row scored: positions are 0 .. n-1
+            return self.labels.tolist()
         out: list[Any] = [None] * self.n_rows
         for i, value in zip(self.positions.tolist(), self.labels.tolist()):
             out[i] = value
@@ -87,6 +89,8 @@ class ScoreResult:
     def probabilities(self) -> list[list[float] | None] | None:
         if self.probs is None:
             return None
+        if len(self.positions) == self.n_rows:
+            return self.probs.tolist()
         out: list[list[float] | None] = [None] * self.n_rows
         for i, p in zip(self.positions.tolist(), self.probs.tolist()):
             out[i] = p
