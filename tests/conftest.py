@@ -44,8 +44,13 @@ POSTGRES = _postgres_reachable()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    """An empty registry database: SQLite in the test's home, or a fresh PostgreSQL schema."""
+def database_url(request: pytest.FixtureRequest,
+                 monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """An empty registry database: SQLite in the test's home, or a fresh PostgreSQL schema.
+
+    Every registry the test opens on it is closed when the test ends, whether the test disposed
+    of it or not: PostgreSQL connections left to the garbage collector hold server slots and
+    warn at some later, unrelated test."""
     if request.param == "sqlite":
         yield ""
         return
@@ -53,11 +58,23 @@ def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
         pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
     import sqlalchemy as sa
 
+    from server.registry import factory
+
+    engines: list[sa.Engine] = []
+
+    def tracked(*args: Any, **kwargs: Any) -> sa.Engine:
+        engines.append(make_engine(*args, **kwargs))
+        return engines[-1]
+
+    make_engine = factory.make_engine
+    monkeypatch.setattr(factory, "make_engine", tracked)
     schema = f"sb_test_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(PG_URL)
     with admin.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    for engine in engines:
+        engine.dispose()
     with admin.begin() as conn:
         conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
     admin.dispose()
