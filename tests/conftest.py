@@ -61,12 +61,12 @@ def database_url(request: pytest.FixtureRequest,
     from server.registry import factory
 
     engines: list[sa.Engine] = []
+    make_engine = factory.make_engine
 
     def tracked(*args: Any, **kwargs: Any) -> sa.Engine:
         engines.append(make_engine(*args, **kwargs))
         return engines[-1]
 
-    make_engine = factory.make_engine
     monkeypatch.setattr(factory, "make_engine", tracked)
     schema = f"sb_test_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(PG_URL)

@@ -138,10 +138,10 @@ def register(registry: Registry, settings: Settings, req: RegistrationRequest) -
                                                    signature.names + [req.target or ""],
                                                    STORED_HOLDOUT_ROWS),
                      target=req.target if req.holdout is not None else None, gates=gates,
-                     runtime=compiled.runtime if compiled.onnx else "sklearn",
+                     runtime=compiled.runtime if compiled.data else "sklearn",
                      runtime_note=compiled.note,
-                     compiled_artifact=registry.store.put_bytes(compiled.onnx)
-                     if compiled.onnx else None)
+                     compiled_artifact=registry.store.put_bytes(compiled.data)
+                     if compiled.data else None)
     key = registry.store.put(req.artifact, sha)
     return registry.add_version(req.name, new, key, actor=req.actor,
                                 description=req.description or None)

@@ -41,7 +41,7 @@ def score_partition(frame: pd.DataFrame, spec: dict[str, Any]) -> Any:
     """One partition, scored exactly as the in-process job scores a chunk."""
     model = _model(spec["path"], spec["format"], spec["trusted_pickle"], spec["extra_trusted"],
                    spec["sha256"], spec["signature"], spec["name"], spec["version"],
-                   spec.get("compiled_path"), spec.get("runtime", "onnx"))
+                   spec.get("compiled_path"), spec["runtime"])
     options = ScoreOptions(errors="raise" if spec["strict"] else "row")
     chunk = Chunk(frame_=frame.reset_index(drop=True))
     return scored_table(chunk.arrow(), score_with(model, chunk.raw(), options))

@@ -39,7 +39,7 @@ class Compiled:
     they are for ("onnx": an ONNX graph, "native": a native-trees bundle), and why (or why
     not)."""
 
-    onnx: bytes | None
+    data: bytes | None
     note: str
     runtime: str = "onnx"
 
@@ -215,15 +215,15 @@ def compile_version(estimator: Any, signature: Signature, sample: pd.DataFrame,
     skipped = ""
     if native and trees:
         outcome = _compile_native(estimator, signature, sample, max_nodes)
-        if outcome.onnx is not None:
+        if outcome.data is not None:
             return outcome
         skipped = f"; native trees not used: {outcome.note}"
     # trees compare in float32 (scikit-learn's own tree code does): never in double
     for double in ((False,) if trees else (True, False)):
         outcome = _compile(estimator, signature, sample, double)
-        if outcome.onnx is not None:
+        if outcome.data is not None:
             break
-    return Compiled(outcome.onnx, outcome.note + skipped, outcome.runtime)
+    return Compiled(outcome.data, outcome.note + skipped, outcome.runtime)
 
 
 def _compile_native(estimator: Any, signature: Signature, sample: pd.DataFrame,
@@ -269,7 +269,7 @@ def _compile(estimator: Any, signature: Signature, sample: pd.DataFrame,
     outcome = _verified(lambda: OnnxRunner(data, signature, classes, guards, _wide(estimator)),
                         data, "onnx", "onnxruntime", "float64" if double else "float32",
                         estimator, sample, classes)
-    return outcome if outcome.onnx is not None else \
+    return outcome if outcome.data is not None else \
         Compiled(None, f"scikit-learn: {outcome.note}", outcome.runtime)
 
 

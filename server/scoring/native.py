@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ..config import Settings
 from .compiled import _FLOAT32_MAX, WIDE_ROWS, ort_session, with_text
 from .runtime import final_estimator
 from .signature import Signature
@@ -31,8 +32,7 @@ from .signature import Signature
 log = logging.getLogger(__name__)
 # gcc's time grows with the nodes: ~1 s for the demo model's 7,320, ~37 s for a 100-tree
 # forest's 128,968 (2 cores, -O1); beyond this a registration would wait minutes
-# (the default of SCOREBRIDGE_NATIVE_TREES_MAX_NODES)
-NODE_BUDGET = 150_000
+NODE_BUDGET = Settings.native_trees_max_nodes  # SCOREBRIDGE_NATIVE_TREES_MAX_NODES's default
 FAMILIES = frozenset({
     "HistGradientBoostingClassifier", "HistGradientBoostingRegressor",
     "GradientBoostingClassifier", "GradientBoostingRegressor",

@@ -405,16 +405,15 @@ class Scorer:
         """One model call for several requests' tables (a micro-batch). A table whose rows are
         not all clean gets None and is scored on its own, so its errors, warnings and
         ``errors="raise"`` behaviour are exactly those of a lone request."""
+        by_row = ScoreOptions(probabilities=options.probabilities, errors="row")
         if len(tables) == 1:  # nothing to share the call with: the lone request's own call
-            alone = score_with(model, tables[0], ScoreOptions(
-                probabilities=options.probabilities, errors="row"))
+            alone = score_with(model, tables[0], by_row)
             return [None if alone.errors else (alone, alone, (0, alone.n_rows))]
         _, parts = _aligned_parts(tables, model.signature)
         out: list[tuple[ScoreResult, ScoreResult, tuple[int, int]] | None] = [None] * len(tables)
         if not parts:
             return out
-        whole = score_with(model, concat([t for _, t, _ in parts], model.signature),
-                           ScoreOptions(probabilities=options.probabilities, errors="row"))
+        whole = score_with(model, concat([t for _, t, _ in parts], model.signature), by_row)
         for i, part, window in _split(whole, parts):
             if not part.errors:
                 out[i] = (part, whole, window)

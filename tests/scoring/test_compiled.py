@@ -85,11 +85,11 @@ def test_compiled_classifiers_match_scikit_learn(final):
     signature = infer_signature(estimator, X)
     sample = coerce(frame_to_table(X.head(500)), signature).frame
     outcome = compile_version(estimator, signature, sample)
-    assert outcome.onnx is not None, outcome.note
+    assert outcome.data is not None, outcome.note
     assert re.match(r"onnxruntime: verified on \d+ reference rows \(labels identical", outcome.note)
     fresh, _ = data(3000, 2)
     fresh.loc[:9, "city"] = "unseen-city"  # unknown categories, as production sees them
-    model = loaded(estimator, X, outcome.onnx)
+    model = loaded(estimator, X, outcome.data)
     assert model.runtime == "onnx"
     pred = model.predict(typed(model, fresh))
     assert pred.labels.tolist() == estimator.predict(fresh).tolist()
@@ -105,11 +105,11 @@ def test_regressors_compile_or_say_why():
         estimator = pipeline(final).fit(X, target)
         signature = infer_signature(estimator, X)
         outcome = compile_version(estimator, signature, typed(loaded(estimator, X, None), X))
-        if outcome.onnx is None:  # float32 arithmetic may not meet 1e-6: then it says so
+        if outcome.data is None:  # float32 arithmetic may not meet 1e-6: then it says so
             assert outcome.note.startswith("scikit-learn: compiled values differ by up to"), \
                 outcome.note
             continue
-        model = loaded(estimator, X, outcome.onnx)
+        model = loaded(estimator, X, outcome.data)
         fresh, _ = data(500, 4)
         got = model.predict(typed(model, fresh)).labels.astype(float)
         want = estimator.predict(fresh)
@@ -123,7 +123,7 @@ def test_unsupported_models_fall_back_to_scikit_learn(demo_model):
     frame = churn_rows(50)
     signature = infer_signature(wrapped, frame)
     outcome = compile_version(wrapped, signature, typed(loaded(wrapped, frame, None), frame))
-    assert outcome.onnx is None
+    assert outcome.data is None
     assert outcome.note.startswith("scikit-learn: no ONNX conversion for this pipeline")
     svc = pipeline(SVC()).fit(*data(300, 5))
     X, _ = data(300, 5)
@@ -140,7 +140,7 @@ def test_trees_after_numeric_transformers_are_not_compiled():
                          scale=True).fit(X, y)
     signature = infer_signature(estimator, X)
     outcome = compile_version(estimator, signature, coerce(frame_to_table(X), signature).frame)
-    assert outcome.onnx is None
+    assert outcome.data is None
     assert "could move rows across split thresholds" in outcome.note
 
 
@@ -151,7 +151,7 @@ def test_values_at_a_float32_threshold_edge_go_to_scikit_learn():
     estimator = pipeline(HistGradientBoostingClassifier(max_iter=30, random_state=0)).fit(X, y)
     signature = infer_signature(estimator, X)
     outcome = compile_version(estimator, signature, coerce(frame_to_table(X), signature).frame)
-    model = loaded(estimator, X, outcome.onnx)
+    model = loaded(estimator, X, outcome.data)
     thresholds, narrow = model.compiled._guards["x2"]
     edge = next(t for t, n in zip(thresholds, narrow) if float(n) != t)
     rows = X.head(3).copy()
@@ -170,7 +170,7 @@ def test_missing_text_goes_to_scikit_learn_for_that_call():
     estimator = pipeline(HistGradientBoostingClassifier(max_iter=20, random_state=0)).fit(X, y)
     signature = infer_signature(estimator, X)
     outcome = compile_version(estimator, signature, coerce(frame_to_table(X), signature).frame)
-    model = loaded(estimator, X, outcome.onnx)
+    model = loaded(estimator, X, outcome.data)
     rows = X.head(20).copy()
     rows.loc[3, "city"] = None  # ONNX has no missing string: this call is scikit-learn's
     assert model.compiled.feed(typed(model, rows)) is None

@@ -67,8 +67,8 @@ def compiled_model(estimator, X, native_trees: bool = True, max_nodes: int | Non
     outcome = compile_version(estimator, signature, sample, native=native_trees,
                               max_nodes=max_nodes)
     runner = None
-    if outcome.onnx is not None:
-        runner = load_runner(outcome.onnx, hashlib.sha256(outcome.onnx).hexdigest(), signature,
+    if outcome.data is not None:
+        runner = load_runner(outcome.data, hashlib.sha256(outcome.data).hexdigest(), signature,
                              estimator, outcome.runtime)
     return outcome, LoadedModel("m", 1, estimator, signature, "0" * 64, compiled=runner)
 
@@ -216,8 +216,8 @@ def test_a_tampered_bundle_is_refused():
     X, y = training("binary", HistGradientBoostingClassifier())
     estimator = pipeline(HistGradientBoostingClassifier(max_iter=20, random_state=0)).fit(X, y)
     outcome, model = compiled_model(estimator, X)
-    checksum = hashlib.sha256(outcome.onnx).hexdigest()
-    tampered = outcome.onnx[:-1] + bytes([outcome.onnx[-1] ^ 1])
+    checksum = hashlib.sha256(outcome.data).hexdigest()
+    tampered = outcome.data[:-1] + bytes([outcome.data[-1] ^ 1])
     with pytest.raises(ValueError, match="checksum"):
         load_runner(tampered, checksum, model.signature, estimator, "native")
 
