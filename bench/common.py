@@ -40,14 +40,18 @@ def machine_notes() -> str:
 
 @contextmanager
 def scorebridge(workers: int = 2, threads: int = 16, setup: Callable[[Path], None] | None = None,
-                **settings: str) -> Iterator[tuple[str, str, Path]]:
+                gunicorn_args: str = "", **settings: str) -> Iterator[tuple[str, str, Path]]:
     """A server with the demo model; yields (url, admin key, data folder). ``setup(home)`` runs
-    before the server starts (to register more models); ``settings`` are extra
-    ``SCOREBRIDGE_*`` variables, named without the prefix (``BATCH_WAIT_MS="2"``)."""
+    before the server starts (to register more models); ``gunicorn_args`` override gunicorn's
+    settings (``"--worker-class sync"``); ``settings`` are extra ``SCOREBRIDGE_*`` variables,
+    named without the prefix (``BATCH_WAIT_MS="2"``)."""
     home = Path(tempfile.mkdtemp(prefix="sb-bench-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCOREBRIDGE_")}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("SCOREBRIDGE_") and k != "GUNICORN_CMD_ARGS"}
     env.update(SCOREBRIDGE_HOME=str(home), SCOREBRIDGE_LOG_LEVEL="WARNING",
                **{f"SCOREBRIDGE_{k}": v for k, v in settings.items()})
+    if gunicorn_args:  # gunicorn reads these after its configuration file
+        env["GUNICORN_CMD_ARGS"] = gunicorn_args
     cli = str(BIN / "scorebridge")
     subprocess.run([cli, "demo"], env=env, check=True, capture_output=True)
     if setup is not None:

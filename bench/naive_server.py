@@ -8,11 +8,12 @@ ScoreBridge (``{"rows": [[...], ...]}``) so both servers take identical requests
 """
 from __future__ import annotations
 
+import hashlib
 import os
 
 import pandas as pd
 import skops.io as sio
-from flask import Flask, jsonify, request
+from flask import Flask, abort, g, jsonify, request
 
 
 def create_app() -> Flask:
@@ -42,4 +43,32 @@ def create_constant_app() -> Flask:
         rows = request.get_json()["rows"]
         return jsonify(predictions=["no"] * len(rows), probabilities=[[0.5, 0.5]] * len(rows))
 
+    return app
+
+
+FLOOR_KEY = "floor-key"
+
+
+def create_floor_app() -> Flask:
+    """The least any server with ScoreBridge's required request handling can cost: the constant
+    answer above, behind an API key (hashed with SHA-256 and looked up, as ScoreBridge does
+    before its key cache) and Flask-Limiter (the library issue 9 asks for) with ScoreBridge's
+    own counter storage and rate-limit headers. No model, CORS, request ids, metrics or access
+    log. Send the key as ``X-API-Key: floor-key``."""
+    from flask_limiter import Limiter
+
+    from server.api import limits  # noqa: F401  (registers the scorebridge-memory:// storage)
+
+    app = create_constant_app()
+    known = {hashlib.sha256(FLOOR_KEY.encode()).hexdigest(): "floor"}
+
+    @app.before_request
+    def authenticate():  # type: ignore[no-untyped-def]
+        digest = hashlib.sha256(request.headers.get("X-API-Key", "").encode()).hexdigest()
+        if digest not in known:
+            abort(401)
+        g.key = known[digest]
+
+    Limiter(lambda: g.key, app=app, default_limits=["100000000/minute"], headers_enabled=True,
+            storage_uri="scorebridge-memory://", strategy="fixed-window")
     return app

@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import (BENCH_LIMITS, BIN, ROOT, churn_rows, cpu_seconds,  # noqa: E402
                           demo_artifact, free_port, load_model, machine_notes, process_tree,
                           scorebridge, server_pid, wait_ready)
+from bench.naive_server import FLOOR_KEY  # noqa: E402
 
 CONCURRENCY = (1, 8, 32)
 BATCH_SIZES = (1_000, 10_000)
@@ -188,7 +189,8 @@ def http_figures(url: str, headers: dict[str, str], rows: list[list],
 
 @contextmanager
 def naive_server(artifact: Path, app: str = "create_app()",
-                 worker: tuple[str, ...] = ("--worker-class", "sync")) -> Iterator[str]:
+                 worker: tuple[str, ...] = ("--worker-class", "sync"),
+                 headers: dict[str, str] | None = None) -> Iterator[str]:
     """The baseline: gunicorn sync workers, one per core, one OpenMP thread each (its best
     form on this machine: more workers or threads measured slower)."""
     port = free_port()
@@ -201,7 +203,7 @@ def naive_server(artifact: Path, app: str = "create_app()",
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(lambda: requests.post(url + "/predict", json={"rows": churn_rows(1)},
-                                         timeout=5).status_code == 200)
+                                         headers=headers, timeout=5).status_code == 200)
         yield url + "/predict"
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -282,17 +284,26 @@ def compare(seconds: float) -> None:
 
 def ceiling(rows: list[list], naive: Load, seconds: float) -> None:
     """What Flask + gunicorn answer at concurrency 32 with no work at all, in ScoreBridge's
-    worker form (gthread, one worker per core): the most any server on this stack can reach."""
-    with naive_server(Path("unused"), "create_constant_app()",
-                      ("--worker-class", "gthread", "--threads", "16")) as url:
-        one = single_rows(rows)
-        wrk(url, one, {"Content-Type": "application/json"}, 8, 2)
-        load = wrk(url, one, {"Content-Type": "application/json"}, 32, seconds,
-                   process_tree(server_pid(url)))
-    print(f"The stack's own ceiling: a Flask app answering a constant under gunicorn (gthread, "
-          f"{os.cpu_count()} × 16), no model, no authentication: {load.rps:,.0f} req/s at "
-          f"concurrency 32, p50 {load.p50_ms:.2f} ms, {load.cpu_us:,.0f} µs of server CPU per "
-          f"request; **{load.rps / naive.rps:.1f}×** the naive baseline above.\n")
+    worker form (gthread, one worker per core): the most any server on this stack can reach.
+    Then the same with the request handling ScoreBridge must do before any scoring (an API key
+    and Flask-Limiter): the most a server with those duties can reach."""
+    one = single_rows(rows)
+    print("The stack's own ceiling, under gunicorn in ScoreBridge's worker form (gthread, "
+          f"{os.cpu_count()} × 16), at concurrency 32, against the naive baseline above:\n")
+    print("| server | req/s | p50 | server CPU per request | × naive |")
+    print("|---|---|---|---|---|")
+    for label, app, headers in (
+            ("Flask answering a constant", "create_constant_app()", {}),
+            ("the same behind an API key and Flask-Limiter", "create_floor_app()",
+             {"X-API-Key": FLOOR_KEY})):
+        headers = {"Content-Type": "application/json", **headers}
+        with naive_server(Path("unused"), app, ("--worker-class", "gthread", "--threads", "16"),
+                          headers) as url:
+            wrk(url, one, headers, 8, 2)
+            load = wrk(url, one, headers, 32, seconds, process_tree(server_pid(url)))
+        print(f"| {label} | {load.rps:,.0f} | {load.p50_ms:.2f} ms | {load.cpu_us:,.0f} µs | "
+              f"**{load.rps / naive.rps:.1f}×** |")
+    print()
 
 
 def matrix(seconds: float) -> None:
@@ -304,7 +315,10 @@ def matrix(seconds: float) -> None:
                ("2 × 16, micro-batching off", 2, 16, {"MICRO_BATCHING": "off"}),
                ("2 × 16, batch wait 1 ms", 2, 16, {"BATCH_WAIT_MS": "1"}),
                ("2 × 16, batch wait 2 ms", 2, 16, {"BATCH_WAIT_MS": "2"}),
-               ("2 × 16, --preload", 2, 16, {"PRELOAD": "on"})]
+               ("2 × 16, --preload", 2, 16, {"PRELOAD": "on"}),
+               # the other worker classes: one request at a time per process, or greenlets
+               ("2 sync workers", 2, 1, {"gunicorn_args": "--worker-class sync"}),
+               ("2 gevent workers", 2, 1, {"gunicorn_args": "--worker-class gevent"})]
     print("| configuration | c=1 p50 | c=32 req/s | c=32 p50 / p99 | c=32 server CPU per request "
           "| workers' memory (PSS) |")
     print("|---|---|---|---|---|---|")
