@@ -11,6 +11,11 @@ runs queue up, and when it ends the first of them leads the next call for all qu
 to ``max_rows`` rows). ``wait_seconds`` optionally makes a leader wait that long for more requests
 before calling; the benchmark decides whether that pays (see docs/performance.md).
 
+Each queued request sleeps on its own lock, and a finished call wakes exactly the requests it
+answered plus the next leader: one wake-up per request. (A shared condition woke every waiting
+thread after every call, and under load most of them only went back to sleep: thread switches
+and GIL hand-offs for nothing.)
+
 This module only coordinates threads; what a joint call means is the caller's ``run`` function,
 which returns one outcome per item, or None for an item that must be handled on its own.
 """
@@ -32,6 +37,8 @@ class _Ticket(Generic[Item]):
     rows: int
     done: bool = False
     outcome: Any = None
+    # held while the ticket waits; released once, when it is answered or must lead
+    wake: Any = None
 
 
 @dataclass
@@ -44,7 +51,8 @@ class MicroBatcher(Generic[Item, Outcome]):
     def __init__(self, max_rows: int = 256, wait_seconds: float = 0.0) -> None:
         self.max_rows = max_rows
         self.wait_seconds = wait_seconds
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)  # wakes a leader waiting for more
         self._lanes: dict[Hashable, _Lane] = {}
         self.calls = 0  # joint calls made (tests read it)
 
@@ -53,16 +61,22 @@ class MicroBatcher(Generic[Item, Outcome]):
         """``item``'s outcome from a call shared with whatever else is queued under ``key``;
         None when ``run`` said it must be handled alone (or the joint call failed)."""
         ticket: _Ticket[Item] = _Ticket(item, rows)
-        with self._cond:
+        with self._lock:
             lane = self._lanes.setdefault(key, _Lane())
             lane.queue.append(ticket)
-            if lane.busy and self.wait_seconds > 0:
-                self._cond.notify_all()  # a waiting leader may now have a full batch
-            while not ticket.done and (lane.busy or lane.queue[0] is not ticket):
-                self._cond.wait()
-            if ticket.done:  # a leader took it into its call
+            queued = lane.busy
+            if queued:
+                ticket.wake = threading.Lock()
+                ticket.wake.acquire()
+                if self.wait_seconds > 0:
+                    self._arrived.notify_all()  # a waiting leader may now have a full batch
+            else:
+                lane.busy = True
+        if queued:
+            ticket.wake.acquire()  # answered, or handed the lead
+            if ticket.done:
                 return ticket.outcome
-            lane.busy = True
+        with self._lock:  # leading: the lane is busy on this ticket's behalf
             self._wait_for_more(lane)
             batch = self._take(lane)
         outcomes: Sequence[Outcome | None] = [None] * len(batch)
@@ -71,14 +85,19 @@ class MicroBatcher(Generic[Item, Outcome]):
         except Exception:  # noqa: BLE001 - every item is then tried alone, with its own error
             pass
         finally:
-            with self._cond:
+            with self._lock:
                 self.calls += 1
                 for t, outcome in zip(batch, outcomes):
                     t.outcome, t.done = outcome, True
-                lane.busy = False
-                if not lane.queue:
+                following = lane.queue[0] if lane.queue else None
+                if following is None:  # nobody waits: the lane is free again
+                    lane.busy = False
                     self._lanes.pop(key, None)
-                self._cond.notify_all()
+            for t in batch:
+                if t is not ticket:
+                    t.wake.release()
+            if following is not None:  # the oldest waiting request leads the next call
+                following.wake.release()
         return ticket.outcome
 
     def _wait_for_more(self, lane: _Lane) -> None:
@@ -90,7 +109,7 @@ class MicroBatcher(Generic[Item, Outcome]):
             left = deadline - time.monotonic()
             if left <= 0:
                 return
-            self._cond.wait(left)
+            self._arrived.wait(left)
 
     def _take(self, lane: _Lane) -> list[_Ticket[Any]]:
         """The queued tickets, oldest first, up to ``max_rows`` rows (at least one; lock held)."""

@@ -66,6 +66,25 @@ def test_max_rows_bounds_a_call_and_a_failed_call_hands_items_back():
     assert 5 in failed and all(out[i] == i for i in range(9) if i not in failed)
 
 
+def test_many_threads_each_get_their_own_outcome_and_none_is_left_waiting():
+    """Hand-offs under contention: every submit returns (no lost wake-up), with its own value,
+    while calls stay within max_rows and the lanes are empty at the end."""
+    batcher: MicroBatcher[tuple[int, int], int] = MicroBatcher(max_rows=5)
+    sizes: list[int] = []
+
+    def run(items: list[tuple[int, int]]) -> list[int]:
+        sizes.append(len(items))
+        return [a * 1000 + b for a, b in items]
+
+    def work(i: int) -> list[int]:
+        return [batcher.submit(("k", i % 3), (i, j), 1, run) for j in range(40)]
+
+    out = together(24, work)
+    assert out == [[i * 1000 + j for j in range(40)] for i in range(24)]
+    assert max(sizes) <= 5 and sum(sizes) == 24 * 40
+    assert not batcher._lanes
+
+
 @pytest.fixture
 def scorer(settings: Any, client: Any, demo_files: Any) -> Any:
     assert register_file(client, "churn", demo_files["artifact"],
