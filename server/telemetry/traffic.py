@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import threading
+import time
 from datetime import datetime, timezone
 
 from ..registry.deployments import Traffic
@@ -16,18 +17,22 @@ BUCKET_EDGES_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 MAX_PENDING_KEYS = 10_000
 
 
-def _minute(now: datetime | None = None) -> datetime:
-    now = now or datetime.now(timezone.utc)
-    return now.replace(second=0, microsecond=0)
-
-
 class TrafficRecorder:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._data: dict[tuple[str, int, datetime], Traffic] = {}
+        self._minute: tuple[int, datetime] = (-1, datetime.min)
+
+    def _current_minute(self) -> datetime:
+        """The minute bucket now, as a datetime built once per minute (not per request: building
+        a timezone-aware datetime costs more than the rest of the counting; lock held)."""
+        epoch_minute = int(time.time()) // 60
+        if epoch_minute != self._minute[0]:
+            self._minute = (epoch_minute, datetime.fromtimestamp(epoch_minute * 60, timezone.utc))
+        return self._minute[1]
 
     def _bucket(self, model: str, version: int) -> Traffic:
-        key = (model, version, _minute())
+        key = (model, version, self._current_minute())
         t = self._data.get(key)
         if t is None:
             t = self._data[key] = Traffic(buckets=[0] * (len(BUCKET_EDGES_MS) + 1))

@@ -39,3 +39,21 @@ def test_percentiles_and_add():
     assert percentile_ms([0, 0], 0.5) is None
     total = Traffic(requests=1, buckets=[1]).add(Traffic(requests=2, buckets=[0, 2]))
     assert total.requests == 3 and total.buckets == [1, 2]
+
+
+def test_counts_go_to_the_minute_they_happen_in(monkeypatch):
+    """Buckets are keyed by the UTC minute (aware, seconds cut off), a new one each minute."""
+    from datetime import datetime, timezone
+
+    from server.telemetry import traffic
+
+    rec = TrafficRecorder()
+    clock = [datetime(2026, 3, 1, 12, 30, 59, 900000, tzinfo=timezone.utc).timestamp()]
+    monkeypatch.setattr(traffic.time, "time", lambda: clock[0])
+    rec.record("m", 1, 0.001, rows=1, error=False)
+    clock[0] += 0.2  # 12:31:00.1
+    rec.record("m", 1, 0.001, rows=2, error=False)
+    rec.record("m", 1, 0.001, rows=3, error=False)
+    minutes = {k[2]: t.rows for k, t in rec.drain().items()}
+    assert minutes == {datetime(2026, 3, 1, 12, 30, tzinfo=timezone.utc): 1,
+                       datetime(2026, 3, 1, 12, 31, tzinfo=timezone.utc): 5}
