@@ -66,6 +66,7 @@ class Settings:
     prediction_log_rate: float = 0.2
     prediction_log_days: float = 30.0
     prediction_log_max_rows: int = 1_000_000
+    prediction_log_rows_per_second: float = 50.0
     rate_limiting: bool = True
     rate_limits: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
     rate_limit_anonymous: str = "600/minute"
@@ -121,6 +122,7 @@ class Settings:
             prediction_log_rate=float(get("PREDICTION_LOG_RATE", "0.2")),
             prediction_log_days=float(get("PREDICTION_LOG_DAYS", "30")),
             prediction_log_max_rows=int(get("PREDICTION_LOG_MAX_ROWS", "1000000")),
+            prediction_log_rows_per_second=float(get("PREDICTION_LOG_ROWS_PER_SECOND", "50")),
             rate_limiting=_flag(get("RATE_LIMITING", "on")),
             rate_limits={**DEFAULT_RATE_LIMITS, **_pairs(get("RATE_LIMITS", ""))},
             rate_limit_anonymous=get("RATE_LIMIT_ANONYMOUS", "600/minute"),

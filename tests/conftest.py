@@ -86,7 +86,8 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
     # native trees (a C compile per registration, ~1-2 s) have their own tests
     return Settings(home=tmp_path / "home", database_url=database_url, background=False,
                     native_trees=False,
-                    rate_limiting=False)  # limits have their own tests
+                    rate_limiting=False,  # limits have their own tests
+                    prediction_log_rows_per_second=0)  # counted exactly; the budget has a test
 
 
 @pytest.fixture

@@ -307,7 +307,7 @@ class Scorer:
         self.deployments = DeploymentView(registry, self.cache, settings.deploy_refresh_seconds,
                                           settings.prediction_log_rate)
         self.traffic = TrafficRecorder()
-        self.prediction_log = PredictionLog()
+        self.prediction_log = PredictionLog(settings.prediction_log_rows_per_second)
         self.shadow = ShadowRunner(self.traffic)
         self.batcher: MicroBatcher[RawTable, Any] | None = MicroBatcher(
             settings.batch_max_rows, settings.batch_wait_ms / 1000) \

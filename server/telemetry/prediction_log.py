@@ -1,15 +1,20 @@
 """The prediction log: a sample of scored rows (inputs as the model saw them, the prediction, the
 version, client and latency), for drift monitoring and the OData feed.
 
-Sampling happens on the scoring path (one random draw per request); copying the sampled rows and
-writing them happens on the deployment worker's thread, in batches. The queue is bounded: when the
-database is away, the oldest samples are dropped, never the requests.
+Sampling happens on the scoring path: one random draw per request, then the sampled rows are
+copied; writing them happens on the deployment worker's thread, in batches. Each worker logs at
+most ``rows_per_second`` rows a second (a token bucket holding one second's worth): under heavy
+traffic the share of requests sampled falls, so the log stays a sample instead of a copy of the
+traffic, and neither the copying on the scoring path nor the database writes grow with the
+load. The queue is bounded: when the database is away, the oldest samples are dropped, never the
+requests.
 """
 from __future__ import annotations
 
 import math
 import random
 import threading
+import time
 from collections import deque
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -33,9 +38,27 @@ def _plain(value: Any) -> Any:
 
 
 class PredictionLog:
-    def __init__(self) -> None:
+    def __init__(self, rows_per_second: float = 0.0) -> None:
+        """``rows_per_second``: this worker's budget of logged rows (0: no limit)."""
         self._pending: deque[dict[str, Any]] = deque(maxlen=MAX_PENDING)
         self._lock = threading.Lock()
+        self.rows_per_second = rows_per_second
+        self._allowance = rows_per_second
+        self._refilled = time.monotonic()
+
+    def _granted(self, wanted: int) -> int:
+        """How many of ``wanted`` rows the budget allows now (the bucket refills continuously
+        and holds at most one second's worth)."""
+        if self.rows_per_second <= 0:
+            return wanted
+        with self._lock:
+            now = time.monotonic()
+            self._allowance = min(self.rows_per_second, self._allowance
+                                  + (now - self._refilled) * self.rows_per_second)
+            self._refilled = now
+            granted = min(wanted, int(self._allowance))
+            self._allowance -= granted
+            return granted
 
     def offer(self, rate: float, model: str, version: int, result: Any, latency: float,
               client: str, request_id: str, window: tuple[int, int] | None = None) -> None:
@@ -52,9 +75,12 @@ class PredictionLog:
             ok = ok[(inputs >= window[0]) & (inputs < window[0] + window[1])]
             if len(ok) == 0:
                 return
+        wanted = self._granted(min(len(ok), ROWS_PER_REQUEST))
+        if wanted == 0:
+            return
         # a random subset, not the first rows: inputs sorted by anything would bias the sample
-        take = ok if len(ok) <= ROWS_PER_REQUEST else np.sort(
-            np.random.default_rng().choice(ok, ROWS_PER_REQUEST, replace=False))
+        take = ok if len(ok) <= wanted else np.sort(
+            np.random.default_rng().choice(ok, wanted, replace=False))
         picked = {name: values[take].tolist() for name, values in checked.columns.items()}
         rows = [dict(zip(picked, values)) for values in zip(*picked.values())]
         positions = result.input_rows[take]

@@ -143,6 +143,35 @@ def test_logging_never_fails_scoring_and_keeps_no_keys(client, services, keys, d
     assert report["rows"] == 20
 
 
+def test_each_worker_logs_at_most_its_budget_of_rows_per_second(services, demo_registered,
+                                                                 monkeypatch):
+    """Heavy traffic does not turn the sample into a copy of the traffic: the budget (a bucket
+    of one second's worth, refilled continuously) caps the rows logged, whatever the share."""
+    from server.codecs.table import RawTable
+    from server.telemetry import prediction_log
+    from server.telemetry.prediction_log import PredictionLog
+
+    clock = [1000.0]
+    monkeypatch.setattr(prediction_log.time, "monotonic", lambda: clock[0])
+    log = PredictionLog(rows_per_second=30)
+    result = services.scorer.score("churn", RawTable.from_records(
+        make_churn_data(40, seed=6)[FEATURES].to_dict("records")))
+    pending = log._pending
+    log.offer(1.0, "churn", 1, result, 0.001, "http", "r1")  # 40 rows wanted, 30 in the bucket
+    log.offer(1.0, "churn", 1, result, 0.001, "http", "r2")  # the bucket is empty
+    assert len(pending) == 30 and {e["request_id"] for e in pending} == {"r1"}
+    clock[0] += 0.5  # half a second refills half the budget
+    log.offer(1.0, "churn", 1, result, 0.001, "http", "r3")
+    assert len(pending) == 45
+    clock[0] += 60  # a quiet minute: one second's worth at most
+    for rid in ("r4", "r5"):
+        log.offer(1.0, "churn", 1, result, 0.001, "http", rid)
+    assert len(pending) == 75
+    unlimited = PredictionLog()
+    unlimited.offer(1.0, "churn", 1, result, 0.001, "http", "r6")
+    assert len(unlimited._pending) == 40
+
+
 def test_workers_sharing_a_registry_check_drift_once_per_round(client, services, settings,
                                                                demo_registered):
     """Each worker's drift timer fires; the lease lets only one of them take the round, so the
