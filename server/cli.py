@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -88,6 +89,7 @@ def serve(host: str | None, port: int | None, workers: int | None, threads: int 
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir.resolve())
     host = host or settings.host
     port = port or settings.port
+    _refuse_if_taken(host, port)
     argv = [sys.executable, "-m", "gunicorn", "--config", "python:server.gunicorn_conf",
             "--bind", f"{host}:{port}", "--workers", str(workers or settings.workers),
             "--threads", str(threads or settings.threads)]
@@ -95,6 +97,23 @@ def serve(host: str | None, port: int | None, workers: int | None, threads: int 
         argv.append("--preload")
     argv.append("server.app:create_app()")
     os.execv(sys.executable, argv)
+
+
+def _refuse_if_taken(host: str, port: int) -> None:
+    """Stop with a clear message when something already listens on ``host:port``. The workers
+    bind with SO_REUSEPORT, which would otherwise let a second server share the port (and the
+    traffic) with the first without a word."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror} (is "
+                                       "another server running there?)") from None
 
 
 @main.command()

@@ -3,10 +3,17 @@
 Threaded workers (gthread): scoring releases the GIL inside numpy and scikit-learn, and the threads
 share one model cache per worker. The access log leaves out query strings, so API keys passed as
 ``api_key`` (Power BI, WEBSERVICE) are never written to disk.
+
+Each worker listens on its own socket (``reuse_port``: SO_REUSEPORT, one socket per worker, which
+gunicorn opens in the worker): the kernel then spreads new connections evenly over the workers.
+On one shared socket whichever worker called accept() first won, and kept-alive clients (the
+Excel add-in, Power BI, connection pools) stayed where they landed: 32 connections from a load
+generator were split 1/31 or 32/0 as often as 16/16, leaving a core idle (docs/performance.md).
 """
 import gc
 
 worker_class = "gthread"
+reuse_port = True
 timeout = 120
 graceful_timeout = 30
 keepalive = 5

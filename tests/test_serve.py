@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 
-from tests.live import LiveServer, ROOT, env_for, free_port, serve
+from tests.live import BIN, LiveServer, ROOT, env_for, free_port, serve
 
 ROW = '{"rows": [[12, 70.5, "month-to-month", "electronic-check", 3, "fiber"]]}'
 
@@ -88,5 +88,50 @@ def test_live_server_requires_a_key_and_never_logs_it(tmp_path):
                 rf'rid={resp.headers["X-Request-Id"]}$')
         assert re.search(line, log, re.M), log[-2000:]
         assert secret not in log
+    finally:
+        server.stop()
+
+
+def _connections_by_worker(port: int, workers: list[int]) -> dict[int, int]:
+    """Established connections to ``port`` held by each worker process (from /proc)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+                    inodes.add(fields[9])
+    held = {}
+    for pid in workers:
+        fds = os.listdir(f"/proc/{pid}/fd")
+        links = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in fds if os.path.exists(
+            f"/proc/{pid}/fd/{fd}")}
+        held[pid] = sum(f"socket:[{inode}]" in links for inode in inodes)
+    return held
+
+
+@pytest.mark.slow
+def test_kept_alive_connections_are_spread_over_the_workers(tmp_path):
+    """Each worker has its own listening socket, so the kernel spreads connections over the
+    workers; and a second server on a port in use is refused instead of sharing it."""
+    server = serve(env_for(tmp_path / "home"), workers=2)
+    try:
+        port = int(server.url.rsplit(":", 1)[1])
+        master = server.proc.pid  # scorebridge serve exec'd gunicorn: the same process
+        with open(f"/proc/{master}/task/{master}/children") as f:
+            workers = [int(p) for p in f.read().split()]
+        assert len(workers) == 2
+        sessions = [requests.Session() for _ in range(24)]
+        for session in sessions:  # 24 kept-alive connections, as a pool of clients holds them
+            assert session.get(f"{server.url}/healthz", timeout=10).status_code == 200
+        held = _connections_by_worker(port, workers)
+        assert sum(held.values()) == 24 and min(held.values()) >= 4, held
+        for session in sessions:
+            session.close()
+        second = subprocess.run([str(BIN / "scorebridge"), "serve", "--port", str(port)],
+                                env=env_for(tmp_path / "home"), capture_output=True, text=True,
+                                timeout=60)
+        assert second.returncode != 0
+        assert f"cannot listen on 127.0.0.1:{port}" in second.stderr, second.stderr
     finally:
         server.stop()
