@@ -284,12 +284,14 @@ def compare(seconds: float) -> None:
 
 def ceiling(rows: list[list], naive: Load, seconds: float) -> None:
     """What Flask + gunicorn answer at concurrency 32 with no work at all, in ScoreBridge's
-    worker form (gthread, one worker per core): the most any server on this stack can reach.
+    worker form (gthread, one worker per core, a socket each): the most any server on this
+    stack can reach.
     Then the same with the request handling ScoreBridge must do before any scoring (an API key
     and Flask-Limiter): the most a server with those duties can reach."""
     one = single_rows(rows)
     print("The stack's own ceiling, under gunicorn in ScoreBridge's worker form (gthread, "
-          f"{os.cpu_count()} × 16), at concurrency 32, against the naive baseline above:\n")
+          f"{os.cpu_count()} × 16, a socket per worker), at concurrency 32, against the naive "
+          "baseline above:\n")
     print("| server | req/s | p50 | server CPU per request | × naive |")
     print("|---|---|---|---|---|")
     for label, app, headers in (
@@ -297,8 +299,8 @@ def ceiling(rows: list[list], naive: Load, seconds: float) -> None:
             ("the same behind an API key and Flask-Limiter", "create_floor_app()",
              {"X-API-Key": FLOOR_KEY})):
         headers = {"Content-Type": "application/json", **headers}
-        with naive_server(Path("unused"), app, ("--worker-class", "gthread", "--threads", "16"),
-                          headers) as url:
+        with naive_server(Path("unused"), app, ("--worker-class", "gthread", "--threads", "16",
+                                                "--reuse-port"), headers) as url:
             wrk(url, one, headers, 8, 2)
             load = wrk(url, one, headers, 32, seconds, process_tree(server_pid(url)))
         print(f"| {label} | {load.rps:,.0f} | {load.p50_ms:.2f} ms | {load.cpu_us:,.0f} µs | "

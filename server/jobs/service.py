@@ -188,9 +188,11 @@ class Jobs:
         """Jobs whose runner stopped heartbeating are failed with the reason; partial output is
         removed (it was never renamed into place)."""
         cutoff = utcnow() - STALE_AFTER
+        stale_rows = select(JobRow).where(JobRow.status == "running", JobRow.heartbeat_at < cutoff)
+        if not self._any(stale_rows):
+            return []
         with self.registry.writing() as session:
-            stale = session.scalars(select(JobRow).where(JobRow.status == "running",
-                                                         JobRow.heartbeat_at < cutoff)).all()
+            stale = session.scalars(stale_rows).all()
             for row in stale:
                 row.status, row.finished_at = "failed", utcnow()
                 row.error = ("the server running this job stopped before it finished; "
@@ -199,10 +201,18 @@ class Jobs:
                     partial.unlink(missing_ok=True)
             return [r.id for r in stale]
 
+    def _any(self, query: Any) -> bool:
+        """Whether ``query`` finds a row, asked in a read: the runner polls twice a second in
+        every worker, and an idle poll should not take the database's write lock."""
+        with self.registry.reading() as session:
+            return session.scalar(query.limit(1)) is not None
+
     def claim(self, worker: str) -> JobInfo | None:
+        queued = select(JobRow.id).where(JobRow.status == "queued")
+        if not self._any(queued):
+            return None
         with self.registry.writing() as session:
-            job_id = session.scalar(select(JobRow.id).where(JobRow.status == "queued")
-                                    .order_by(JobRow.created_at).limit(1))
+            job_id = session.scalar(queued.order_by(JobRow.created_at).limit(1))
             if job_id is None:
                 return None
             now = utcnow()
@@ -333,8 +343,11 @@ class Jobs:
     def expire(self) -> int:
         """Remove the files and rows of jobs past their retention."""
         now = utcnow()
+        expired = select(JobRow).where(JobRow.expires_at < now)
+        if not self._any(expired):
+            return 0
         with self.registry.writing() as session:
-            rows = session.scalars(select(JobRow).where(JobRow.expires_at < now)).all()
+            rows = session.scalars(expired).all()
             for row in rows:
                 shutil.rmtree(Path(row.input_path).parent, ignore_errors=True)
             ids = [r.id for r in rows]

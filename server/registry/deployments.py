@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .schema import (AliasRow, ModelRow, RolloutRow, TrafficRow, VersionRow, WebhookDeliveryRow,
@@ -107,6 +107,12 @@ class Deployments:
         """Claim the oldest pending version of some model whose earlier versions are all done.
         A claim older than ``stale_after`` belonged to a worker that died: it is taken up again."""
         now = utcnow()
+        waiting = or_(VersionRow.pipeline == "pending",
+                      and_(VersionRow.pipeline == "processing",
+                           VersionRow.claimed_at < now - stale_after))
+        with self.registry.reading() as session:  # most ticks find nothing: no write lock then
+            if session.scalar(select(VersionRow.id).where(waiting).limit(1)) is None:
+                return None
         with self.registry.writing() as session:
             session.execute(update(VersionRow)
                             .where(VersionRow.pipeline == "processing",
