@@ -174,16 +174,19 @@ def single_rows(rows: list[list]) -> list[bytes]:
 
 def http_figures(url: str, headers: dict[str, str], rows: list[list],
                  seconds: float) -> dict[str, Load]:
-    """Single rows at each concurrency, then the batch sizes (2 connections: one per core).
-    The server's CPU time per request is measured too: on a machine shared with the load
-    generator, throughput varies from run to run far more than the work a request costs."""
+    """Single rows at each concurrency, then the batch sizes (two connections per core: with a
+    socket per worker the kernel places connections by a hash, and two connections land on the
+    same worker half the time, leaving a core idle; the sync baseline takes one request per
+    worker at a time either way). The server's CPU time per request is measured too: on a
+    machine shared with the load generator, throughput varies from run to run far more than
+    the work a request costs."""
     one = single_rows(rows)
     server = process_tree(server_pid(url))
     wrk(url, one, headers, 8, 2)  # warm up every worker and thread
     out = {f"c{c}": wrk(url, one, headers, c, seconds, server) for c in CONCURRENCY}
     for size in BATCH_SIZES:
         out[f"rows_{size}"] = wrk(url, [json.dumps({"rows": rows[:size]}).encode()], headers,
-                                  2, seconds, server)
+                                  2 * (os.cpu_count() or 1), seconds, server)
     return out
 
 
