@@ -76,18 +76,18 @@ def create_app(settings: Settings | None = None) -> Flask:
 def _install_request_ids(app: Flask) -> None:
     @app.before_request
     def assign_request_id() -> None:
-        given = request.headers.get("X-Request-Id", "")
-        g.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
-        metrics.REQUEST_ID.set(g.request_id)
-        g.started = time.perf_counter()
-        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        g.route = route
-        g.client_token = metrics.CLIENT.set(
-            metrics.client_kind(request.headers.get("X-ScoreBridge-Client"), route))
+        environ = request.environ
+        given = environ.get("HTTP_X_REQUEST_ID", "")
+        rule = request.url_rule
+        route = rule.rule if rule is not None else "unmatched"
+        g.request_id = rid = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        g.started, g.route = time.perf_counter(), route
+        metrics.REQUEST_ID.set(rid)
+        metrics.CLIENT.set(metrics.client_kind(environ.get("HTTP_X_SCOREBRIDGE_CLIENT"), route))
 
     @app.after_request
     def echo_request_id(response: Response) -> Response:
-        response.headers["X-Request-Id"] = getattr(g, "request_id", "") or uuid.uuid4().hex
+        response.headers["X-Request-Id"] = g.get("request_id") or uuid.uuid4().hex
         _count(response)
         return response
 
@@ -95,13 +95,14 @@ def _install_request_ids(app: Flask) -> None:
 def _count(response: Response) -> None:
     """One place that counts every request (metrics never fail a request)."""
     try:
-        route = getattr(g, "route", "unmatched")
+        route = g.get("route", "unmatched")
         client = metrics.CLIENT.get()
         model = (request.view_args or {}).get("name", "") if request.url_rule else ""
         version = response.headers.get("X-Model-Version", "")
-        metrics.REQUESTS.labels(model, version, route, client, str(response.status_code)).inc()
-        started = getattr(g, "started", None)
+        metrics.child(metrics.REQUESTS, model, version, route, client,
+                      str(response.status_code)).inc()
+        started = g.get("started")
         if started is not None:
-            metrics.DURATION.labels(route, client).observe(time.perf_counter() - started)
+            metrics.child(metrics.DURATION, route, client).observe(time.perf_counter() - started)
     except Exception:  # pragma: no cover - telemetry must not break serving
         log.exception("could not count a request")

@@ -38,22 +38,39 @@ def origins(settings: Settings) -> list[str]:
     return sorted(set(own + list(settings.cors_origins)))
 
 
+COMMON = (("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer"))
+ADDIN_HEADERS = COMMON + (("Content-Security-Policy", ADDIN_POLICY),)
+PAGE_HEADERS = COMMON + (("Content-Security-Policy", PAGE_POLICY),
+                         ("X-Frame-Options", "SAMEORIGIN"))
+API_HEADERS = COMMON + (("Content-Security-Policy", API_POLICY), ("X-Frame-Options", "DENY"))
+
+
 def install(app: Flask, settings: Settings) -> None:
+    before = list(app.after_request_funcs.get(None, ()))
     CORS(app, origins=origins(settings), expose_headers=EXPOSED, allow_headers=ALLOWED_HEADERS,
          methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"], max_age=600,
          supports_credentials=False, vary_header=True)
+    after = app.after_request_funcs[None]
+    (cors,) = [f for f in after if f not in before]  # flask-cors' own response hook
+
+    def cross_origin_only(response: Response) -> Response:
+        """flask-cors' hook, for requests that carry an Origin (every cross-origin request a
+        browser makes does); for the others it adds nothing and only matched paths and origins
+        against its rules, on every response."""
+        return cors(response) if "HTTP_ORIGIN" in request.environ else response
+
+    after[after.index(cors)] = cross_origin_only
 
     @app.after_request
     def security_headers(response: Response) -> Response:
-        headers = response.headers
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("Referrer-Policy", "no-referrer")
         if request.path.startswith("/excel/"):
-            headers.setdefault("Content-Security-Policy", ADDIN_POLICY)
+            wanted = ADDIN_HEADERS
         elif response.mimetype == "text/html":
-            headers.setdefault("Content-Security-Policy", PAGE_POLICY)
-            headers.setdefault("X-Frame-Options", "SAMEORIGIN")
+            wanted = PAGE_HEADERS
         else:
-            headers.setdefault("Content-Security-Policy", API_POLICY)
-            headers.setdefault("X-Frame-Options", "DENY")
+            wanted = API_HEADERS
+        headers = response.headers
+        for name, value in wanted:
+            if name not in headers:  # a view's own choice stands
+                headers.add(name, value)
         return response

@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import select
@@ -64,7 +65,7 @@ class KeyInfo:
     revoked_at: datetime | None = None
     last_used_at: datetime | None = None
 
-    @property
+    @cached_property  # asked on every request; the scopes never change
     def grants(self) -> set[str]:
         return granted(self.scopes)
 

@@ -357,7 +357,7 @@ class Scorer:
         seconds = time.perf_counter() - start
         self.traffic.record(model.name, model.version, seconds, result.rows_scored,
                             error=result.model_failures > 0)
-        metrics.ROWS.labels(model.name, str(model.version), metrics.CLIENT.get()).inc(
+        metrics.child(metrics.ROWS, model.name, str(model.version), metrics.CLIENT.get()).inc(
             result.rows_scored)
         if route is not None and route.log_rate > 0:
             self.prediction_log.offer(route.log_rate, model.name, model.version,

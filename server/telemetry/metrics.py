@@ -11,6 +11,7 @@ core can label rows without knowing about HTTP.
 from __future__ import annotations
 
 import contextvars
+import functools
 import os
 from typing import Any
 
@@ -43,12 +44,30 @@ def client_kind(header: str | None, route: str) -> str:
     """The client kind from our clients' own header, else from the route it called."""
     if header and header.lower() in CLIENT_KINDS:
         return header.lower()
+    return _route_kind(route)
+
+
+@functools.lru_cache(maxsize=512)  # routes are the app's rules (and "unmatched"): a few dozen
+def _route_kind(route: str) -> str:
     for prefix, kind in (("/odata", "odata"), ("/excel", "excel"), ("/invocations", "mlflow"),
                          ("/v2", "v2"), ("/evaluate", "tableau"), ("/query", "tableau"),
                          ("/info", "tableau")):
         if route.startswith(prefix):
             return kind
     return "http"
+
+
+_CHILDREN: dict[tuple[Any, ...], Any] = {}
+
+
+def child(metric: Any, *labels: str) -> Any:
+    """``metric.labels(*labels)``, looked up once per label set: prometheus_client checks and
+    converts the labels on every call, several times per request."""
+    key = (id(metric), *labels)
+    found = _CHILDREN.get(key)
+    if found is None:
+        found = _CHILDREN[key] = metric.labels(*labels)
+    return found
 
 
 def error_kind(status: int, slug: str) -> str:
