@@ -315,11 +315,12 @@ def matrix(seconds: float) -> None:
     """Worker model: single rows at concurrency 1 and 32, and memory, per configuration."""
     one = single_rows(churn_rows(1000, seed=5))
     configs = [("2 workers × 8 threads", 2, 8, {}),
-               ("2 × 16 (the default)", 2, 16, {}), ("2 × 32", 2, 32, {}), ("4 × 8", 4, 8, {}),
+               ("2 × 16 (the default: batch wait 2 ms under load)", 2, 16, {}), ("2 × 32", 2, 32, {}), ("4 × 8", 4, 8, {}),
                ("1 × 16", 1, 16, {}),
                ("2 × 16, micro-batching off", 2, 16, {"MICRO_BATCHING": "off"}),
+               ("2 × 16, no batch wait", 2, 16, {"BATCH_WAIT_MS": "0"}),
                ("2 × 16, batch wait 1 ms", 2, 16, {"BATCH_WAIT_MS": "1"}),
-               ("2 × 16, batch wait 2 ms", 2, 16, {"BATCH_WAIT_MS": "2"}),
+               ("2 × 16, batch wait 4 ms", 2, 16, {"BATCH_WAIT_MS": "4"}),
                ("2 × 16, --preload", 2, 16, {"PRELOAD": "on"}),
                # the other worker classes: one request at a time per process, or greenlets
                ("2 sync workers", 2, 1, {"gunicorn_args": "--worker-class sync"}),

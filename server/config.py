@@ -81,7 +81,7 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     preload: bool = False
     micro_batching: bool = True
-    batch_wait_ms: float = 0.0
+    batch_wait_ms: float = 2.0
     batch_max_rows: int = 256
     batch_request_rows: int = 16
 
@@ -137,7 +137,7 @@ class Settings:
             cors_origins=tuple(o.rstrip("/") for o in _csv(get("CORS_ORIGINS", ""))),
             preload=_flag(get("PRELOAD", "off")),
             micro_batching=_flag(get("MICRO_BATCHING", "on")),
-            batch_wait_ms=float(get("BATCH_WAIT_MS", "0")),
+            batch_wait_ms=float(get("BATCH_WAIT_MS", "2")),
             batch_max_rows=int(get("BATCH_MAX_ROWS", "256")),
             batch_request_rows=int(get("BATCH_REQUEST_ROWS", "16")),
         )

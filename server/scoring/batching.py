@@ -6,10 +6,12 @@ Why: a compiled model scores a row in tens of microseconds, but every call also 
 costs dominate, so concurrent one-row requests are worth scoring together.
 
 How: per key (model, version, options) at most one call runs at a time. A request that finds no
-call running leads at once, so an idle server adds no latency; requests that arrive while a call
-runs queue up, and when it ends the first of them leads the next call for all queued requests (up
-to ``max_rows`` rows). ``wait_seconds`` optionally makes a leader wait that long for more requests
-before calling; the benchmark decides whether that pays (see docs/performance.md).
+call running leads, and requests that arrive while a call runs queue up; when it ends, the first
+of them leads the next call for all queued requests (up to ``max_rows`` rows). A leader may wait
+up to ``wait_seconds`` for more requests before calling, but only while its key is busy: when the
+key's last call had company (it served several requests, or more were queued behind it). A
+request alone, as every request at concurrency 1 is, leads at once and adds no latency; under
+load the short wait gathers more requests into each call (docs/performance.md).
 
 Each queued request sleeps on its own lock, and a finished call wakes exactly the requests it
 answered plus the next leader: one wake-up per request. (A shared condition woke every waiting
@@ -54,6 +56,7 @@ class MicroBatcher(Generic[Item, Outcome]):
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)  # wakes a leader waiting for more
         self._lanes: dict[Hashable, _Lane] = {}
+        self._busy: dict[Hashable, int] = {}  # keys whose last call had company: rows it saw
         self.calls = 0  # joint calls made (tests read it)
 
     def submit(self, key: Hashable, item: Item, rows: int,
@@ -77,7 +80,8 @@ class MicroBatcher(Generic[Item, Outcome]):
             if ticket.done:
                 return ticket.outcome
         with self._lock:  # leading: the lane is busy on this ticket's behalf
-            self._wait_for_more(lane)
+            if key in self._busy:
+                self._wait_for_more(lane, self._busy[key])
             batch = self._take(lane)
         outcomes: Sequence[Outcome | None] = [None] * len(batch)
         try:
@@ -90,6 +94,11 @@ class MicroBatcher(Generic[Item, Outcome]):
                 for t, outcome in zip(batch, outcomes):
                     t.outcome, t.done = outcome, True
                 following = lane.queue[0] if lane.queue else None
+                if following is not None or len(batch) > 1:
+                    # the requests this call saw: its own, and those that queued meanwhile
+                    self._busy[key] = sum(t.rows for t in batch) + sum(t.rows for t in lane.queue)
+                else:
+                    self._busy.pop(key, None)
                 if following is None:  # nobody waits: the lane is free again
                     lane.busy = False
                     self._lanes.pop(key, None)
@@ -100,12 +109,14 @@ class MicroBatcher(Generic[Item, Outcome]):
                 following.wake.release()
         return ticket.outcome
 
-    def _wait_for_more(self, lane: _Lane) -> None:
-        """Hold the lead up to ``wait_seconds`` while the batch is not full (lock held)."""
+    def _wait_for_more(self, lane: _Lane, last_rows: int) -> None:
+        """Hold the lead up to ``wait_seconds`` until as many rows are queued as the key's last
+        call saw (its own and those that queued behind it: the load's own concurrency; at most
+        ``max_rows``). Lock held; only for a key that is busy."""
         if self.wait_seconds <= 0:
             return
         deadline = time.monotonic() + self.wait_seconds
-        while sum(t.rows for t in lane.queue) < self.max_rows:
+        while sum(t.rows for t in lane.queue) < min(last_rows, self.max_rows):
             left = deadline - time.monotonic()
             if left <= 0:
                 return

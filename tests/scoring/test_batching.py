@@ -3,6 +3,7 @@ exactly what it would have got alone (values, errors, warnings, raise-or-row beh
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -36,18 +37,60 @@ def together(n: int, work: Any) -> list[Any]:
 
 
 def test_queued_items_share_one_call_and_a_lone_item_leads_at_once():
-    batcher: MicroBatcher[int, int] = MicroBatcher(max_rows=100, wait_seconds=0.2)
+    """The first request leads alone; those arriving during its call queue and share the next
+    one. A request with nobody around leads at once, however long the configured wait."""
+    batcher: MicroBatcher[int, int] = MicroBatcher(max_rows=7, wait_seconds=30)
     calls: list[list[int]] = []
 
     def run(items: list[int]) -> list[int]:
         calls.append(items)
+        if len(calls) == 1:
+            time.sleep(0.3)  # the others arrive meanwhile
         return [i * 10 for i in items]
 
     assert together(8, lambda i: batcher.submit("k", i, 1, run)) == [i * 10 for i in range(8)]
-    assert len(calls) < 8 and sorted(sum(calls, [])) == list(range(8))
-    # alone and without a wait: led at once
-    quick: MicroBatcher[int, int] = MicroBatcher(max_rows=100)
-    assert quick.submit("k", 3, 1, run) == 30 and calls[-1] == [3]
+    assert [len(c) for c in calls] == [1, 7] and sorted(sum(calls, [])) == list(range(8))
+    alone: MicroBatcher[int, int] = MicroBatcher(max_rows=100, wait_seconds=30)
+    started = time.monotonic()
+    assert alone.submit("k", 3, 1, run) == 30 and calls[-1] == [3]
+    assert alone.submit("k", 4, 1, run) == 40 and calls[-1] == [4]
+    assert time.monotonic() - started < 15  # neither waited for company
+
+
+def test_a_busy_key_waits_for_as_many_requests_as_its_last_call_saw():
+    """After a call that had company, the next leader holds the lead (up to the wait) until as
+    many requests are queued as that call saw (itself and those queued behind it), then goes."""
+    batcher: MicroBatcher[int, int] = MicroBatcher(max_rows=100, wait_seconds=30)
+    calls: list[list[int]] = []
+    release = threading.Event()
+
+    def run(items: list[int]) -> list[int]:
+        calls.append(items)
+        if len(calls) == 1:
+            release.wait(10)  # two more requests queue behind this call: it saw three
+        return items
+
+    def submit_and_wait(item: int, queued: int) -> threading.Thread:
+        thread = threading.Thread(target=batcher.submit, args=("k", item, 1, run))
+        thread.start()
+        while len(batcher._lanes["k"].queue) < queued:
+            time.sleep(0.01)
+        return thread
+
+    first = threading.Thread(target=batcher.submit, args=("k", 1, 1, run))
+    first.start()
+    while not calls:
+        time.sleep(0.01)
+    threads = [first, submit_and_wait(2, 1), submit_and_wait(3, 2)]
+    release.set()
+    first.join(10)
+    time.sleep(0.3)  # time enough for the next call, were its leader not waiting
+    assert calls == [[1]]  # two of the three it expects are here: it waits
+    threads.append(threading.Thread(target=batcher.submit, args=("k", 4, 1, run)))
+    threads[-1].start()
+    for t in threads:
+        t.join(10)
+    assert calls == [[1], [2, 3, 4]]
 
 
 def test_max_rows_bounds_a_call_and_a_failed_call_hands_items_back():
