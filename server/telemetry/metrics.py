@@ -63,7 +63,7 @@ _CHILDREN: dict[tuple[Any, ...], Any] = {}
 def child(metric: Any, *labels: str) -> Any:
     """``metric.labels(*labels)``, looked up once per label set: prometheus_client checks and
     converts the labels on every call, several times per request."""
-    key = (id(metric), *labels)
+    key = (metric, *labels)
     found = _CHILDREN.get(key)
     if found is None:
         found = _CHILDREN[key] = metric.labels(*labels)
