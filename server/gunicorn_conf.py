@@ -22,6 +22,12 @@ access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms rid=%({x-request-id
 logger_class = "server.access_log.AccessLogger"  # the same lines, built for less CPU
 
 
+def when_ready(server):  # type: ignore[no-untyped-def]
+    """gunicorn's own "Listening at" line is empty when the workers open the sockets."""
+    server.log.info("Listening at: %s (a socket per worker)",
+                    ", ".join(f"http://{address}" for address in server.cfg.bind))
+
+
 def child_exit(server, worker):  # type: ignore[no-untyped-def]
     """A worker is gone: its live gauges must not count any more."""
     from server.telemetry.metrics import worker_exited
