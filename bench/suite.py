@@ -195,7 +195,8 @@ def naive_server(artifact: Path, app: str = "create_app()",
                  worker: tuple[str, ...] = ("--worker-class", "sync"),
                  headers: dict[str, str] | None = None) -> Iterator[str]:
     """The baseline: gunicorn sync workers, one per core, one OpenMP thread each (its best
-    form on this machine: more workers or threads measured slower)."""
+    form on this machine: more workers or threads measured slower). The ceiling's apps run here
+    too, with their own ``worker`` form and the ``headers`` their readiness check needs."""
     port = free_port()
     env = dict(os.environ, MODEL_FILE=str(artifact), OMP_NUM_THREADS="1")
     proc = subprocess.Popen(
@@ -315,7 +316,8 @@ def matrix(seconds: float) -> None:
     """Worker model: single rows at concurrency 1 and 32, and memory, per configuration."""
     one = single_rows(churn_rows(1000, seed=5))
     configs = [("2 workers × 8 threads", 2, 8, {}),
-               ("2 × 16 (the default: batch wait 2 ms under load)", 2, 16, {}), ("2 × 32", 2, 32, {}), ("4 × 8", 4, 8, {}),
+               ("2 × 16 (the default: batch wait 2 ms under load)", 2, 16, {}),
+               ("2 × 32", 2, 32, {}), ("4 × 8", 4, 8, {}),
                ("1 × 16", 1, 16, {}),
                ("2 × 16, micro-batching off", 2, 16, {"MICRO_BATCHING": "off"}),
                ("2 × 16, no batch wait", 2, 16, {"BATCH_WAIT_MS": "0"}),
