@@ -28,7 +28,7 @@ $(VENV)/.installed-test: setup.cfg pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
-# the add-in's pinned npm tooling (custom-functions-metadata, typescript@5)
+# the add-in's pinned npm tooling (custom-functions-metadata, typescript@5, eslint)
 $(NODE_ADDIN): excel_addin/package.json excel_addin/package-lock.json
 	cd excel_addin && npm ci --no-audit --no-fund --loglevel=error
 	touch $@

@@ -42,7 +42,7 @@ var ScoreBridge = (function () {
       try {
         const value = await OfficeRuntime.storage.getItem(name);
         if (value) return value;
-      } catch (e) {
+      } catch {
         /* fall back to localStorage */
       }
     }
@@ -53,7 +53,7 @@ var ScoreBridge = (function () {
     if (typeof OfficeRuntime !== "undefined" && OfficeRuntime.storage) {
       try {
         await OfficeRuntime.storage.setItem(name, value);
-      } catch (e) {
+      } catch {
         /* localStorage below */
       }
     }
@@ -84,7 +84,7 @@ var ScoreBridge = (function () {
     state.listeners.forEach(function (fn) {
       try {
         fn(state);
-      } catch (e) {
+      } catch {
         /* a broken listener must not break scoring */
       }
     });
@@ -137,7 +137,7 @@ var ScoreBridge = (function () {
       try {
         const problem = await response.json();
         detail = problem.detail || problem.title || detail;
-      } catch (e) {
+      } catch {
         /* not JSON */
       }
       logError(path, detail);
