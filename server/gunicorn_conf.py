@@ -9,6 +9,11 @@ gunicorn opens in the worker): the kernel then spreads new connections evenly ov
 On one shared socket whichever worker called accept() first won, and kept-alive clients (the
 Excel add-in, Power BI, connection pools) stayed where they landed: 32 connections from a load
 generator were split 1/31 or 32/0 as often as 16/16, leaving a core idle (docs/performance.md).
+
+No control socket (gunicorn 25.1+, for ``gunicornc``): by default every gunicorn of the user opens
+the same ``$XDG_RUNTIME_DIR/gunicorn.ctl`` or ``~/.gunicorn/gunicorn.ctl``: a second server (or
+any other project's gunicorn) unlinks the first one's socket to bind its own, and whichever stops
+first deletes it. Nothing here uses it.
 """
 import gc
 
@@ -20,6 +25,7 @@ keepalive = 5
 accesslog = "-"
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms rid=%({x-request-id}o)s'
 logger_class = "server.access_log.AccessLogger"  # the same lines, built for less CPU
+control_socket_disable = True
 
 
 def when_ready(server):  # type: ignore[no-untyped-def]

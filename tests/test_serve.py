@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 
 import pytest
@@ -68,6 +69,28 @@ def test_wsgi_module_exposes_the_app(tmp_path, monkeypatch):
     assert wsgi.app.name == "server.app"
     resp = wsgi.app.test_client().get("/healthz")
     assert resp.status_code == 200
+
+
+def test_serve_gives_gunicorn_no_control_socket(tmp_path, monkeypatch):
+    """The settings gunicorn reads from the command line `scorebridge serve` runs: no control
+    socket (gunicorn's default, shared by every gunicorn of the user, is on)."""
+    from click.testing import CliRunner
+    from gunicorn.app.wsgiapp import WSGIApplication
+
+    from server import cli
+
+    monkeypatch.setenv("SCOREBRIDGE_HOME", str(tmp_path))
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)  # serve sets it
+    monkeypatch.delenv("GUNICORN_CMD_ARGS", raising=False)
+    argv: list[str] = []
+    monkeypatch.setattr(cli.os, "execv", lambda path, args: argv.extend(args))
+    result = CliRunner().invoke(cli.main, ["serve", "--port", str(free_port())])
+    assert result.exit_code == 0, result.output
+    assert argv[1:3] == ["-m", "gunicorn"]
+    monkeypatch.setattr(sys, "argv", ["gunicorn", *argv[3:]])
+    cfg = WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]").cfg
+    assert cfg.worker_class_str == "gthread"  # the config module was read
+    assert cfg.control_socket_disable is True
 
 
 @pytest.mark.slow
