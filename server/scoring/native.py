@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import shutil
+import struct
 import tempfile
 import threading
 import warnings
@@ -86,7 +87,7 @@ def build(estimator: Any, signature: Signature, preprocess: bytes | None) -> byt
         warnings.simplefilter("ignore")
         model = treelite.sklearn.import_model(final)
         library = os.path.join(tmp, "trees.so")
-        tl2cgen.export_lib(model, toolchain=toolchain(), libpath=library,
+        tl2cgen.export_lib(_for_tl2cgen(model), toolchain=toolchain(), libpath=library,
                            # quantize: inputs become bin numbers compared as integers (exact,
                            # ~7 % faster on the demo model)
                            params={"parallel_comp": max(os.cpu_count() or 1, 2), "quantize": 1},
@@ -108,6 +109,57 @@ def build(estimator: Any, signature: Signature, preprocess: bytes | None) -> byt
         if preprocess is not None:
             bundle.writestr("preprocess.onnx", preprocess)
     return out.getvalue()
+
+
+class _Checkpoint:
+    """A Treelite checkpoint as tl2cgen takes a model: it only calls serialize_bytes()."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def serialize_bytes(self) -> bytes:
+        return self._data
+
+
+_VERSION = struct.Struct("=3i")  # a checkpoint opens with Treelite's major, minor, patch
+
+
+def _reserialize(data: bytes) -> bytes | None:
+    """The checkpoint read and written back by the Treelite bundled in tl2cgen's library (which
+    writes its own version into the header), or None if that reader refuses it."""
+    import ctypes
+
+    from tl2cgen.libloader import _LIB
+
+    handle = ctypes.c_void_p()
+    if _LIB.TreeliteDeserializeModelFromBytes(ctypes.c_char_p(data), ctypes.c_size_t(len(data)),
+                                              ctypes.byref(handle)) != 0:
+        return None
+    try:
+        out, size = ctypes.c_char_p(), ctypes.c_size_t()
+        if _LIB.TreeliteSerializeModelToBytes(handle, ctypes.byref(out), ctypes.byref(size)) != 0:
+            return None
+        return ctypes.string_at(out, size.value)
+    finally:
+        _LIB.TreeliteFreeModel(handle)
+
+
+def _for_tl2cgen(model: Any) -> Any:
+    """The model as tl2cgen's own Treelite reads it, without its version warning.
+
+    tl2cgen takes the model as Treelite checkpoint bytes and reads them with the Treelite it
+    bundles (4.1.2 in tl2cgen 1.0.0, the latest release), whose reader prints "originated from a
+    newer Treelite version" straight to stderr for a checkpoint of a newer minor version. The pair
+    cannot be aligned: Treelite 4.1's scikit-learn importer fails under numpy 2. So the checkpoint
+    is relabelled with the bundled reader's version when that reader reads it back byte for byte
+    (it then lost nothing), and handed over as it is, warning and all, when it does not."""
+    data = model.serialize_bytes()
+    major = _VERSION.unpack_from(data)[0]
+    # labelled x.0.0, no newer than any reader of the same major: read without the warning
+    echo = _reserialize(_VERSION.pack(major, 0, 0) + data[_VERSION.size:])
+    if echo is None or echo[_VERSION.size:] != data[_VERSION.size:]:
+        return model
+    return _Checkpoint(echo)
 
 
 def _load_library(code: bytes, threads: tuple[int, ...]) -> list[Any]:

@@ -161,6 +161,30 @@ def test_native_runner_is_safe_across_threads():
         assert np.abs(probs - expected[i]).max() <= EXACT
 
 
+def test_tl2cgen_reads_the_model_without_a_version_warning(capfd):
+    # tl2cgen's bundled Treelite prints this to the process's stderr, past Python's warnings
+    X, y = training("binary", RandomForestClassifier())
+    estimator = pipeline(RandomForestClassifier(n_estimators=5, max_depth=4, random_state=0),
+                         scale=False).fit(X, y)
+    outcome, _ = compiled_model(estimator, X)
+    assert outcome.runtime == "native", outcome.note
+    out, err = capfd.readouterr()
+    assert "Treelite version" not in out + err, err
+
+
+def test_a_checkpoint_the_bundled_reader_cannot_echo_is_handed_over_as_it_is(monkeypatch):
+    import treelite
+
+    X, y = training("binary", RandomForestClassifier())
+    model = treelite.sklearn.import_model(
+        RandomForestClassifier(n_estimators=2, max_depth=3, random_state=0).fit(X[["x1", "x2"]], y))
+    assert native._for_tl2cgen(model) is not model  # relabelled: read back byte for byte
+    monkeypatch.setattr(native, "_reserialize", lambda data: data[:-1])  # something lost
+    assert native._for_tl2cgen(model) is model
+    monkeypatch.setattr(native, "_reserialize", lambda data: None)  # refused
+    assert native._for_tl2cgen(model) is model
+
+
 def test_without_a_c_compiler_the_onnx_graph_answers(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))  # a machine with neither gcc nor clang
     assert native.toolchain() is None
