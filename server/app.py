@@ -57,11 +57,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     from .api import browser
 
     browser.install(app, settings)
-    from .api import (deployment, excel, health, keys, odata, openapi, protocols,
+    from .api import (deployment, excel, health, home, keys, odata, openapi, protocols,
                       jobs as jobs_api, pipelines, registry as registry_api, reports,
                       scoring)
 
-    for bp in (health.bp, openapi.bp, registry_api.bp, deployment.bp, scoring.bp, excel.bp,
+    for bp in (home.bp, health.bp, openapi.bp, registry_api.bp, deployment.bp, scoring.bp, excel.bp,
                odata.bp, keys.bp, protocols.mlflow, protocols.v2, protocols.tabpy, reports.bp,
                jobs_api.bp, pipelines.bp):
         app.register_blueprint(bp)

@@ -1,18 +1,21 @@
 """Deployment over HTTP: promotion, rollback, policy, rollout state and the audit trail."""
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+import typing
+from typing import Any, Literal
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response
+from pydantic import ConfigDict, Field, create_model
 
-from ..deploy.policy import Policy
-from ..errors import MalformedRequest
+from ..deploy.policy import CanaryConfig, GateConfig, Policy, RollbackConfig, ShadowConfig
 from ..registry.deployments import Deployments
-from ..registry.service import validate_name
 from ..telemetry.monitoring import model_monitoring
 from ..telemetry.traffic import percentile_ms
 from .auth import actor, requires
-from .http import int_arg, json_body, json_response, services
+from .declare import Inputs, Parameters
+from .fields import AliasName, Limit, ModelName, ModelPath, Number, Reason, VersionNumber, whole
+from .http import json_response, services
 from .openapi import json_content, operation, problem_response
 
 bp = Blueprint("deployment", __name__, url_prefix="/api/v1")
@@ -20,36 +23,64 @@ bp = Blueprint("deployment", __name__, url_prefix="/api/v1")
 _NOT_FOUND = {"404": problem_response("No such model or version")}
 
 
-def _object_body(allowed: set[str]) -> dict[str, Any]:
-    body = json_body() if request.content_length else {}
-    if not isinstance(body, dict):
-        raise MalformedRequest("the body must be a JSON object")
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise MalformedRequest(f"unknown field(s): {', '.join(unknown)[:200]}")
-    reason = body.get("reason", "")
-    if not isinstance(reason, str) or len(reason) > 500:
-        raise MalformedRequest("'reason' must be a string of at most 500 characters")
-    return body
+class AliasPath(Parameters):
+    name: ModelName
+    alias: AliasName
+
+
+class AliasRequest(Inputs):
+    version: VersionNumber
+    reason: Reason = ""
+
+
+class RollbackRequest(Inputs):
+    reason: Reason = ""
+
+
+class EventsQuery(Parameters):
+    model: ModelName | None = Field(None, description="only this model's events")
+    limit: Limit = 100
+
+
+def _partial(section: type) -> Any:
+    """A policy section's fields, each optional: what a change may name (the ranges are the
+    policy's own check)."""
+    hints = typing.get_type_hints(section)
+    fields: dict[str, Any] = {f.name: (hints[f.name], Field(None, strict=True))
+                              for f in dataclasses.fields(section)}
+    return create_model(f"{section.__name__.removesuffix('Config')}Change", __base__=Inputs,
+                        **fields)
+
+
+GatesChange = _partial(GateConfig)
+CanaryChange = _partial(CanaryConfig)
+ShadowChange = _partial(ShadowConfig)
+RollbackChange = _partial(RollbackConfig)
+
+
+class PolicyChange(Inputs):
+    """Fields not given keep their current values; sections merge field by field."""
+
+    model_config = ConfigDict(json_schema_extra={"example": {
+        "policy": "canary", "canary": {"share": 0.1, "min_requests": 200}}})
+
+    policy: Literal["manual", "auto", "canary", "shadow"] | None = None
+    gates: GatesChange | None = None        # type: ignore[valid-type]
+    canary: CanaryChange | None = None      # type: ignore[valid-type]
+    shadow: ShadowChange | None = None      # type: ignore[valid-type]
+    rollback: RollbackChange | None = None  # type: ignore[valid-type]
 
 
 @bp.post("/models/<name>/aliases/<alias>")
 @requires("deploy")
 @operation(
     "Point an alias at a version (promotion for 'production')", tags=["deployment"],
-    request_body={"required": True, "content": {"application/json": {
-        "schema": {"$ref": "#/components/schemas/AliasRequest"}}}},
-    responses={"200": json_content("Version"), "400": problem_response("Malformed request"),
-               **_NOT_FOUND, "422": problem_response("Invalid alias")})
-def set_alias(name: str, alias: str) -> Response:
-    validate_name(name)
-    validate_name(alias, "alias")
-    body = _object_body({"version", "reason"})
-    version = body.get("version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise MalformedRequest("'version' must be a positive integer")
+    path=AliasPath, body=AliasRequest,
+    responses={"200": json_content("Version"), **_NOT_FOUND,
+               "422": problem_response("Invalid alias")})
+def set_alias(name: str, alias: str, body: AliasRequest) -> Response:
     svc = services()
-    info = svc.registry.set_alias(name, alias, version, actor=actor(), reason=body.get("reason", ""))
+    info = svc.registry.set_alias(name, alias, body.version, actor=actor(), reason=body.reason)
     svc.scorer.deployments.invalidate()
     return json_response(info.public())
 
@@ -57,34 +88,23 @@ def set_alias(name: str, alias: str) -> Response:
 @bp.post("/models/<name>/rollback")
 @requires("deploy")
 @operation(
-    "Return production to the previous good version", tags=["deployment"],
-    request_body={"required": False, "content": {"application/json": {
-        "schema": {"$ref": "#/components/schemas/RollbackRequest"}}}},
-    responses={"200": json_content("Version"), "400": problem_response("Malformed request"),
-               **_NOT_FOUND, "409": problem_response("Nothing to roll back to")})
-def rollback(name: str) -> Response:
-    validate_name(name)
-    body = _object_body({"reason"})
+    "Return production to the previous good version", tags=["deployment"], path=ModelPath,
+    body=RollbackRequest, body_required=False,
+    responses={"200": json_content("Version"), **_NOT_FOUND,
+               "409": problem_response("Nothing to roll back to")})
+def rollback(name: str, body: RollbackRequest) -> Response:
     svc = services()
-    info = svc.registry.rollback(name, actor=actor(), reason=body.get("reason", ""))
+    info = svc.registry.rollback(name, actor=actor(), reason=body.reason)
     svc.scorer.deployments.invalidate()
     return json_response(info.public())
 
 
 @bp.get("/events")
 @requires("read")
-@operation(
-    "The audit trail, newest first", tags=["deployment"],
-    parameters=[{"name": "model", "in": "query", "schema": {"type": "string"}},
-                {"name": "limit", "in": "query",
-                 "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
-    responses={"200": json_content("EventList"), "400": problem_response("Bad parameters")})
-def events() -> Response:
-    model = request.args.get("model") or None
-    if model is not None:
-        validate_name(model)
-    limit = int_arg("limit", minimum=1, maximum=1000) or 100
-    found = services().registry.events(model, limit=limit)
+@operation("The audit trail, newest first", tags=["deployment"], query=EventsQuery,
+           responses={"200": json_content("EventList")})
+def events(query: EventsQuery) -> Response:
+    found = services().registry.events(query.model, limit=query.limit)
     return json_response({"events": [e.public() for e in found]})
 
 
@@ -92,19 +112,14 @@ def events() -> Response:
 @requires("deploy")
 @operation(
     "Set the deployment policy (manual, auto, canary, shadow)", tags=["deployment"],
-    request_body={"required": True, "content": {"application/json": {
-        "schema": {"$ref": "#/components/schemas/Policy"}}}},
-    responses={"200": json_content("Policy"), "400": problem_response("Malformed request"),
-               **_NOT_FOUND, "422": problem_response("Invalid policy")})
-def set_policy(name: str) -> Response:
+    path=ModelPath, body=PolicyChange,
+    responses={"200": json_content("Policy"), **_NOT_FOUND,
+               "422": problem_response("Invalid policy")})
+def set_policy(name: str, body: PolicyChange) -> Response:
     """Fields not given keep their current values; sections merge field by field."""
-    validate_name(name)
-    body = json_body()
-    if not isinstance(body, dict):
-        raise MalformedRequest("the body must be a JSON object such as {\"policy\": \"canary\"}")
     svc = services()
     current = Policy.from_dict(svc.registry.get_model(name).policy)
-    policy = current.merged(body).to_dict()
+    policy = current.merged(body.model_dump(exclude_unset=True)).to_dict()
     svc.registry.set_policy(name, policy, actor=actor())
     svc.scorer.deployments.invalidate()
     return json_response(policy)
@@ -140,42 +155,35 @@ def deployment_state(name: str) -> dict[str, Any]:
     }
 
 
+class MonitoringQuery(Parameters):
+    hours: whole(1, 8760, "the window, in hours") = 24  # type: ignore[valid-type]
+
+
+class MonitoringChange(Inputs):
+    log: bool | None = Field(None, strict=True, description="log predictions for monitoring")
+    sample_rate: Number | None = Field(None, ge=0, le=1,
+                                       description="the share of requests logged")
+
+
 @bp.get("/models/<name>/monitoring")
 @requires("read")
 @operation(
     "Drift and data quality of the production version over a window of logged predictions",
-    tags=["monitoring"],
-    parameters=[{"name": "hours", "in": "query",
-                 "schema": {"type": "integer", "minimum": 1, "maximum": 8760}}],
-    responses={"200": json_content("Monitoring"), **_NOT_FOUND,
-               "400": problem_response("Bad window")})
-def get_monitoring(name: str) -> Response:
-    hours = int_arg("hours", minimum=1, maximum=8760) or 24
-    return json_response(model_monitoring(services().registry, validate_name(name), hours))
+    tags=["monitoring"], path=ModelPath, query=MonitoringQuery,
+    responses={"200": json_content("Monitoring"), **_NOT_FOUND})
+def get_monitoring(name: str, query: MonitoringQuery) -> Response:
+    return json_response(model_monitoring(services().registry, name, query.hours))
 
 
 @bp.put("/models/<name>/monitoring")
 @requires("deploy")
 @operation(
     "Prediction log settings for a model: on or off, and the share of requests sampled",
-    tags=["monitoring"],
-    request_body={"required": True, "content": {"application/json": {
-        "schema": {"$ref": "#/components/schemas/MonitoringSettings"}}}},
-    responses={"200": json_content("MonitoringSettings"), **_NOT_FOUND,
-               "400": problem_response("Malformed request")})
-def set_monitoring(name: str) -> Response:
-    validate_name(name)
-    body = json_body()
-    if not isinstance(body, dict) or set(body) - {"log", "sample_rate"}:
-        raise MalformedRequest('send {"log": true|false, "sample_rate": 0..1}')
-    if "log" in body and not isinstance(body["log"], bool):
-        raise MalformedRequest("'log' must be true or false")
-    rate = body.get("sample_rate")
-    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float))
-                             or not 0 <= rate <= 1):
-        raise MalformedRequest("'sample_rate' must be a number from 0 to 1")
+    tags=["monitoring"], path=ModelPath, body=MonitoringChange,
+    responses={"200": json_content("MonitoringSettings"), **_NOT_FOUND})
+def set_monitoring(name: str, body: MonitoringChange) -> Response:
     svc = services()
-    settings = {**svc.registry.get_model(name).monitoring, **body}
+    settings = {**svc.registry.get_model(name).monitoring, **body.model_dump(exclude_unset=True)}
     svc.registry.set_monitoring(name, settings, actor=actor())
     svc.scorer.deployments.invalidate()
     return json_response(settings)
@@ -184,6 +192,7 @@ def set_monitoring(name: str) -> Response:
 @bp.get("/models/<name>/deployment")
 @requires("read")
 @operation("Deployment state: policy, production, canary/shadow with live traffic",
-           tags=["deployment"], responses={"200": json_content("Deployment"), **_NOT_FOUND})
+           tags=["deployment"], path=ModelPath,
+           responses={"200": json_content("Deployment"), **_NOT_FOUND})
 def get_deployment(name: str) -> Response:
-    return json_response(deployment_state(validate_name(name)))
+    return json_response(deployment_state(name))

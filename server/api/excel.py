@@ -10,21 +10,25 @@ import re
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from flask import Blueprint, Response, abort, request, send_from_directory
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from pydantic import AfterValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from .. import __version__
-from ..codecs.excel import decode_batch, is_header, table_from_range
+from ..codecs.excel import MAX_CALLS, is_header, table_from_range
 from ..codecs.table import RawTable, ScoreOptions
 from ..codecs.workbook import score_workbook, starter_workbook
-from ..errors import InvalidInput, MalformedRequest, ScoreBridgeError, UnsupportedMediaType
+from ..errors import InvalidInput, MalformedRequest, ScoreBridgeError
 from ..registry.service import validate_name
 from ..scoring.service import ScoreResult
 from ..scoring.signature import Signature
 from .auth import public, requires
-from .http import json_body, json_response, services
+from .declare import Inputs, Parameters
+from .fields import ModelName, ModelPath, Upload, VersionNumber
+from .http import json_response, services
 from .openapi import json_content, operation, problem_response
 
 bp = Blueprint("excel", __name__)
@@ -34,6 +38,8 @@ NAMESPACE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,31}$")
 ADDIN_FILES = {"functions.js", "functions.json", "taskpane.js", "taskpane.css"}
 MAX_WORKBOOK_BYTES = 64 * 1024 * 1024
 _ID_NAMESPACE = uuid.UUID("6f1e1c0a-53c0-4b8e-9d55-5c0b1d9e2a77")
+_ANY_VALUE = {"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"},
+                        {"type": "null"}]}
 
 
 def addin_dir() -> Path:
@@ -136,28 +142,48 @@ def _without_blank_rows(values: list[list[Any]]) -> tuple[list[list[Any]], list[
     return kept, blank
 
 
+def _rows(values: Any) -> Any:
+    if not isinstance(values, list) or not all(isinstance(r, list) for r in values):
+        raise PydanticCustomError("rows", "must be a 2-D array (a list of rows)")
+    return values
+
+
+class RangeCall(Inputs):
+    model: str | None = Field(None, max_length=200, description="default: the only model")
+    version: VersionNumber | None = None
+    values: Annotated[Any, AfterValidator(_rows)] = Field(
+        description="the range's rows", json_schema_extra={
+            "type": "array", "items": {"type": "array", "items": _ANY_VALUE}})
+    header: list[Any] | None = Field(None, description="the first row of a larger range sent "
+                                                       "in parts")
+
+
+class RangeBatch(Inputs):
+    model_config = ConfigDict(json_schema_extra={"example": {"calls": [{
+        "model": "churn", "values": [[12, 70.5, "month-to-month", "electronic-check", 3,
+                                      "fiber"]]}]}})
+
+    probabilities: bool = Field(True, strict=True)
+    calls: list[RangeCall] = Field(max_length=MAX_CALLS)
+
+
 @bp.post("/excel/v1/batch")
 @requires("score")
 @operation(
     "Score many spreadsheet ranges in one request (the Excel add-in, xlwings, Google Sheets)",
-    tags=["excel"],
-    request_body={"required": True, "content": {"application/json": {
-        "schema": {"$ref": "#/components/schemas/RangeBatch"}}}},
+    tags=["excel"], body=RangeBatch,
     responses={"200": json_content("RangeBatchResult"),
-               "400": problem_response("Malformed batch"),
                "413": problem_response("Too many rows in one batch")})
-def batch() -> Response:
+def batch(body: RangeBatch) -> Response:
     """Calls naming the same model and version are scored together in one predict call. Each call
     gets its own result: a bad row is an error in that call's ``errors``, a call whose model does
     not exist gets ``error``, and the other calls are unaffected."""
-    body = json_body()
-    calls, probabilities = decode_batch(body)
-    headers = body.get("calls") if isinstance(body, dict) else []
+    calls = body.calls
     svc = services()
-    options = ScoreOptions(probabilities=probabilities, errors="row")
+    options = ScoreOptions(probabilities=body.probabilities, errors="row")
     groups: dict[tuple[str | None, int | None], list[int]] = {}
     for i, call in enumerate(calls):
-        groups.setdefault((call.model, call.version), []).append(i)
+        groups.setdefault((call.model or None, call.version), []).append(i)
     results: list[dict[str, Any] | None] = [None] * len(calls)
     for (model_name, version), members in groups.items():
         try:
@@ -170,8 +196,8 @@ def batch() -> Response:
         tables: list[RawTable] = []
         flags: list[tuple[bool, list[int]]] = []
         for i in members:
-            hint = headers[i].get("header") if isinstance(headers[i], dict) else None
-            table, header, blank = _range_table(calls[i].values, hint, model.signature)
+            table, header, blank = _range_table(calls[i].values, calls[i].header,
+                                                model.signature)
             tables.append(table)
             flags.append((header, blank))
         # unpinned calls follow the deployment (a canary's share included)
@@ -199,56 +225,43 @@ def _range_table(values: list[list[Any]], hint: Any,
     return table, True, blank
 
 
+class PredictTextQuery(Parameters):
+    model: ModelName
+    x: str = Field(max_length=100_000, description="the row's values, comma-separated in "
+                                                   "signature order (CSV quoting)")
+    sep: str = Field(",", min_length=1, max_length=1, description="separator instead of ',' "
+                     "(e.g. ';' where ',' is the decimal mark)")
+    output: Literal["prediction", "probability"] = Field(
+        "prediction", description="probability: of the positive (last) class, or of 'class'")
+    class_: str | None = Field(None, alias="class", max_length=200)
+    version: VersionNumber | None = None
+
+
 @bp.get("/excel/v1/predict.txt")
 @requires("score")
 @operation(
     "One prediction as plain text, for Excel's WEBSERVICE() (Windows Excel, no add-in)",
-    tags=["excel"],
-    parameters=[
-        {"name": "model", "in": "query", "required": True, "schema": {"type": "string"}},
-        {"name": "x", "in": "query", "required": True, "schema": {"type": "string"},
-         "description": "the row's values, comma-separated in signature order (CSV quoting)"},
-        {"name": "sep", "in": "query", "schema": {"type": "string", "maxLength": 1},
-         "description": "separator instead of ',' (e.g. ';' where ',' is the decimal mark)"},
-        {"name": "output", "in": "query",
-         "schema": {"type": "string", "enum": ["prediction", "probability"]},
-         "description": "probability: of the positive (last) class, or of 'class'"},
-        {"name": "class", "in": "query", "schema": {"type": "string"}},
-        {"name": "version", "in": "query", "schema": {"type": "integer", "minimum": 1}},
-    ],
+    tags=["excel"], query=PredictTextQuery,
     responses={"200": {"description": "The value", "content": {"text/plain": {
         "schema": {"type": "string"}}}},
-        "400": problem_response("Malformed query"), "404": problem_response("No such model"),
+        "404": problem_response("No such model"),
         "422": problem_response("A value that does not fit the model")})
-def predict_txt() -> Response:
+def predict_txt(query: PredictTextQuery) -> Response:
     """``=WEBSERVICE("https://host/excel/v1/predict.txt?model=churn&api_key=KEY&x="
     &ENCODEURL(TEXTJOIN(",",FALSE,A2:F2)))``"""
-    args = request.args
-    name = validate_name(args.get("model", ""))
-    raw = args.get("x")
-    if raw is None:
-        raise MalformedRequest("query parameter 'x' (the row's values) is required")
-    sep = args.get("sep", ",")
-    if len(sep) != 1:
-        raise MalformedRequest("'sep' must be one character")
     try:
-        values = next(csv.reader([raw], delimiter=sep), [])
+        values = next(csv.reader([query.x], delimiter=query.sep), [])
     except csv.Error:
         raise MalformedRequest("'x' is not a valid list of values") from None
-    version = args.get("version")
-    if version is not None and not version.isdigit():
-        raise MalformedRequest("'version' must be a positive integer")
-    output = args.get("output", "prediction")
-    if output not in ("prediction", "probability"):
-        raise MalformedRequest("'output' must be prediction or probability")
-    result = services().scorer.score(name, RawTable.positional([values]),
-                                     version=int(version) if version else None,
-                                     options=ScoreOptions(probabilities=output == "probability"))
+    probability = query.output == "probability"
+    result = services().scorer.score(query.model, RawTable.positional([values]),
+                                     version=query.version,
+                                     options=ScoreOptions(probabilities=probability))
     value: Any = result.predictions[0]
-    if output == "probability":
+    if probability:
         if result.probabilities is None or result.classes is None:
             raise InvalidInput("this model gives no probabilities")
-        wanted = args.get("class")
+        wanted = query.class_
         classes = [str(c) for c in result.classes]
         if wanted is not None and wanted not in classes:
             raise InvalidInput(f"unknown class {wanted[:40]!r}; classes: {', '.join(classes)}")
@@ -260,13 +273,13 @@ def predict_txt() -> Response:
 @bp.get("/excel/v1/template/<name>.xlsx")
 @requires("read")
 @operation("A starter workbook for a model: header, validation, examples, instructions",
-           tags=["excel"],
+           tags=["excel"], path=ModelPath,
            responses={"200": {"description": "The workbook", "content": {XLSX: {
                "schema": {"type": "string", "format": "binary"}}}},
                "404": problem_response("No such model")})
 def template(name: str) -> Response:
     svc = services()
-    info = svc.registry.get_version(validate_name(name))
+    info = svc.registry.get_version(name)
     model = svc.registry.get_model(name)
     data = starter_workbook(name, info.version, Signature.from_dict(info.signature),
                             model.description, public_base(), namespace())
@@ -274,41 +287,37 @@ def template(name: str) -> Response:
         "Content-Disposition": f'attachment; filename="{name}-template.xlsx"'})
 
 
+class WorkbookQuery(Parameters):
+    version: VersionNumber | None = Field(None, description="score with this version instead "
+                                                            "of production")
+
+
+class WorkbookUpload(Inputs):
+    file: Upload = Field(description="the workbook (.xlsx)")
+
+
 @bp.post("/api/v1/models/<name>/score-workbook")
 @requires("score")
 @operation(
     "Score an uploaded workbook: the same workbook comes back with prediction columns",
-    tags=["excel"],
-    parameters=[{"name": "version", "in": "query", "schema": {"type": "integer", "minimum": 1}}],
-    request_body={"required": True, "content": {"multipart/form-data": {"schema": {
-        "type": "object", "required": ["file"],
-        "properties": {"file": {"type": "string", "format": "binary"}}}}}},
+    tags=["excel"], path=ModelPath, query=WorkbookQuery, form=WorkbookUpload,
+    body_limit=lambda: MAX_WORKBOOK_BYTES,
     responses={"200": {"description": "The scored workbook", "content": {XLSX: {
         "schema": {"type": "string", "format": "binary"}}}},
         "404": problem_response("No such model"), "413": problem_response("Too large"),
-        "415": problem_response("Not a multipart upload"),
         "422": problem_response("Not a usable workbook")})
-def score_workbook_route(name: str) -> Response:
+def score_workbook_route(name: str, query: WorkbookQuery, body: WorkbookUpload) -> Response:
     """The table or header row naming the model's columns is found on any sheet; every other
     sheet, style and formula is kept, and a 'ScoreBridge' sheet lists the version and row errors."""
     svc = services()
-    validate_name(name)
-    request.max_content_length = MAX_WORKBOOK_BYTES
-    if request.mimetype != "multipart/form-data":
-        raise UnsupportedMediaType("send multipart/form-data with the workbook as 'file'")
-    upload = request.files.get("file")
-    if upload is None or not upload.filename:
-        raise InvalidInput("the upload needs the workbook as the 'file' field")
-    version = request.args.get("version")
-    if version is not None and not version.isdigit():
-        raise MalformedRequest("'version' must be a positive integer")
-    model = svc.scorer.model_for(name, int(version) if version else None)
+    model = svc.scorer.model_for(name, query.version)
     data, result = score_workbook(
-        upload.read(), model.signature, name,
+        body.file.read(), model.signature, name,
         lambda table: svc.scorer.score(name, table, version=model.version,
                                        options=ScoreOptions(errors="row")))
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(upload.filename).stem)[:80] or "workbook"
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(body.file.filename or "").stem)[:80] \
+        or "workbook"
     return Response(data, mimetype=XLSX, headers={
         "Content-Disposition": f'attachment; filename="{stem}-scored-{stamp}.xlsx"',
         "X-Model-Version": str(result.version)})

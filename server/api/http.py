@@ -1,18 +1,17 @@
-"""Small HTTP helpers shared by every blueprint: services, JSON, problem documents, parameters."""
+"""Small HTTP helpers shared by every blueprint: services, JSON and problem documents."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from flask import Response, current_app, g, request
+from flask import Response, current_app, g
 
 from ..auth.keys import KeyStore
 from ..config import Settings
 from ..deploy.worker import DeploymentWorker
 from ..jobs.service import JobRunner, Jobs
-from ..codecs.json_input import parse_json
-from ..errors import FieldError, MalformedRequest, UnsupportedMediaType
+from ..errors import FieldError
 from ..registry.service import Registry
 from ..scoring.service import Scorer
 
@@ -56,24 +55,3 @@ def problem(status: int, title: str, detail: str, *, type: str = "about:blank",
     if rid:
         body["request_id"] = rid
     return json_response(body, status, headers, mimetype=PROBLEM_JSON)
-
-
-def int_arg(name: str, *, minimum: int = 0, maximum: int | None = None) -> int | None:
-    """An optional integer query parameter, refused with a clear message when malformed."""
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise MalformedRequest(f"query parameter '{name}' must be an integer") from None
-    if value < minimum or (maximum is not None and value > maximum):
-        bound = f" and at most {maximum}" if maximum is not None else ""
-        raise MalformedRequest(f"query parameter '{name}' must be at least {minimum}{bound}")
-    return value
-
-
-def json_body() -> Any:
-    if request.mimetype not in ("application/json", "") and not request.mimetype.endswith("+json"):
-        raise UnsupportedMediaType(f"send application/json, not {request.mimetype!r}")
-    return parse_json(request.get_data(cache=False))

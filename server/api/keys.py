@@ -1,14 +1,27 @@
 """API key administration over HTTP (admin scope), for the CLI's remote mode."""
 from __future__ import annotations
 
-from flask import Blueprint, Response
+from typing import Literal
 
-from ..errors import MalformedRequest
+from flask import Blueprint, Response
+from pydantic import Field
+
 from .auth import requires
-from .http import json_body, json_response, services
+from .declare import Inputs, Parameters
+from .http import json_response, services
 from .openapi import json_content, operation, problem_response
 
 bp = Blueprint("keys", __name__, url_prefix="/api/v1/keys")
+
+
+class KeyCreate(Inputs):
+    scopes: list[Literal["score", "read", "deploy", "admin"]] = Field(min_length=1,
+                                                                        max_length=4)
+    name: str = Field("", max_length=128, description="who or what the key is for")
+
+
+class KeyPath(Parameters):
+    key_id: str = Field(max_length=32, description="the key's id (its public part)")
 
 
 @bp.get("")
@@ -22,26 +35,15 @@ def list_keys() -> Response:
 @bp.post("")
 @requires("admin")
 @operation("Create an API key; the key is shown in this response only", tags=["keys"],
-           request_body={"required": True, "content": {"application/json": {
-               "schema": {"$ref": "#/components/schemas/KeyCreate"}}}},
-           responses={"201": json_content("Key", "Created"),
-                      "400": problem_response("Malformed request"),
-                      "422": problem_response("Unknown scope")})
-def create_key() -> Response:
-    body = json_body()
-    if not isinstance(body, dict) or not isinstance(body.get("scopes"), list) \
-            or not all(isinstance(s, str) for s in body["scopes"]):
-        raise MalformedRequest("send {\"scopes\": [\"score\", ...], \"name\": \"...\"}")
-    name = body.get("name", "")
-    if not isinstance(name, str) or len(name) > 128:
-        raise MalformedRequest("'name' must be a string of at most 128 characters")
-    plain, info = services().keys.create(body["scopes"], name)
+           body=KeyCreate, responses={"201": json_content("Key", "Created")})
+def create_key(body: KeyCreate) -> Response:
+    plain, info = services().keys.create(list(body.scopes), body.name)
     return json_response({**info.public(), "key": plain}, 201)
 
 
 @bp.delete("/<key_id>")
 @requires("admin")
-@operation("Revoke an API key", tags=["keys"],
+@operation("Revoke an API key", tags=["keys"], path=KeyPath,
            responses={"200": json_content("Key"), "404": problem_response("No such key")})
 def revoke_key(key_id: str) -> Response:
-    return json_response(services().keys.revoke(key_id[:32]).public())
+    return json_response(services().keys.revoke(key_id).public())

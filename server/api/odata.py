@@ -6,14 +6,17 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, request
+from pydantic import Field
 
-from ..codecs.odata import EntitySet, metadata_xml, next_link, page, parse_options
+from ..codecs.odata import MAX_OFFSET, EntitySet, metadata_xml, next_link, page, parse_options
 from ..errors import NotFound, ScoreBridgeError
 from ..registry.feeds import ENTITY_SETS, prediction_set, scored_set
 from ..scoring.signature import Signature
 from ..telemetry import metrics
 from .auth import requires
+from .declare import Parameters
 from .excel import public_base
+from .fields import Flag, whole
 from .http import json_response, problem, services
 from .openapi import operation, problem_response
 
@@ -72,24 +75,40 @@ def metadata() -> Response:
     return Response(metadata_xml(entity_sets()), mimetype="application/xml", headers=HEADERS)
 
 
+class EntitySetPath(Parameters):
+    entity_set: str = Field(max_length=200, description="a set named in the service document")
+
+
+class EntitySetQuery(Parameters):
+    select: str | None = Field(None, alias="$select", max_length=10_000,
+                               description="properties, comma-separated")
+    filter: str | None = Field(None, alias="$filter", max_length=10_000,
+                               description="an OData filter expression")
+    orderby: str | None = Field(None, alias="$orderby", max_length=10_000,
+                                description="'Property [asc|desc]', comma-separated")
+    top: whole(0, MAX_OFFSET, "at most this many entities, over as many pages as "  # type: ignore[valid-type]
+               "it takes") | None = Field(None, alias="$top")
+    skip: whole(0, MAX_OFFSET) = Field(0, alias="$skip")  # type: ignore[valid-type]
+    count: Flag = Field(False, alias="$count", description="include @odata.count")
+
+
 @bp.get("/<entity_set>")
 @requires("read")
 @operation(
     "An entity set, with $select, $filter, $orderby, $top, $skip and $count", tags=["odata"],
-    parameters=[{"name": n, "in": "query", "schema": {"type": "string"}}
-                for n in ("$select", "$filter", "$orderby", "$top", "$skip", "$count")],
+    path=EntitySetPath, query=EntitySetQuery,
     responses={"200": {"description": "A page of entities", "content": {
         "application/json": {"schema": {"type": "object"}}}},
-        "400": problem_response("Invalid query option"),
         "404": problem_response("No such entity set")})
-def entity_set(entity_set: str) -> Response:
-    """Pages hold at most 1,000 entities; ``@odata.nextLink`` (absolute) fetches the next."""
+def entity_set(entity_set: str, query: EntitySetQuery) -> Response:
+    """Pages hold at most 1,000 entities; ``@odata.nextLink`` (absolute) fetches the next, and
+    a ``$top`` larger than a page is served over as many pages as it takes."""
     by_name = {e.name: e for e in entity_sets()}
     entity = by_name.get(entity_set)
     if entity is None:
         raise NotFound(f"no entity set {entity_set[:60]!r}; sets: " + ", ".join(by_name))
     args = request.args.to_dict()
-    opts = parse_options(args, entity)
+    opts = parse_options(args, entity, top=query.top, skip=query.skip, count=query.count)
     base = public_base()
     with services().registry.reading() as session:
         rows, total, more = page(session, entity, opts, services().settings.odata_page_size)

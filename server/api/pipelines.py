@@ -1,16 +1,41 @@
 """Scheduled scoring pipelines over HTTP."""
 from __future__ import annotations
 
-from flask import Blueprint, Response
+from typing import Any
 
-from ..errors import MalformedRequest
+from flask import Blueprint, Response
+from pydantic import ConfigDict, Field
+
 from ..jobs.pipelines import Pipelines
 from .auth import actor, current_key, requires
-from .http import json_body, json_response, services
+from .declare import Inputs, Parameters
+from .http import json_response, services
 from .openapi import json_content, operation, problem_response
 
 bp = Blueprint("pipelines", __name__, url_prefix="/api/v1/pipelines")
 _NOT_FOUND = {"404": problem_response("No such pipeline")}
+
+
+class PipelineCreate(Inputs):
+    model_config = ConfigDict(json_schema_extra={"example": {
+        "name": "nightly-churn", "model": "churn", "schedule": "0 6 * * *",
+        "source": {"kind": "file", "glob": "/data/in/customers-*.csv"},
+        "sink": {"kind": "table"}}})
+
+    name: str = Field(max_length=64, description="lower-case letters, digits, '-' and '_'")
+    model: str = Field(max_length=64)
+    alias: str = Field("production", max_length=32)
+    schedule: str = Field(max_length=200, description="cron, e.g. '0 6 * * *'")
+    source: dict[str, Any] = Field(description=(
+        '{"kind": "file", "glob": "/data/in/*.csv"} or '
+        '{"kind": "sql", "url": "postgresql+psycopg://...", "query": "SELECT ..."}'))
+    sink: dict[str, Any] = Field(description=(
+        '{"kind": "table"} (published for OData) or '
+        '{"kind": "file", "path": "/data/out/scored.csv", "format": "csv"}'))
+
+
+class PipelinePath(Parameters):
+    name: str = Field(max_length=64, description="the pipeline's name")
 
 
 def _pipelines() -> Pipelines:
@@ -22,26 +47,15 @@ def _pipelines() -> Pipelines:
 @requires("deploy")
 @operation(
     "Create a scheduled scoring pipeline (source, model alias, cron schedule, sink)",
-    tags=["jobs"],
-    request_body={"required": True, "content": {"application/json": {
-        "schema": {"$ref": "#/components/schemas/PipelineCreate"}}}},
+    tags=["jobs"], body=PipelineCreate,
     responses={"201": json_content("Pipeline", "Created"),
-               "400": problem_response("Malformed request"),
                "403": problem_response("A SQL source needs an admin key"),
                "409": problem_response("The name is taken"),
                "422": problem_response("Invalid schedule, source or sink")})
-def create() -> Response:
-    body = json_body()
-    if not isinstance(body, dict):
-        raise MalformedRequest("send a JSON object")
-    unknown = set(body) - {"name", "model", "alias", "schedule", "source", "sink"}
-    if unknown:
-        raise MalformedRequest(f"unknown field(s): {', '.join(sorted(unknown))[:200]}")
+def create(body: PipelineCreate) -> Response:
     info = _pipelines().create(
-        str(body.get("name", "")), str(body.get("model", "")), body.get("schedule"),
-        body.get("source"), body.get("sink"), actor=actor(),
-        alias=str(body.get("alias", "production")),
-        may_query_sql="admin" in current_key().grants)
+        body.name, body.model, body.schedule, body.source, body.sink, actor=actor(),
+        alias=body.alias, may_query_sql="admin" in current_key().grants)
     return json_response(info.public(), 201, {"Location": f"/api/v1/pipelines/{info.name}"})
 
 
@@ -54,7 +68,7 @@ def list_pipelines() -> Response:
 
 @bp.get("/<name>")
 @requires("read")
-@operation("One pipeline", tags=["jobs"], responses={"200": json_content("Pipeline"),
+@operation("One pipeline", tags=["jobs"], path=PipelinePath, responses={"200": json_content("Pipeline"),
                                                      **_NOT_FOUND})
 def get_pipeline(name: str) -> Response:
     return json_response(_pipelines().get(name).public())
@@ -62,7 +76,7 @@ def get_pipeline(name: str) -> Response:
 
 @bp.post("/<name>/run")
 @requires("deploy")
-@operation("Run a pipeline now", tags=["jobs"],
+@operation("Run a pipeline now", tags=["jobs"], path=PipelinePath,
            responses={"202": json_content("Pipeline", "Started"), **_NOT_FOUND})
 def run_now(name: str) -> Response:
     pipelines = _pipelines()
@@ -72,7 +86,7 @@ def run_now(name: str) -> Response:
 
 @bp.delete("/<name>")
 @requires("deploy")
-@operation("Delete a pipeline", tags=["jobs"], responses={"204": {"description": "Deleted"},
+@operation("Delete a pipeline", tags=["jobs"], path=PipelinePath, responses={"204": {"description": "Deleted"},
                                                           **_NOT_FOUND})
 def delete(name: str) -> Response:
     _pipelines().delete(name)

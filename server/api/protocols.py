@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from flask import Blueprint, Response, g, request
+from pydantic import Field, model_validator
+from pydantic_core import PydanticCustomError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from .. import __version__
@@ -17,13 +19,13 @@ from ..codecs.table import ScoreOptions
 from ..codecs.tabpy import columns_table, parse_script
 from ..codecs.v2 import (attach_binary, decode_infer, encode_infer, input_metadata,
                          output_metadata, split_binary)
-from ..errors import (MalformedRequest, NotFound, PayloadTooLarge, ScoreBridgeError,
-                      UnsupportedMediaType)
-from ..registry.service import validate_name
+from ..errors import PayloadTooLarge, ScoreBridgeError
 from ..scoring.signature import Signature
 from ..telemetry import metrics
 from .auth import public, requires
-from .http import json_body, json_response, problem, services
+from .declare import Envelope, Inputs, Parameters, validated
+from .fields import ModelName, ModelPath, VersionNumber, whole
+from .http import json_response, problem, services
 from .openapi import json_content, operation, problem_response
 
 mlflow = Blueprint("mlflow", __name__)
@@ -59,9 +61,36 @@ _protocol_errors(tabpy, lambda e: {"message": e.detail, "info": e.title})
 
 # -- MLflow scoring protocol ---------------------------------------------------------------------
 
-def _model_name() -> str:
-    name = request.headers.get("X-Model") or request.args.get("model")
-    return validate_name(name) if name else services().scorer.default_model()
+class ModelQuery(Parameters):
+    model: ModelName | None = Field(None, description="the model (else X-Model, else the "
+                                                      "default model)")
+
+
+class ModelHeader(Parameters):
+    x_model: ModelName | None = Field(None, alias="X-Model", description="the model")
+
+
+class MlflowRequest(Inputs):
+    """Exactly one of dataframe_split, dataframe_records, instances, inputs; MLflow's
+    ``params`` ride along. The table itself is read by the table codec."""
+
+    dataframe_split: Any = Field(None, json_schema_extra={"type": "object", "properties": {
+        "columns": {"type": "array", "items": {"type": "string"}},
+        "data": {"type": "array", "items": {"type": "array"}}}})
+    dataframe_records: Any = Field(None, json_schema_extra={"type": "array",
+                                                            "items": {"type": "object"}})
+    instances: Any = Field(None, json_schema_extra={"type": "array"})
+    inputs: Any = Field(None, json_schema_extra={"anyOf": [{"type": "array"},
+                                                           {"type": "object"}]})
+    params: Any = Field(None, json_schema_extra={"type": "object"})
+
+    @model_validator(mode="before")
+    @classmethod
+    def one_shape(cls, data: Any) -> Any:
+        if isinstance(data, dict) and sum(k in data for k in MLFLOW_SHAPES) != 1:
+            raise PydanticCustomError("shape", "must hold exactly one of " + ", ".join(
+                MLFLOW_SHAPES) + " (with optional params), or be sent as text/csv")
+        return data
 
 
 @mlflow.get("/ping")
@@ -91,33 +120,20 @@ def version() -> Response:
 @requires("score")
 @operation(
     "MLflow scoring protocol: dataframe_split, dataframe_records, instances, inputs or CSV",
-    tags=["mlflow"],
-    parameters=[{"name": "model", "in": "query", "schema": {"type": "string"}},
-                {"name": "X-Model", "in": "header", "schema": {"type": "string"}}],
-    request_body={"required": True, "content": {
-        "application/json": {"schema": {"type": "object"}},
-        "text/csv": {"schema": {"type": "string"}}}},
+    tags=["mlflow"], query=ModelQuery, headers=ModelHeader, body=MlflowRequest,
+    raw={"text/csv": {"type": "string"}},
     responses={"200": json_content("MlflowPredictions"),
-               "400": problem_response("Malformed request"),
                "404": problem_response("No such model"),
-               "415": problem_response("Unsupported content type"),
                "422": problem_response("Input that does not fit the model")})
-def invocations() -> Response:
+def invocations(query: ModelQuery, headers: ModelHeader, body: MlflowRequest | None) -> Response:
     """The model comes from the X-Model header or ?model=, else SCOREBRIDGE_DEFAULT_MODEL, else
     the only deployed model. Answers ``{"predictions": [...]}`` like ``mlflow models serve``."""
-    name = _model_name()
-    mimetype = request.mimetype
-    if mimetype == "text/csv":
+    name = headers.x_model or query.model or services().scorer.default_model()
+    if body is None:
         table = decode_csv(request.get_data(cache=False))
-    elif mimetype == "application/json" or mimetype.endswith("+json"):
-        body = parse_json(request.get_data(cache=False))
-        present = [k for k in MLFLOW_SHAPES if isinstance(body, dict) and k in body]
-        if len(present) != 1:
-            raise MalformedRequest("send exactly one of " + ", ".join(MLFLOW_SHAPES)
-                                   + " (with optional params), or text/csv")
-        table = decode_table({present[0]: body[present[0]]})
     else:
-        raise UnsupportedMediaType(f"send application/json or text/csv, not {mimetype!r}")
+        shape = next(k for k in MLFLOW_SHAPES if k in body.model_fields_set)
+        table = decode_table({shape: getattr(body, shape)})
     result = services().scorer.score(name, table, options=ScoreOptions(probabilities=False))
     return json_response({"predictions": result.predictions},
                          headers={"X-Model-Version": str(result.version)})
@@ -150,19 +166,50 @@ def ready() -> Response:
     return json_response({"ready": True})
 
 
-def _version_info(name: str, version: str | None) -> Any:
-    validate_name(name)
-    if version is not None and not version.isdigit():
-        raise NotFound(f"model {name!r} has no version {version[:20]!r}")
-    return services().registry.get_version(name, int(version) if version else None)
+class ModelVersionPath(Parameters):
+    name: ModelName
+    version: VersionNumber | None = None
+
+
+class InferTensor(Envelope):
+    name: str = Field(max_length=256)
+    shape: list[int] = Field(max_length=8)
+    datatype: str = Field(max_length=16)
+    data: Any = Field(None, json_schema_extra={"type": "array"})
+    parameters: dict[str, Any] | None = None
+
+
+class InferOutput(Envelope):
+    name: str = Field(max_length=64)
+    parameters: dict[str, Any] | None = None
+
+
+class InferRequest(Envelope):
+    """One tensor per signature column (shape [N] or [N, 1]) or one tensor [N, n_features]."""
+
+    id: str | None = Field(None, max_length=256)
+    parameters: dict[str, Any] | None = None
+    inputs: list[InferTensor] = Field(min_length=1)
+    outputs: list[InferOutput] | None = None
+
+
+class InferHeaders(Parameters):
+    header_length: whole(0, 2**62) | None = Field(  # type: ignore[valid-type]
+        None, alias="Inference-Header-Content-Length",
+        description="binary tensor extension: the JSON header's length in bytes")
+
+
+def _version_info(name: str, version: int | None) -> Any:
+    return services().registry.get_version(name, version)
 
 
 @v2.get("/models/<name>")
 @v2.get("/models/<name>/versions/<version>")
 @requires("read")
 @operation("V2: model metadata (inputs and outputs from the signature)", tags=["v2"],
+           path=ModelVersionPath,
            responses={**_OK, "404": problem_response("No such model or version")})
-def model_metadata(name: str, version: str | None = None) -> Response:
+def model_metadata(name: str, version: int | None = None) -> Response:
     info = _version_info(name, version)
     model = services().registry.get_model(name)
     signature = Signature.from_dict(info.signature)
@@ -175,9 +222,9 @@ def model_metadata(name: str, version: str | None = None) -> Response:
 @v2.get("/models/<name>/ready")
 @v2.get("/models/<name>/versions/<version>/ready")
 @requires("read")
-@operation("V2: model readiness", tags=["v2"],
+@operation("V2: model readiness", tags=["v2"], path=ModelVersionPath,
            responses={**_OK, "404": problem_response("No such model or version")})
-def model_ready(name: str, version: str | None = None) -> Response:
+def model_ready(name: str, version: int | None = None) -> Response:
     info = _version_info(name, version)
     services().scorer.cache.get(info)
     return json_response({"name": name, "ready": True})
@@ -187,20 +234,21 @@ def model_ready(name: str, version: str | None = None) -> Response:
 @v2.post("/models/<name>/versions/<version>/infer")
 @requires("score")
 @operation(
-    "V2: inference", tags=["v2"],
-    request_body={"required": True, "content": _OBJECT},
-    responses={**_OK, "400": problem_response("Malformed request"),
-               "404": problem_response("No such model or version"),
+    "V2: inference", tags=["v2"], path=ModelVersionPath, headers=InferHeaders,
+    raw={"application/json": InferRequest,
+         "application/octet-stream": {"type": "string", "format": "binary"}},
+    responses={**_OK, "404": problem_response("No such model or version"),
                "422": problem_response("Input that does not fit the model")})
-def infer(name: str, version: str | None = None) -> Response:
+def infer(name: str, headers: InferHeaders, body: None, version: int | None = None) -> Response:
     """One tensor per signature column (shape [N] or [N, 1]) or one tensor [N, n_features];
-    outputs ``predict`` and, for classifiers, ``predict_proba``."""
+    outputs ``predict`` and, for classifiers, ``predict_proba``. With the binary tensor
+    extension the JSON header is followed by the tensors' bytes."""
     info = _version_info(name, version)
     signature = Signature.from_dict(info.signature)
-    header, blob = split_binary(request.get_data(cache=False),
-                                request.headers.get("Inference-Header-Content-Length"))
-    body = attach_binary(parse_json(header), blob)
-    table, wanted, request_id = decode_infer(body, signature)
+    header, blob = split_binary(request.get_data(cache=False), headers.header_length)
+    envelope = parse_json(header)
+    validated(InferRequest, envelope, "body")
+    table, wanted, request_id = decode_infer(attach_binary(envelope, blob), signature)
     result = services().scorer.score(
         name, table, version=info.version if version else None,
         options=ScoreOptions(probabilities="predict_proba" in wanted))
@@ -223,21 +271,28 @@ def info() -> Response:
             "required": services().settings.auth, "methods": {"basic-auth": {}}}}}}})
 
 
+class EvaluateRequest(Inputs):
+    script: str = Field(max_length=10_000, description="return tabpy.query('<model>', _arg1, "
+                                                       "...)['response']")
+    data: dict[str, Any] = Field(default_factory=dict, description="_arg1, _arg2, ...: columns")
+
+
+class QueryRequest(Inputs):
+    data: dict[str, Any] = Field(default_factory=dict, description="_arg1, _arg2, ...: columns")
+
+
 @tabpy.post("/evaluate")
 @requires("score")
 @operation(
     "Tableau: evaluate, accepting only return tabpy.query('<model>', _arg1, ...)['response']",
-    tags=["tableau"], request_body={"required": True, "content": _OBJECT},
+    tags=["tableau"], body=EvaluateRequest,
     responses={"200": {"description": "The predictions", "content": {"application/json": {
         "schema": {"type": "array", "items": {}}}}},
         "400": problem_response("Any other script (never run)"),
         "404": problem_response("No such model")})
-def evaluate() -> Response:
-    body = json_body()
-    if not isinstance(body, dict):
-        raise MalformedRequest("send {\"script\": ..., \"data\": {\"_arg1\": [...], ...}}")
-    model, args = parse_script(body.get("script"))
-    table = columns_table(body.get("data", {}), args)
+def evaluate(body: EvaluateRequest) -> Response:
+    model, args = parse_script(body.script)
+    table = columns_table(body.data, args)
     result = services().scorer.score(model, table, options=ScoreOptions(probabilities=False))
     return json_response(result.predictions, headers={"X-Model-Version": str(result.version)})
 
@@ -245,15 +300,10 @@ def evaluate() -> Response:
 @tabpy.post("/query/<name>")
 @requires("score")
 @operation("Tableau: query a model with column-oriented arrays", tags=["tableau"],
-           request_body={"required": True, "content": _OBJECT},
-           responses={**_OK, "400": problem_response("Malformed request"),
-                      "404": problem_response("No such model")})
-def query(name: str) -> Response:
-    validate_name(name)
-    body = json_body()
-    if not isinstance(body, dict):
-        raise MalformedRequest("send {\"data\": {\"_arg1\": [...], ...}}")
-    table = columns_table(body.get("data", {}), None)
+           path=ModelPath, body=QueryRequest,
+           responses={**_OK, "404": problem_response("No such model")})
+def query(name: str, body: QueryRequest) -> Response:
+    table = columns_table(body.data, None)
     result = services().scorer.score(name, table, options=ScoreOptions(probabilities=False))
     return json_response({"response": result.predictions, "version": result.version,
                           "model": name, "uuid": g.request_id},

@@ -5,15 +5,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response
+from pydantic import Field, Json
 from werkzeug.datastructures import FileStorage
 
 from ..codecs.files import read_frame
-from ..codecs.json_input import parse_json
 from ..deploy.registration import RegistrationRequest, register
-from ..errors import InvalidInput, MalformedRequest, UnsupportedMediaType
-from ..registry.service import validate_name
+from ..errors import InvalidInput
 from .auth import actor, current_key, requires
+from .declare import Inputs
+from .fields import Flag, ModelPath, Number, Upload, VersionPath
 from .http import json_response, services
 from .openapi import json_content, operation, problem_response
 
@@ -32,55 +33,51 @@ def list_models() -> Response:
 
 @bp.get("/models/<name>")
 @requires("read")
-@operation("One model: signature, versions, aliases", tags=["registry"],
+@operation("One model: signature, versions, aliases", tags=["registry"], path=ModelPath,
            responses={"200": json_content("ModelDetail"), **_NOT_FOUND})
 def get_model(name: str) -> Response:
-    return json_response(services().registry.get_model(validate_name(name)).public())
+    return json_response(services().registry.get_model(name).public())
 
 
 @bp.get("/models/<name>/versions")
 @requires("read")
-@operation("A model's versions, newest first", tags=["registry"],
+@operation("A model's versions, newest first", tags=["registry"], path=ModelPath,
            responses={"200": json_content("VersionList"), **_NOT_FOUND})
 def list_versions(name: str) -> Response:
-    model = services().registry.get_model(validate_name(name))
+    model = services().registry.get_model(name)
     return json_response({"versions": model.public()["versions"]})
 
 
-@bp.get("/models/<name>/versions/<int:version>")
+@bp.get("/models/<name>/versions/<version>")
 @requires("read")
-@operation("One version", tags=["registry"],
+@operation("One version", tags=["registry"], path=VersionPath,
            responses={"200": json_content("Version"), **_NOT_FOUND})
 def get_version(name: str, version: int) -> Response:
-    return json_response(services().registry.get_version(validate_name(name), version).public())
+    return json_response(services().registry.get_version(name, version).public())
 
 
-def _metadata() -> dict[str, Any]:
-    raw = request.form.get("metadata")
-    if not raw:
-        return {}
-    meta = parse_json(raw.encode())
-    if not isinstance(meta, dict):
-        raise MalformedRequest("'metadata' must be a JSON object")
-    allowed = {"description", "tags", "metrics", "target", "trust_pickle"}
-    unknown = sorted(set(meta) - allowed)
-    if unknown:
-        raise MalformedRequest(f"unknown metadata field(s): {', '.join(unknown)[:200]}; known: "
-                               + ", ".join(sorted(allowed)))
-    checks = {"description": str, "tags": dict, "metrics": dict, "target": str,
-              "trust_pickle": bool}
-    for key, kind in checks.items():
-        if key in meta and not isinstance(meta[key], kind):
-            raise MalformedRequest(f"metadata '{key}' must be a {kind.__name__}")
-    for key, value in meta.get("metrics", {}).items():
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise MalformedRequest(f"metric {str(key)[:40]!r} must be a number")
-    meta["tags"] = {str(k)[:64]: str(v)[:256] for k, v in meta.get("tags", {}).items()}
-    return meta
+class RegisterMetadata(Inputs):
+    description: str = Field("", max_length=10_000)
+    tags: dict[str, Any] = Field(default_factory=dict, description="names and values, kept as "
+                                                                   "text")
+    metrics: dict[str, Number] = Field(default_factory=dict,
+                                       description="the data scientist's own holdout metrics")
+    target: str | None = Field(None, max_length=256,
+                               description="the holdout's label column")
+    trust_pickle: Flag = Field(False, description="load a pickle (admin keys only)")
+
+
+class RegisterForm(Inputs):
+    file: Upload = Field(description=".skops (or .pkl/.joblib with trust_pickle and an admin "
+                                     "key)")
+    sample: Upload | None = Field(None, description="CSV of inputs")
+    holdout: Upload | None = Field(None, description="CSV of inputs plus the target column")
+    metadata: Json[RegisterMetadata] | None = Field(
+        None, description="JSON: description, tags, metrics, target, trust_pickle")
 
 
 def _table(upload: FileStorage | None, field: str) -> Any:
-    if upload is None or not upload.filename:
+    if upload is None:
         return None
     return read_frame(upload.stream, name=upload.filename or f"{field}.csv",
                       max_rows=SAMPLE_ROWS)
@@ -89,39 +86,29 @@ def _table(upload: FileStorage | None, field: str) -> Any:
 @bp.post("/models/<name>/versions")
 @requires("deploy")
 @operation(
-    "Register a new version (multipart upload)", tags=["registry"],
-    request_body={"required": True, "content": {"multipart/form-data": {
-        "schema": {"$ref": "#/components/schemas/RegisterForm"}}}},
+    "Register a new version (multipart upload)", tags=["registry"], path=ModelPath,
+    form=RegisterForm, body_limit=lambda: services().settings.max_upload_bytes,
     responses={"201": json_content("Version", "Registered"),
-               "400": problem_response("Malformed upload"),
                "403": problem_response("trust_pickle needs an admin key"),
                "413": problem_response("Artifact too large"),
-               "415": problem_response("Not multipart/form-data"),
                "422": problem_response("Artifact refused or model rejected")})
-def register_version(name: str) -> Response:
+def register_version(name: str, body: RegisterForm) -> Response:
     """The artifact is loaded safely and smoke-scored before the version is recorded."""
     svc = services()
-    validate_name(name)
-    request.max_content_length = svc.settings.max_upload_bytes
-    if request.mimetype != "multipart/form-data":
-        raise UnsupportedMediaType("send multipart/form-data with the artifact as 'file'")
-    upload = request.files.get("file")
-    if upload is None or not upload.filename:
-        raise InvalidInput("the upload needs the model artifact as the 'file' field")
-    meta = _metadata()
-    holdout = _table(request.files.get("holdout"), "holdout")
-    if holdout is not None and not meta.get("target"):
+    meta = body.metadata or RegisterMetadata()
+    holdout = _table(body.holdout, "holdout")
+    if holdout is not None and not meta.target:
         raise InvalidInput("a holdout set needs metadata 'target' naming its label column")
     svc.settings.tmp_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=svc.settings.tmp_dir) as tmp:
         path = Path(tmp) / "artifact"
-        upload.save(path)
+        body.file.save(path)
         info = register(svc.registry, svc.settings, RegistrationRequest(
-            name=name, artifact=path, filename=Path(upload.filename).name, actor=actor(),
-            sample=_table(request.files.get("sample"), "sample"), holdout=holdout,
-            target=meta.get("target"), metrics=meta.get("metrics", {}),
-            tags=meta.get("tags", {}), description=meta.get("description", ""),
-            trust_pickle=meta.get("trust_pickle", False),
+            name=name, artifact=path, filename=Path(body.file.filename or "artifact").name,
+            actor=actor(), sample=_table(body.sample, "sample"), holdout=holdout,
+            target=meta.target, metrics=meta.metrics,
+            tags={str(k)[:64]: str(v)[:256] for k, v in meta.tags.items()},
+            description=meta.description, trust_pickle=meta.trust_pickle,
             may_trust_pickle="admin" in current_key().grants))
     svc.scorer.deployments.invalidate()
     return json_response(info.public(), 201,

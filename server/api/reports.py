@@ -5,12 +5,12 @@ from pathlib import Path
 
 from flask import Blueprint, Response, send_from_directory
 
-from ..registry.service import validate_name
 from ..reports.dashboard import dashboard as dashboard_data
 from ..reports.model_report import report_data, report_xlsx
 from ..reports.render import render
 from .auth import public, requires
 from .excel import XLSX, namespace, public_base
+from .fields import ModelPath
 from .http import services
 from .openapi import operation, problem_response
 
@@ -34,21 +34,21 @@ def dashboard() -> Response:
 
 @bp.get("/models/<name>/report")
 @requires("read")
-@operation("Model report (printable HTML)", tags=["monitoring"],
+@operation("Model report (printable HTML)", tags=["monitoring"], path=ModelPath,
            responses={**_HTML, "404": problem_response("No such model")})
 def report(name: str) -> Response:
-    data = report_data(services().registry, validate_name(name), public_base(), namespace())
+    data = report_data(services().registry, name, public_base(), namespace())
     return Response(render("report.html", r=data), mimetype="text/html")
 
 
 @bp.get("/models/<name>/report.xlsx")
 @requires("read")
-@operation("Model report as a workbook", tags=["monitoring"],
+@operation("Model report as a workbook", tags=["monitoring"], path=ModelPath,
            responses={"200": {"description": "XLSX", "content": {XLSX: {
                "schema": {"type": "string", "format": "binary"}}}},
                "404": problem_response("No such model")})
 def report_workbook(name: str) -> Response:
-    data = report_data(services().registry, validate_name(name), public_base(), namespace())
+    data = report_data(services().registry, name, public_base(), namespace())
     return Response(report_xlsx(data), mimetype=XLSX, headers={
         "Content-Disposition": f'attachment; filename="{name}-report.xlsx"'})
 

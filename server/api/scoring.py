@@ -1,67 +1,109 @@
 """Real-time scoring: parse with a codec, score with the core, encode with a codec."""
 from __future__ import annotations
 
+from typing import Any, Literal
+
 from flask import Blueprint, Response, g, request
+from pydantic import ConfigDict, Field
 
 from ..codecs.csv_codec import decode_csv
-from ..codecs.json_input import decode_options, decode_table, parse_json
+from ..codecs.json_input import decode_table
 from ..codecs.scores import result_to_csv, result_to_json
 from ..codecs.table import ScoreOptions
-from ..errors import UnsupportedMediaType
-from ..registry.service import validate_name
 from .auth import requires
-from .http import int_arg, json_response, services
+from .declare import Inputs, Parameters
+from .fields import AliasName, ModelPath, VersionNumber
+from .http import json_response, services
 from .openapi import operation, problem_response
 
 bp = Blueprint("scoring", __name__)
 
-_PARAMS = [
-    {"name": "version", "in": "query", "schema": {"type": "integer", "minimum": 1},
-     "description": "score with this version instead of production"},
-    {"name": "alias", "in": "query", "schema": {"type": "string"},
-     "description": "score with the version this alias points at"},
-]
+
+class PredictQuery(Parameters):
+    version: VersionNumber | None = Field(None, description="score with this version instead "
+                                                            "of production")
+    alias: AliasName | None = Field(None, description="score with the version this alias "
+                                                      "points at")
+    errors: Literal["raise", "row"] | None = Field(
+        None, description="text/csv bodies: 'row' scores the valid rows and reports the others")
+
+
+_ANY_VALUE = {"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"},
+                        {"type": "null"}]}
+
+
+def _shape(description: str, schema: dict[str, Any]) -> Any:
+    """An input shape: documented, handed to the table codec unchecked (no per-row objects on
+    the scoring path)."""
+    return Field(None, description=description, json_schema_extra=schema)
+
+
+class ScoreOptionsBody(Inputs):
+    probabilities: bool = Field(True, strict=True,
+                                description="include class probabilities (classifiers)")
+    errors: Literal["raise", "row"] = Field(
+        "raise", description="'row' scores the valid rows and reports the others")
+
+    def options(self) -> ScoreOptions:
+        return ScoreOptions(probabilities=self.probabilities, errors=self.errors)
+
+
+class PredictRequest(Inputs):
+    """Exactly one of rows, records, columns, dataframe_split, dataframe_records, instances,
+    inputs; ``options`` and MLflow's ``params`` ride along."""
+
+    model_config = ConfigDict(json_schema_extra={"example": {
+        "rows": [[12, 70.5, "month-to-month", "electronic-check", 3, "fiber"]]}})
+
+    rows: Any = _shape("values in signature order",
+                       {"type": "array", "items": {"type": "array", "items": _ANY_VALUE}})
+    records: Any = _shape("one object per row", {"type": "array", "items": {"type": "object"}})
+    columns: Any = _shape("column name to its values", {
+        "type": "object", "additionalProperties": {"type": "array", "items": _ANY_VALUE}})
+    dataframe_split: Any = _shape("MLflow: columns and data", {
+        "type": "object", "properties": {
+            "columns": {"type": "array", "items": {"type": "string"}},
+            "data": {"type": "array", "items": {"type": "array"}}}})
+    dataframe_records: Any = _shape("MLflow: one object per row",
+                                    {"type": "array", "items": {"type": "object"}})
+    instances: Any = _shape("MLflow/TF serving: rows or columns", {"type": "array"})
+    inputs: Any = _shape("MLflow: rows or columns",
+                         {"anyOf": [{"type": "array"}, {"type": "object"}]})
+    params: Any = _shape("MLflow's inference parameters (ignored)", {"type": "object"})
+    options: ScoreOptionsBody = Field(default_factory=ScoreOptionsBody)
+
+    def table_fields(self) -> dict[str, Any]:
+        """The shapes the request gave, for the table codec."""
+        return {name: getattr(self, name) for name in self.model_fields_set
+                if name not in ("options", "params")}
 
 
 @bp.post("/api/v1/models/<name>/predict")
 @requires("score")
 @operation(
-    "Score rows with a model", tags=["scoring"], parameters=_PARAMS,
-    request_body={"required": True, "content": {
-        "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}},
-        "text/csv": {"schema": {"type": "string"}}}},
+    "Score rows with a model", tags=["scoring"], path=ModelPath, query=PredictQuery,
+    body=PredictRequest, raw={"text/csv": {"type": "string"}},
     responses={
         "200": {"description": "Predictions in input order", "content": {
             "application/json": {"schema": {"$ref": "#/components/schemas/PredictResponse"}},
             "text/csv": {"schema": {"type": "string"}}}},
-        "400": problem_response("Malformed request"),
         "404": problem_response("No such model, version or alias"),
         "413": problem_response("Too many rows or too large a body"),
-        "415": problem_response("Unsupported content type"),
         "422": problem_response("Input that does not fit the model's signature"),
     })
-def predict(name: str) -> Response:
+def predict(name: str, query: PredictQuery, body: PredictRequest | None) -> Response:
     """Production version by default; ``?version=N`` or ``?alias=A`` pins another.
 
     JSON bodies take one of the shapes in PredictRequest; ``text/csv`` bodies need a header row.
     ``Accept: text/csv`` returns CSV.
     """
-    validate_name(name)
-    version = int_arg("version", minimum=1)
-    alias = request.args.get("alias") or None
-    if alias is not None:
-        validate_name(alias, "alias")
-    mimetype = request.mimetype
-    if mimetype == "text/csv":
-        table, options = decode_csv(request.get_data(cache=False)), ScoreOptions()
-        if request.args.get("errors") == "row":
-            options = ScoreOptions(errors="row")
-    elif mimetype in ("application/json", "") or mimetype.endswith("+json"):
-        body = parse_json(request.get_data(cache=False))
-        table, options = decode_table(body), decode_options(body)
+    if body is None:
+        table = decode_csv(request.get_data(cache=False))
+        options = ScoreOptions(errors=query.errors or "raise")
     else:
-        raise UnsupportedMediaType(f"send application/json or text/csv, not {mimetype!r}")
-    result = services().scorer.score(name, table, version=version, alias=alias, options=options)
+        table, options = decode_table(body.table_fields()), body.options.options()
+    result = services().scorer.score(name, table, version=query.version, alias=query.alias,
+                                     options=options)
     headers = {"X-Model-Version": str(result.version)}
     best = request.accept_mimetypes.best_match(["application/json", "text/csv"])
     if best == "text/csv" and request.accept_mimetypes["text/csv"] > \

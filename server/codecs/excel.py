@@ -7,14 +7,12 @@ any other range is read by position in signature order.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
-from ..errors import MalformedRequest
 from ..scoring.signature import Signature
 from .table import RawTable
 
-MAX_CALLS = 10_000
+MAX_CALLS = 10_000   # ranges in one batch request
 
 
 def _norm(value: str) -> str:
@@ -44,34 +42,3 @@ def table_from_range(values: list[list[Any]], signature: Signature) -> tuple[Raw
     return RawTable.positional(values), False
 
 
-@dataclass
-class RangeCall:
-    model: str | None
-    version: int | None
-    values: list[list[Any]]
-
-
-def decode_batch(body: Any) -> tuple[list[RangeCall], bool]:
-    """``{"calls": [{"model", "version"?, "values": [[...]]}], "probabilities"?: bool}``."""
-    if not isinstance(body, dict) or not isinstance(body.get("calls"), list):
-        raise MalformedRequest('send {"calls": [{"model": "...", "values": [[...], ...]}, ...]}')
-    calls = body["calls"]
-    if len(calls) > MAX_CALLS:
-        raise MalformedRequest(f"{len(calls)} calls in one batch; the limit is {MAX_CALLS}")
-    out = []
-    for i, call in enumerate(calls):
-        if not isinstance(call, dict):
-            raise MalformedRequest(f"call {i} must be an object")
-        model, version, values = call.get("model"), call.get("version"), call.get("values")
-        if model is not None and not isinstance(model, str):
-            raise MalformedRequest(f"call {i}: 'model' must be a string")
-        if version is not None and (not isinstance(version, int) or isinstance(version, bool)
-                                    or version < 1):
-            raise MalformedRequest(f"call {i}: 'version' must be a positive integer")
-        if not isinstance(values, list) or not all(isinstance(r, list) for r in values):
-            raise MalformedRequest(f"call {i}: 'values' must be a 2-D array (a list of rows)")
-        out.append(RangeCall(model or None, version, values))
-    probabilities = body.get("probabilities", True)
-    if not isinstance(probabilities, bool):
-        raise MalformedRequest("'probabilities' must be true or false")
-    return out, probabilities

@@ -2,7 +2,8 @@
 
 Accepted (exactly one per request): ``rows`` (positional lists in signature order), ``records``
 (objects), ``columns`` (an object of equal-length lists), and MLflow's ``dataframe_split``,
-``dataframe_records``, ``instances`` and ``inputs``. ``options`` and MLflow's ``params`` ride along.
+``dataframe_records``, ``instances`` and ``inputs``. The request's envelope (``options``, MLflow's ``params``) is declared and checked by the HTTP
+layer; this codec reads only the table.
 """
 from __future__ import annotations
 
@@ -11,11 +12,10 @@ from typing import Any
 import orjson
 
 from ..errors import MalformedRequest
-from .table import RawTable, ScoreOptions
+from .table import RawTable
 
 SHAPES = ("rows", "records", "columns", "dataframe_split", "dataframe_records", "instances",
           "inputs")
-OPTION_KEYS = {"probabilities": bool, "errors": str}
 
 
 def parse_json(body: bytes) -> Any:
@@ -87,22 +87,3 @@ def decode_table(body: Any) -> RawTable:
     if isinstance(value, dict):  # instances / inputs in columnar form
         return _columns(value, shape)
     return _rows_or_records(value, shape)
-
-
-def decode_options(body: Any) -> ScoreOptions:
-    raw = body.get("options") if isinstance(body, dict) else None
-    if raw is None:
-        return ScoreOptions()
-    if not isinstance(raw, dict):
-        raise MalformedRequest("'options' must be an object")
-    unknown = [k for k in raw if k not in OPTION_KEYS]
-    if unknown:
-        raise MalformedRequest(f"unknown option(s): {', '.join(map(str, unknown))[:200]}; known: "
-                               + ", ".join(OPTION_KEYS))
-    for key, kind in OPTION_KEYS.items():
-        if key in raw and not isinstance(raw[key], kind):
-            raise MalformedRequest(f"option '{key}' must be a {kind.__name__}")
-    errors = raw.get("errors", "raise")
-    if errors not in ("raise", "row"):
-        raise MalformedRequest("option 'errors' must be \"raise\" or \"row\"")
-    return ScoreOptions(probabilities=raw.get("probabilities", True), errors=errors)

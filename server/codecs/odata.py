@@ -18,12 +18,13 @@ from odata_query import exceptions as odata_errors
 from odata_query.grammar import ODataLexer, ODataParser
 from odata_query.sqlalchemy.core import AstToSqlAlchemyCoreVisitor
 from sqlalchemy import Select, func, select
+from sqlalchemy.exc import DataError
 
 from ..errors import MalformedRequest
 
 NAMESPACE = "ScoreBridge"
 PAGE_SIZE = 1000
-MAX_TOP = 10_000
+MAX_OFFSET = 2**53 - 1   # $top and $skip: any row count a client can write exactly
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,10 @@ class Options:
     count: bool
 
 
-def parse_options(args: dict[str, str], entity: EntitySet) -> Options:
+def parse_options(args: dict[str, str], entity: EntitySet, *, top: int | None = None,
+                  skip: int = 0, count: bool = False) -> Options:
+    """The query options of ``args`` for ``entity``; ``$top``, ``$skip`` and ``$count`` come
+    already checked (they are declared parameters of the HTTP route)."""
     known = {"$select", "$filter", "$orderby", "$top", "$skip", "$count", "$format", "api_key",
              "$skiptoken"}
     unknown = [k for k in args if k.startswith("$") and k not in known]
@@ -81,21 +85,7 @@ def parse_options(args: dict[str, str], entity: EntitySet) -> Options:
             raise MalformedRequest(f"$orderby: expected 'Property [asc|desc]', got {part[:60]!r}")
         orderby.append((entity.prop(words[0]).name, len(words) == 2 and words[1].lower() == "desc"))
     return Options(select=select_, filter=args.get("$filter") or None, orderby=orderby,
-                   top=_int(args, "$top", MAX_TOP), skip=_int(args, "$skip", None) or 0,
-                   count=(args.get("$count") or "false").lower() == "true")
-
-
-def _int(args: dict[str, str], name: str, limit: int | None) -> int | None:
-    raw = args.get(name)
-    if raw is None or raw == "":
-        return None
-    if not raw.isdigit():
-        raise MalformedRequest(f"{name} must be a non-negative integer")
-    value = int(raw)
-    if limit is not None and value > limit:
-        raise MalformedRequest(f"{name} may be at most {limit}; page through larger results "
-                               "with the @odata.nextLink")
-    return value
+                   top=top, skip=skip, count=count)
 
 
 def where_clause(text: str, subquery: Any) -> Any:
@@ -118,14 +108,19 @@ def page(session: Any, entity: EntitySet, opts: Options,
     query = select(sub)
     if opts.filter:
         query = query.where(where_clause(opts.filter, sub))
-    total = None
-    if opts.count:
-        total = session.scalar(select(func.count()).select_from(query.subquery()))
     order = opts.orderby or [(k, False) for k in entity.default_order]
-    query = query.order_by(*[sub.c[n].desc() if desc else sub.c[n].asc() for n, desc in order])
     wanted = opts.top if opts.top is not None else None
     size = page_size if wanted is None else min(wanted, page_size)
-    rows = session.execute(query.offset(opts.skip).limit(size + 1)).mappings().all()
+    try:
+        total = session.scalar(select(func.count()).select_from(query.subquery())) \
+            if opts.count else None
+        query = query.order_by(*[sub.c[n].desc() if desc else sub.c[n].asc()
+                                 for n, desc in order])
+        rows = session.execute(query.offset(opts.skip).limit(size + 1)).mappings().all()
+    except (OverflowError, DataError):
+        # a literal of the filter the database cannot hold (SQLite's and PostgreSQL's integers
+        # stop at 2**63)
+        raise MalformedRequest("$filter holds a number too large for the database") from None
     more = len(rows) > size and (wanted is None or wanted > size)
     names = opts.select or [p.name for p in entity.props]
     types = {p.name: p.edm for p in entity.props}

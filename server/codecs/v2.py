@@ -46,15 +46,14 @@ _NUMPY = {"BOOL": "?", "UINT8": "<u1", "UINT16": "<u2", "UINT32": "<u4", "UINT64
           "FP32": "<f4", "FP64": "<f8"}
 
 
-def split_binary(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
+def split_binary(body: bytes, header_length: int | None) -> tuple[bytes, bytes]:
     """The binary tensor extension (tritonclient's default): a JSON header of
     ``Inference-Header-Content-Length`` bytes, then the tensors' raw bytes."""
     if header_length is None:
         return body, b""
-    if not header_length.isdigit() or int(header_length) > len(body):
+    if header_length > len(body):
         raise MalformedRequest("Inference-Header-Content-Length does not fit the body")
-    n = int(header_length)
-    return body[:n], body[n:]
+    return body[:header_length], body[header_length:]
 
 
 def _binary_values(raw: bytes, dtype: str, name: str) -> list[Any]:

@@ -14,9 +14,12 @@ PUBLIC = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/assets/<path:f
           "/excel/manifest.xml", "/excel/taskpane.html", "/excel/<name>", "/excel/icons/<name>",
           # liveness probes of the MLflow and V2 protocols (as in those servers)
           "/ping", "/health", "/version", "/v2", "/v2/health/live", "/v2/health/ready",
-          "/reports/assets/<path:filename>"}
+          "/reports/assets/<path:filename>",
+          # first contact: where to start, the guides, the favicon browsers ask for
+          "/", "/guides/<guide>", "/favicon.ico"}
 SAMPLE_VALUES = {"name": "churn", "alias": "staging", "version": "1", "key_id": "abc",
-                 "filename": "init.js", "entity_set": "Models", "job_id": "abc"}
+                 "filename": "init.js", "entity_set": "Models", "job_id": "abc",
+                 "guide": "excel"}
 
 
 def _routes(app):
@@ -124,6 +127,7 @@ def test_key_admin_over_http(client):
     assert "key" not in client.get("/api/v1/keys").json["keys"][-1]
     assert client.delete(f"/api/v1/keys/{key_id}").status_code == 200
     assert client.client.get("/api/v1/models", headers={"X-API-Key": plain}).status_code == 401
-    assert_problem(client.post("/api/v1/keys", json={"scopes": ["root"]}), 422, "unknown")
+    assert_problem(client.post("/api/v1/keys", json={"scopes": ["root"]}), 400, "'scopes.0'",
+                   "'score', 'read', 'deploy' or 'admin'")
     assert_problem(client.post("/api/v1/keys", json={"scopes": "score"}), 400, "scopes")
     assert_problem(client.delete("/api/v1/keys/nope"), 404, "no api key")

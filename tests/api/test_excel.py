@@ -159,9 +159,9 @@ def test_batch_default_model(client, demo_model, demo_registered, wine):
 @pytest.mark.parametrize("body, fragment", [
     ({"calls": 1}, "calls"), ({"calls": [1]}, "must be an object"),
     ({"calls": [{"values": [1]}]}, "2-D array"), ({"calls": [{"values": [], "version": 0}]},
-                                                  "positive integer"),
-    ({"calls": [{"values": [], "model": 5}]}, "'model' must be a string"),
-    ({"calls": [], "probabilities": "yes"}, "true or false"),
+                                                  "'calls.0.version' must be at least 1"),
+    ({"calls": [{"values": [], "model": 5}]}, "'calls.0.model' must be a valid string"),
+    ({"calls": [], "probabilities": "yes"}, "'probabilities' must be a valid boolean"),
 ])
 def test_batch_malformed(client, demo_registered, body, fragment):
     assert_problem(client.post("/excel/v1/batch", json=body, scope="score"), 400, fragment)

@@ -156,10 +156,11 @@ def test_upload_validation(client, wine, tmp_path):
     assert_problem(client.post("/api/v1/models/wine/versions", json={}, scope="deploy"), 415,
                    "multipart")
     assert_problem(client.post("/api/v1/models/wine/versions", data={"x": "1"}, scope="deploy",
-                               content_type="multipart/form-data"), 422, "'file'")
+                               content_type="multipart/form-data"), 400,
+                   "form field 'file' is required")
     assert_problem(register_file(client, "wine", wine["path"], metadata="{bad"), 400, "json")
     assert_problem(register_file(client, "wine", wine["path"], metadata='{"owner": "me"}'), 400,
-                   "unknown metadata")
+                   "'metadata.owner' is an unknown field")
     assert_problem(register_file(client, "wine", wine["path"], metadata='{"metrics": {"a": "x"}}'),
                    400, "must be a number")
     assert_problem(register_file(client, "Wine!", wine["path"]), 422, "invalid model name")

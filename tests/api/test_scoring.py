@@ -182,15 +182,15 @@ def test_record_lacking_a_key_is_a_row_error(client, demo_registered):
     (b"{not json", ["not valid json"]),
     (b'{"rows": [[NaN, 1, "a", "b", 1, "c"]]}', ["not valid json"]),
     (b'{"rows": [[1e999999, 1, "a", "b", 1, "c"]]}', ["not valid json"]),
-    (b'[1, 2, 3]', ["expected a json object"]),
+    (b'[1, 2, 3]', ["the body must be an object"]),
     (b'{"rows": 5}', ["'rows' must be a list"]),
     (b'{"rows": [], "records": []}', ["more than one input shape"]),
-    (b'{"data": []}', ["needs one of"]),
+    (b'{"data": []}', ["'data' is an unknown field", "rows", "records"]),
     (b'{"columns": {"a": [1], "b": [1, 2]}}', ["different lengths"]),
     (b'{"columns": {"a": 1}}', ["must be a list"]),
-    (b'{"rows": [], "options": {"errors": "ignore"}}', ["option 'errors'"]),
-    (b'{"rows": [], "options": {"fast": true}}', ["unknown option"]),
-    (b'{"rows": [], "options": {"probabilities": "yes"}}', ["must be a bool"]),
+    (b'{"rows": [], "options": {"errors": "ignore"}}', ["'options.errors' must be 'raise' or 'row'"]),
+    (b'{"rows": [], "options": {"fast": true}}', ["'options.fast' is an unknown field"]),
+    (b'{"rows": [], "options": {"probabilities": "yes"}}', ["must be a valid boolean"]),
     (b'{"dataframe_split": {"columns": [1, 2], "data": []}}', ["list of strings"]),
     (b"\xff\xfe{}", ["not valid json"]),
     (b"[" * 5000 + b"]" * 5000, ["not valid json"]),
@@ -237,7 +237,7 @@ def test_unknown_model_version_alias(client, demo_registered):
     assert_problem(client.post("/api/v1/models/churn/predict?alias=staging", json={"rows": []},
                                scope="score"), 404, "alias 'staging'")
     assert_problem(client.post("/api/v1/models/churn/predict?version=x", json={"rows": []},
-                               scope="score"), 400, "'version' must be an integer")
+                               scope="score"), 400, "query parameter 'version' must be a positive integer")
     assert_problem(client.post("/api/v1/models/Bad..Name/predict", json={"rows": []},
                                scope="score"), 422, "invalid model name")
 

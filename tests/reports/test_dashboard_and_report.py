@@ -100,6 +100,15 @@ def test_dashboard_and_report_in_chromium(tmp_path, demo_files, wine):
 
         time.sleep(1.5)  # one flush of the workers' counters
         with browser_page(1280, 900) as (page, errors):
+            failed: list[str] = []  # every request the pages make answers, the favicon too
+            page.on("response", lambda r: failed.append(f"{r.status} {r.url}")
+                    if r.status >= 400 else None)
+            page.goto(f"{server.url}/")  # first contact: a page of links for a person
+            page.wait_for_selector("a[href='/dashboard']")
+            assert page.locator("a[href='/guides/excel']").count() == 1
+            page.click("a[href='/guides/powerbi']")
+            page.wait_for_selector("article.guide h1")
+            screenshot(page, "home-powerbi-guide.png")
             page.goto(f"{server.url}/dashboard?api_key={key}")
             page.wait_for_selector("#model-churn")
             assert page.locator("#model-wine").count() == 1
@@ -119,5 +128,6 @@ def test_dashboard_and_report_in_chromium(tmp_path, demo_files, wine):
             assert page.locator(".opblock").count() > 20
             screenshot(page, "api-docs.png")
             assert errors == [], errors
+            assert failed == [], failed
     finally:
         server.stop()

@@ -1,11 +1,14 @@
-"""JSON Schemas of request and response bodies, as OpenAPI components."""
+"""JSON Schemas of response bodies, as OpenAPI components.
+
+Requests are declared as typed models beside their routes (see :mod:`.declare`): the declaration
+checks the request and documents it. Responses are built by the services' ``public()`` forms; the
+spec fuzzer checks every answer against these schemas."""
 from __future__ import annotations
 
 from typing import Any
 
-_ANY_VALUE: dict[str, Any] = {"nullable": True,
-                              "oneOf": [{"type": "string"}, {"type": "number"},
-                                        {"type": "boolean"}]}
+_ANY_VALUE: dict[str, Any] = {"oneOf": [{"type": "string"}, {"type": "number"},
+                                        {"type": "boolean"}, {"type": "null"}]}
 _FIELD_ERROR = {
     "type": "object", "required": ["message"],
     "properties": {"row": {"type": "integer"}, "column": {"type": "string"},
@@ -23,43 +26,12 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         },
     },
     "FieldError": _FIELD_ERROR,
-    "ScoreOptions": {
-        "type": "object", "additionalProperties": False,
-        "properties": {
-            "probabilities": {"type": "boolean", "default": True,
-                              "description": "include class probabilities (classifiers)"},
-            "errors": {"type": "string", "enum": ["raise", "row"], "default": "raise",
-                       "description": "'row' scores the valid rows and reports the others"},
-        },
-    },
-    "PredictRequest": {
-        "type": "object",
-        "description": "Exactly one of rows, records, columns, dataframe_split, dataframe_records, "
-                       "instances, inputs.",
-        "properties": {
-            "rows": {"type": "array", "items": {"type": "array", "items": _ANY_VALUE},
-                     "description": "values in signature order"},
-            "records": {"type": "array", "items": {"type": "object"}},
-            "columns": {"type": "object",
-                        "additionalProperties": {"type": "array", "items": _ANY_VALUE}},
-            "dataframe_split": {"type": "object",
-                                "properties": {"columns": {"type": "array",
-                                                           "items": {"type": "string"}},
-                                               "data": {"type": "array",
-                                                        "items": {"type": "array"}}}},
-            "dataframe_records": {"type": "array", "items": {"type": "object"}},
-            "instances": {"type": "array"},
-            "inputs": {"oneOf": [{"type": "array"}, {"type": "object"}]},
-            "options": {"$ref": "#/components/schemas/ScoreOptions"},
-        },
-        "example": {"rows": [[12, 70.5, "month-to-month", "electronic-check", 3, "fiber"]]},
-    },
     "PredictResponse": {
         "type": "object", "required": ["model", "version", "predictions"],
         "properties": {
             "model": {"type": "string"}, "version": {"type": "integer"},
             "predictions": {"type": "array", "items": _ANY_VALUE},
-            "probabilities": {"type": "array", "items": {"type": "array", "nullable": True,
+            "probabilities": {"type": "array", "items": {"type": ["array", "null"],
                                                          "items": {"type": "number"}}},
             "classes": {"type": "array", "items": _ANY_VALUE},
             "errors": {"type": "array", "items": {"$ref": "#/components/schemas/FieldError"}},
@@ -100,7 +72,7 @@ COMPONENTS: dict[str, dict[str, Any]] = {
             "created_by": {"type": "string"}, "rolled_back": {"type": "boolean"},
             "aliases": {"type": "array", "items": {"type": "string"}},
             "pipeline": {"type": "string", "enum": ["pending", "processing", "done"]},
-            "gate_status": {"type": "string", "nullable": True, "enum": ["passed", "failed", None]},
+            "gate_status": {"type": ["string", "null"], "enum": ["passed", "failed", None]},
             "gates": {"type": "array", "items": {"type": "object", "properties": {
                 "gate": {"type": "string"}, "passed": {"type": "boolean"},
                 "detail": {"type": "string"}, "data": {"type": "object"}}}},
@@ -117,12 +89,12 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         "type": "object", "required": ["name", "aliases"],
         "properties": {
             "name": {"type": "string"}, "description": {"type": "string"},
-            "production_version": {"type": "integer", "nullable": True},
-            "latest_version": {"type": "integer", "nullable": True},
+            "production_version": {"type": ["integer", "null"]},
+            "latest_version": {"type": ["integer", "null"]},
             "aliases": {"type": "object", "additionalProperties": {"type": "integer"}},
             "versions": {"type": "integer"},
             "created_at": {"type": "string", "format": "date-time"},
-            "output": {"type": "object", "nullable": True},
+            "output": {"type": ["object", "null"]},
         },
     },
     "ModelList": {
@@ -134,11 +106,11 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         "type": "object", "required": ["name", "versions"],
         "properties": {
             "name": {"type": "string"}, "description": {"type": "string"},
-            "production_version": {"type": "integer", "nullable": True},
-            "latest_version": {"type": "integer", "nullable": True},
+            "production_version": {"type": ["integer", "null"]},
+            "latest_version": {"type": ["integer", "null"]},
             "aliases": {"type": "object", "additionalProperties": {"type": "integer"}},
-            "signature": {"allOf": [{"$ref": "#/components/schemas/Signature"}],
-                          "nullable": True},
+            "signature": {"anyOf": [{"$ref": "#/components/schemas/Signature"},
+                                    {"type": "null"}]},
             "versions": {"type": "array", "items": {"$ref": "#/components/schemas/Version"}},
         },
     },
@@ -147,19 +119,10 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         "properties": {"versions": {"type": "array",
                                     "items": {"$ref": "#/components/schemas/Version"}}},
     },
-    "AliasRequest": {
-        "type": "object", "required": ["version"], "additionalProperties": False,
-        "properties": {"version": {"type": "integer", "minimum": 1},
-                       "reason": {"type": "string", "maxLength": 500}},
-    },
-    "RollbackRequest": {
-        "type": "object", "additionalProperties": False,
-        "properties": {"reason": {"type": "string", "maxLength": 500}},
-    },
     "Event": {
         "type": "object", "required": ["id", "kind"],
         "properties": {"id": {"type": "integer"}, "model": {"type": "string"},
-                       "version": {"type": "integer", "nullable": True},
+                       "version": {"type": ["integer", "null"]},
                        "kind": {"type": "string"}, "actor": {"type": "string"},
                        "detail": {"type": "object"},
                        "created_at": {"type": "string", "format": "date-time"}},
@@ -168,33 +131,14 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         "type": "object", "required": ["events"],
         "properties": {"events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}}},
     },
-    "RegisterForm": {
-        "type": "object", "required": ["file"],
-        "properties": {
-            "file": {"type": "string", "format": "binary",
-                     "description": ".skops (or .pkl/.joblib with trust_pickle and an admin key)"},
-            "sample": {"type": "string", "format": "binary", "description": "CSV of inputs"},
-            "holdout": {"type": "string", "format": "binary",
-                        "description": "CSV of inputs plus the target column"},
-            "metadata": {"type": "string",
-                         "description": "JSON: description, tags, metrics, target, trust_pickle"},
-        },
-    },
-    "KeyCreate": {
-        "type": "object", "required": ["scopes"], "additionalProperties": False,
-        "properties": {"scopes": {"type": "array", "minItems": 1,
-                                  "items": {"type": "string",
-                                            "enum": ["score", "read", "deploy", "admin"]}},
-                       "name": {"type": "string", "maxLength": 128}},
-    },
     "Key": {
         "type": "object", "required": ["id", "scopes"],
         "properties": {"id": {"type": "string"}, "name": {"type": "string"},
                        "scopes": {"type": "array", "items": {"type": "string"}},
                        "key": {"type": "string", "description": "shown once, at creation"},
                        "created_at": {"type": "string"},
-                       "revoked_at": {"type": "string", "nullable": True},
-                       "last_used_at": {"type": "string", "nullable": True}},
+                       "revoked_at": {"type": ["string", "null"]},
+                       "last_used_at": {"type": ["string", "null"]}},
     },
     "KeyList": {
         "type": "object", "required": ["keys"],
@@ -205,7 +149,7 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         "properties": {
             "policy": {"type": "string", "enum": ["manual", "auto", "canary", "shadow"]},
             "gates": {"type": "object", "additionalProperties": False, "properties": {
-                "metric": {"type": "string", "nullable": True},
+                "metric": {"type": ["string", "null"]},
                 "tolerance": {"type": "number", "minimum": 0},
                 "max_latency_ms": {"type": "number", "minimum": 0},
                 "latency_factor": {"type": "number", "minimum": 1}}},
@@ -219,8 +163,8 @@ COMPONENTS: dict[str, dict[str, Any]] = {
                 "share": {"type": "number", "minimum": 0, "maximum": 1},
                 "tolerance": {"type": "number", "minimum": 0},
                 "min_requests": {"type": "integer", "minimum": 1},
-                "promote_at_agreement": {"type": "number", "minimum": 0, "maximum": 1,
-                                         "nullable": True}}},
+                "promote_at_agreement": {"type": ["number", "null"], "minimum": 0,
+                                         "maximum": 1}}},
             "rollback": {"type": "object", "additionalProperties": False, "properties": {
                 "watch_seconds": {"type": "number", "minimum": 0},
                 "min_requests": {"type": "integer", "minimum": 1},
@@ -233,28 +177,11 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         "properties": {
             "model": {"type": "string"}, "policy": {"$ref": "#/components/schemas/Policy"},
             "aliases": {"type": "object", "additionalProperties": {"type": "integer"}},
-            "production": {"type": "integer", "nullable": True},
+            "production": {"type": ["integer", "null"]},
             "pending_versions": {"type": "array", "items": {"type": "integer"}},
             "open_rollouts": {"type": "array", "items": {"type": "object"}},
             "recent_rollouts": {"type": "array", "items": {"type": "object"}},
         },
-    },
-    "RangeBatch": {
-        "type": "object", "required": ["calls"],
-        "properties": {
-            "probabilities": {"type": "boolean", "default": True},
-            "calls": {"type": "array", "maxItems": 10000, "items": {
-                "type": "object", "required": ["values"],
-                "properties": {
-                    "model": {"type": "string", "nullable": True},
-                    "version": {"type": "integer", "minimum": 1, "nullable": True},
-                    "values": {"type": "array", "items": {"type": "array", "items": _ANY_VALUE}},
-                    "header": {"type": "array", "items": _ANY_VALUE,
-                               "description": "the first row of a larger range sent in parts"},
-                }}},
-        },
-        "example": {"calls": [{"model": "churn", "values": [
-            [12, 70.5, "month-to-month", "electronic-check", 3, "fiber"]]}]},
     },
     "RangeBatchResult": {
         "type": "object", "required": ["results"],
@@ -262,7 +189,7 @@ COMPONENTS: dict[str, dict[str, Any]] = {
             "model": {"type": "string"}, "version": {"type": "integer"},
             "header": {"type": "boolean"},
             "predictions": {"type": "array", "items": _ANY_VALUE},
-            "probabilities": {"type": "array", "items": {"type": "array", "nullable": True,
+            "probabilities": {"type": "array", "items": {"type": ["array", "null"],
                                                          "items": {"type": "number"}}},
             "classes": {"type": "array", "items": _ANY_VALUE},
             "errors": {"type": "array", "items": {"$ref": "#/components/schemas/FieldError"}},
@@ -289,56 +216,22 @@ COMPONENTS: dict[str, dict[str, Any]] = {
             "window_hours": {"type": "number"}, "since": {"type": "string"},
             "thresholds": {"type": "object"}, "logging": {"type": "object"}},
     },
-    "JobUpload": {
-        "type": "object", "required": ["file", "model"],
-        "properties": {"file": {"type": "string", "format": "binary"},
-                       "model": {"type": "string"}, "version": {"type": "string"},
-                       "alias": {"type": "string"},
-                       "output_format": {"type": "string", "enum": ["csv", "xlsx", "parquet"]},
-                       "strict": {"type": "string"}, "publish": {"type": "string"},
-                       "dask": {"type": "string"}},
-    },
-    "JobPath": {
-        "type": "object", "required": ["model", "path"], "additionalProperties": False,
-        "properties": {"model": {"type": "string"}, "path": {"type": "string"},
-                       "version": {"type": "integer", "minimum": 1}, "alias": {"type": "string"},
-                       "output_format": {"type": "string", "enum": ["csv", "xlsx", "parquet"]},
-                       "strict": {"type": "boolean"}, "publish": {"type": "boolean"},
-                       "dask": {"type": "boolean"}},
-    },
     "Job": {
         "type": "object", "required": ["id", "status", "rows_done"],
         "properties": {
             "id": {"type": "string"}, "model": {"type": "string"}, "version": {"type": "integer"},
             "status": {"type": "string",
                        "enum": ["queued", "running", "succeeded", "failed", "cancelled"]},
-            "rows_done": {"type": "integer"}, "rows_total": {"type": "integer", "nullable": True},
+            "rows_done": {"type": "integer"}, "rows_total": {"type": ["integer", "null"]},
             "rows_failed": {"type": "integer"},
-            "rate_rows_per_second": {"type": "number", "nullable": True},
-            "eta_seconds": {"type": "number", "nullable": True},
-            "output_format": {"type": "string"}, "error": {"type": "string", "nullable": True},
-            "result": {"type": "string", "nullable": True}},
+            "rate_rows_per_second": {"type": ["number", "null"]},
+            "eta_seconds": {"type": ["number", "null"]},
+            "output_format": {"type": "string"}, "error": {"type": ["string", "null"]},
+            "result": {"type": ["string", "null"]}},
     },
     "JobList": {
         "type": "object", "required": ["jobs"],
         "properties": {"jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}}},
-    },
-    "PipelineCreate": {
-        "type": "object", "required": ["name", "model", "schedule", "source", "sink"],
-        "additionalProperties": False,
-        "properties": {
-            "name": {"type": "string"}, "model": {"type": "string"},
-            "alias": {"type": "string", "default": "production"},
-            "schedule": {"type": "string", "description": "cron, e.g. '0 6 * * *'"},
-            "source": {"type": "object", "description":
-                       '{"kind": "file", "glob": "/data/in/*.csv"} or '
-                       '{"kind": "sql", "url": "postgresql+psycopg://...", "query": "SELECT ..."}'},
-            "sink": {"type": "object", "description":
-                     '{"kind": "table"} (published for OData) or '
-                     '{"kind": "file", "path": "/data/out/scored.csv", "format": "csv"}'}},
-        "example": {"name": "nightly-churn", "model": "churn", "schedule": "0 6 * * *",
-                    "source": {"kind": "file", "glob": "/data/in/customers-*.csv"},
-                    "sink": {"kind": "table"}},
     },
     "Pipeline": {
         "type": "object", "required": ["name", "model", "schedule"],
@@ -346,9 +239,9 @@ COMPONENTS: dict[str, dict[str, Any]] = {
                        "alias": {"type": "string"}, "schedule": {"type": "string"},
                        "source": {"type": "object"}, "sink": {"type": "object"},
                        "enabled": {"type": "boolean"}, "next_run_at": {"type": "string"},
-                       "last_run_at": {"type": "string", "nullable": True},
-                       "last_job_id": {"type": "string", "nullable": True},
-                       "last_error": {"type": "string", "nullable": True}},
+                       "last_run_at": {"type": ["string", "null"]},
+                       "last_job_id": {"type": ["string", "null"]},
+                       "last_error": {"type": ["string", "null"]}},
     },
     "PipelineList": {
         "type": "object", "required": ["pipelines"],

@@ -1,0 +1,103 @@
+"""Field types that several routes declare: versions, names, page sizes, uploads.
+
+Each carries both its check and its JSON Schema, so the OpenAPI document says exactly what the
+server accepts. Integers are written with the ASCII digits only (``²`` and ``٣`` are digits to
+``str.isdigit`` but not numbers to a database) and stay within the database's integer range.
+"""
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import (AfterValidator, BeforeValidator, Field, PlainValidator, ValidationInfo,
+                      WithJsonSchema)
+from pydantic_core import PydanticCustomError
+from werkzeug.datastructures import FileStorage
+
+from ..registry.service import ALIAS_RE, NAME_RE, validate_name
+from .declare import Parameters
+
+INT32_MAX = 2**31 - 1   # PostgreSQL's INTEGER, the widest integer column a parameter reaches
+_DIGITS = re.compile(r"[0-9]{1,40}")
+
+
+def _whole_number(kind: str) -> Any:
+    def check(value: Any, info: ValidationInfo) -> Any:
+        """A JSON integer; in a query, path, header or form (text by nature) ASCII digits."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        text = bool(info.context and info.context.get("text"))
+        if text and isinstance(value, str) and _DIGITS.fullmatch(value):
+            return int(value)
+        raise PydanticCustomError("integer", f"must be {kind}"
+                                  + (" written with the digits 0-9" if text else ""))
+    return check
+
+
+def whole(minimum: int, maximum: int, description: str | None = None) -> Any:
+    """An integer type from ``minimum`` to ``maximum``."""
+    kind = "a positive integer" if minimum == 1 else "a whole number"
+    return Annotated[int, BeforeValidator(_whole_number(kind)),
+                     Field(ge=minimum, le=maximum, description=description)]
+
+
+VersionNumber = whole(1, INT32_MAX)
+Limit = whole(1, 1000, "how many items at most")
+
+
+def _name(what: str) -> Any:
+    def check(value: str) -> str:
+        return validate_name(value, what)
+    return check
+
+
+ModelName = Annotated[str, AfterValidator(_name("model name")),
+                      WithJsonSchema({"type": "string", "pattern": NAME_RE.pattern})]
+AliasName = Annotated[str, AfterValidator(_name("alias")),
+                      WithJsonSchema({"type": "string", "pattern": ALIAS_RE.pattern})]
+Reason = Annotated[str, Field(max_length=500, description="why, for the audit trail")]
+
+
+def _upload(value: Any) -> FileStorage:
+    if not isinstance(value, FileStorage) or not value.filename:
+        raise PydanticCustomError("upload", "must be a file part of the multipart upload, with "
+                                            "a file name")
+    return value
+
+
+Upload = Annotated[FileStorage, PlainValidator(_upload),
+                   WithJsonSchema({"type": "string", "format": "binary"})]
+"""A file part of a multipart form."""
+
+
+def _flag(value: Any, info: ValidationInfo) -> Any:
+    """Form fields carry booleans as text: 1/true/yes/on and 0/false/no/off."""
+    if isinstance(value, str) and info.context and info.context.get("text"):
+        lowered = value.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+    return value
+
+
+Flag = Annotated[bool, BeforeValidator(_flag), Field(strict=True)]
+"""A boolean: true/false in JSON, also 1/0, yes/no, on/off in a form or query."""
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise PydanticCustomError("number", "must be a number")
+
+
+Number = Annotated[float, BeforeValidator(_number)]
+
+
+class ModelPath(Parameters):
+    name: ModelName
+
+
+class VersionPath(Parameters):
+    name: ModelName
+    version: VersionNumber
