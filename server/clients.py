@@ -15,7 +15,7 @@ import pandas as pd
 import requests
 
 from .codecs.files import frame_to_table
-from .codecs.table import ScoreOptions
+from .types import ScoreOptions
 from .config import Settings
 from .errors import ScoreBridgeError
 

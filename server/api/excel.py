@@ -17,12 +17,10 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from .. import __version__
 from ..codecs.excel import decode_batch, is_header, table_from_range
-from ..codecs.table import RawTable, ScoreOptions
+from ..types import RawTable, ScoreOptions, ScoreResult, Signature
 from ..codecs.workbook import score_workbook, starter_workbook
 from ..errors import InvalidInput, MalformedRequest, ScoreBridgeError, UnsupportedMediaType
 from ..registry.service import validate_name
-from ..scoring.service import ScoreResult
-from ..scoring.signature import Signature
 from .auth import public, requires
 from .http import json_body, json_response, services
 from .openapi import json_content, operation, problem_response

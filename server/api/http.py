@@ -12,7 +12,8 @@ from ..config import Settings
 from ..deploy.worker import DeploymentWorker
 from ..jobs.service import JobRunner, Jobs
 from ..codecs.json_input import parse_json
-from ..errors import FieldError, MalformedRequest, UnsupportedMediaType
+from ..errors import MalformedRequest, UnsupportedMediaType
+from ..types import FieldError
 from ..registry.service import Registry
 from ..scoring.service import Scorer
 

@@ -10,7 +10,7 @@ from flask import Blueprint, Response, request
 from ..codecs.odata import EntitySet, metadata_xml, next_link, page, parse_options
 from ..errors import NotFound, ScoreBridgeError
 from ..registry.feeds import ENTITY_SETS, prediction_set, scored_set
-from ..scoring.signature import Signature
+from ..types import Signature
 from ..telemetry import metrics
 from .auth import requires
 from .excel import public_base

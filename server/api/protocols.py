@@ -13,14 +13,13 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from .. import __version__
 from ..codecs.csv_codec import decode_csv
 from ..codecs.json_input import decode_table, parse_json
-from ..codecs.table import ScoreOptions
+from ..types import ScoreOptions, Signature
 from ..codecs.tabpy import columns_table, parse_script
 from ..codecs.v2 import (attach_binary, decode_infer, encode_infer, input_metadata,
                          output_metadata, split_binary)
 from ..errors import (MalformedRequest, NotFound, PayloadTooLarge, ScoreBridgeError,
                       UnsupportedMediaType)
 from ..registry.service import validate_name
-from ..scoring.signature import Signature
 from ..telemetry import metrics
 from .auth import public, requires
 from .http import json_body, json_response, problem, services

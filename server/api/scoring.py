@@ -6,7 +6,7 @@ from flask import Blueprint, Response, g, request
 from ..codecs.csv_codec import decode_csv
 from ..codecs.json_input import decode_options, decode_table, parse_json
 from ..codecs.scores import result_to_csv, result_to_json
-from ..codecs.table import ScoreOptions
+from ..types import ScoreOptions
 from ..errors import UnsupportedMediaType
 from ..registry.service import validate_name
 from .auth import requires

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import MalformedRequest
-from ..scoring.signature import Signature
-from .table import RawTable
+from ..types import RawTable, Signature
 
 MAX_CALLS = 10_000
 

@@ -11,9 +11,9 @@ from typing import IO, Any, Iterator, Mapping
 import numpy as np
 import pandas as pd
 
-from ..errors import FieldError, InvalidInput, MalformedRequest
+from ..errors import InvalidInput, MalformedRequest
+from ..types import FieldError, RawTable
 from .safe_cells import NUMBER_PATTERN, TRIGGER_PATTERN, safe_cell
-from .table import RawTable
 
 CSV_BLOCK_BYTES = 4 << 20
 SNIFF_BYTES = 4 << 20

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..scoring.service import ScoreResult
+from ..types import ScoreResult
 from .csv_codec import encode_csv
 from .files import row_problems
 

@@ -19,7 +19,7 @@ from ..errors import NotFound, ScoreBridgeError
 from ..registry.deployments import Deployments, Rollout, RolloutPlan
 from ..registry.service import Registry, VersionInfo
 from ..scoring.service import ModelCache
-from ..scoring.signature import Signature, example_frame
+from ..types import Signature, example_frame
 from ..telemetry import metrics
 from .gates import GateResult, latency_gate, metric_gate, schema_gate, smoke_gate
 from .policy import Policy

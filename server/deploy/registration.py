@@ -20,7 +20,8 @@ from ..registry.service import NewVersion, Registry, VersionInfo, validate_name
 from ..scoring.loader import detect_format, load_artifact, sha256_file
 from ..scoring.metrics import evaluate
 from ..scoring.runtime import LoadedModel
-from ..scoring.signature import Column, Signature, example_frame, infer_signature
+from ..scoring.signature import infer_signature
+from ..types import Column, Signature, example_frame
 from ..telemetry.reference import reference_statistics
 from ..codecs.files import frame_to_parquet, frame_to_table
 from ..scoring.coerce import coerce

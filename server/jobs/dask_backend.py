@@ -13,12 +13,11 @@ from typing import Any, Iterator
 import pandas as pd
 
 from ..codecs.files import Chunk, file_format, scored_table
-from ..codecs.table import ScoreOptions
+from ..types import ScoreOptions, Signature
 from ..scoring.compiled import stored_runner
 from ..scoring.loader import load_artifact
 from ..scoring.runtime import LoadedModel
 from ..scoring.service import score_with
-from ..scoring.signature import Signature
 
 PARTITION_BYTES = "16MB"
 

@@ -26,7 +26,7 @@ from ..background import ProcessThread
 from .overlap import OrderedWriter, prefetch
 from ..codecs.files import (TableWriter, count_rows, failed_rows, file_format, iter_chunks,
                            scored_table)
-from ..codecs.table import ScoreOptions
+from ..types import ScoreOptions
 from ..codecs.workbook import check_xlsx
 from ..config import Settings
 from ..errors import Conflict, InvalidInput, NotFound, ScoreBridgeError

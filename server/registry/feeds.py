@@ -8,7 +8,7 @@ from sqlalchemy import Float, Integer, String, and_, case, cast, func, literal, 
 from sqlalchemy.orm import aliased
 
 from ..codecs.odata import EntitySet, Prop
-from ..scoring.signature import Signature
+from ..types import Signature
 from .schema import (AliasRow, DriftRow, EventRow, JobRow, ModelRow, PredictionRow, ScoredRow,
                      TrafficRow, VersionRow)
 

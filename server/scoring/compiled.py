@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .runtime import final_estimator
-from .signature import Signature
+from ..types import Signature
 
 log = logging.getLogger(__name__)
 TOLERANCE = 1e-6

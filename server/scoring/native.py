@@ -27,7 +27,7 @@ import numpy as np
 from ..config import Settings
 from .compiled import _FLOAT32_MAX, WIDE_ROWS, ort_session, with_text
 from .runtime import final_estimator
-from .signature import Signature
+from ..types import Signature
 
 log = logging.getLogger(__name__)
 # gcc's time grows with the nodes: ~1 s for the demo model's 7,320, ~37 s for a 100-tree

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..registry.schema import DriftRow
 from ..registry.service import Registry
-from ..scoring.signature import Signature
+from ..types import Signature
 from .drift import monitor
 from .prediction_log import PredictionLog
 

@@ -147,7 +147,7 @@ def test_each_worker_logs_at_most_its_budget_of_rows_per_second(services, demo_r
                                                                  monkeypatch):
     """Heavy traffic does not turn the sample into a copy of the traffic: the budget (a bucket
     of one second's worth, refilled continuously) caps the rows logged, whatever the share."""
-    from server.codecs.table import RawTable
+    from server.types import RawTable
     from server.telemetry import prediction_log
     from server.telemetry.prediction_log import PredictionLog
 
