@@ -14,7 +14,7 @@ from .deploy.worker import DeploymentWorker
 from .jobs.service import JobRunner, Jobs
 from .registry.factory import build_registry
 from .scoring.service import Scorer
-from .telemetry import metrics
+from . import metrics
 
 __all__ = ["build_registry", "create_app"]
 

@@ -10,7 +10,7 @@ from ..errors import MalformedRequest
 from ..registry.deployments import Deployments
 from ..registry.service import validate_name
 from ..telemetry.monitoring import model_monitoring
-from ..telemetry.traffic import percentile_ms
+from ..scoring.traffic import percentile_ms
 from .auth import actor, requires
 from .http import int_arg, json_body, json_response, services
 from .openapi import json_content, operation, problem_response

@@ -11,7 +11,7 @@ from ..codecs.odata import EntitySet, metadata_xml, next_link, page, parse_optio
 from ..errors import NotFound, ScoreBridgeError
 from ..registry.feeds import ENTITY_SETS, prediction_set, scored_set
 from ..types import Signature
-from ..telemetry import metrics
+from .. import metrics
 from .auth import requires
 from .excel import public_base
 from .http import json_response, problem, services

@@ -20,7 +20,7 @@ from ..codecs.v2 import (attach_binary, decode_infer, encode_infer, input_metada
 from ..errors import (MalformedRequest, NotFound, PayloadTooLarge, ScoreBridgeError,
                       UnsupportedMediaType)
 from ..registry.service import validate_name
-from ..telemetry import metrics
+from .. import metrics
 from .auth import public, requires
 from .http import json_body, json_response, problem, services
 from .openapi import json_content, operation, problem_response

@@ -20,7 +20,7 @@ from ..registry.deployments import Deployments, Rollout, RolloutPlan
 from ..registry.service import Registry, VersionInfo
 from ..scoring.service import ModelCache
 from ..types import Signature, example_frame
-from ..telemetry import metrics
+from .. import metrics
 from .gates import GateResult, latency_gate, metric_gate, schema_gate, smoke_gate
 from .policy import Policy
 

@@ -23,7 +23,7 @@ from ..scoring.service import Scorer
 from .dropfolder import DropFolder
 from .pipeline import Pipeline
 from ..telemetry.monitoring import check_drift
-from ..telemetry.prediction_log import PredictionLog
+from ..scoring.prediction_log import PredictionLog
 from .webhooks import WebhookSender
 
 log = logging.getLogger(__name__)

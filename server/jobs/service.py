@@ -33,7 +33,7 @@ from ..errors import Conflict, InvalidInput, NotFound, ScoreBridgeError
 from ..registry.schema import JobRow, ScoredRow, utcnow
 from ..registry.service import Registry, _utc
 from ..scoring.service import Scorer
-from ..telemetry import metrics
+from .. import metrics
 
 log = logging.getLogger(__name__)
 CHUNK_ROWS = 10_000

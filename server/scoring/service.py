@@ -26,9 +26,9 @@ from ..errors import (InvalidInput, ModelFailure, NotFound, PayloadTooLarge, Sco
                       Unavailable)
 from ..registry.deployments import Deployments
 from ..registry.service import PRODUCTION, Registry, VersionInfo
-from ..telemetry import metrics
-from ..telemetry.prediction_log import PredictionLog
-from ..telemetry.traffic import TrafficRecorder
+from .. import metrics
+from .prediction_log import PredictionLog
+from .traffic import TrafficRecorder
 from .batching import MicroBatcher
 from .coerce import align, check_width, coerce, concat
 from .compiled import stored_runner

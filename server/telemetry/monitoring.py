@@ -9,7 +9,7 @@ from ..registry.schema import DriftRow
 from ..registry.service import Registry
 from ..types import Signature
 from .drift import monitor
-from .prediction_log import PredictionLog
+from ..scoring.prediction_log import PredictionLog
 
 
 def model_monitoring(registry: Registry, name: str, hours: float = 24.0) -> dict[str, Any]:
