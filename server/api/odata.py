@@ -9,7 +9,7 @@ from flask import Blueprint, Response, request
 
 from ..codecs.odata import EntitySet, metadata_xml, next_link, page, parse_options
 from ..errors import NotFound, ScoreBridgeError
-from ..registry.feeds import ENTITY_SETS, prediction_set, scored_set
+from ..codecs.odata_feeds import ENTITY_SETS, prediction_set, scored_set
 from ..types import Signature
 from .. import metrics
 from .auth import requires
