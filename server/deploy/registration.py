@@ -25,7 +25,7 @@ from ..types import Column, Signature, example_frame
 from ..telemetry.reference import reference_statistics
 from ..codecs.files import frame_to_parquet, frame_to_table
 from ..scoring.coerce import coerce
-from ..scoring.compiled import Compiled, compile_version
+from ..scoring.compiled.compiler import Compiled, compile_version
 from .gates import GateResult, latency_gate, metric_gate, schema_gate, smoke_test
 from .policy import GateConfig
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..codecs.files import Chunk, file_format, scored_table
 from ..types import ScoreOptions, Signature
-from ..scoring.compiled import stored_runner
+from ..scoring.compiled.stored import stored_runner
 from ..scoring.loader import load_artifact
 from ..scoring.runtime import LoadedModel
 from ..scoring.service import score_with

@@ -31,7 +31,7 @@ from .prediction_log import PredictionLog
 from .traffic import TrafficRecorder
 from .batching import MicroBatcher
 from .coerce import align, check_width, coerce, concat
-from .compiled import stored_runner
+from .compiled.stored import stored_runner
 from .loader import load_artifact
 from .runtime import LoadedModel
 
