@@ -497,7 +497,7 @@ def pipelines() -> None:
 
 
 def _pipelines_local():  # type: ignore[no-untyped-def]
-    from .jobs.pipelines import Pipelines
+    from .jobs.schedules import Schedules as Pipelines
 
     local = LocalBackend(Settings.from_env())
     from .jobs.service import Jobs

@@ -85,7 +85,7 @@ class LocalBackend:
     def process_pipeline(self) -> None:
         """Run the deployment pipeline here for what is pending (a running server would too;
         claims make sure each version is processed once)."""
-        from .deploy.pipeline import Pipeline
+        from .deploy.release import Releases as Pipeline
 
         Pipeline(self.registry, self.scorer.cache, f"cli:{os.getpid()}").process_pending()
 

@@ -41,7 +41,7 @@ MODEL_LOAD = Histogram("scorebridge_model_load_seconds", "Time to load a model v
                        ["model"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
 MODEL_INFO = Gauge("scorebridge_model_info", "1 for the version serving production",
                    ["model", "version"], multiprocess_mode="max")
-PIPELINE = Counter("scorebridge_pipeline_versions_total", "Versions through the deployment "
+RELEASES = Counter("scorebridge_pipeline_versions_total", "Versions through the deployment "
                    "pipeline, by outcome", ["model", "outcome"])
 JOBS = Counter("scorebridge_jobs_total", "Batch jobs, by state reached", ["model", "state"])
 ROLLOUTS = Counter("scorebridge_rollouts_total", "Rollouts decided", ["model", "kind", "outcome"])

@@ -10,7 +10,8 @@ from flask import Response, current_app, g, request
 from ..auth.keys import KeyStore
 from ..config import Settings
 from ..deploy.worker import DeploymentWorker
-from ..jobs.service import JobRunner, Jobs
+from ..jobs.runner import JobRunner
+from ..jobs.service import Jobs
 from ..codecs.json_input import parse_json
 from ..errors import MalformedRequest, UnsupportedMediaType
 from ..types import FieldError

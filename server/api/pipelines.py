@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, Response
 
 from ..errors import MalformedRequest
-from ..jobs.pipelines import Pipelines
+from ..jobs.schedules import Schedules as Pipelines
 from .auth import actor, current_key, requires
 from .http import json_body, json_response, services
 from .openapi import json_content, operation, problem_response
