@@ -14,7 +14,7 @@ from .deploy.worker import DeploymentWorker
 from .jobs.runner import JobRunner
 from .jobs.service import Jobs
 from .registry.factory import build_registry
-from .scoring.service import Scorer
+from .scoring.scorer import Scorer
 from . import metrics
 
 __all__ = ["build_registry", "create_app"]

@@ -50,7 +50,7 @@ class LocalBackend:
 
     @cached_property
     def scorer(self):  # type: ignore[no-untyped-def]
-        from .scoring.service import Scorer
+        from .scoring.scorer import Scorer
 
         return Scorer(self.registry, self.settings)
 

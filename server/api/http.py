@@ -16,7 +16,7 @@ from ..codecs.json_input import parse_json
 from ..errors import MalformedRequest, UnsupportedMediaType
 from ..types import FieldError
 from ..registry.service import Registry
-from ..scoring.service import Scorer
+from ..scoring.scorer import Scorer
 
 PROBLEM_JSON = "application/problem+json"
 

@@ -22,7 +22,7 @@ from ..codecs.files import frame_from_parquet
 from ..errors import NotFound, ScoreBridgeError
 from ..registry.deployments import Deployments, Rollout, RolloutPlan
 from ..registry.service import Registry, VersionInfo
-from ..scoring.service import ModelCache
+from ..scoring.cache import ModelCache
 from ..types import Signature, example_frame
 from .. import metrics
 from .gates import GateResult, latency_gate, metric_gate, schema_gate, smoke_gate

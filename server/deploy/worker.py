@@ -19,7 +19,7 @@ from ..background import ProcessThread
 from ..config import Settings
 from ..registry.deployments import Deployments
 from ..registry.service import Registry
-from ..scoring.service import Scorer
+from ..scoring.scorer import Scorer
 from .dropfolder import DropFolder
 from .release import Releases
 from ..telemetry.monitoring import check_drift

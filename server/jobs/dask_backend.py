@@ -17,7 +17,7 @@ from ..types import ScoreOptions, Signature
 from ..scoring.compiled.stored import stored_runner
 from ..scoring.loader import load_artifact
 from ..scoring.runtime import LoadedModel
-from ..scoring.service import score_with
+from ..scoring.predict import score_with
 
 PARTITION_BYTES = "16MB"
 

@@ -30,7 +30,7 @@ from ..config import Settings
 from ..errors import Conflict, InvalidInput, NotFound, ScoreBridgeError
 from ..registry.schema import JobRow, ScoredRow, utcnow
 from ..registry.service import Registry, _utc
-from ..scoring.service import Scorer
+from ..scoring.scorer import Scorer
 from .. import metrics
 
 log = logging.getLogger(__name__)

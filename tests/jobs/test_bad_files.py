@@ -84,7 +84,7 @@ FULL_DISK = textwrap.dedent("""
     from server.config import Settings
     from server.errors import ScoreBridgeError
     from server.jobs.service import Jobs
-    from server.scoring.service import Scorer
+    from server.scoring.scorer import Scorer
 
     home, data = Path(sys.argv[1]), Path(sys.argv[2])
     settings = Settings(home=home, background=False, native_trees=False)
