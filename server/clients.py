@@ -14,7 +14,7 @@ from typing import Any, Mapping, Protocol
 import pandas as pd
 import requests
 
-from .codecs.files import frame_to_table
+from .codecs.file_reader import frame_to_table
 from .types import ScoreOptions
 from .config import Settings
 from .errors import ScoreBridgeError
@@ -67,7 +67,7 @@ class LocalBackend:
         return self.registry.get_model(name).public()
 
     def register(self, name: str, artifact: Path, **kw: Any) -> dict[str, Any]:
-        from .codecs.files import read_frame
+        from .codecs.file_reader import read_frame
         from .deploy.registration import RegistrationRequest, register
 
         sample = read_frame(kw["sample"]) if kw.get("sample") else None

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from flask import Blueprint, Response, request, send_file
 
-from ..codecs.files import file_format
+from ..codecs.file_formats import file_format
 from ..errors import InvalidInput, MalformedRequest, UnsupportedMediaType
 from ..registry.service import validate_name
 from .auth import actor, requires

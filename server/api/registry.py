@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 from werkzeug.datastructures import FileStorage
 
-from ..codecs.files import read_frame
+from ..codecs.file_reader import read_frame
 from ..codecs.json_input import parse_json
 from ..deploy.registration import RegistrationRequest, register
 from ..errors import InvalidInput, MalformedRequest, UnsupportedMediaType

@@ -23,7 +23,8 @@ from ..scoring.runtime import LoadedModel
 from ..scoring.signature import infer_signature
 from ..types import Column, Signature, example_frame
 from ..telemetry.reference import reference_statistics
-from ..codecs.files import frame_to_parquet, frame_to_table
+from ..codecs.file_reader import frame_to_table
+from ..codecs.parquet import frame_to_parquet
 from ..scoring.coerce import coerce
 from ..scoring.compiled.compiler import Compiled, compile_version
 from .gates import GateResult, latency_gate, metric_gate, schema_gate, smoke_test

@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..codecs.files import frame_from_parquet
+from ..codecs.parquet import frame_from_parquet
 from ..errors import NotFound, ScoreBridgeError
 from ..registry.deployments import Deployments, Rollout, RolloutPlan
 from ..registry.service import Registry, VersionInfo

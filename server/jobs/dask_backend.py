@@ -12,7 +12,9 @@ from typing import Any, Iterator
 
 import pandas as pd
 
-from ..codecs.files import Chunk, file_format, scored_table
+from ..codecs.file_formats import file_format
+from ..codecs.file_reader import Chunk
+from ..codecs.scored_output import scored_table
 from ..types import ScoreOptions, Signature
 from ..scoring.compiled.stored import stored_runner
 from ..scoring.loader import load_artifact

@@ -22,8 +22,10 @@ from typing import Any, Iterator
 from sqlalchemy import delete, select, update
 
 from .overlap import OrderedWriter, prefetch
-from ..codecs.files import (TableWriter, count_rows, failed_rows, file_format, iter_chunks,
-                           scored_table)
+from ..codecs.file_formats import file_format
+from ..codecs.file_reader import count_rows, iter_chunks
+from ..codecs.file_writer import TableWriter
+from ..codecs.scored_output import failed_rows, scored_table
 from ..types import ScoreOptions
 from ..codecs.workbook import check_xlsx
 from ..config import Settings

@@ -8,7 +8,7 @@ import textwrap
 import pandas as pd
 import pytest
 
-from server.codecs.files import iter_chunks
+from server.codecs.file_reader import iter_chunks
 from tests.conftest import churn_rows, register_file
 from tests.live import env_for, on_small_disk, setup_cli
 
