@@ -2,6 +2,6 @@
 
 Settings come from ``SCOREBRIDGE_*`` environment variables (see ``server.config``).
 """
-from server import create_app
+from server.app import create_app
 
 app = create_app()

@@ -38,7 +38,7 @@ from pathlib import Path
 from server.app import build_registry
 from server.config import Settings
 from server.jobs.service import Jobs
-from server.scoring.service import Scorer
+from server.scoring.scorer import Scorer
 home, path = Path(sys.argv[1]), Path(sys.argv[2])
 settings = Settings(home=home, background=False)
 registry = build_registry(settings)

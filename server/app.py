@@ -11,10 +11,11 @@ from flask import Flask, Response, g, request
 from .auth.keys import KeyStore
 from .config import Settings
 from .deploy.worker import DeploymentWorker
-from .jobs.service import JobRunner, Jobs
+from .jobs.runner import JobRunner
+from .jobs.service import Jobs
 from .registry.factory import build_registry
-from .scoring.service import Scorer
-from .telemetry import metrics
+from .scoring.scorer import Scorer
+from . import metrics
 
 __all__ = ["build_registry", "create_app"]
 

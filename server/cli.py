@@ -371,7 +371,9 @@ def events(name: str | None, limit: int, url: str | None, key: str | None,
 def score(name: str, input: Path, output: Path | None, version: int | None, alias: str | None,
           chunk_rows: int, url: str | None, key: str | None) -> None:
     """Score a CSV/XLSX/Parquet file; every input column is kept, predictions appended."""
-    from .codecs.files import TableWriter, count_rows, failed_rows, iter_chunks, scored_table
+    from .codecs.file_reader import count_rows, iter_chunks
+    from .codecs.file_writer import TableWriter
+    from .codecs.scored_output import failed_rows, scored_table
 
     output = output or input.with_name(input.stem + ".scored.csv")
     client = backend(url, key)
@@ -497,7 +499,7 @@ def pipelines() -> None:
 
 
 def _pipelines_local():  # type: ignore[no-untyped-def]
-    from .jobs.pipelines import Pipelines
+    from .jobs.schedules import Schedules as Pipelines
 
     local = LocalBackend(Settings.from_env())
     from .jobs.service import Jobs

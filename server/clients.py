@@ -14,8 +14,8 @@ from typing import Any, Mapping, Protocol
 import pandas as pd
 import requests
 
-from .codecs.files import frame_to_table
-from .codecs.table import ScoreOptions
+from .codecs.file_reader import frame_to_table
+from .types import ScoreOptions
 from .config import Settings
 from .errors import ScoreBridgeError
 
@@ -50,7 +50,7 @@ class LocalBackend:
 
     @cached_property
     def scorer(self):  # type: ignore[no-untyped-def]
-        from .scoring.service import Scorer
+        from .scoring.scorer import Scorer
 
         return Scorer(self.registry, self.settings)
 
@@ -67,7 +67,7 @@ class LocalBackend:
         return self.registry.get_model(name).public()
 
     def register(self, name: str, artifact: Path, **kw: Any) -> dict[str, Any]:
-        from .codecs.files import read_frame
+        from .codecs.file_reader import read_frame
         from .deploy.registration import RegistrationRequest, register
 
         sample = read_frame(kw["sample"]) if kw.get("sample") else None
@@ -85,7 +85,7 @@ class LocalBackend:
     def process_pipeline(self) -> None:
         """Run the deployment pipeline here for what is pending (a running server would too;
         claims make sure each version is processed once)."""
-        from .deploy.pipeline import Pipeline
+        from .deploy.release import Releases as Pipeline
 
         Pipeline(self.registry, self.scorer.cache, f"cli:{os.getpid()}").process_pending()
 

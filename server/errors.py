@@ -6,8 +6,9 @@ a caller's payload beyond a short, truncated value needed to say what was wrong.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
+
+from .types.field_error import FieldError
 
 PROBLEM_BASE = "urn:scorebridge:problem:"
 
@@ -16,23 +17,6 @@ def short(value: Any, limit: int = 40) -> str:
     """A value as text, cut to ``limit`` characters, for error messages that must not echo payloads."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-@dataclass
-class FieldError:
-    """One thing wrong with the input: which row (0-based) and column, and what."""
-
-    message: str
-    row: int | None = None
-    column: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"message": self.message}
-        if self.row is not None:
-            out["row"] = self.row
-        if self.column is not None:
-            out["column"] = self.column
-        return out
 
 
 class ScoreBridgeError(Exception):

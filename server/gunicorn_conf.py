@@ -36,7 +36,7 @@ def when_ready(server):  # type: ignore[no-untyped-def]
 
 def child_exit(server, worker):  # type: ignore[no-untyped-def]
     """A worker is gone: its live gauges must not count any more."""
-    from server.telemetry.metrics import worker_exited
+    from server.metrics import worker_exited
 
     worker_exited(worker.pid)
 

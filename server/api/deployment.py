@@ -11,7 +11,7 @@ from pydantic import ConfigDict, Field, create_model
 from ..deploy.policy import CanaryConfig, GateConfig, Policy, RollbackConfig, ShadowConfig
 from ..registry.deployments import Deployments
 from ..telemetry.monitoring import model_monitoring
-from ..telemetry.traffic import percentile_ms
+from ..scoring.traffic import percentile_ms
 from .auth import actor, requires
 from .declare import Inputs, Parameters
 from .fields import AliasName, Limit, ModelName, ModelPath, Number, Reason, VersionNumber, whole

@@ -5,7 +5,7 @@ from flask import Blueprint, Response
 from sqlalchemy import text
 
 from .. import __version__
-from ..telemetry import metrics
+from .. import metrics
 from .auth import public, requires
 from .http import json_response, problem, services
 from .openapi import json_content, operation, problem_response

@@ -73,6 +73,9 @@ def guide(guide: str) -> Response:
 
 @bp.get("/favicon.ico")
 @public
+@operation("The site's icon", tags=["health"], responses={"200": {
+    "description": "ICO image", "content": {"image/vnd.microsoft.icon": {
+        "schema": {"type": "string", "format": "binary"}}}}})
 def favicon() -> Response:
     return send_from_directory(_STATIC, "favicon.ico", mimetype="image/vnd.microsoft.icon",
                                max_age=86400)

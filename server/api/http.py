@@ -10,10 +10,11 @@ from flask import Response, current_app, g
 from ..auth.keys import KeyStore
 from ..config import Settings
 from ..deploy.worker import DeploymentWorker
-from ..jobs.service import JobRunner, Jobs
-from ..errors import FieldError
+from ..jobs.runner import JobRunner
+from ..jobs.service import Jobs
+from ..types import FieldError
 from ..registry.service import Registry
-from ..scoring.service import Scorer
+from ..scoring.scorer import Scorer
 
 PROBLEM_JSON = "application/problem+json"
 

@@ -10,7 +10,7 @@ from typing import Literal
 from flask import Blueprint, Response, send_file
 from pydantic import Field
 
-from ..codecs.files import file_format
+from ..codecs.file_formats import file_format
 from .auth import actor, requires
 from .declare import Inputs, Parameters
 from .fields import AliasName, Flag, Limit, ModelName, Upload, VersionNumber

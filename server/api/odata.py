@@ -10,9 +10,9 @@ from pydantic import Field
 
 from ..codecs.odata import MAX_OFFSET, EntitySet, metadata_xml, next_link, page, parse_options
 from ..errors import NotFound, ScoreBridgeError
-from ..registry.feeds import ENTITY_SETS, prediction_set, scored_set
-from ..scoring.signature import Signature
-from ..telemetry import metrics
+from ..codecs.odata_feeds import ENTITY_SETS, prediction_set, scored_set
+from ..types import Signature
+from .. import metrics
 from .auth import requires
 from .declare import Parameters
 from .excel import public_base

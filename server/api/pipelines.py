@@ -6,7 +6,7 @@ from typing import Any
 from flask import Blueprint, Response
 from pydantic import ConfigDict, Field
 
-from ..jobs.pipelines import Pipelines
+from ..jobs.schedules import Schedules as Pipelines
 from .auth import actor, current_key, requires
 from .declare import Inputs, Parameters
 from .http import json_response, services

@@ -10,7 +10,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from ..errors import InsufficientStorage, ScoreBridgeError, Unavailable
-from ..telemetry import metrics
+from .. import metrics
 from .http import problem
 
 log = logging.getLogger("scorebridge.errors")

@@ -15,13 +15,12 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from .. import __version__
 from ..codecs.csv_codec import decode_csv
 from ..codecs.json_input import decode_table, parse_json
-from ..codecs.table import ScoreOptions
+from ..types import ScoreOptions, Signature
 from ..codecs.tabpy import columns_table, parse_script
 from ..codecs.v2 import (attach_binary, decode_infer, encode_infer, input_metadata,
                          output_metadata, split_binary)
+from .. import metrics
 from ..errors import PayloadTooLarge, ScoreBridgeError
-from ..scoring.signature import Signature
-from ..telemetry import metrics
 from .auth import public, requires
 from .declare import Envelope, Inputs, Parameters, validated
 from .fields import ModelName, ModelPath, VersionNumber, whole

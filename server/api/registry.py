@@ -9,7 +9,7 @@ from flask import Blueprint, Response
 from pydantic import Field, Json
 from werkzeug.datastructures import FileStorage
 
-from ..codecs.files import read_frame
+from ..codecs.file_reader import read_frame
 from ..deploy.registration import RegistrationRequest, register
 from ..errors import InvalidInput
 from .auth import actor, current_key, requires

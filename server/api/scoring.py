@@ -9,7 +9,7 @@ from pydantic import ConfigDict, Field
 from ..codecs.csv_codec import decode_csv
 from ..codecs.json_input import decode_table
 from ..codecs.scores import result_to_csv, result_to_json
-from ..codecs.table import ScoreOptions
+from ..types import ScoreOptions
 from .auth import requires
 from .declare import Inputs, Parameters
 from .fields import AliasName, ModelPath, VersionNumber

@@ -5,9 +5,9 @@ import csv
 import io
 from typing import Any, Iterable
 
-from ..errors import FieldError, MalformedRequest
+from ..errors import MalformedRequest
+from ..types import MISSING, FieldError, RawTable
 from .safe_cells import safe_cell
-from .table import MISSING, RawTable
 
 csv.field_size_limit(1 << 20)
 

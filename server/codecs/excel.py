@@ -9,8 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..scoring.signature import Signature
-from .table import RawTable
+from ..types import RawTable, Signature
 
 MAX_CALLS = 10_000   # ranges in one batch request
 

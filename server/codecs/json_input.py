@@ -12,7 +12,8 @@ from typing import Any
 import orjson
 
 from ..errors import MalformedRequest
-from .table import RawTable
+from ..types import RawTable
+from .table import table_from_columns
 
 SHAPES = ("rows", "records", "columns", "dataframe_split", "dataframe_records", "instances",
           "inputs")
@@ -43,7 +44,7 @@ def _columns(value: Any, shape: str) -> RawTable:
         if not isinstance(col, list):
             raise MalformedRequest(f"'{shape}': column {name!r} must be a list of values, got "
                                    f"{type(col).__name__}")
-    return RawTable.from_columns(value)
+    return table_from_columns(value)
 
 
 def _rows_or_records(value: Any, shape: str) -> RawTable:

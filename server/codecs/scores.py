@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..scoring.service import ScoreResult
+from ..types import ScoreResult
 from .csv_codec import encode_csv
-from .files import row_problems
+from .scored_output import row_problems
 
 
 def result_to_json(result: ScoreResult, request_id: str | None = None) -> dict[str, Any]:

@@ -10,7 +10,8 @@ import re
 from typing import Any
 
 from ..errors import MalformedRequest
-from .table import RawTable
+from ..types import RawTable
+from .table import table_from_columns
 
 SCRIPT = re.compile(
     r"""^\s*return\s+tabpy\s*\.\s*query\s*\(\s*(?P<q>['"])(?P<model>[a-z][a-z0-9_-]{0,63})(?P=q)"""
@@ -49,4 +50,4 @@ def columns_table(data: Any, args: list[str] | None) -> RawTable:
                         key=lambda k: int(k[4:]))
     if positional and len(positional) == len(data):
         return columns_table(data, positional)
-    return RawTable.from_columns(data)
+    return table_from_columns(data)

@@ -10,8 +10,8 @@ import math
 from typing import Any
 
 from ..errors import MalformedRequest
-from ..scoring.signature import Column, Signature
-from .table import RawTable
+from ..types import Column, RawTable, Signature
+from .table import table_from_columns
 
 DATATYPES = {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
              "FP16", "FP32", "FP64", "BYTES"}
@@ -149,7 +149,7 @@ def decode_infer(body: Any, signature: Signature) -> tuple[RawTable, set[str], s
                                        f"got {shape}; one tensor of all columns has shape "
                                        f"[N, {len(names)}]")
             columns[name] = flat
-        table = RawTable.from_columns(columns)
+        table = table_from_columns(columns)
     wanted = {"predict", "predict_proba"}
     outputs = body.get("outputs")
     if outputs is not None:

@@ -24,9 +24,8 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.table import Table, TableColumn
 
 from ..errors import InvalidInput, PayloadTooLarge
-from ..scoring.signature import Signature, example_frame
+from ..types import RawTable, Signature, example_frame
 from .safe_cells import safe_cell
-from .table import RawTable
 
 MAX_UNCOMPRESSED_BYTES = 256 * 1024 * 1024
 MAX_RATIO = 100

@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from ..codecs.files import read_frame
+from ..codecs.file_reader import read_frame
 from ..config import Settings
 from ..errors import ScoreBridgeError
 from ..registry.service import Registry, validate_name

@@ -19,11 +19,11 @@ from ..background import ProcessThread
 from ..config import Settings
 from ..registry.deployments import Deployments
 from ..registry.service import Registry
-from ..scoring.service import Scorer
+from ..scoring.scorer import Scorer
 from .dropfolder import DropFolder
-from .pipeline import Pipeline
+from .release import Releases
 from ..telemetry.monitoring import check_drift
-from ..telemetry.prediction_log import PredictionLog
+from ..scoring.prediction_log import PredictionLog
 from .webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class DeploymentWorker:
 
     def _new_identity(self) -> None:
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self.pipeline = Pipeline(self.registry, self.scorer.cache, self.id,
+        self.releases = Releases(self.registry, self.scorer.cache, self.id,
                                  self.settings.claim_timeout_seconds)
         self.webhooks = (WebhookSender(self.deployments, self.settings.webhook_secret)
                          if self.settings.webhook_urls else None)
@@ -88,8 +88,8 @@ class DeploymentWorker:
             ("refresh", lambda: self.scorer.deployments.refresh()),
             ("traffic", self.flush_traffic),
             ("prediction log", lambda: self.scorer.prediction_log.flush(self.registry)),
-            ("pipeline", self.pipeline.process_pending),
-            ("rollouts", self.pipeline.evaluate_rollouts),
+            ("pipeline", self.releases.process_pending),
+            ("rollouts", self.releases.evaluate_rollouts),
         ]
         if self.webhooks is not None:
             steps.append(("webhooks", self.webhooks.deliver_due))

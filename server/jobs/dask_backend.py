@@ -12,13 +12,14 @@ from typing import Any, Iterator
 
 import pandas as pd
 
-from ..codecs.files import Chunk, file_format, scored_table
-from ..codecs.table import ScoreOptions
-from ..scoring.compiled import stored_runner
+from ..codecs.file_formats import file_format
+from ..codecs.file_reader import Chunk
+from ..codecs.scored_output import scored_table
+from ..types import ScoreOptions, Signature
+from ..scoring.compiled.stored import stored_runner
 from ..scoring.loader import load_artifact
 from ..scoring.runtime import LoadedModel
-from ..scoring.service import score_with
-from ..scoring.signature import Signature
+from ..scoring.predict import score_with
 
 PARTITION_BYTES = "16MB"
 

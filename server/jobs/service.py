@@ -13,7 +13,6 @@ import errno
 import logging
 import os
 import shutil
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -22,18 +21,19 @@ from typing import Any, Iterator
 
 from sqlalchemy import delete, select, update
 
-from ..background import ProcessThread
 from .overlap import OrderedWriter, prefetch
-from ..codecs.files import (TableWriter, count_rows, failed_rows, file_format, iter_chunks,
-                           scored_table)
-from ..codecs.table import ScoreOptions
+from ..codecs.file_formats import file_format
+from ..codecs.file_reader import count_rows, iter_chunks
+from ..codecs.file_writer import TableWriter
+from ..codecs.scored_output import failed_rows, scored_table
+from ..types import ScoreOptions
 from ..codecs.workbook import check_xlsx
 from ..config import Settings
 from ..errors import Conflict, InvalidInput, NotFound, ScoreBridgeError
 from ..registry.schema import JobRow, ScoredRow, utcnow
 from ..registry.service import Registry, _utc
-from ..scoring.service import Scorer
-from ..telemetry import metrics
+from ..scoring.scorer import Scorer
+from .. import metrics
 
 log = logging.getLogger(__name__)
 CHUNK_ROWS = 10_000
@@ -371,37 +371,3 @@ def deliver(output: Path, destination: str) -> None:
     tmp = target.with_name(f".{target.name}.partial")
     shutil.copyfile(output, tmp)
     os.replace(tmp, target)
-
-
-class JobRunner:
-    """One background thread per server process that runs queued jobs, one at a time."""
-
-    def __init__(self, jobs: Jobs, worker: str, poll_seconds: float = 0.5) -> None:
-        self.jobs = jobs
-        self.worker = worker
-        self.poll_seconds = poll_seconds
-        self._thread = ProcessThread("job-runner", self._loop)
-
-    def run_pending(self) -> list[str]:
-        """Start due pipelines, recover stale jobs, then run queued ones until none is left
-        (tests call this)."""
-        from .pipelines import Pipelines
-
-        Pipelines(self.jobs.registry, self.jobs).run_due()
-        self.jobs.recover()
-        done = []
-        while (job := self.jobs.claim(self.worker)) is not None:
-            done.append(self.jobs.run(job))
-        return done
-
-    def _loop(self) -> None:
-        while True:
-            try:
-                self.run_pending()
-                self.jobs.expire()
-            except Exception:
-                log.exception("job runner failed; retrying")
-            time.sleep(self.poll_seconds)
-
-    def ensure_started(self) -> None:
-        self._thread.ensure_started()

@@ -238,8 +238,9 @@ class ScoredRow(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSONType)
 
 
-class PipelineRow(Base):
-    """A scheduled scoring pipeline: a source, a model alias, a cron schedule and a sink."""
+class ScheduleRow(Base):
+    """A scheduled scoring run (a "pipeline" in the API): a source, a model alias, a cron schedule
+    and a sink. The table keeps its public name."""
 
     __tablename__ = "pipelines"
 

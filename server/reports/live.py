@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from ..registry.deployments import Traffic
 from ..registry.schema import TrafficRow
 from ..registry.service import Registry
-from ..telemetry.traffic import percentile_ms
+from ..scoring.traffic import percentile_ms
 
 
 @dataclass

@@ -17,8 +17,7 @@ from typing import Any, Mapping, Union
 import numpy as np
 import pandas as pd
 
-from ..errors import FieldError
-from .signature import Signature
+from ..types import FieldError, Signature
 
 log = logging.getLogger(__name__)
 NEAR_TIE = 1e-5  # compiled probabilities closer than this are settled by scikit-learn

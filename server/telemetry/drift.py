@@ -13,7 +13,7 @@ from typing import Any, Mapping
 import numpy as np
 from scipy.spatial.distance import jensenshannon
 
-from ..scoring.signature import Signature
+from ..types import Signature
 
 PSI_WATCH, PSI_DRIFT = 0.1, 0.25
 DISTANCE_DRIFT = 0.1

@@ -7,9 +7,9 @@ from typing import Any
 
 from ..registry.schema import DriftRow
 from ..registry.service import Registry
-from ..scoring.signature import Signature
+from ..types import Signature
 from .drift import monitor
-from .prediction_log import PredictionLog
+from ..scoring.prediction_log import PredictionLog
 
 
 def model_monitoring(registry: Registry, name: str, hours: float = 24.0) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..scoring.signature import Signature, to_python
+from ..types import Signature, to_python
 
 BINS = 10
 TOP_CATEGORIES = 50

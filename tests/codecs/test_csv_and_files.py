@@ -6,7 +6,7 @@ import pytest
 from openpyxl import load_workbook
 
 from server.codecs.csv_codec import decode_csv, encode_csv
-from server.codecs.files import TableWriter
+from server.codecs.file_writer import TableWriter
 from server.codecs.safe_cells import safe_cell
 from server.errors import MalformedRequest
 

@@ -93,9 +93,9 @@ def test_manual_waits_for_a_person(client, services, churn_v1, demo_files):
 def test_each_version_is_processed_once_and_in_order(client, services, churn_v1, demo_files):
     set_policy(client, policy="manual")
     versions = [register_v(client, demo_files) for _ in range(3)]
-    done = services.worker.pipeline.process_pending()
+    done = services.worker.releases.process_pending()
     assert [v.version for v in done] == versions
-    assert services.worker.pipeline.process_pending() == []
+    assert services.worker.releases.process_pending() == []
     gates = [e for e in client.get("/api/v1/events?model=churn", scope="read").json["events"]
              if e["kind"] == "gates_passed"]
     assert sorted(e["version"] for e in gates) == [1] + versions
@@ -294,11 +294,11 @@ def test_stale_claims_are_taken_up_again(client, services, churn_v1, demo_files)
     v2 = register_v(client, demo_files)
     claimed = Deployments(services.registry).claim_next("a worker that dies")
     assert claimed.version == v2
-    assert services.worker.pipeline.process_pending() == []  # claimed: nobody else takes it
+    assert services.worker.releases.process_pending() == []  # claimed: nobody else takes it
     with services.registry.writing() as session:
         session.execute(update(VersionRow).values(claimed_at=utcnow() - timedelta(minutes=10))
                         .where(VersionRow.pipeline == "processing"))
-    assert [v.version for v in services.worker.pipeline.process_pending()] == [v2]
+    assert [v.version for v in services.worker.releases.process_pending()] == [v2]
 
 
 def test_policy_validation(client, churn_v1):

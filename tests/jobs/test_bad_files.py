@@ -8,7 +8,7 @@ import textwrap
 import pandas as pd
 import pytest
 
-from server.codecs.files import iter_chunks
+from server.codecs.file_reader import iter_chunks
 from tests.conftest import churn_rows, register_file
 from tests.live import env_for, on_small_disk, setup_cli
 
@@ -84,7 +84,7 @@ FULL_DISK = textwrap.dedent("""
     from server.config import Settings
     from server.errors import ScoreBridgeError
     from server.jobs.service import Jobs
-    from server.scoring.service import Scorer
+    from server.scoring.scorer import Scorer
 
     home, data = Path(sys.argv[1]), Path(sys.argv[2])
     settings = Settings(home=home, background=False, native_trees=False)

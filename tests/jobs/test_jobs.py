@@ -213,7 +213,7 @@ def test_sigkill_mid_job_fails_it_cleanly_and_cli_remote_progress(tmp_path, demo
     from server.app import build_registry
     from server.config import Settings
     from server.jobs.service import Jobs
-    from server.scoring.service import Scorer
+    from server.scoring.scorer import Scorer
 
     settings = Settings(home=tmp_path / "home", background=False, native_trees=False)
     registry = build_registry(settings)

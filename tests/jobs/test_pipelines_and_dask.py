@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import create_engine
 
 from server.app import create_app
-from server.jobs.pipelines import Pipelines
+from server.jobs.schedules import Schedules
 from tests.conftest import (KeyClient, assert_problem, churn_rows, jobs_in_process_and_on_dask,
                             register_file)
 
@@ -42,7 +42,7 @@ def test_file_pipeline_on_a_schedule_publishes_to_odata(rooted, demo_model):
         "source": {"kind": "file", "glob": str(root / "in" / "customers-*.csv")},
         "sink": {"kind": "table"}})
     assert resp.status_code == 201, resp.json
-    pipelines = Pipelines(svc.registry, svc.jobs)
+    pipelines = Schedules(svc.registry, svc.jobs)
     info = pipelines.get("nightly")
     assert info.next_run_at.hour == 6 and info.next_run_at.minute == 0
     # the test clock: nothing is due before six, one run at six, the next one a day later

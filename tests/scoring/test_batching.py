@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from server.app import create_app
-from server.codecs.table import RawTable, ScoreOptions
+from server.types import RawTable, ScoreOptions
 from server.errors import InvalidInput
 from server.scoring.batching import MicroBatcher
 from tests.conftest import assert_probabilities, churn_rows, jsonable, register_file

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from server.codecs.table import MISSING, RawTable
+from server.codecs.table import table_from_columns
+from server.types import MISSING, Column, Output, RawTable, Signature
 from server.errors import InvalidInput
 from server.scoring.coerce import coerce
-from server.scoring.signature import Column, Output, Signature
 
 SIG = Signature(inputs=(
     Column("age", "integer"),
@@ -85,9 +85,9 @@ def test_absent_key_is_a_row_error():
 
 def test_missing_columns_and_forgiving_names():
     with pytest.raises(InvalidInput) as err:
-        coerce(RawTable.from_columns({"age": [1]}), SIG)
+        coerce(table_from_columns({"age": [1]}), SIG)
     assert "income, plan, region, active" in err.value.detail
-    table = RawTable.from_columns({"Age": [1], "INCOME": [2.0], "plan": ["gold"],
+    table = table_from_columns({"Age": [1], "INCOME": [2.0], "plan": ["gold"],
                                    "region": ["north"], "active": [False], "extra": [1]})
     out = coerce(table, SIG)
     assert not out.errors
@@ -117,7 +117,7 @@ def test_zero_rows_need_no_columns():
     out = coerce(RawTable.from_records([]), SIG)
     assert out.n_rows == 0 and list(out.frame.columns) == SIG.names and not out.errors
     with pytest.raises(InvalidInput):  # named columns with no rows must still be the right ones
-        coerce(RawTable.from_columns({"age": []}), SIG)
+        coerce(table_from_columns({"age": []}), SIG)
 
 
 POOL = {

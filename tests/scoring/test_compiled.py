@@ -20,9 +20,10 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier
 
-from server.codecs.files import frame_to_table
+from server.codecs.file_reader import frame_to_table
 from server.scoring.coerce import coerce
-from server.scoring.compiled import TOLERANCE, compile_version, load_runner
+from server.scoring.compiled.compiler import TOLERANCE, compile_version
+from server.scoring.compiled.stored import load_runner
 from server.scoring.runtime import LoadedModel
 from server.scoring.signature import infer_signature
 from tests.estimators import FailsOnHighCharges

@@ -23,8 +23,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
 
 from server.config import Settings
-from server.scoring import native
-from server.scoring.compiled import TOLERANCE, compile_version, load_runner, split_guards
+from server.scoring.compiled import native
+from server.scoring.compiled.compiler import TOLERANCE, compile_version
+from server.scoring.compiled.stored import load_runner
+from server.scoring.compiled.estimator import split_guards
 from server.scoring.runtime import LoadedModel
 from server.scoring.signature import infer_signature
 from tests.conftest import jobs_in_process_and_on_dask, register_file

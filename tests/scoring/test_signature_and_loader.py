@@ -10,7 +10,8 @@ import skops.io as sio
 
 from server.errors import UnsafeArtifact
 from server.scoring.loader import detect_format, load_artifact, untrusted_types
-from server.scoring.signature import Signature, example_frame, infer_signature
+from server.scoring.signature import infer_signature
+from server.types import Signature, example_frame
 
 
 def test_demo_signature_from_pipeline_and_sample(demo_model, demo_files):

@@ -8,7 +8,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from server.telemetry.metrics import client_kind
+from server.metrics import client_kind
 from tests.conftest import churn_rows, jsonable
 from tests.live import ROOT, env_for, serve, setup_cli
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from server.registry.deployments import Traffic
-from server.telemetry.traffic import BUCKET_EDGES_MS, TrafficRecorder, percentile_ms
+from server.scoring.traffic import BUCKET_EDGES_MS, TrafficRecorder, percentile_ms
 
 
 def test_record_and_drain():
@@ -45,7 +45,7 @@ def test_counts_go_to_the_minute_they_happen_in(monkeypatch):
     """Buckets are keyed by the UTC minute (aware, seconds cut off), a new one each minute."""
     from datetime import datetime, timezone
 
-    from server.telemetry import traffic
+    from server.scoring import traffic
 
     rec = TrafficRecorder()
     clock = [datetime(2026, 3, 1, 12, 30, 59, 900000, tzinfo=timezone.utc).timestamp()]

@@ -3,6 +3,9 @@
 Counting happens in memory on the scoring path (a lock and a few additions); the deployment worker
 flushes the counters to the registry every second, where canary decisions, automatic rollback and
 the dashboard read them summed over every worker and host.
+
+It belongs to the scoring package because the scorer fills it on every request; the readers
+(deployment worker, reports, the deployment API) sit above and import it downwards.
 """
 from __future__ import annotations
 

@@ -8,6 +8,9 @@ traffic the share of requests sampled falls, so the log stays a sample instead o
 traffic, and neither the copying on the scoring path nor the database writes grow with the
 load. The queue is bounded: when the database is away, the oldest samples are dropped, never the
 requests.
+
+It belongs to the scoring package because the scorer samples into it; drift monitoring
+(``server.telemetry``) and the deployment worker read and flush it from above.
 """
 from __future__ import annotations
 

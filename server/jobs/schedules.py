@@ -1,10 +1,16 @@
-"""Scheduled scoring pipelines: every run reads a source (the newest file matching a glob under the
-allowed roots, or a SQL query through a SQLAlchemy URL), scores it as a batch job with the model
-alias's version, and delivers the result to a sink: the registry (published for the OData feed, so
-Power BI refreshes read the latest scored table) or a file under the allowed roots.
+"""Scheduled scoring runs (the API's and CLI's "pipelines"): every run reads a source (the
+newest file matching a glob under the allowed roots, or a SQL query through a SQLAlchemy URL),
+scores it as a batch job with the model alias's version, and delivers the result to a sink: the
+registry (published for the OData feed, so Power BI refreshes read the latest scored table) or a
+file under the allowed roots.
 
-Runs are due by cron schedule; a worker claims a due pipeline with one conditional UPDATE that also
-moves its next run, so each run starts once whatever the number of workers."""
+Runs are due by cron schedule; a worker claims a due schedule with one conditional UPDATE that also
+moves its next run, so each run starts once whatever the number of workers.
+
+The public name stays "pipeline" (routes, CLI, JSON, the ``pipelines`` table); inside the code they
+are schedules, so that "pipeline" means only scikit-learn's Pipeline and the release of a new
+version is :mod:`server.deploy.release`.
+"""
 from __future__ import annotations
 
 import glob
@@ -20,7 +26,7 @@ from croniter import croniter
 from sqlalchemy import create_engine, select, text, update
 
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound
-from ..registry.schema import PipelineRow, utcnow
+from ..registry.schema import ScheduleRow, utcnow
 from ..registry.service import Registry, _utc, validate_name
 from .service import Jobs
 
@@ -28,7 +34,7 @@ SINK_FORMATS = ("csv", "parquet", "xlsx")
 
 
 @dataclass
-class PipelineInfo:
+class ScheduleInfo:
     name: str
     model: str
     alias: str
@@ -52,8 +58,8 @@ class PipelineInfo:
                 "last_job_id": self.last_job_id, "last_error": self.last_error or None}
 
 
-def _info(row: PipelineRow) -> PipelineInfo:
-    return PipelineInfo(name=row.name, model=row.model_name, alias=row.alias,
+def _info(row: ScheduleRow) -> ScheduleInfo:
+    return ScheduleInfo(name=row.name, model=row.model_name, alias=row.alias,
                         schedule=row.schedule, source=row.source, sink=row.sink,
                         enabled=row.enabled, next_run_at=_utc(row.next_run_at),  # type: ignore[arg-type]
                         last_run_at=_utc(row.last_run_at), last_job_id=row.last_job_id,
@@ -64,7 +70,7 @@ def next_time(schedule: str, after: datetime) -> datetime:
     return croniter(schedule, after).get_next(datetime)
 
 
-class Pipelines:
+class Schedules:
     def __init__(self, registry: Registry, jobs: Jobs) -> None:
         self.registry = registry
         self.jobs = jobs
@@ -108,35 +114,35 @@ class Pipelines:
 
     def create(self, name: str, model: str, schedule: str, source: dict[str, Any],
                sink: dict[str, Any], *, actor: str, alias: str = "production",
-               may_query_sql: bool = False, now: datetime | None = None) -> PipelineInfo:
+               may_query_sql: bool = False, now: datetime | None = None) -> ScheduleInfo:
         validate_name(name, "model name")
         validate_name(alias, "alias")
         self._check(model, schedule, source, sink, may_query_sql)
         now = now or datetime.now(timezone.utc)
         with self.registry.writing() as session:
-            if session.get(PipelineRow, name) is not None:
+            if session.get(ScheduleRow, name) is not None:
                 raise Conflict(f"a pipeline named {name!r} exists; delete it first")
-            session.add(PipelineRow(name=name, model_name=model, alias=alias, schedule=schedule,
+            session.add(ScheduleRow(name=name, model_name=model, alias=alias, schedule=schedule,
                                     source=source, sink=sink, enabled=True,
                                     next_run_at=next_time(schedule, now), last_error="",
                                     created_by=actor, created_at=utcnow()))
         return self.get(name)
 
-    def get(self, name: str) -> PipelineInfo:
+    def get(self, name: str) -> ScheduleInfo:
         with self.registry.reading() as session:
-            row = session.get(PipelineRow, name[:64])
+            row = session.get(ScheduleRow, name[:64])
             if row is None:
                 raise NotFound(f"no pipeline named {name[:40]!r}")
             return _info(row)
 
-    def list(self) -> list[PipelineInfo]:
+    def list(self) -> list[ScheduleInfo]:
         with self.registry.reading() as session:
-            return [_info(r) for r in session.scalars(select(PipelineRow)
-                                                      .order_by(PipelineRow.name))]
+            return [_info(r) for r in session.scalars(select(ScheduleRow)
+                                                      .order_by(ScheduleRow.name))]
 
     def delete(self, name: str) -> None:
         with self.registry.writing() as session:
-            row = session.get(PipelineRow, name[:64])
+            row = session.get(ScheduleRow, name[:64])
             if row is None:
                 raise NotFound(f"no pipeline named {name[:40]!r}")
             session.delete(row)
@@ -144,17 +150,17 @@ class Pipelines:
     # -- runs -----------------------------------------------------------------------------------
 
     def run_due(self, now: datetime | None = None) -> list[str]:
-        """Start every pipeline whose time has come (each once); returns the job ids."""
+        """Start every schedule whose time has come (each once); returns the job ids."""
         now = now or datetime.now(timezone.utc)
         started = []
         with self.registry.reading() as session:
-            due = session.scalars(select(PipelineRow).where(PipelineRow.enabled.is_(True),
-                                                            PipelineRow.next_run_at <= now)).all()
+            due = session.scalars(select(ScheduleRow).where(ScheduleRow.enabled.is_(True),
+                                                            ScheduleRow.next_run_at <= now)).all()
         for row in due:
             with self.registry.writing() as session:
                 claimed = session.execute(
-                    update(PipelineRow).where(PipelineRow.name == row.name,
-                                              PipelineRow.next_run_at == row.next_run_at)
+                    update(ScheduleRow).where(ScheduleRow.name == row.name,
+                                              ScheduleRow.next_run_at == row.next_run_at)
                     .values(next_run_at=next_time(row.schedule, now), last_run_at=now)).rowcount
             if claimed:
                 started.append(self.run(row.name))
@@ -175,15 +181,15 @@ class Pipelines:
             if sink["kind"] == "file":
                 self.jobs.set_delivery(job.id, str(Path(sink["path"]).resolve()))
             error, job_id = "", job.id
-        except Exception as exc:  # a failed run is recorded on the pipeline, never raised
+        except Exception as exc:  # a failed run is recorded on the schedule, never raised
             detail = getattr(exc, "detail", None) or f"{type(exc).__name__}: {str(exc)[:300]}"
             error, job_id = detail, ""
         with self.registry.writing() as session:
-            row = session.get(PipelineRow, name)
+            row = session.get(ScheduleRow, name)
             row.last_error, row.last_job_id = error, job_id or row.last_job_id
         return job_id
 
-    def _fetch(self, info: PipelineInfo, staging: Path) -> Path:
+    def _fetch(self, info: ScheduleInfo, staging: Path) -> Path:
         source = info.source
         if source["kind"] == "file":
             matches = [Path(p) for p in glob.glob(source["glob"]) if Path(p).is_file()]

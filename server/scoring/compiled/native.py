@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from ..config import Settings
-from .compiled import _FLOAT32_MAX, WIDE_ROWS, ort_session, with_text
-from .runtime import final_estimator
-from .signature import Signature
+from ...config import Settings
+from ...types import Signature
+from ..runtime import final_estimator
+from .onnx import FLOAT32_MAX, WIDE_ROWS, ort_session, with_text
 
 log = logging.getLogger(__name__)
 # gcc's time grows with the nodes: ~1 s for the demo model's 7,320, ~37 s for a 100-tree
@@ -220,7 +220,7 @@ class NativeRunner:
             values = np.asarray(inputs[name], dtype=np.float64)
             if self._narrow:  # as scikit-learn casts them before its trees
                 with np.errstate(invalid="ignore"):
-                    if (np.abs(values) > _FLOAT32_MAX).any():
+                    if (np.abs(values) > FLOAT32_MAX).any():
                         return None
                 values = values.astype(np.float32).astype(np.float64)
                 # missing numbers in forests: scikit-learn's own rules (tested for HGB only)

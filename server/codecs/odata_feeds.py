@@ -1,5 +1,9 @@
 """The registry as tables for feeds (OData): models, versions, events and traffic, each a SELECT
-whose columns carry the feed's property names."""
+whose columns carry the feed's property names.
+
+These are the OData codec's view of the registry's tables, so they live with the codec
+(:mod:`server.codecs.odata`) above the registry: the registry stores, it does not know OData.
+"""
 from __future__ import annotations
 
 import re
@@ -7,10 +11,10 @@ import re
 from sqlalchemy import Float, Integer, String, and_, case, cast, func, literal, select
 from sqlalchemy.orm import aliased
 
-from ..codecs.odata import EntitySet, Prop
-from ..scoring.signature import Signature
-from .schema import (AliasRow, DriftRow, EventRow, JobRow, ModelRow, PredictionRow, ScoredRow,
-                     TrafficRow, VersionRow)
+from ..registry.schema import (AliasRow, DriftRow, EventRow, JobRow, ModelRow, PredictionRow,
+                               ScoredRow, TrafficRow, VersionRow)
+from ..types import Signature
+from .odata import EntitySet, Prop
 
 S, I, B, D, F = "Edm.String", "Edm.Int32", "Edm.Boolean", "Edm.DateTimeOffset", "Edm.Double"
 

@@ -1,9 +1,13 @@
-"""The continuous-deployment pipeline: every registered version, once, in order.
+"""The release process: every registered version, once, in order, through gates and rollout.
 
 Registration (HTTP upload, CLI, drop folder) only records a version as ``pending``. Whichever worker
 claims it runs the gates, stores their results, and rolls the version out as the model's policy says.
 Open rollouts (canaries, shadows, watches over fresh promotions) are evaluated on every tick from the
 traffic counters all workers share through the database.
+
+Called the release process here (the API and the version's ``pipeline`` state field keep their
+public names) so that "pipeline" inside the code means only scikit-learn's Pipeline; the scheduled
+scoring runs are :mod:`server.jobs.schedules`.
 """
 from __future__ import annotations
 
@@ -14,13 +18,13 @@ from typing import Any
 
 import pandas as pd
 
-from ..codecs.files import frame_from_parquet
+from ..codecs.parquet import frame_from_parquet
 from ..errors import NotFound, ScoreBridgeError
 from ..registry.deployments import Deployments, Rollout, RolloutPlan
 from ..registry.service import Registry, VersionInfo
-from ..scoring.service import ModelCache
-from ..scoring.signature import Signature, example_frame
-from ..telemetry import metrics
+from ..scoring.cache import ModelCache
+from ..types import Signature, example_frame
+from .. import metrics
 from .gates import GateResult, latency_gate, metric_gate, schema_gate, smoke_gate
 from .policy import Policy
 
@@ -28,7 +32,9 @@ log = logging.getLogger(__name__)
 ACTOR = "deployment pipeline"
 
 
-class Pipeline:
+class Releases:
+    """Gates pending versions and decides open rollouts; every worker runs it on its tick."""
+
     def __init__(self, registry: Registry, cache: ModelCache, worker: str,
                  claim_timeout: float = 300.0) -> None:
         self.registry = registry
@@ -99,7 +105,7 @@ class Pipeline:
                                                      f"({type(exc).__name__})")]
             policy, production = Policy(), None
         passed = all(r.passed for r in results)
-        metrics.PIPELINE.labels(name, "passed" if passed else "failed").inc()
+        metrics.RELEASES.labels(name, "passed" if passed else "failed").inc()
         plan = self.plan(production, policy) if passed else None
         self.deployments.finish(name, info.version, [r.as_dict() for r in results], passed, ACTOR,
                                 plan)

@@ -7,6 +7,13 @@ multiprocess mode); in a single process (tests, the CLI) the default registry is
 The client kind of a request (excel, xlwings, sheets, powerbi, odata, mlflow, v2, tableau, cli,
 http, batch) travels in a context variable set once per request by the HTTP layer, so the scoring
 core can label rows without knowing about HTTP.
+
+The instruments live here, at the bottom beside ``errors`` and ``config`` and importing nothing of
+ours, because every layer counts: the scoring core (rows, model loads, deployed version), jobs,
+the deployment pipeline and the HTTP layer. Had they stayed in ``telemetry`` (which reads the
+scoring core's output for drift and monitoring), counting a scored row would point an import
+upwards. Defining a Prometheus metric is declaration, not logic, so keeping them all in one place
+also keeps the names of ``/metrics`` in one file.
 """
 from __future__ import annotations
 
@@ -34,7 +41,7 @@ MODEL_LOAD = Histogram("scorebridge_model_load_seconds", "Time to load a model v
                        ["model"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
 MODEL_INFO = Gauge("scorebridge_model_info", "1 for the version serving production",
                    ["model", "version"], multiprocess_mode="max")
-PIPELINE = Counter("scorebridge_pipeline_versions_total", "Versions through the deployment "
+RELEASES = Counter("scorebridge_pipeline_versions_total", "Versions through the deployment "
                    "pipeline, by outcome", ["model", "outcome"])
 JOBS = Counter("scorebridge_jobs_total", "Batch jobs, by state reached", ["model", "state"])
 ROLLOUTS = Counter("scorebridge_rollouts_total", "Rollouts decided", ["model", "kind", "outcome"])

@@ -1,0 +1,154 @@
+"""Compiling a version at registration: native trees, else an ONNX graph, kept only when verified.
+
+A compiled form is used only when it reproduces scikit-learn on the reference sample (identical
+labels, probabilities within ``TOLERANCE``); otherwise the version is scored by scikit-learn and
+the reason is recorded.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ...types import Signature
+from ..runtime import final_estimator
+from . import native
+from .estimator import classes_of, exact_in_float32, pre_steps, split_guards, wide_inputs
+from .onnx import OnnxRunner, convert, convert_preprocessing
+
+TOLERANCE = 1e-6
+
+
+@dataclass
+class Compiled:
+    """The outcome of compiling one version: the compiled bytes when verified, which runtime
+    they are for ("onnx": an ONNX graph, "native": a native-trees bundle), and why (or why
+    not)."""
+
+    data: bytes | None
+    note: str
+    runtime: str = "onnx"
+
+
+def compile_version(estimator: Any, signature: Signature, sample: pd.DataFrame,
+                    native: bool = False, max_nodes: int | None = None) -> Compiled:
+    """Convert ``estimator`` and keep the result only if it reproduces scikit-learn on ``sample``
+    (the typed reference rows), label for label and probability for probability. With
+    ``native``, a tree ensemble (up to ``max_nodes``) is first compiled to machine code
+    (``native.py``: float64, exact and fastest). Then the ONNX graph: double precision first
+    (exact for linear models, neighbours, naive Bayes); tree ensembles run in float32 in
+    onnxruntime, as in scikit-learn's own tree code."""
+    if signature.output.kind == "classification" and not signature.output.probabilities:
+        return Compiled(None, "scikit-learn: the classifier has no predict_proba to verify")
+    outcome = Compiled(None, "")
+    final = final_estimator(estimator)
+    trees = any(hasattr(final, a) for a in ("tree_", "estimators_", "_predictors"))
+    skipped = ""
+    if native and trees:
+        outcome = _compile_native(estimator, signature, sample, max_nodes)
+        if outcome.data is not None:
+            return outcome
+        skipped = f"; native trees not used: {outcome.note}"
+    # trees compare in float32 (scikit-learn's own tree code does): never in double
+    for double in ((False,) if trees else (True, False)):
+        outcome = _compile(estimator, signature, sample, double)
+        if outcome.data is not None:
+            break
+    return Compiled(outcome.data, outcome.note + skipped, outcome.runtime)
+
+
+def _compile_native(estimator: Any, signature: Signature, sample: pd.DataFrame,
+                    max_nodes: int | None) -> Compiled:
+    why = native.unsuitable(estimator, signature,
+                            native.NODE_BUDGET if max_nodes is None else max_nodes)
+    if why is None and not exact_in_float32(estimator):
+        why = "numeric transformers (such as scalers) before the trees"
+    if why is None and not pre_steps(estimator) and \
+            any(c.type == "string" for c in signature.inputs):
+        why = "text inputs reach the trees without an encoder"
+    if why is not None:
+        return Compiled(None, why, "native")
+    try:
+        preprocessing = convert_preprocessing(estimator, signature) \
+            if pre_steps(estimator) else None
+        data = native.build(estimator, signature, preprocessing)
+    except Exception as exc:  # treelite, skl2onnx and the C compiler raise many kinds
+        return Compiled(None, f"compilation failed ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:200] if str(exc) else ''})", "native")
+    classes = classes_of(estimator, signature)
+    return _verified(lambda: native.NativeRunner(data, signature, classes), data, "native",
+                     "treelite (native trees)", "float64", estimator, sample, classes)
+
+
+def _compile(estimator: Any, signature: Signature, sample: pd.DataFrame,
+             double: bool) -> Compiled:
+    if not double and not exact_in_float32(estimator):
+        return Compiled(None, "scikit-learn: numeric transformers (such as scalers) before a "
+                              "tree model would run in float32 when compiled and could move "
+                              "rows across split thresholds")
+    try:
+        data = convert(estimator, signature, double)
+    except Exception as exc:  # skl2onnx raises many kinds for unsupported models
+        return Compiled(None, "scikit-learn: no ONNX conversion for this pipeline "
+                              f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})")
+    classes = classes_of(estimator, signature)
+    guards = {} if double else split_guards(estimator, signature)
+    if "" in guards:
+        return Compiled(None, "scikit-learn: the model splits on derived features whose float32 "
+                              "thresholds cannot be checked")
+    wide = wide_inputs(estimator)
+    outcome = _verified(lambda: OnnxRunner(data, signature, classes, guards, wide),
+                        data, "onnx", "onnxruntime", "float64" if double else "float32",
+                        estimator, sample, classes)
+    return outcome if outcome.data is not None else \
+        Compiled(None, f"scikit-learn: {outcome.note}", outcome.runtime)
+
+
+def _verified(make_runner: Any, data: bytes, runtime: str, engine: str, precision: str,
+              estimator: Any, sample: pd.DataFrame, classes: np.ndarray | None) -> Compiled:
+    """``data`` when the runner ``make_runner`` builds reproduces scikit-learn on ``sample``
+    (the rows it answers itself), else why not."""
+    try:
+        runner = make_runner()
+        prepared = runner.prepare(sample)
+        if prepared is None:
+            sample = sample.dropna(subset=runner._text) if runner._text else sample
+            prepared = runner.prepare(sample)
+        if prepared is not None and len(prepared[1]):  # verify the rows the graph answers
+            sample = sample.drop(index=sample.index[prepared[1]])
+            prepared = runner.prepare(sample)
+        feed = prepared[0] if prepared is not None else None
+        if feed is None or len(sample) == 0:
+            return Compiled(None, "the reference sample cannot be fed to the compiled model, so "
+                                  "it could not be verified", runtime)
+        labels, probabilities = runner.run(feed)
+    except Exception as exc:
+        return Compiled(None, "the compiled model does not run "
+                              f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
+                        runtime)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = np.asarray(estimator.predict(sample))
+        expected_p = np.asarray(estimator.predict_proba(sample)) if classes is not None else None
+    if classes is None:
+        worst = float(np.max(np.abs(labels - expected.astype(np.float64))
+                             / np.maximum(1.0, np.abs(expected.astype(np.float64)))))
+        if not worst <= TOLERANCE:
+            return Compiled(None, f"compiled values differ by up to {worst:.2g} (relative) on "
+                                  f"the reference sample", runtime)
+        return Compiled(data, f"{engine}: verified on {len(sample)} reference rows "
+                              f"(values within {worst:.1g}; {precision})", runtime)
+    mismatched = int((labels != expected).sum())
+    if mismatched:
+        return Compiled(None, f"the compiled model disagrees on {mismatched} of {len(sample)} "
+                              f"reference labels", runtime)
+    worst = float(np.max(np.abs(probabilities - expected_p))) if len(sample) else 0.0
+    if not worst <= TOLERANCE:
+        return Compiled(None, f"compiled probabilities differ by up to {worst:.2g} on the "
+                              f"reference sample", runtime)
+    return Compiled(data, f"{engine}: verified on {len(sample)} reference rows (labels "
+                          f"identical, probabilities within {max(worst, 1e-9):.1g}; "
+                          f"{precision})", runtime)
