@@ -77,3 +77,23 @@ def test_every_operation_without_a_key(fuzzed: Any) -> None:
     app, _ = fuzzed
     failures = fuzz(app, {})
     assert not failures, "\n".join(failures)
+
+
+def test_stateful_sequences(fuzzed: Any) -> None:
+    """Sequences of calls along the links schemathesis infers from the document (a job's id from
+    its submission, a model's name from the catalogue, a key's id from its creation), so the
+    later call of each pair gets a value that exists instead of a random one that is a 404."""
+    app, key = fuzzed
+    machine = schemathesis.openapi.from_wsgi("/openapi.json", app).as_state_machine()
+    assert len(machine.bundles) > 5  # links were found: the sequences reach past the first call
+
+    class Authenticated(machine):  # type: ignore[misc, valid-type]
+        def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+            return {"headers": {"X-API-Key": key}}
+
+        def validate_response(self, response: Any, case: Any, **kwargs: Any) -> None:
+            case.validate_response(response, checks=CHECKS)
+
+    Authenticated.run(settings=hypothesis_settings(
+        max_examples=25, stateful_step_count=4, deadline=None, derandomize=True, database=None,
+        suppress_health_check=list(HealthCheck)))
