@@ -8,16 +8,12 @@ from __future__ import annotations
 
 import io
 import re
-from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import quote
 
 import pytest
 
 from server.api.declare import Declared
-from server.app import create_app
-from server.config import Settings
-from tests.conftest import KeyClient, register_file
 
 ODD_TEXT = ["\u00b2", "\u0663", "\uff11", "99999999999999999999999", "-1", "0", "1.5", "1e3",
             "", " ", "x" * 5000, "\x00", "true", "[]", "{}", "%", "../../etc/passwd", "NaN",
@@ -31,19 +27,9 @@ BASELINE = {"name": "churn", "alias": "production", "version": "1", "job_id": "0
 
 
 @pytest.fixture(scope="module")
-def swept(tmp_path_factory: pytest.TempPathFactory, demo_files: dict[str, Path]) -> Iterator[Any]:
-    """An app on SQLite with the demo model deployed, and a client holding an admin key."""
-    home = tmp_path_factory.mktemp("sweep") / "home"
-    app = create_app(Settings(home=home, background=False, rate_limiting=False,
-                              native_trees=False))
-    app.config["TESTING"] = True
-    svc = app.extensions["scorebridge"]
-    key = svc.keys.create("admin", "sweep")[0]
-    client = KeyClient(app.test_client(), {"deploy": key, "admin": key})
-    resp = register_file(client, "churn", demo_files["artifact"], demo_files["sample"])
-    assert resp.status_code == 201, resp.json
-    yield app, app.test_client(), {"X-API-Key": key}
-    svc.registry.engine.dispose()
+def swept(deployed: tuple[Any, str]) -> tuple[Any, Any, dict[str, str]]:
+    app, key = deployed
+    return app, app.test_client(), {"X-API-Key": key}
 
 
 def _routes(app: Any) -> Iterator[tuple[str, str, Declared | None]]:

@@ -4,7 +4,6 @@ documents for that operation, the documented content type, and a body that match
 documented schema. Bounded: a few examples per operation, no deadline per example."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,9 +14,6 @@ from hypothesis import HealthCheck, given, settings as hypothesis_settings
 from schemathesis.checks import (content_type_conformance, not_a_server_error,
                                  response_schema_conformance, status_code_conformance)
 
-from server.app import create_app
-from server.config import Settings
-from tests.conftest import KeyClient, register_file
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
@@ -25,18 +21,8 @@ EXAMPLES = 10
 
 
 @pytest.fixture(scope="module")
-def fuzzed(tmp_path_factory: pytest.TempPathFactory, demo_files: dict[str, Path]) -> Any:
-    """An app on SQLite with the demo model deployed, and an admin key."""
-    home = tmp_path_factory.mktemp("fuzz") / "home"
-    app = create_app(Settings(home=home, background=False, rate_limiting=False, native_trees=False))
-    app.config["TESTING"] = True
-    svc = app.extensions["scorebridge"]
-    key = svc.keys.create("admin", "fuzz")[0]
-    client = KeyClient(app.test_client(), {"deploy": key, "admin": key})
-    resp = register_file(client, "churn", demo_files["artifact"], demo_files["sample"])
-    assert resp.status_code == 201, resp.json
-    yield app, key
-    svc.registry.engine.dispose()
+def fuzzed(deployed: tuple[Any, str]) -> tuple[Any, str]:
+    return deployed
 
 
 BOUNDED = hypothesis_settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
