@@ -19,10 +19,10 @@ from pydantic_core import PydanticCustomError
 
 from .. import __version__
 from ..codecs.excel import MAX_CALLS, is_header, table_from_range
-from ..types import RawTable, ScoreOptions, ScoreResult, Signature
 from ..codecs.workbook import score_workbook, starter_workbook
 from ..errors import InvalidInput, MalformedRequest, ScoreBridgeError
 from ..registry.service import validate_name
+from ..types import RawTable, ScoreOptions, ScoreResult, Signature
 from .auth import public, requires
 from .declare import Inputs, Parameters
 from .fields import ModelName, ModelPath, Upload, VersionNumber

@@ -9,8 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import (AfterValidator, BeforeValidator, Field, PlainValidator, ValidationInfo,
-                      WithJsonSchema)
+from pydantic import AfterValidator, BeforeValidator, Field, PlainValidator, ValidationInfo, WithJsonSchema
 from pydantic_core import PydanticCustomError
 from werkzeug.datastructures import FileStorage
 

@@ -11,12 +11,22 @@ import re
 from sqlalchemy import Float, Integer, String, and_, case, cast, func, literal, select
 from sqlalchemy.orm import aliased
 
-from ..registry.schema import (AliasRow, DriftRow, EventRow, JobRow, ModelRow, PredictionRow,
-                               ScoredRow, TrafficRow, VersionRow)
+from ..registry.schema import (
+    AliasRow,
+    DriftRow,
+    EventRow,
+    JobRow,
+    ModelRow,
+    PredictionRow,
+    ScoredRow,
+    TrafficRow,
+    VersionRow,
+)
 from ..types import Signature
 from .odata import EntitySet, Prop
 
-S, I, B, D, F = "Edm.String", "Edm.Int32", "Edm.Boolean", "Edm.DateTimeOffset", "Edm.Double"
+# the Edm types by their initials (I for Int32), so the entity sets below read as tables
+S, I, B, D, F = "Edm.String", "Edm.Int32", "Edm.Boolean", "Edm.DateTimeOffset", "Edm.Double"  # noqa: E741
 
 
 def _models():

@@ -21,19 +21,19 @@ from typing import Any, Iterator
 
 from sqlalchemy import delete, select, update
 
-from .overlap import OrderedWriter, prefetch
+from .. import metrics
 from ..codecs.file_formats import file_format
 from ..codecs.file_reader import count_rows, iter_chunks
 from ..codecs.file_writer import TableWriter
 from ..codecs.scored_output import failed_rows, scored_table
-from ..types import ScoreOptions
 from ..codecs.workbook import check_xlsx
 from ..config import Settings
 from ..errors import Conflict, InvalidInput, NotFound, ScoreBridgeError
 from ..registry.schema import JobRow, ScoredRow, utcnow
 from ..registry.service import Registry, _utc
 from ..scoring.scorer import Scorer
-from .. import metrics
+from ..types import ScoreOptions
+from .overlap import OrderedWriter, prefetch
 
 log = logging.getLogger(__name__)
 CHUNK_ROWS = 10_000

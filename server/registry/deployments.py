@@ -12,8 +12,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from .schema import (AliasRow, ModelRow, RolloutRow, TrafficRow, VersionRow, WebhookDeliveryRow,
-                     utcnow)
+from .schema import AliasRow, ModelRow, RolloutRow, TrafficRow, VersionRow, WebhookDeliveryRow, utcnow
 from .service import PRODUCTION, Registry, VersionInfo, _utc
 
 STALE_CLAIM = timedelta(minutes=5)

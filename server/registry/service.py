@@ -18,8 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from .. import faults
 from ..errors import Conflict, InvalidInput, NotFound
 from .database import upgrade, writer
-from .schema import (AliasRow, EventRow, LeaseRow, ModelRow, RolloutRow, VersionRow,
-                     WebhookDeliveryRow, utcnow)
+from .schema import AliasRow, EventRow, LeaseRow, ModelRow, RolloutRow, VersionRow, WebhookDeliveryRow, utcnow
 from .store import ArtifactStore
 
 # a version's runtime (as stored) -> the engine that answers it (as the API names it)
@@ -364,9 +363,9 @@ class Registry:
                 with self.reading() as session:
                     return self._version_info(name_, session.get(VersionRow, row.id),  # type: ignore[arg-type]
                                               self._aliases(session, model_id))
-            except IntegrityError:
+            except IntegrityError as exc:
                 if attempt == 4:
-                    raise Conflict(f"could not allocate a version number for {name!r}; retry")
+                    raise Conflict(f"could not allocate a version number for {name!r}; retry") from exc
         raise AssertionError("unreachable")
 
     def _set_alias(self, session: Session, model: ModelRow, alias: str, row: VersionRow,

@@ -16,8 +16,8 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import pandas as pd
 
-from ..types import MISSING, Column, FieldError, RawTable, Signature
 from ..errors import InvalidInput, short
+from ..types import MISSING, Column, FieldError, RawTable, Signature
 
 MAX_WARNINGS = 100
 # up to this many rows the per-cell rules alone are cheaper than bulk conversion (measured:
