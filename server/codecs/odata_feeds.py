@@ -135,7 +135,7 @@ ENTITY_SETS = [
 _EDM = {"number": "Edm.Double", "integer": "Edm.Int64", "boolean": "Edm.Boolean", "string": S}
 
 
-def _json_field(column, kind: str):  # type: ignore[no-untyped-def]
+def _json_field(column, kind: str):
     accessor = {"number": "as_float", "integer": "as_integer", "boolean": "as_boolean"}.get(
         kind, "as_string")
     return getattr(column, accessor)()
@@ -148,7 +148,7 @@ def prediction_set(name: str, signature: Signature) -> EntitySet:
     inputs = [(c.name, c.type) for c in signature.inputs]
     out_type = signature.output.type
 
-    def query():  # type: ignore[no-untyped-def]
+    def query():
         return select(
             PredictionRow.id.label("Id"), PredictionRow.created_at.label("CreatedAt"),
             PredictionRow.version.label("Version"), PredictionRow.client.label("Client"),
@@ -180,7 +180,7 @@ def scored_set(name: str, signature: Signature, every_job: bool = False) -> Enti
         if signature.output.probabilities else []
     out_type = signature.output.type
 
-    def query():  # type: ignore[no-untyped-def]
+    def query():
         published = select(JobRow.id).where(JobRow.model_name == name,
                                             JobRow.status == "succeeded",
                                             JobRow.options["publish"].as_boolean().is_(True))

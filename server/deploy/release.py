@@ -79,7 +79,7 @@ class Releases:
             samples.append(("version's sample", own))
         if production is not None and production.sample_artifact:
             samples.append((f"production v{production.version}'s sample",
-                            self._frame(production.sample_artifact)))  # type: ignore[arg-type]
+                            self._frame(production.sample_artifact)))
         results.append(smoke_gate(candidate, samples))
         results.append(metric_gate(candidate, current, self._frame(info.holdout_artifact),
                                    info.target, policy.gates))

@@ -26,6 +26,7 @@ from croniter import croniter
 from sqlalchemy import create_engine, select, text, update
 
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound
+from ..registry.database import rows_changed
 from ..registry.schema import ScheduleRow, utcnow
 from ..registry.service import Registry, _utc, validate_name
 from .service import Jobs
@@ -158,10 +159,10 @@ class Schedules:
                                                             ScheduleRow.next_run_at <= now)).all()
         for row in due:
             with self.registry.writing() as session:
-                claimed = session.execute(
+                claimed = rows_changed(session.execute(
                     update(ScheduleRow).where(ScheduleRow.name == row.name,
                                               ScheduleRow.next_run_at == row.next_run_at)
-                    .values(next_run_at=next_time(row.schedule, now), last_run_at=now)).rowcount
+                    .values(next_run_at=next_time(row.schedule, now), last_run_at=now)))
             if claimed:
                 started.append(self.run(row.name))
         return started

@@ -29,6 +29,7 @@ from ..codecs.scored_output import failed_rows, scored_table
 from ..codecs.workbook import check_xlsx
 from ..config import Settings
 from ..errors import Conflict, InvalidInput, NotFound, ScoreBridgeError
+from ..registry.database import rows_changed
 from ..registry.schema import JobRow, ScoredRow, utcnow
 from ..registry.service import Registry, _utc
 from ..scoring.scorer import Scorer
@@ -216,10 +217,10 @@ class Jobs:
             if job_id is None:
                 return None
             now = utcnow()
-            claimed = session.execute(update(JobRow).where(JobRow.id == job_id,
-                                                           JobRow.status == "queued")
-                                      .values(status="running", claimed_by=worker,
-                                              started_at=now, heartbeat_at=now)).rowcount
+            claimed = rows_changed(session.execute(update(JobRow).where(JobRow.id == job_id,
+                                                                        JobRow.status == "queued")
+                                                   .values(status="running", claimed_by=worker,
+                                                           started_at=now, heartbeat_at=now)))
             if not claimed:
                 return None
         return self.get(job_id)
@@ -335,7 +336,7 @@ class Jobs:
     def _publish(self, job_id: str, start: int, table: Any) -> None:
         records = table.to_pylist()
         with self.registry.writing() as session:
-            session.bulk_insert_mappings(ScoredRow, [  # type: ignore[arg-type]
+            session.bulk_insert_mappings(ScoredRow, [
                 {"job_id": job_id, "row_no": start + i,
                  "data": {k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}}
                 for i, r in enumerate(records)])

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from .database import rows_changed
 from .schema import AliasRow, ModelRow, RolloutRow, TrafficRow, VersionRow, WebhookDeliveryRow, utcnow
 from .service import PRODUCTION, Registry, VersionInfo, _utc
 
@@ -128,11 +129,11 @@ class Deployments:
                 .order_by(VersionRow.id).limit(1)).scalar()
             if candidate is None:
                 return None
-            claimed = session.execute(update(VersionRow)
-                                      .where(VersionRow.id == candidate,
-                                             VersionRow.pipeline == "pending")
-                                      .values(pipeline="processing", claimed_at=now,
-                                              claimed_by=worker)).rowcount
+            claimed = rows_changed(session.execute(update(VersionRow)
+                                                   .where(VersionRow.id == candidate,
+                                                          VersionRow.pipeline == "pending")
+                                                   .values(pipeline="processing", claimed_at=now,
+                                                           claimed_by=worker)))
             if not claimed:
                 return None
             row = session.get(VersionRow, candidate)
@@ -226,11 +227,11 @@ class Deployments:
         """Close ``rollout`` once (False if another worker already did), promoting the version
         (and opening a ``watch`` over it) or rolling production back, in the same transaction."""
         with self.registry.writing() as session:
-            done = session.execute(update(RolloutRow)
-                                   .where(RolloutRow.id == rollout.id,
-                                          RolloutRow.finished_at.is_(None))
-                                   .values(finished_at=utcnow(), outcome=outcome,
-                                           detail=detail or {})).rowcount
+            done = rows_changed(session.execute(update(RolloutRow)
+                                                .where(RolloutRow.id == rollout.id,
+                                                       RolloutRow.finished_at.is_(None))
+                                                .values(finished_at=utcnow(), outcome=outcome,
+                                                        detail=detail or {})))
             if not done:
                 return False
             model = self.registry._model_row(session, rollout.model)
@@ -323,12 +324,12 @@ class Deployments:
     def lease_delivery(self, delivery_id: int, seconds: float) -> bool:
         """Take a delivery for ``seconds`` so no other worker sends it meanwhile."""
         with self.registry.writing() as session:
-            return bool(session.execute(
+            return bool(rows_changed(session.execute(
                 update(WebhookDeliveryRow)
                 .where(WebhookDeliveryRow.id == delivery_id,
                        WebhookDeliveryRow.delivered_at.is_(None),
                        WebhookDeliveryRow.next_attempt_at <= utcnow())
-                .values(next_attempt_at=utcnow() + timedelta(seconds=seconds))).rowcount)
+                .values(next_attempt_at=utcnow() + timedelta(seconds=seconds)))))
 
     def record_delivery(self, delivery_id: int, ok: bool, error: str, retry_in: float | None) -> None:
         with self.registry.writing() as session:

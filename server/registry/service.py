@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .. import faults
 from ..errors import Conflict, InvalidInput, NotFound
-from .database import upgrade, writer
+from .database import rows_changed, upgrade, writer
 from .schema import AliasRow, EventRow, LeaseRow, ModelRow, RolloutRow, VersionRow, WebhookDeliveryRow, utcnow
 from .store import ArtifactStore
 
@@ -289,9 +289,9 @@ class Registry:
         until = now + timedelta(seconds=seconds)
         try:
             with self.writing() as session:
-                taken = session.execute(
+                taken = rows_changed(session.execute(
                     update(LeaseRow).where(LeaseRow.name == name, LeaseRow.expires_at <= now)
-                    .values(holder=holder, expires_at=until)).rowcount
+                    .values(holder=holder, expires_at=until)))
                 if taken:
                     return True
                 if session.get(LeaseRow, name) is not None:
