@@ -195,6 +195,13 @@ class Registry:
             raise NotFound(f"no model named {name!r}")
         return row
 
+    def _version_row(self, session: Session, model: ModelRow, version: int) -> VersionRow:
+        row = session.scalar(select(VersionRow).where(VersionRow.model_id == model.id,
+                                                      VersionRow.version == version))
+        if row is None:
+            raise NotFound(f"model {model.name!r} has no version {version}")
+        return row
+
     def _aliases(self, session: Session, model_id: int) -> dict[str, int]:
         rows = session.execute(
             select(AliasRow.alias, VersionRow.version)
