@@ -116,6 +116,7 @@ class OnnxRunner:
             index = np.fromiter((self._class_position.get(v, -1) for v in flat.tolist()),
                                 np.int64, len(flat))
         else:
+            assert self._class_index is not None  # set with self.classes
             index = self._class_index.get_indexer(flat)
         if (index < 0).any():
             raise ValueError("the compiled model returned a label outside the classes")
