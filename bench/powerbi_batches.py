@@ -14,8 +14,7 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import (churn_rows, demo_artifact, load_model, machine_notes,  # noqa: E402
-                          scorebridge)
+from bench.common import churn_rows, demo_artifact, load_model, machine_notes, scorebridge  # noqa: E402
 
 BATCH = 1000
 

@@ -38,9 +38,21 @@ import numpy as np
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import (BENCH_LIMITS, BIN, ROOT, churn_rows, cpu_seconds,  # noqa: E402
-                          demo_artifact, free_port, load_model, machine_notes, process_tree,
-                          scorebridge, server_pid, wait_ready)
+from bench.common import (  # noqa: E402
+    BENCH_LIMITS,
+    BIN,
+    ROOT,
+    churn_rows,
+    cpu_seconds,
+    demo_artifact,
+    free_port,
+    load_model,
+    machine_notes,
+    process_tree,
+    scorebridge,
+    server_pid,
+    wait_ready,
+)
 from bench.naive_server import FLOOR_KEY  # noqa: E402
 
 CONCURRENCY = (1, 8, 32)
@@ -139,7 +151,7 @@ def raw_figures(model: Any, rows: list[list]) -> dict[str, float]:
     out = {"p50_ms": statistics.median(times) * 1000, "rps": 1 / statistics.mean(times)}
     for size in BATCH_SIZES:
         frame = pd.DataFrame(rows[:size], columns=FEATURES)
-        best = min(_timed(lambda: model.predict_proba(frame)) for _ in range(5))
+        best = min(_timed(lambda frame=frame: model.predict_proba(frame)) for _ in range(5))
         out[f"rows_{size}"] = size / best
     return out
 

@@ -28,20 +28,20 @@ logger_class = "server.access_log.AccessLogger"  # the same lines, built for les
 control_socket_disable = True
 
 
-def when_ready(server):  # type: ignore[no-untyped-def]
+def when_ready(server):
     """gunicorn's own "Listening at" line is empty when the workers open the sockets."""
     server.log.info("Listening at: %s (a socket per worker)",
                     ", ".join(f"http://{address}" for address in server.cfg.bind))
 
 
-def child_exit(server, worker):  # type: ignore[no-untyped-def]
+def child_exit(server, worker):
     """A worker is gone: its live gauges must not count any more."""
     from server.metrics import worker_exited
 
     worker_exited(worker.pid)
 
 
-def post_worker_init(worker):  # type: ignore[no-untyped-def]
+def post_worker_init(worker):
     """The worker's application is loaded; before it serves:
 
     - under ``--preload`` it was built in the master, so the worker must not reuse the master's

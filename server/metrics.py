@@ -22,8 +22,15 @@ import functools
 import os
 from typing import Any
 
-from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram,
-                               generate_latest, multiprocess)
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 CLIENT: contextvars.ContextVar[str] = contextvars.ContextVar("scorebridge_client", default="http")
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("scorebridge_request", default="")

@@ -13,7 +13,7 @@ import time
 import pytest
 import requests
 
-from tests.live import BIN, LiveServer, ROOT, env_for, free_port, serve
+from tests.live import BIN, ROOT, LiveServer, env_for, free_port, serve
 
 ROW = '{"rows": [[12, 70.5, "month-to-month", "electronic-check", 3, "fiber"]]}'
 

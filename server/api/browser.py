@@ -8,6 +8,8 @@ their policy names exactly those origins.
 """
 from __future__ import annotations
 
+from typing import cast
+
 from flask import Flask, Response, request
 from flask_cors import CORS
 
@@ -57,12 +59,13 @@ def install(app: Flask, settings: Settings) -> None:
         """flask-cors' hook, for requests that carry an Origin (every cross-origin request a
         browser makes does); for the others it adds nothing and only matched paths and origins
         against its rules, on every response."""
-        return cors(response) if "HTTP_ORIGIN" in request.environ else response
+        return cast(Response, cors(response)) if "HTTP_ORIGIN" in request.environ else response
 
     after[after.index(cors)] = cross_origin_only
 
     @app.after_request
     def security_headers(response: Response) -> Response:
+        wanted: tuple[tuple[str, str], ...]
         if request.path.startswith("/excel/"):
             wanted = ADDIN_HEADERS
         elif response.mimetype == "text/html":

@@ -19,10 +19,10 @@ from pydantic_core import PydanticCustomError
 
 from .. import __version__
 from ..codecs.excel import MAX_CALLS, is_header, table_from_range
-from ..types import RawTable, ScoreOptions, ScoreResult, Signature
 from ..codecs.workbook import score_workbook, starter_workbook
 from ..errors import InvalidInput, MalformedRequest, ScoreBridgeError
 from ..registry.service import validate_name
+from ..types import RawTable, ScoreOptions, ScoreResult, Signature
 from .auth import public, requires
 from .declare import Inputs, Parameters
 from .fields import ModelName, ModelPath, Upload, VersionNumber
@@ -36,7 +36,7 @@ NAMESPACE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,31}$")
 ADDIN_FILES = {"functions.js", "functions.json", "taskpane.js", "taskpane.css"}
 MAX_WORKBOOK_BYTES = 64 * 1024 * 1024
 _ID_NAMESPACE = uuid.UUID("6f1e1c0a-53c0-4b8e-9d55-5c0b1d9e2a77")
-_ANY_VALUE = {"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"},
+_ANY_VALUE: dict[str, Any] = {"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"},
                         {"type": "null"}]}
 
 
@@ -263,7 +263,9 @@ def predict_txt(query: PredictTextQuery) -> Response:
         classes = [str(c) for c in result.classes]
         if wanted is not None and wanted not in classes:
             raise InvalidInput(f"unknown class {wanted[:40]!r}; classes: {', '.join(classes)}")
-        value = result.probabilities[0][classes.index(wanted) if wanted else -1]
+        row = result.probabilities[0]
+        assert row is not None  # a value that does not fit raised above (errors="raise")
+        value = row[classes.index(wanted) if wanted else -1]
     return Response(str(value), mimetype="text/plain",
                     headers={"X-Model-Version": str(result.version)})
 

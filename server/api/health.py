@@ -4,8 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, Response
 from sqlalchemy import text
 
-from .. import __version__
-from .. import metrics
+from .. import __version__, metrics
 from .auth import public, requires
 from .http import json_response, problem, services
 from .openapi import json_content, operation, problem_response

@@ -8,11 +8,11 @@ from typing import Any
 from flask import Blueprint, Response, request
 from pydantic import Field
 
-from ..codecs.odata import MAX_OFFSET, EntitySet, metadata_xml, next_link, page, parse_options
-from ..errors import NotFound, ScoreBridgeError
-from ..codecs.odata_feeds import ENTITY_SETS, prediction_set, scored_set
-from ..types import Signature
 from .. import metrics
+from ..codecs.odata import MAX_OFFSET, EntitySet, metadata_xml, next_link, page, parse_options
+from ..codecs.odata_feeds import ENTITY_SETS, prediction_set, scored_set
+from ..errors import NotFound, ScoreBridgeError
+from ..types import Signature
 from .auth import requires
 from .declare import Parameters
 from .excel import public_base

@@ -67,7 +67,7 @@ def json_content(ref: str, description: str = "OK") -> dict[str, Any]:
 
 
 NAMED = {"name", "model", "alias"}  # parameters checked by validate_name: 422 when invalid
-_SECURED = [{"ApiKeyHeader": []}, {"BearerKey": []}, {"BasicKey": []}]
+_SECURED: list[dict[str, list[str]]] = [{"ApiKeyHeader": []}, {"BearerKey": []}, {"BasicKey": []}]
 
 
 def _security(scope: str | None, method: str) -> list[dict[str, list[str]]]:

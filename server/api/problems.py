@@ -9,8 +9,8 @@ from flask import Flask, Response, request
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
-from ..errors import InsufficientStorage, ScoreBridgeError, Unavailable
 from .. import metrics
+from ..errors import InsufficientStorage, ScoreBridgeError, Unavailable
 from .http import problem
 
 log = logging.getLogger("scorebridge.errors")

@@ -12,15 +12,20 @@ from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from .. import __version__
+from .. import __version__, metrics
 from ..codecs.csv_codec import decode_csv
 from ..codecs.json_input import decode_table, parse_json
-from ..types import ScoreOptions, Signature
 from ..codecs.tabpy import columns_table, parse_script
-from ..codecs.v2 import (attach_binary, decode_infer, encode_infer, input_metadata,
-                         output_metadata, split_binary)
-from .. import metrics
+from ..codecs.v2 import (
+    attach_binary,
+    decode_infer,
+    encode_infer,
+    input_metadata,
+    output_metadata,
+    split_binary,
+)
 from ..errors import PayloadTooLarge, ScoreBridgeError
+from ..types import ScoreOptions, Signature
 from .auth import public, requires
 from .declare import Envelope, Inputs, Parameters, validated
 from .fields import ModelName, ModelPath, VersionNumber, whole

@@ -50,7 +50,10 @@ class Chunk:
     malformed: dict[int, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
-        return self.table.num_rows if self.table is not None else len(self.frame_)
+        if self.table is not None:
+            return self.table.num_rows
+        assert self.frame_ is not None  # a chunk holds a table or a frame
+        return len(self.frame_)
 
     @property
     def frame(self) -> pd.DataFrame:

@@ -2,8 +2,8 @@
 
 Accepted (exactly one per request): ``rows`` (positional lists in signature order), ``records``
 (objects), ``columns`` (an object of equal-length lists), and MLflow's ``dataframe_split``,
-``dataframe_records``, ``instances`` and ``inputs``. The request's envelope (``options``, MLflow's ``params``) is declared and checked by the HTTP
-layer; this codec reads only the table.
+``dataframe_records``, ``instances`` and ``inputs``. The request's envelope (``options``, MLflow's
+``params``) is declared and checked by the HTTP layer; this codec reads only the table.
 """
 from __future__ import annotations
 

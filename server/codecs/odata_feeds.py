@@ -11,12 +11,22 @@ import re
 from sqlalchemy import Float, Integer, String, and_, case, cast, func, literal, select
 from sqlalchemy.orm import aliased
 
-from ..registry.schema import (AliasRow, DriftRow, EventRow, JobRow, ModelRow, PredictionRow,
-                               ScoredRow, TrafficRow, VersionRow)
+from ..registry.schema import (
+    AliasRow,
+    DriftRow,
+    EventRow,
+    JobRow,
+    ModelRow,
+    PredictionRow,
+    ScoredRow,
+    TrafficRow,
+    VersionRow,
+)
 from ..types import Signature
 from .odata import EntitySet, Prop
 
-S, I, B, D, F = "Edm.String", "Edm.Int32", "Edm.Boolean", "Edm.DateTimeOffset", "Edm.Double"
+# the Edm types by their initials (I for Int32), so the entity sets below read as tables
+S, I, B, D, F = "Edm.String", "Edm.Int32", "Edm.Boolean", "Edm.DateTimeOffset", "Edm.Double"  # noqa: E741
 
 
 def _models():
@@ -125,7 +135,7 @@ ENTITY_SETS = [
 _EDM = {"number": "Edm.Double", "integer": "Edm.Int64", "boolean": "Edm.Boolean", "string": S}
 
 
-def _json_field(column, kind: str):  # type: ignore[no-untyped-def]
+def _json_field(column, kind: str):
     accessor = {"number": "as_float", "integer": "as_integer", "boolean": "as_boolean"}.get(
         kind, "as_string")
     return getattr(column, accessor)()
@@ -138,7 +148,7 @@ def prediction_set(name: str, signature: Signature) -> EntitySet:
     inputs = [(c.name, c.type) for c in signature.inputs]
     out_type = signature.output.type
 
-    def query():  # type: ignore[no-untyped-def]
+    def query():
         return select(
             PredictionRow.id.label("Id"), PredictionRow.created_at.label("CreatedAt"),
             PredictionRow.version.label("Version"), PredictionRow.client.label("Client"),
@@ -170,7 +180,7 @@ def scored_set(name: str, signature: Signature, every_job: bool = False) -> Enti
         if signature.output.probabilities else []
     out_type = signature.output.type
 
-    def query():  # type: ignore[no-untyped-def]
+    def query():
         published = select(JobRow.id).where(JobRow.model_name == name,
                                             JobRow.status == "succeeded",
                                             JobRow.options["publish"].as_boolean().is_(True))

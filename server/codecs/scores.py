@@ -1,7 +1,7 @@
 """Encoding a ScoreResult for the native API: JSON and CSV."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from ..types import ScoreResult
 from .csv_codec import encode_csv
@@ -32,7 +32,7 @@ def result_to_csv(result: ScoreResult) -> str:
                             if e.row is not None)
     rows = []
     for i, pred in enumerate(result.predictions):
-        probs = (result.probabilities[i] if result.probabilities else None) or \
+        probs: Sequence[float | None] = (result.probabilities[i] if result.probabilities else None) or \
             [None] * len(classes or ())
         rows.append([i, pred, *probs, problems.get(i, "")] if classes else
                     [i, pred, problems.get(i, "")])

@@ -7,7 +7,7 @@ classifiers, ``predict_proba`` ``[N, n_classes]``. Datatypes follow the signatur
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Sequence
 
 from ..errors import MalformedRequest
 from ..types import Column, RawTable, Signature
@@ -142,7 +142,7 @@ def decode_infer(body: Any, signature: Signature) -> tuple[RawTable, set[str], s
         rows = [flat[r * width:(r + 1) * width] for r in range(n)]
         table = RawTable.positional(rows)
     else:
-        columns: dict[str, list[Any]] = {}
+        columns: dict[str, Sequence[Any]] = {}
         for name, shape, flat in tensors:
             if len(shape) == 2 and shape[1] != 1 or len(shape) > 2:
                 raise MalformedRequest(f"input {name!r}: a column tensor has shape [N] or [N, 1], "

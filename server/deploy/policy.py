@@ -99,7 +99,7 @@ def _section(name: str, kind: type, raw: Any) -> Any:
     if unknown:
         raise InvalidInput(f"unknown field(s) in policy '{name}': {', '.join(unknown)[:200]}; "
                            f"known: {', '.join(known)}")
-    values = {}
+    values: dict[str, Any] = {}
     for key, value in raw.items():
         expected = known[key].type
         if value is None and "None" in str(expected):

@@ -14,19 +14,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..codecs.file_reader import frame_to_table
+from ..codecs.parquet import frame_to_parquet
 from ..config import Settings
 from ..errors import Forbidden, InvalidInput, ModelRejected, NotFound
 from ..registry.service import NewVersion, Registry, VersionInfo, validate_name
+from ..scoring.coerce import coerce
+from ..scoring.compiled.compiler import Compiled, compile_version
 from ..scoring.loader import detect_format, load_artifact, sha256_file
 from ..scoring.metrics import evaluate
 from ..scoring.runtime import LoadedModel
 from ..scoring.signature import infer_signature
-from ..types import Column, Signature, example_frame
 from ..telemetry.reference import reference_statistics
-from ..codecs.file_reader import frame_to_table
-from ..codecs.parquet import frame_to_parquet
-from ..scoring.coerce import coerce
-from ..scoring.compiled.compiler import Compiled, compile_version
+from ..types import Column, Signature, example_frame
 from .gates import GateResult, latency_gate, metric_gate, schema_gate, smoke_test
 from .policy import GateConfig
 

@@ -18,13 +18,13 @@ from typing import Any
 
 import pandas as pd
 
+from .. import metrics
 from ..codecs.parquet import frame_from_parquet
 from ..errors import NotFound, ScoreBridgeError
 from ..registry.deployments import Deployments, Rollout, RolloutPlan
 from ..registry.service import Registry, VersionInfo
 from ..scoring.cache import ModelCache
 from ..types import Signature, example_frame
-from .. import metrics
 from .gates import GateResult, latency_gate, metric_gate, schema_gate, smoke_gate
 from .policy import Policy
 
@@ -79,7 +79,7 @@ class Releases:
             samples.append(("version's sample", own))
         if production is not None and production.sample_artifact:
             samples.append((f"production v{production.version}'s sample",
-                            self._frame(production.sample_artifact)))  # type: ignore[arg-type]
+                            self._frame(production.sample_artifact)))
         results.append(smoke_gate(candidate, samples))
         results.append(metric_gate(candidate, current, self._frame(info.holdout_artifact),
                                    info.target, policy.gates))

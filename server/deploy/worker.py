@@ -19,11 +19,11 @@ from ..background import ProcessThread
 from ..config import Settings
 from ..registry.deployments import Deployments
 from ..registry.service import Registry
+from ..scoring.prediction_log import PredictionLog
 from ..scoring.scorer import Scorer
+from ..telemetry.monitoring import check_drift
 from .dropfolder import DropFolder
 from .release import Releases
-from ..telemetry.monitoring import check_drift
-from ..scoring.prediction_log import PredictionLog
 from .webhooks import WebhookSender
 
 log = logging.getLogger(__name__)

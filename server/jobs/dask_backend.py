@@ -15,11 +15,11 @@ import pandas as pd
 from ..codecs.file_formats import file_format
 from ..codecs.file_reader import Chunk
 from ..codecs.scored_output import scored_table
-from ..types import ScoreOptions, Signature
 from ..scoring.compiled.stored import stored_runner
 from ..scoring.loader import load_artifact
-from ..scoring.runtime import LoadedModel
 from ..scoring.predict import score_with
+from ..scoring.runtime import LoadedModel
+from ..types import ScoreOptions, Signature
 
 PARTITION_BYTES = "16MB"
 

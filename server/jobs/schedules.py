@@ -13,6 +13,7 @@ version is :mod:`server.deploy.release`.
 """
 from __future__ import annotations
 
+import builtins
 import glob
 import os
 import re
@@ -24,8 +25,10 @@ from typing import Any
 import pandas as pd
 from croniter import croniter
 from sqlalchemy import create_engine, select, text, update
+from sqlalchemy.orm import Session
 
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound
+from ..registry.database import rows_changed
 from ..registry.schema import ScheduleRow, utcnow
 from ..registry.service import Registry, _utc, validate_name
 from .service import Jobs
@@ -128,12 +131,16 @@ class Schedules:
                                     created_by=actor, created_at=utcnow()))
         return self.get(name)
 
+    @staticmethod
+    def _row(session: Session, name: str) -> ScheduleRow:
+        row = session.get(ScheduleRow, name[:64])
+        if row is None:
+            raise NotFound(f"no pipeline named {name[:40]!r}")
+        return row
+
     def get(self, name: str) -> ScheduleInfo:
         with self.registry.reading() as session:
-            row = session.get(ScheduleRow, name[:64])
-            if row is None:
-                raise NotFound(f"no pipeline named {name[:40]!r}")
-            return _info(row)
+            return _info(self._row(session, name))
 
     def list(self) -> list[ScheduleInfo]:
         with self.registry.reading() as session:
@@ -142,14 +149,11 @@ class Schedules:
 
     def delete(self, name: str) -> None:
         with self.registry.writing() as session:
-            row = session.get(ScheduleRow, name[:64])
-            if row is None:
-                raise NotFound(f"no pipeline named {name[:40]!r}")
-            session.delete(row)
+            session.delete(self._row(session, name))
 
     # -- runs -----------------------------------------------------------------------------------
 
-    def run_due(self, now: datetime | None = None) -> list[str]:
+    def run_due(self, now: datetime | None = None) -> builtins.list[str]:  # `list`: the method above
         """Start every schedule whose time has come (each once); returns the job ids."""
         now = now or datetime.now(timezone.utc)
         started = []
@@ -158,10 +162,10 @@ class Schedules:
                                                             ScheduleRow.next_run_at <= now)).all()
         for row in due:
             with self.registry.writing() as session:
-                claimed = session.execute(
+                claimed = rows_changed(session.execute(
                     update(ScheduleRow).where(ScheduleRow.name == row.name,
                                               ScheduleRow.next_run_at == row.next_run_at)
-                    .values(next_run_at=next_time(row.schedule, now), last_run_at=now)).rowcount
+                    .values(next_run_at=next_time(row.schedule, now), last_run_at=now)))
             if claimed:
                 started.append(self.run(row.name))
         return started
@@ -185,7 +189,7 @@ class Schedules:
             detail = getattr(exc, "detail", None) or f"{type(exc).__name__}: {str(exc)[:300]}"
             error, job_id = detail, ""
         with self.registry.writing() as session:
-            row = session.get(ScheduleRow, name)
+            row = self._row(session, name)  # NotFound if deleted during the run
             row.last_error, row.last_job_id = error, job_id or row.last_job_id
         return job_id
 

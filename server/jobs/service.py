@@ -9,6 +9,7 @@ whose runner died (stale heartbeat) is marked failed with the reason, and its pa
 """
 from __future__ import annotations
 
+import builtins
 import errno
 import logging
 import os
@@ -20,20 +21,22 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
 
-from .overlap import OrderedWriter, prefetch
+from .. import metrics
 from ..codecs.file_formats import file_format
 from ..codecs.file_reader import count_rows, iter_chunks
 from ..codecs.file_writer import TableWriter
 from ..codecs.scored_output import failed_rows, scored_table
-from ..types import ScoreOptions
 from ..codecs.workbook import check_xlsx
 from ..config import Settings
 from ..errors import Conflict, InvalidInput, NotFound, ScoreBridgeError
+from ..registry.database import rows_changed
 from ..registry.schema import JobRow, ScoredRow, utcnow
 from ..registry.service import Registry, _utc
 from ..scoring.scorer import Scorer
-from .. import metrics
+from ..types import ScoreOptions
+from .overlap import OrderedWriter, prefetch
 
 log = logging.getLogger(__name__)
 CHUNK_ROWS = 10_000
@@ -184,7 +187,7 @@ class Jobs:
 
     # -- running -------------------------------------------------------------------------------
 
-    def recover(self) -> list[str]:
+    def recover(self) -> builtins.list[str]:  # `list` here is the method above
         """Jobs whose runner stopped heartbeating are failed with the reason; partial output is
         removed (it was never renamed into place)."""
         cutoff = utcnow() - STALE_AFTER
@@ -216,19 +219,26 @@ class Jobs:
             if job_id is None:
                 return None
             now = utcnow()
-            claimed = session.execute(update(JobRow).where(JobRow.id == job_id,
-                                                           JobRow.status == "queued")
-                                      .values(status="running", claimed_by=worker,
-                                              started_at=now, heartbeat_at=now)).rowcount
+            claimed = rows_changed(session.execute(update(JobRow).where(JobRow.id == job_id,
+                                                                        JobRow.status == "queued")
+                                                   .values(status="running", claimed_by=worker,
+                                                           started_at=now, heartbeat_at=now)))
             if not claimed:
                 return None
         return self.get(job_id)
+
+    @staticmethod
+    def _held(session: Session, job_id: str) -> JobRow:
+        """The row of a job that is queued or running here: only finished jobs are pruned."""
+        row = session.get(JobRow, job_id)
+        assert row is not None, f"job {job_id} is gone while held"
+        return row
 
     def _progress(self, job_id: str, done: int, failed: int,
                   total: int | None = None) -> bool:
         """Record progress; True when a cancellation was asked for."""
         with self.registry.writing() as session:
-            row = session.get(JobRow, job_id)
+            row = self._held(session, job_id)
             row.rows_done, row.rows_failed, row.heartbeat_at = done, failed, utcnow()
             if total is not None:
                 row.rows_total = total
@@ -237,7 +247,7 @@ class Jobs:
     def _finish(self, job_id: str, status: str, error: str = "",
                 output: Path | None = None) -> None:
         with self.registry.writing() as session:
-            row = session.get(JobRow, job_id)
+            row = self._held(session, job_id)
             row.status, row.error, row.finished_at = status, error[:2000], utcnow()
             row.output_path = str(output) if output else None
             row.expires_at = utcnow() + timedelta(hours=self.settings.job_retention_hours)
@@ -325,17 +335,17 @@ class Jobs:
     def set_delivery(self, job_id: str, path: str) -> None:
         """Also copy the output to ``path`` when the job succeeds (a pipeline's file sink)."""
         with self.registry.writing() as session:
-            row = session.get(JobRow, job_id)
+            row = self._held(session, job_id)
             row.options = {**(row.options or {}), "deliver_to": path}
 
     def _input_path(self, job_id: str) -> str:
         with self.registry.reading() as session:
-            return session.get(JobRow, job_id).input_path
+            return self._held(session, job_id).input_path
 
     def _publish(self, job_id: str, start: int, table: Any) -> None:
         records = table.to_pylist()
         with self.registry.writing() as session:
-            session.bulk_insert_mappings(ScoredRow, [  # type: ignore[arg-type]
+            session.bulk_insert_mappings(ScoredRow, [
                 {"job_id": job_id, "row_no": start + i,
                  "data": {k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}}
                 for i, r in enumerate(records)])

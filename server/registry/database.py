@@ -10,17 +10,23 @@ from __future__ import annotations
 import fcntl
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator, cast
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_LOCK_ID = 0x5C0BE  # any constant shared by every ScoreBridge process
+
+
+def rows_changed(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE matched. ``Session.execute`` gives such a statement's
+    ``CursorResult`` the type of the plain ``Result``, which has no ``rowcount``."""
+    return cast(CursorResult[Any], result).rowcount
 
 
 def make_engine(url: str, connections: int = 15) -> Engine:
@@ -42,7 +48,7 @@ def make_engine(url: str, connections: int = 15) -> Engine:
 
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
-    def on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    def on_connect(dbapi_conn, _record) -> None:
         dbapi_conn.isolation_level = None  # let SQLAlchemy's BEGIN below decide
         cur = dbapi_conn.cursor()
         for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON",
@@ -51,7 +57,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.close()
 
     @event.listens_for(engine, "begin")
-    def on_begin(conn) -> None:  # type: ignore[no-untyped-def]
+    def on_begin(conn) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
         conn.exec_driver_sql(f"BEGIN {mode}")
 

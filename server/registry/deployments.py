@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from .schema import (AliasRow, ModelRow, RolloutRow, TrafficRow, VersionRow, WebhookDeliveryRow,
-                     utcnow)
+from .database import rows_changed
+from .schema import AliasRow, ModelRow, RolloutRow, TrafficRow, VersionRow, WebhookDeliveryRow, utcnow
 from .service import PRODUCTION, Registry, VersionInfo, _utc
 
 STALE_CLAIM = timedelta(minutes=5)
@@ -129,15 +129,17 @@ class Deployments:
                 .order_by(VersionRow.id).limit(1)).scalar()
             if candidate is None:
                 return None
-            claimed = session.execute(update(VersionRow)
-                                      .where(VersionRow.id == candidate,
-                                             VersionRow.pipeline == "pending")
-                                      .values(pipeline="processing", claimed_at=now,
-                                              claimed_by=worker)).rowcount
+            claimed = rows_changed(session.execute(update(VersionRow)
+                                                   .where(VersionRow.id == candidate,
+                                                          VersionRow.pipeline == "pending")
+                                                   .values(pipeline="processing", claimed_at=now,
+                                                           claimed_by=worker)))
             if not claimed:
                 return None
             row = session.get(VersionRow, candidate)
+            assert row is not None  # claimed by the update above, in this transaction
             model = session.get(ModelRow, row.model_id)
+            assert model is not None  # the version's foreign key
             name, number = model.name, row.version
         return self.registry.get_version(name, number)
 
@@ -147,8 +149,7 @@ class Deployments:
         crash leaves the version either unprocessed (and taken up again) or fully rolled out."""
         with self.registry.writing() as session:
             model = self.registry._model_row(session, name)
-            row = session.scalar(select(VersionRow).where(VersionRow.model_id == model.id,
-                                                          VersionRow.version == version))
+            row = self.registry._version_row(session, model, version)
             row.gates, row.gate_status, row.pipeline = gates, "passed" if passed else "failed", "done"
             failed = [g for g in gates if not g["passed"]]
             self.registry._event(session, model, "gates_passed" if passed else "gates_failed",
@@ -187,8 +188,7 @@ class Deployments:
                       baseline: int | None, actor: str) -> Rollout:
         with self.registry.writing() as session:
             model = self.registry._model_row(session, name)
-            row = session.scalar(select(VersionRow).where(VersionRow.model_id == model.id,
-                                                          VersionRow.version == version))
+            row = self.registry._version_row(session, model, version)
             rollout = self._open_rollout(session, model, row, kind, config, baseline, actor)
             return self._rollout(rollout, name)
 
@@ -227,11 +227,11 @@ class Deployments:
         """Close ``rollout`` once (False if another worker already did), promoting the version
         (and opening a ``watch`` over it) or rolling production back, in the same transaction."""
         with self.registry.writing() as session:
-            done = session.execute(update(RolloutRow)
-                                   .where(RolloutRow.id == rollout.id,
-                                          RolloutRow.finished_at.is_(None))
-                                   .values(finished_at=utcnow(), outcome=outcome,
-                                           detail=detail or {})).rowcount
+            done = rows_changed(session.execute(update(RolloutRow)
+                                                .where(RolloutRow.id == rollout.id,
+                                                       RolloutRow.finished_at.is_(None))
+                                                .values(finished_at=utcnow(), outcome=outcome,
+                                                        detail=detail or {})))
             if not done:
                 return False
             model = self.registry._model_row(session, rollout.model)
@@ -239,8 +239,7 @@ class Deployments:
             reason = (detail or {}).get("reason", outcome)
             self.registry._event(session, model, f"{rollout.kind}_finished", actor,
                                  rollout.version, outcome=outcome, **(detail or {}))
-            row = session.scalar(select(VersionRow).where(VersionRow.model_id == model.id,
-                                                          VersionRow.version == rollout.version))
+            row = self.registry._version_row(session, model, rollout.version)
             if promote:
                 row.rolled_back = False
                 self.registry._set_alias(session, model, PRODUCTION, row, actor, reason=reason)
@@ -293,6 +292,7 @@ class Deployments:
                         continue
                     except IntegrityError:
                         row = session.scalar(select(TrafficRow).where(key))
+                        assert row is not None  # the insert it lost to
                 total = Traffic.of(row).add(t)
                 for name in Traffic.COUNTERS:
                     setattr(row, name, getattr(total, name))
@@ -324,16 +324,17 @@ class Deployments:
     def lease_delivery(self, delivery_id: int, seconds: float) -> bool:
         """Take a delivery for ``seconds`` so no other worker sends it meanwhile."""
         with self.registry.writing() as session:
-            return bool(session.execute(
+            return bool(rows_changed(session.execute(
                 update(WebhookDeliveryRow)
                 .where(WebhookDeliveryRow.id == delivery_id,
                        WebhookDeliveryRow.delivered_at.is_(None),
                        WebhookDeliveryRow.next_attempt_at <= utcnow())
-                .values(next_attempt_at=utcnow() + timedelta(seconds=seconds))).rowcount)
+                .values(next_attempt_at=utcnow() + timedelta(seconds=seconds)))))
 
     def record_delivery(self, delivery_id: int, ok: bool, error: str, retry_in: float | None) -> None:
         with self.registry.writing() as session:
             row = session.get(WebhookDeliveryRow, delivery_id)
+            assert row is not None  # leased by this worker; deliveries are never deleted
             row.attempts += 1
             row.last_error = error[:500]
             if ok:

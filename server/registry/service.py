@@ -17,9 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .. import faults
 from ..errors import Conflict, InvalidInput, NotFound
-from .database import upgrade, writer
-from .schema import (AliasRow, EventRow, LeaseRow, ModelRow, RolloutRow, VersionRow,
-                     WebhookDeliveryRow, utcnow)
+from .database import rows_changed, upgrade, writer
+from .schema import AliasRow, EventRow, LeaseRow, ModelRow, RolloutRow, VersionRow, WebhookDeliveryRow, utcnow
 from .store import ArtifactStore
 
 # a version's runtime (as stored) -> the engine that answers it (as the API names it)
@@ -196,6 +195,13 @@ class Registry:
             raise NotFound(f"no model named {name!r}")
         return row
 
+    def _version_row(self, session: Session, model: ModelRow, version: int) -> VersionRow:
+        row = session.scalar(select(VersionRow).where(VersionRow.model_id == model.id,
+                                                      VersionRow.version == version))
+        if row is None:
+            raise NotFound(f"model {model.name!r} has no version {version}")
+        return row
+
     def _aliases(self, session: Session, model_id: int) -> dict[str, int]:
         rows = session.execute(
             select(AliasRow.alias, VersionRow.version)
@@ -290,9 +296,9 @@ class Registry:
         until = now + timedelta(seconds=seconds)
         try:
             with self.writing() as session:
-                taken = session.execute(
+                taken = rows_changed(session.execute(
                     update(LeaseRow).where(LeaseRow.name == name, LeaseRow.expires_at <= now)
-                    .values(holder=holder, expires_at=until)).rowcount
+                    .values(holder=holder, expires_at=until)))
                 if taken:
                     return True
                 if session.get(LeaseRow, name) is not None:
@@ -364,9 +370,9 @@ class Registry:
                 with self.reading() as session:
                     return self._version_info(name_, session.get(VersionRow, row.id),  # type: ignore[arg-type]
                                               self._aliases(session, model_id))
-            except IntegrityError:
+            except IntegrityError as exc:
                 if attempt == 4:
-                    raise Conflict(f"could not allocate a version number for {name!r}; retry")
+                    raise Conflict(f"could not allocate a version number for {name!r}; retry") from exc
         raise AssertionError("unreachable")
 
     def _set_alias(self, session: Session, model: ModelRow, alias: str, row: VersionRow,

@@ -13,8 +13,8 @@ from openpyxl.styles import Alignment, Font, PatternFill
 
 from ..codecs.safe_cells import safe_cell
 from ..registry.service import PRODUCTION, Registry
-from ..types import Signature, example_frame
 from ..telemetry.monitoring import model_monitoring
+from ..types import Signature, example_frame
 from .charts import line_chart
 from .live import series, summary
 

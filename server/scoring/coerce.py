@@ -16,8 +16,8 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import pandas as pd
 
-from ..types import MISSING, Column, FieldError, RawTable, Signature
 from ..errors import InvalidInput, short
+from ..types import MISSING, Column, FieldError, RawTable, Signature
 
 MAX_WARNINGS = 100
 # up to this many rows the per-cell rules alone are cheaper than bulk conversion (measured:
@@ -244,6 +244,7 @@ def _coerce_column(col: Column, values: Any, report: _Report, skip: set[int]) ->
     if typed is None and n and col.type in ("number", "integer"):
         typed, suspect = _bulk_numbers(arr, col.type == "integer")
         if typed is not None and col.is_categorical:
+            assert suspect is not None  # _bulk_numbers gives both or neither
             try:
                 suspect |= ~np.isin(typed, np.asarray(col.categories, dtype=np.float64))
             except (TypeError, ValueError):
@@ -362,7 +363,7 @@ def _bulk_strings(arr: np.ndarray, col: Column) -> tuple[np.ndarray | None, np.n
         return None, None
     if not any(type(u) is str for u in uniques):
         return None, None
-    known = set(col.categories) if col.is_categorical else None
+    known = set(col.categories) if col.categories is not None else None  # is_categorical
     bad = {u for u in uniques if type(u) is not str or u == "" or u in EXCEL_ERRORS
            or (known is not None and u not in known)}
     suspect = pd.Series(arr, copy=False).isin(bad).to_numpy(dtype=bool, copy=True) if bad else \
@@ -399,7 +400,7 @@ def _bind_names(table: RawTable, signature: Signature, report: _Report) -> dict[
         # no rows and so no columns (an empty records list: Power Query's schema pass)
         return {name: [] for name in signature.names}
     given = dict(zip(table.names, table.columns))
-    by_norm = {}
+    by_norm: dict[str, str] = {}
     for name in table.names:
         by_norm.setdefault(_normalise(name), name)
     bound: dict[str, list[Any]] = {}

@@ -21,7 +21,7 @@ def score_with(model: LoadedModel, table: RawTable, options: ScoreOptions) -> Sc
     pred = model.predict(checked.columns, proba=options.probabilities)
     errors = list(checked.errors)
     if pred.failures:
-        failures = [FieldError(f.message, row=int(checked.rows[f.row]))  # type: ignore[index]
+        failures = [FieldError(f.message, row=int(checked.rows[f.row]))
                     for f in pred.failures]
         if options.errors == "raise":
             raise ModelFailure(_summary(failures, table.n_rows), errors=failures)

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import delete, func, select
 
+from ..registry.database import rows_changed
 from ..registry.schema import PredictionRow
 from ..registry.service import Registry
 
@@ -108,7 +109,7 @@ class PredictionLog:
             return 0
         try:
             with registry.writing() as session:
-                session.bulk_insert_mappings(PredictionRow, entries)  # type: ignore[arg-type]
+                session.bulk_insert_mappings(PredictionRow, entries)
         except Exception:
             with self._lock:
                 self._pending.extendleft(reversed(entries))
@@ -120,15 +121,15 @@ class PredictionLog:
         """Drop rows older than ``days`` and, past ``max_rows``, the oldest."""
         cutoff = datetime.now(timezone.utc) - timedelta(days=days)
         with registry.writing() as session:
-            removed = session.execute(delete(PredictionRow)
-                                      .where(PredictionRow.created_at < cutoff)).rowcount
+            removed = rows_changed(session.execute(delete(PredictionRow)
+                                                   .where(PredictionRow.created_at < cutoff)))
             count = session.scalar(select(func.count()).select_from(PredictionRow)) or 0
             if count > max_rows:
                 edge = session.scalar(select(PredictionRow.id).order_by(PredictionRow.id.desc())
                                       .offset(max_rows).limit(1))
                 if edge is not None:
-                    removed += session.execute(delete(PredictionRow)
-                                               .where(PredictionRow.id <= edge)).rowcount
+                    removed += rows_changed(session.execute(delete(PredictionRow)
+                                                            .where(PredictionRow.id <= edge)))
         return removed
 
     @staticmethod

@@ -61,6 +61,6 @@ class ShadowRunner:
         """Wait for the backlog to empty (tests and shutdown)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self._backlog._value == self.MAX_BACKLOG:  # type: ignore[attr-defined]
+            if self._backlog._value == self.MAX_BACKLOG:
                 return
             time.sleep(0.01)

@@ -62,7 +62,7 @@ def _encoder_categories(estimator: Any, names: list[str],
                 if trans in ("drop",) or cols is None:
                     continue
                 visit(trans, _resolve_columns(cols, columns, sample))
-        elif hasattr(est, "categories_") and len(getattr(est, "categories_")) == len(columns):
+        elif hasattr(est, "categories_") and len(est.categories_) == len(columns):
             for col, cats in zip(columns, est.categories_):
                 clean = tuple(to_python(c) for c in cats if not _is_missing(c))
                 found[col] = clean

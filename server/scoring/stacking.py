@@ -30,7 +30,7 @@ def aligned_parts(tables: list[RawTable], signature: Signature,
     signature, and each one's own error where it does not (missing columns, wrong width).
     Positional tables stay pending so :func:`concat` binds them all in one go."""
     failed: list[ScoreBridgeError | None] = [None] * len(tables)
-    parts = []
+    parts: list[tuple[int, RawTable, list[FieldError]]] = []
     for i, table in enumerate(tables):
         try:
             if table.pending_rows is not None:

@@ -7,9 +7,9 @@ from typing import Any
 
 from ..registry.schema import DriftRow
 from ..registry.service import Registry
+from ..scoring.prediction_log import PredictionLog
 from ..types import Signature
 from .drift import monitor
-from ..scoring.prediction_log import PredictionLog
 
 
 def model_monitoring(registry: Registry, name: str, hours: float = 24.0) -> dict[str, Any]:

@@ -17,8 +17,7 @@ from openpyxl.worksheet.table import Table
 
 from server.app import create_app
 from server.demo import FEATURES
-from tests.conftest import (assert_probabilities, assert_problem, churn_rows, jsonable,
-                            register_file)
+from tests.conftest import assert_probabilities, assert_problem, churn_rows, jsonable, register_file
 
 NS = {"o": "http://schemas.microsoft.com/office/appforoffice/1.1",
       "bt": "http://schemas.microsoft.com/office/officeappbasictypes/1.0",

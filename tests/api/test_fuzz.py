@@ -8,11 +8,16 @@ from typing import Any
 
 import pytest
 import schemathesis
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
-from hypothesis import HealthCheck, given, settings as hypothesis_settings
-from schemathesis.checks import (content_type_conformance, not_a_server_error,
-                                 response_schema_conformance, status_code_conformance)
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,

@@ -3,7 +3,6 @@ the same predictions as the native API, refuse bad input in their own error form
 a script."""
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 

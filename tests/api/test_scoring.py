@@ -8,8 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import (assert_probabilities, assert_problem, churn_rows, jsonable,
-                            register_file)
+from tests.conftest import assert_probabilities, assert_problem, churn_rows, jsonable, register_file
 
 
 @pytest.fixture

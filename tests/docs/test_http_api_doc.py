@@ -60,7 +60,7 @@ def test_every_url_in_the_document_is_documented(spec):
 
 
 def test_the_examples_score(client, demo_registered):
-    for method, path, body in _sections():
+    for _method, path, body in _sections():
         if path not in ("/api/v1/models/{name}/predict", "/invocations",
                         "/v2/models/{name}/infer", "/evaluate"):
             continue

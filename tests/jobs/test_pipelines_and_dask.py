@@ -11,8 +11,7 @@ from sqlalchemy import create_engine
 
 from server.app import create_app
 from server.jobs.schedules import Schedules
-from tests.conftest import (KeyClient, assert_problem, churn_rows, jobs_in_process_and_on_dask,
-                            register_file)
+from tests.conftest import KeyClient, assert_problem, churn_rows, jobs_in_process_and_on_dask, register_file
 
 
 @pytest.fixture

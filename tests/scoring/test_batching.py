@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from server.app import create_app
-from server.types import RawTable, ScoreOptions
 from server.errors import InvalidInput
 from server.scoring.batching import MicroBatcher
+from server.types import RawTable, ScoreOptions
 from tests.conftest import assert_probabilities, churn_rows, jsonable, register_file
 
 

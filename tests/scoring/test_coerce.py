@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from server.codecs.table import table_from_columns
-from server.types import MISSING, Column, Output, RawTable, Signature
 from server.errors import InvalidInput
 from server.scoring.coerce import coerce
+from server.types import MISSING, Column, Output, RawTable, Signature
 
 SIG = Signature(inputs=(
     Column("age", "integer"),

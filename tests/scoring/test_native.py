@@ -15,18 +15,23 @@ import threading
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.ensemble import (ExtraTreesClassifier, GradientBoostingClassifier,
-                              GradientBoostingRegressor, HistGradientBoostingClassifier,
-                              HistGradientBoostingRegressor, RandomForestClassifier,
-                              RandomForestRegressor)
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    GradientBoostingClassifier,
+    GradientBoostingRegressor,
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
 from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
 
 from server.config import Settings
 from server.scoring.compiled import native
 from server.scoring.compiled.compiler import TOLERANCE, compile_version
-from server.scoring.compiled.stored import load_runner
 from server.scoring.compiled.estimator import split_guards
+from server.scoring.compiled.stored import load_runner
 from server.scoring.runtime import LoadedModel
 from server.scoring.signature import infer_signature
 from tests.conftest import jobs_in_process_and_on_dask, register_file

@@ -147,9 +147,9 @@ def test_each_worker_logs_at_most_its_budget_of_rows_per_second(services, demo_r
                                                                  monkeypatch):
     """Heavy traffic does not turn the sample into a copy of the traffic: the budget (a bucket
     of one second's worth, refilled continuously) caps the rows logged, whatever the share."""
-    from server.types import RawTable
     from server.scoring import prediction_log
     from server.scoring.prediction_log import PredictionLog
+    from server.types import RawTable
 
     clock = [1000.0]
     monkeypatch.setattr(prediction_log.time, "monotonic", lambda: clock[0])

@@ -87,7 +87,10 @@ def build(estimator: Any, signature: Signature, preprocess: bytes | None) -> byt
         warnings.simplefilter("ignore")
         model = treelite.sklearn.import_model(final)
         library = os.path.join(tmp, "trees.so")
-        tl2cgen.export_lib(_for_tl2cgen(model), toolchain=toolchain(), libpath=library,
+        compiler = toolchain()
+        if compiler is None:
+            raise RuntimeError("no C compiler (gcc or clang) on this machine")
+        tl2cgen.export_lib(_for_tl2cgen(model), toolchain=compiler, libpath=library,
                            # quantize: inputs become bin numbers compared as integers (exact,
                            # ~7 % faster on the demo model)
                            params={"parallel_comp": max(os.cpu_count() or 1, 2), "quantize": 1},

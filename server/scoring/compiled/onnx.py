@@ -116,6 +116,7 @@ class OnnxRunner:
             index = np.fromiter((self._class_position.get(v, -1) for v in flat.tolist()),
                                 np.int64, len(flat))
         else:
+            assert self._class_index is not None  # set with self.classes
             index = self._class_index.get_indexer(flat)
         if (index < 0).any():
             raise ValueError("the compiled model returned a label outside the classes")
@@ -135,8 +136,7 @@ def ort_session(data: bytes, threads: int) -> Any:
 
 
 def _initial_types(signature: Signature, double: bool) -> list[tuple[str, Any]]:
-    from skl2onnx.common.data_types import (DoubleTensorType, FloatTensorType,
-                                            StringTensorType)
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
 
     number = DoubleTensorType if double else FloatTensorType
 
@@ -154,8 +154,8 @@ def _initial_types(signature: Signature, double: bool) -> list[tuple[str, Any]]:
 def convert(estimator: Any, signature: Signature, double: bool) -> bytes:
     from skl2onnx import convert_sklearn
 
-    options = {id(final_estimator(estimator)): {"zipmap": False}} if signature.output.kind == "classification" \
-        else None
+    options = {id(final_estimator(estimator)): {"zipmap": False}} \
+        if signature.output.kind == "classification" else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = convert_sklearn(estimator, initial_types=_initial_types(signature, double),
