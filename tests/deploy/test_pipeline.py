@@ -303,13 +303,13 @@ def test_stale_claims_are_taken_up_again(client, services, churn_v1, demo_files)
 
 def test_policy_validation(client, churn_v1):
     assert_problem(client.put("/api/v1/models/churn/policy", json={"policy": "yolo"},
-                              scope="deploy"), 422, "policy must be one of")
+                              scope="deploy"), 400, "'policy' must be 'manual', 'auto', 'canary' or 'shadow'")
     assert_problem(client.put("/api/v1/models/churn/policy", json={"canary": {"share": 2}},
                               scope="deploy"), 422, "canary.share")
     assert_problem(client.put("/api/v1/models/churn/policy", json={"canary": {"speed": 1}},
-                              scope="deploy"), 422, "unknown field")
+                              scope="deploy"), 400, "'canary.speed' is an unknown field")
     assert_problem(client.put("/api/v1/models/churn/policy", json={"canary": {"share": "x"}},
-                              scope="deploy"), 422, "must be a float")
+                              scope="deploy"), 400, "'canary.share' must be a valid number")
     assert_problem(client.put("/api/v1/models/churn/policy", json=[1], scope="deploy"), 400)
     assert_problem(client.put("/api/v1/models/nope/policy", json={"policy": "auto"},
                               scope="deploy"), 404)

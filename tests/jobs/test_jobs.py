@@ -102,7 +102,8 @@ def test_cancel_and_zero_rows_and_bad_input(client, services, churn):
     assert_problem(client.post("/api/v1/jobs", scope="score", content_type="multipart/form-data",
                                data={"file": (io.BytesIO(b"x"), "in.txt.exe"), "model": "churn"}),
                    422, "unsupported file type")
-    assert_problem(submit(client, churn_rows(2), output_format="docx"), 422, "output_format")
+    assert_problem(submit(client, churn_rows(2), output_format="docx"), 400,
+                   "form field 'output_format' must be 'csv', 'xlsx' or 'parquet'")
     assert_problem(client.post("/api/v1/jobs", scope="score", content_type="multipart/form-data",
                                data={"file": (io.BytesIO(b"a"), "in.csv"), "model": "nope"}),
                    404, "no model")
