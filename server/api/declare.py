@@ -59,7 +59,7 @@ def _phrase(error: Any, known: list[str]) -> str:
     if kind == "missing":
         return "is required"
     if kind == "extra_forbidden":
-        return "is an unknown field; known: " + ", ".join(known)
+        return "is an unknown field" + ("; known: " + ", ".join(known) if known else "")
     if kind in ("model_type", "model_attributes_type", "dict_type"):
         return "must be an object"
     if kind in _BOUNDS:
@@ -81,7 +81,9 @@ def problem_of(exc: ValidationError, model: type[BaseModel], where: str) -> Malf
         loc = ".".join(str(part) for part in error["loc"])
         subject = f"{_LABELS[where]} '{loc}'" if loc else \
             ("the body" if where == "body" else f"the {_LABELS[where]}s")
-        messages.append(f"{subject} {_phrase(error, fields_of(model))}")
+        # the fields a top-level unknown one could have meant (nested models name their own)
+        known = fields_of(model) if len(error["loc"]) == 1 else []
+        messages.append(f"{subject} {_phrase(error, known)}")
     detail = messages[0] + (f" (and {len(messages) - 1} more)" if len(messages) > 1 else "")
     return MalformedRequest(detail, errors=[FieldError(m) for m in messages[:MAX_LISTED]])
 

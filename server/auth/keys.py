@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..errors import InvalidInput, NotFound
 from ..registry.schema import ApiKeyRow, utcnow
 from ..registry.service import Registry
+from ..types.record import public_fields
 
 SCOPES = ("score", "read", "deploy", "admin")
 # a scope grants itself and the scopes listed here
@@ -70,10 +71,8 @@ class KeyInfo:
         return granted(self.scopes)
 
     def public(self) -> dict[str, Any]:
-        return {"id": self.key_id, "name": self.name, "scopes": list(self.scopes),
-                "created_at": self.created_at.isoformat(),
-                "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
-                "last_used_at": self.last_used_at.isoformat() if self.last_used_at else None}
+        return {"id": self.key_id, **public_fields(self, "name", "scopes", "created_at",
+                                                   "revoked_at", "last_used_at")}
 
 
 def _info(row: ApiKeyRow) -> KeyInfo:

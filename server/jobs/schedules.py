@@ -31,6 +31,7 @@ from ..errors import Conflict, Forbidden, InvalidInput, NotFound
 from ..registry.database import rows_changed
 from ..registry.schema import ScheduleRow, utcnow
 from ..registry.service import Registry, _utc, validate_name
+from ..types.record import public_fields
 from .service import Jobs
 
 SINK_FORMATS = ("csv", "parquet", "xlsx")
@@ -54,11 +55,9 @@ class ScheduleInfo:
         source = dict(self.source)
         if "url" in source:  # credentials in a database URL are never shown
             source["url"] = re.sub(r"//[^@/]*@", "//***@", source["url"])
-        return {"name": self.name, "model": self.model, "alias": self.alias,
-                "schedule": self.schedule, "source": source, "sink": self.sink,
-                "enabled": self.enabled, "next_run_at": self.next_run_at.isoformat(),
-                "last_run_at": self.last_run_at.isoformat() if self.last_run_at else None,
-                "last_job_id": self.last_job_id, "last_error": self.last_error or None}
+        return {**public_fields(self, "name", "model", "alias", "schedule", "sink", "enabled",
+                                "next_run_at", "last_run_at", "last_job_id"),
+                "source": source, "last_error": self.last_error or None}
 
 
 def _info(row: ScheduleRow) -> ScheduleInfo:

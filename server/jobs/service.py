@@ -36,6 +36,7 @@ from ..registry.schema import JobRow, ScoredRow, utcnow
 from ..registry.service import Registry, _utc
 from ..scoring.scorer import Scorer
 from ..types import ScoreOptions
+from ..types.record import public_fields
 from .overlap import OrderedWriter, prefetch
 
 log = logging.getLogger(__name__)
@@ -74,15 +75,10 @@ class JobInfo:
         if self.status == "running" and rate and self.rows_total:
             eta = max(self.rows_total - self.rows_done, 0) / rate
         return {
-            "id": self.id, "model": self.model, "version": self.version, "status": self.status,
-            "rows_done": self.rows_done, "rows_total": self.rows_total,
-            "rows_failed": self.rows_failed, "rate_rows_per_second": rate,
-            "eta_seconds": eta, "output_format": self.output_format, "options": self.options,
-            "error": self.error or None, "created_by": self.created_by,
-            "created_at": self.created_at.isoformat(),
-            "started_at": self.started_at.isoformat() if self.started_at else None,
-            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
-            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            **public_fields(self, "id", "model", "version", "status", "rows_done", "rows_total",
+                            "rows_failed", "output_format", "options", "created_by",
+                            "created_at", "started_at", "finished_at", "expires_at"),
+            "rate_rows_per_second": rate, "eta_seconds": eta, "error": self.error or None,
             "result": f"/api/v1/jobs/{self.id}/result" if self.status == "succeeded" else None,
         }
 

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from ..types.record import public_fields
 from .database import rows_changed
 from .schema import AliasRow, ModelRow, RolloutRow, TrafficRow, VersionRow, WebhookDeliveryRow, utcnow
 from .service import PRODUCTION, Registry, VersionInfo, _utc
@@ -33,11 +34,8 @@ class Rollout:
     detail: dict[str, Any] = field(default_factory=dict)
 
     def public(self) -> dict[str, Any]:
-        return {"id": self.id, "version": self.version, "baseline": self.baseline,
-                "kind": self.kind, "config": self.config,
-                "started_at": self.started_at.isoformat(),
-                "finished_at": self.finished_at.isoformat() if self.finished_at else None,
-                "outcome": self.outcome, "detail": self.detail}
+        return public_fields(self, "id", "version", "baseline", "kind", "config", "started_at",
+                             "finished_at", "outcome", "detail")
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .. import faults
 from ..errors import Conflict, InvalidInput, NotFound
+from ..types.record import public_fields, shown
 from .database import rows_changed, upgrade, writer
 from .schema import AliasRow, EventRow, LeaseRow, ModelRow, RolloutRow, VersionRow, WebhookDeliveryRow, utcnow
 from .store import ArtifactStore
@@ -76,14 +77,11 @@ class VersionInfo:
     def public(self) -> dict[str, Any]:
         """What the API and CLI show (no storage paths, no reference statistics)."""
         return {
-            "model": self.model, "version": self.version, "sha256": self.sha256,
-            "format": self.format, "size_bytes": self.size_bytes,
-            "trusted_pickle": self.trusted_pickle, "signature": self.signature,
-            "metrics": self.metrics, "tags": self.tags, "environment": self.environment,
-            "description": self.description, "created_at": self.created_at.isoformat(),
-            "created_by": self.created_by, "rolled_back": self.rolled_back,
-            "aliases": self.aliases, "pipeline": self.pipeline, "gate_status": self.gate_status,
-            "gates": self.gates, "has_holdout": self.holdout_artifact is not None,
+            **public_fields(self, "model", "version", "sha256", "format", "size_bytes",
+                            "trusted_pickle", "signature", "metrics", "tags", "environment",
+                            "description", "created_at", "created_by", "rolled_back", "aliases",
+                            "pipeline", "gate_status", "gates"),
+            "has_holdout": self.holdout_artifact is not None,
             "runtime": {"engine": ENGINES.get(self.runtime, "scikit-learn"),
                         "note": self.runtime_note},
         }
@@ -112,7 +110,7 @@ class ModelInfo:
             "production_version": prod.version if prod else None,
             "latest_version": max((v.version for v in self.versions), default=None),
             "aliases": self.aliases, "versions": len(self.versions),
-            "created_at": self.created_at.isoformat(),
+            "created_at": shown(self.created_at),
             "output": (prod.signature.get("output") if prod else None),
             "policy": self.policy.get("policy", "auto"),
         }
@@ -137,9 +135,8 @@ class EventInfo:
     created_at: datetime
 
     def public(self) -> dict[str, Any]:
-        return {"id": self.id, "model": self.model, "version": self.version, "kind": self.kind,
-                "actor": self.actor, "detail": self.detail,
-                "created_at": self.created_at.isoformat()}
+        return public_fields(self, "id", "model", "version", "kind", "actor", "detail",
+                             "created_at")
 
 
 @dataclass
