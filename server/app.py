@@ -8,12 +8,9 @@ import uuid
 
 from flask import Flask, Response, g, request
 
-from .auth.keys import KeyStore
 from .config import Settings
-from .deploy.worker import DeploymentWorker
-from .jobs.service import JobRunner, Jobs
 from .registry.factory import build_registry
-from .scoring.service import Scorer
+from .services import build_services
 from .telemetry import metrics
 
 __all__ = ["build_registry", "create_app"]
@@ -29,15 +26,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__, static_folder=None)
     app.config.update(MAX_CONTENT_LENGTH=settings.max_request_bytes,
                       MAX_FORM_MEMORY_SIZE=1024 * 1024, MAX_FORM_PARTS=32)
-    from .api.http import Services
-
-    registry = build_registry(settings)
-    scorer = Scorer(registry, settings)
-    worker = DeploymentWorker(registry, scorer, settings)
-    jobs = Jobs(registry, scorer, settings)
-    services = Services(settings=settings, registry=registry, scorer=scorer,
-                        keys=KeyStore(registry), worker=worker, jobs=jobs,
-                        runner=JobRunner(jobs, worker.id))
+    services = build_services(settings)
     app.extensions["scorebridge"] = services
     if settings.background:
         # started here (inside each gunicorn worker, as the factory runs there), and checked on
