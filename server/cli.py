@@ -1,8 +1,9 @@
 """The ``scorebridge`` command line.
 
 Without ``--url`` commands work on the local registry in ``SCOREBRIDGE_HOME``; with ``--url`` they call
-a server's HTTP API with the key from ``--key`` or ``SCOREBRIDGE_API_KEY``. Both paths go through the
-same registry and scoring functions as the HTTP API.
+a server's HTTP API with the key from ``--key`` or ``SCOREBRIDGE_API_KEY``. Every command calls one
+:class:`~server.clients.Backend` method, so both paths print the same; the local one runs the same
+service operations (:mod:`server.services`) as the HTTP API.
 """
 from __future__ import annotations
 
