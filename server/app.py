@@ -8,14 +8,10 @@ import uuid
 
 from flask import Flask, Response, g, request
 
-from .auth.keys import KeyStore
-from .config import Settings
-from .deploy.worker import DeploymentWorker
-from .jobs.runner import JobRunner
-from .jobs.service import Jobs
-from .registry.factory import build_registry
-from .scoring.scorer import Scorer
 from . import metrics
+from .config import Settings
+from .registry.factory import build_registry
+from .services import build_services
 
 __all__ = ["build_registry", "create_app"]
 
@@ -30,15 +26,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__, static_folder=None)
     app.config.update(MAX_CONTENT_LENGTH=settings.max_request_bytes,
                       MAX_FORM_MEMORY_SIZE=1024 * 1024, MAX_FORM_PARTS=32)
-    from .api.http import Services
-
-    registry = build_registry(settings)
-    scorer = Scorer(registry, settings)
-    worker = DeploymentWorker(registry, scorer, settings)
-    jobs = Jobs(registry, scorer, settings)
-    services = Services(settings=settings, registry=registry, scorer=scorer,
-                        keys=KeyStore(registry), worker=worker, jobs=jobs,
-                        runner=JobRunner(jobs, worker.id))
+    services = build_services(settings)
     app.extensions["scorebridge"] = services
     if settings.background:
         # started here (inside each gunicorn worker, as the factory runs there), and checked on
@@ -58,9 +46,21 @@ def create_app(settings: Settings | None = None) -> Flask:
     from .api import browser
 
     browser.install(app, settings)
-    from .api import (deployment, excel, health, home, keys, odata, openapi, protocols,
-                      jobs as jobs_api, pipelines, registry as registry_api, reports,
-                      scoring)
+    from .api import (
+        deployment,
+        excel,
+        health,
+        home,
+        keys,
+        odata,
+        openapi,
+        pipelines,
+        protocols,
+        reports,
+        scoring,
+    )
+    from .api import jobs as jobs_api
+    from .api import registry as registry_api
 
     for bp in (home.bp, health.bp, openapi.bp, registry_api.bp, deployment.bp, scoring.bp, excel.bp,
                odata.bp, keys.bp, protocols.mlflow, protocols.v2, protocols.tabpy, reports.bp,

@@ -1,8 +1,9 @@
 """The ``scorebridge`` command line.
 
 Without ``--url`` commands work on the local registry in ``SCOREBRIDGE_HOME``; with ``--url`` they call
-a server's HTTP API with the key from ``--key`` or ``SCOREBRIDGE_API_KEY``. Both paths go through the
-same registry and scoring functions as the HTTP API.
+a server's HTTP API with the key from ``--key`` or ``SCOREBRIDGE_API_KEY``. Every command calls one
+:class:`~server.clients.Backend` method, so both paths print the same; the local one runs the same
+service operations (:mod:`server.services`) as the HTTP API.
 """
 from __future__ import annotations
 
@@ -12,14 +13,12 @@ import shutil
 import socket
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, Callable
 
 import click
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                           TimeRemainingColumn)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from .clients import Backend, LocalBackend, RemoteBackend
@@ -430,7 +429,7 @@ def report(name: str, output: Path | None, url: str | None, key: str | None) -> 
 
 @main.group()
 def jobs() -> None:
-    """Batch jobs on a server: submit, follow, cancel, fetch the result."""
+    """Batch jobs: submit, follow, cancel, fetch the result (locally, or on a server with --url)."""
 
 
 @jobs.command("submit")
@@ -439,45 +438,46 @@ def jobs() -> None:
 @click.option("--output-format", type=click.Choice(["csv", "xlsx", "parquet"]), default="csv")
 @click.option("--strict", is_flag=True, help="Fail the job on the first bad row.")
 @click.option("--publish", is_flag=True, help="Publish the result to the OData feed.")
-@click.option("--wait/--no-wait", default=True, help="Follow progress until the job ends.")
+@click.option("--wait/--no-wait", default=True,
+              help="Follow progress until the job ends (without --url, the job runs in this "
+                   "process, unless a server on the same registry takes it first).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Where to save the result when waiting.")
-@click.option("--url", envvar="SCOREBRIDGE_URL", required=True, help="The server.")
+@url_option
 @key_option
 @handle_errors
 def jobs_submit(name: str, input: Path, output_format: str, strict: bool, publish: bool,
-                wait: bool, output: Path | None, url: str, key: str | None) -> None:
-    """Upload INPUT as a batch job for model NAME; with --wait, show progress and save the result."""
-    client = RemoteBackend(url, key)
-    with open(input, "rb") as fh:
-        job = client.call("POST", "/api/v1/jobs", files={"file": (input.name, fh)},
-                          data={"model": name, "output_format": output_format,
-                                "strict": str(strict).lower(), "publish": str(publish).lower()})
+                wait: bool, output: Path | None, url: str | None, key: str | None) -> None:
+    """Submit INPUT as a batch job for model NAME; with --wait, show progress and save the result.
+
+    Without --url the job is queued in the local registry: with --no-wait, a server running on
+    that registry (SCOREBRIDGE_HOME) scores it."""
+    client = backend(url, key)
+    job = client.submit_job(name, input, output_format, strict, publish)
     console.print(f"job {job['id']} queued (model {name} v{job['version']})")
     if not wait:
         return
     columns = [TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
     with Progress(*columns, console=err_console) as progress:
         task = progress.add_task("job", total=None)
-        while job["status"] in ("queued", "running"):
-            time.sleep(0.5)
-            job = client.call("GET", f"/api/v1/jobs/{job['id']}")
+        job_id = job["id"]
+        for job in client.follow_job(job_id):
             progress.update(task, total=job["rows_total"], completed=job["rows_done"])
     if job["status"] != "succeeded":
         err_console.print(f"[red]job {job['status']}:[/red] {job['error']}", highlight=False)
         sys.exit(1)
     target = output or input.with_name(f"{input.stem}.scored.{output_format}")
-    target.write_bytes(client.download(f"/api/v1/jobs/{job['id']}/result"))
+    client.save_job_result(job["id"], target)
     console.print(f"scored {job['rows_done']} rows ({job['rows_failed']} with errors) -> {target}")
 
 
 @jobs.command("list")
-@click.option("--url", envvar="SCOREBRIDGE_URL", required=True)
+@url_option
 @key_option
 @handle_errors
-def jobs_list(url: str, key: str | None) -> None:
+def jobs_list(url: str | None, key: str | None) -> None:
     table = Table("id", "model", "version", "status", "rows", "failed", "created")
-    for j in RemoteBackend(url, key).call("GET", "/api/v1/jobs")["jobs"]:
+    for j in backend(url, key).list_jobs():
         table.add_row(j["id"][:12], j["model"], str(j["version"]), j["status"],
                       str(j["rows_done"]), str(j["rows_failed"]), j["created_at"][:19])
     console.print(table)
@@ -485,26 +485,17 @@ def jobs_list(url: str, key: str | None) -> None:
 
 @jobs.command("cancel")
 @click.argument("job_id")
-@click.option("--url", envvar="SCOREBRIDGE_URL", required=True)
+@url_option
 @key_option
 @handle_errors
-def jobs_cancel(job_id: str, url: str, key: str | None) -> None:
-    job = RemoteBackend(url, key).call("DELETE", f"/api/v1/jobs/{job_id}")
+def jobs_cancel(job_id: str, url: str | None, key: str | None) -> None:
+    job = backend(url, key).cancel_job(job_id)
     console.print(f"job {job_id}: {job['status']}")
 
 
 @main.group()
 def pipelines() -> None:
     """Scheduled scoring pipelines: create, list, run now, delete."""
-
-
-def _pipelines_local():  # type: ignore[no-untyped-def]
-    from .jobs.schedules import Schedules as Pipelines
-
-    local = LocalBackend(Settings.from_env())
-    from .jobs.service import Jobs
-
-    return Pipelines(local.registry, Jobs(local.registry, local.scorer, local.settings))
 
 
 @pipelines.command("create")
@@ -540,11 +531,7 @@ def pipelines_create(name: str, model: str, alias: str, schedule: str, source_gl
         sink_spec.update(path=sink_path, format=sink_format)
     body = {"name": name, "model": model, "alias": alias, "schedule": schedule,
             "source": source, "sink": sink_spec}
-    if url:
-        info = RemoteBackend(url, key).call("POST", "/api/v1/pipelines", json=body)
-    else:
-        info = _pipelines_local().create(name, model, schedule, source, sink_spec,
-                                         actor="cli", alias=alias, may_query_sql=True).public()
+    info = backend(url, key).create_schedule(body)
     if as_json:
         print_json(info)
     else:
@@ -556,8 +543,7 @@ def pipelines_create(name: str, model: str, alias: str, schedule: str, source_gl
 @key_option
 @handle_errors
 def pipelines_list(url: str | None, key: str | None) -> None:
-    found = (RemoteBackend(url, key).call("GET", "/api/v1/pipelines")["pipelines"] if url
-             else [p.public() for p in _pipelines_local().list()])
+    found = backend(url, key).list_schedules()
     table = Table("name", "model", "schedule", "next run", "last run", "last job", "last error")
     for p in found:
         table.add_row(p["name"], p["model"], p["schedule"], p["next_run_at"][:19],
@@ -573,12 +559,7 @@ def pipelines_list(url: str | None, key: str | None) -> None:
 @handle_errors
 def pipelines_run(name: str, url: str | None, key: str | None) -> None:
     """Run NAME now (a running server executes the job)."""
-    if url:
-        info = RemoteBackend(url, key).call("POST", f"/api/v1/pipelines/{name}/run")
-    else:
-        pipes = _pipelines_local()
-        pipes.run(name)
-        info = pipes.get(name).public()
+    info = backend(url, key).run_schedule(name)
     if info["last_error"]:
         err_console.print(f"[red]run failed:[/red] {info['last_error']}", highlight=False)
         sys.exit(1)
@@ -591,10 +572,7 @@ def pipelines_run(name: str, url: str | None, key: str | None) -> None:
 @key_option
 @handle_errors
 def pipelines_delete(name: str, url: str | None, key: str | None) -> None:
-    if url:
-        RemoteBackend(url, key).request("DELETE", f"/api/v1/pipelines/{name}")
-    else:
-        _pipelines_local().delete(name)
+    backend(url, key).delete_schedule(name)
     console.print(f"deleted pipeline {name}")
 
 

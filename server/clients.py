@@ -7,17 +7,23 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Protocol
 
 import pandas as pd
 import requests
 
 from .codecs.file_reader import frame_to_table
-from .types import ScoreOptions
 from .config import Settings
 from .errors import ScoreBridgeError
+from .types import ScoreOptions
+
+if TYPE_CHECKING:
+    from .services import Services
+
+POLL_SECONDS = 0.5
 
 
 class Backend(Protocol):
@@ -28,47 +34,61 @@ class Backend(Protocol):
     def rollback(self, name: str, reason: str) -> dict[str, Any]: ...
     def events(self, name: str | None, limit: int) -> list[dict[str, Any]]: ...
     def score_frame(self, name: str, frame: pd.DataFrame, version: int | None,
-                    alias: str | None) -> dict[str, Any]: ...
+                    alias: str | None, malformed: Mapping[int, str] | None = None,
+                    ) -> dict[str, Any]: ...
     def set_policy(self, name: str, changes: dict[str, Any]) -> dict[str, Any]: ...
     def report(self, name: str, fmt: str) -> bytes: ...
     def score_workbook(self, name: str, data: bytes, version: int | None) -> tuple[bytes, int]: ...
     def create_key(self, scopes: list[str], name: str) -> dict[str, Any]: ...
     def list_keys(self) -> list[dict[str, Any]]: ...
     def revoke_key(self, key_id: str) -> dict[str, Any]: ...
+    def submit_job(self, name: str, source: Path, output_format: str, strict: bool,
+                   publish: bool) -> dict[str, Any]: ...
+    def get_job(self, job_id: str) -> dict[str, Any]: ...
+    def follow_job(self, job_id: str) -> Iterator[dict[str, Any]]: ...
+    def list_jobs(self) -> list[dict[str, Any]]: ...
+    def cancel_job(self, job_id: str) -> dict[str, Any]: ...
+    def save_job_result(self, job_id: str, target: Path) -> None: ...
+    def create_schedule(self, spec: dict[str, Any]) -> dict[str, Any]: ...
+    def list_schedules(self) -> list[dict[str, Any]]: ...
+    def run_schedule(self, name: str) -> dict[str, Any]: ...
+    def delete_schedule(self, name: str) -> None: ...
+
+
+def poll_job(get: Callable[[], dict[str, Any]], job: dict[str, Any],
+             every: float = POLL_SECONDS) -> Iterator[dict[str, Any]]:
+    """A job's states, from ``job`` until it has ended (queued or running ones are asked again)."""
+    yield job
+    while job["status"] in ("queued", "running"):
+        time.sleep(every)
+        job = get()
+        yield job
 
 
 class LocalBackend:
+    """The services of ``SCOREBRIDGE_HOME``, in this process (local access is admin access)."""
+
     def __init__(self, settings: Settings, actor: str = "cli") -> None:
         self.settings = settings
         self.actor = actor
+        self.worker = f"cli:{os.getpid()}"
 
     @cached_property
-    def registry(self):  # type: ignore[no-untyped-def]
-        from .registry.factory import build_registry
+    def services(self) -> Services:
+        from .services import build_services
 
-        return build_registry(self.settings)
-
-    @cached_property
-    def scorer(self):  # type: ignore[no-untyped-def]
-        from .scoring.scorer import Scorer
-
-        return Scorer(self.registry, self.settings)
-
-    @cached_property
-    def keys(self):  # type: ignore[no-untyped-def]
-        from .auth.keys import KeyStore
-
-        return KeyStore(self.registry)
+        return build_services(self.settings)
 
     def list_models(self) -> list[dict[str, Any]]:
-        return [m.summary() for m in self.registry.list_models()]
+        return [m.summary() for m in self.services.registry.list_models()]
 
     def get_model(self, name: str) -> dict[str, Any]:
-        return self.registry.get_model(name).public()
+        return self.services.registry.get_model(name).public()
 
     def register(self, name: str, artifact: Path, **kw: Any) -> dict[str, Any]:
+        """Register, then release it here (gates and policy; no server needed)."""
         from .codecs.file_reader import read_frame
-        from .deploy.registration import RegistrationRequest, register
+        from .deploy.registration import RegistrationRequest
 
         sample = read_frame(kw["sample"]) if kw.get("sample") else None
         holdout = read_frame(kw["holdout"]) if kw.get("holdout") else None
@@ -78,40 +98,31 @@ class LocalBackend:
             metrics=kw.get("metrics") or {}, tags=kw.get("tags") or {},
             description=kw.get("description") or "", trust_pickle=kw.get("trust_pickle", False),
             may_trust_pickle=True)  # local access to the registry is admin access
-        info = register(self.registry, self.settings, req)
-        self.process_pipeline()
-        return self.registry.get_version(name, info.version).public()
-
-    def process_pipeline(self) -> None:
-        """Run the deployment pipeline here for what is pending (a running server would too;
-        claims make sure each version is processed once)."""
-        from .deploy.release import Releases as Pipeline
-
-        Pipeline(self.registry, self.scorer.cache, f"cli:{os.getpid()}").process_pending()
+        info = self.services.register(req)
+        self.services.deploy_pending(self.worker)
+        return self.services.registry.get_version(name, info.version).public()
 
     def set_policy(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
-        from .deploy.policy import Policy
-
-        policy = Policy.from_dict(self.registry.get_model(name).policy).merged(changes)
-        return self.registry.set_policy(name, policy.to_dict(), actor=self.actor)
+        return self.services.set_policy(name, changes, actor=self.actor)
 
     def set_alias(self, name: str, alias: str, version: int, reason: str) -> dict[str, Any]:
-        return self.registry.set_alias(name, alias, version, actor=self.actor,
+        return self.services.set_alias(name, alias, version, actor=self.actor,
                                        reason=reason).public()
 
     def rollback(self, name: str, reason: str) -> dict[str, Any]:
-        return self.registry.rollback(name, actor=self.actor, reason=reason).public()
+        return self.services.rollback(name, actor=self.actor, reason=reason).public()
 
     def events(self, name: str | None, limit: int) -> list[dict[str, Any]]:
-        return [e.public() for e in self.registry.events(name, limit=limit)]
+        return [e.public() for e in self.services.registry.events(name, limit=limit)]
 
     def score_frame(self, name: str, frame: pd.DataFrame, version: int | None,
                     alias: str | None, malformed: Mapping[int, str] | None = None,
                     ) -> dict[str, Any]:
         from .codecs.scores import result_to_json
 
-        result = self.scorer.score(name, frame_to_table(frame, malformed), version=version,
-                                   alias=alias, options=ScoreOptions(errors="row"))
+        result = self.services.scorer.score(name, frame_to_table(frame, malformed),
+                                            version=version, alias=alias,
+                                            options=ScoreOptions(errors="row"))
         return result_to_json(result)
 
     def report(self, name: str, fmt: str) -> bytes:
@@ -119,26 +130,68 @@ class LocalBackend:
         from .reports.render import render
 
         base = self.settings.public_url or f"http://{self.settings.host}:{self.settings.port}"
-        data = report_data(self.registry, name, base, self.settings.excel_namespace)
+        data = report_data(self.services.registry, name, base, self.settings.excel_namespace)
         return report_xlsx(data) if fmt == "xlsx" else render("report.html", r=data).encode()
 
     def score_workbook(self, name: str, data: bytes, version: int | None) -> tuple[bytes, int]:
         from .codecs.workbook import score_workbook
 
-        model = self.scorer.model_for(name, version)
-        out, result = score_workbook(data, model.signature, name, lambda table: self.scorer.score(
+        scorer = self.services.scorer
+        model = scorer.model_for(name, version)
+        out, result = score_workbook(data, model.signature, name, lambda table: scorer.score(
             name, table, version=model.version, options=ScoreOptions(errors="row")))
         return out, result.version
 
     def create_key(self, scopes: list[str], name: str) -> dict[str, Any]:
-        plain, info = self.keys.create(scopes, name)
+        plain, info = self.services.create_key(scopes, name)
         return {**info.public(), "key": plain}
 
     def list_keys(self) -> list[dict[str, Any]]:
-        return [k.public() for k in self.keys.list()]
+        return [k.public() for k in self.services.keys.list()]
 
     def revoke_key(self, key_id: str) -> dict[str, Any]:
-        return self.keys.revoke(key_id).public()
+        return self.services.revoke_key(key_id).public()
+
+    def submit_job(self, name: str, source: Path, output_format: str, strict: bool,
+                   publish: bool) -> dict[str, Any]:
+        """Queue the job in the local registry (the input is copied into its job folder)."""
+        return self.services.submit_job(name, source, actor=self.actor,
+                                        output_format=output_format, strict=strict,
+                                        publish=publish).public()
+
+    def get_job(self, job_id: str) -> dict[str, Any]:
+        return self.services.jobs.get(job_id).public()
+
+    def follow_job(self, job_id: str) -> Iterator[dict[str, Any]]:
+        """Score the job in this process while following it, unless a server's job runner
+        (on the same registry) claimed it first; then just follow it."""
+        thread = self.services.run_job_here(job_id, self.worker)
+        yield from poll_job(lambda: self.get_job(job_id), self.get_job(job_id))
+        if thread is not None:
+            thread.join()
+
+    def list_jobs(self) -> list[dict[str, Any]]:
+        return [j.public() for j in self.services.jobs.list()]
+
+    def cancel_job(self, job_id: str) -> dict[str, Any]:
+        return self.services.cancel_job(job_id).public()
+
+    def save_job_result(self, job_id: str, target: Path) -> None:
+        self.services.save_job_result(job_id, target)
+
+    def create_schedule(self, spec: dict[str, Any]) -> dict[str, Any]:
+        return self.services.create_schedule(
+            spec["name"], spec["model"], spec["schedule"], spec["source"], spec["sink"],
+            actor=self.actor, alias=spec["alias"], may_query_sql=True).public()
+
+    def list_schedules(self) -> list[dict[str, Any]]:
+        return [p.public() for p in self.services.schedules.list()]
+
+    def run_schedule(self, name: str) -> dict[str, Any]:
+        return self.services.run_schedule(name).public()
+
+    def delete_schedule(self, name: str) -> None:
+        self.services.delete_schedule(name)
 
 
 class RemoteError(ScoreBridgeError):
@@ -166,7 +219,8 @@ class RemoteBackend:
         try:
             resp = self.session.request(method, self.url + path, timeout=self.timeout, **kw)
         except requests.RequestException as exc:
-            raise RemoteError(503, {"detail": f"cannot reach {self.url} ({type(exc).__name__})"})
+            raise RemoteError(503, {"detail": f"cannot reach {self.url} ({type(exc).__name__})"}) \
+                from None
         if resp.status_code >= 400:
             try:
                 body = resp.json()
@@ -246,3 +300,39 @@ class RemoteBackend:
 
     def revoke_key(self, key_id: str) -> dict[str, Any]:
         return self.call("DELETE", f"/api/v1/keys/{key_id}")
+
+    def submit_job(self, name: str, source: Path, output_format: str, strict: bool,
+                   publish: bool) -> dict[str, Any]:
+        with open(source, "rb") as fh:
+            return self.call("POST", "/api/v1/jobs", files={"file": (source.name, fh)},
+                             data={"model": name, "output_format": output_format,
+                                   "strict": str(strict).lower(),
+                                   "publish": str(publish).lower()})
+
+    def get_job(self, job_id: str) -> dict[str, Any]:
+        return self.call("GET", f"/api/v1/jobs/{job_id}")
+
+    def follow_job(self, job_id: str) -> Iterator[dict[str, Any]]:
+        """The server's job runner scores it; this follows its progress."""
+        return poll_job(lambda: self.get_job(job_id), self.get_job(job_id))
+
+    def list_jobs(self) -> list[dict[str, Any]]:
+        return self.call("GET", "/api/v1/jobs")["jobs"]
+
+    def cancel_job(self, job_id: str) -> dict[str, Any]:
+        return self.call("DELETE", f"/api/v1/jobs/{job_id}")
+
+    def save_job_result(self, job_id: str, target: Path) -> None:
+        target.write_bytes(self.download(f"/api/v1/jobs/{job_id}/result"))
+
+    def create_schedule(self, spec: dict[str, Any]) -> dict[str, Any]:
+        return self.call("POST", "/api/v1/pipelines", json=spec)
+
+    def list_schedules(self) -> list[dict[str, Any]]:
+        return self.call("GET", "/api/v1/pipelines")["pipelines"]
+
+    def run_schedule(self, name: str) -> dict[str, Any]:
+        return self.call("POST", f"/api/v1/pipelines/{name}/run")
+
+    def delete_schedule(self, name: str) -> None:
+        self.request("DELETE", f"/api/v1/pipelines/{name}")

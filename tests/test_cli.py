@@ -107,7 +107,7 @@ def test_keys_commands(cli):
 @pytest.mark.slow
 def test_remote_mode_against_a_live_server(tmp_path, wine, demo_files):
     home = tmp_path / "home"
-    env = env_for(home)
+    env = env_for(home, SCOREBRIDGE_JOB_ROOTS=str(tmp_path / "data"))
     admin = run_cli("keys", "create", "--scope", "admin", env=env).stdout.strip()
     server = serve(env, workers=2)
     try:
@@ -143,9 +143,49 @@ def test_remote_mode_against_a_live_server(tmp_path, wine, demo_files):
         assert key.startswith("sb_")
         denied = run_cli("models", env={**remote, "SCOREBRIDGE_API_KEY": key}, check=False)
         assert denied.returncode == 1 and "'read' scope" in denied.stderr
+        jobs_and_pipelines(lambda *args: run_cli(*args, env=remote), "wine", wine["X"].head(12),
+                           wine["model"], tmp_path / "remote-jobs", tmp_path / "data")
         assert not (tmp_path / "elsewhere").exists()  # remote mode never touched a local registry
     finally:
         server.stop()
+
+
+def jobs_and_pipelines(cli, name, frame, model, folder, root) -> None:
+    """The jobs and pipelines commands, the same whether ``cli`` works locally or on a server."""
+    folder.mkdir()
+    frame.to_csv(folder / "in.csv", index=False)
+    out = cli("jobs", "submit", name, str(folder / "in.csv"), "--output-format", "parquet",
+              "-o", str(folder / "out.parquet"))
+    assert f"scored {len(frame)} rows (0 with errors)" in out.stdout
+    assert pd.read_parquet(folder / "out.parquet")["prediction"].tolist() == \
+        model.predict(frame).tolist()
+    job_id = out.stdout.split()[1]
+    assert f"job {job_id}: succeeded" in cli("jobs", "cancel", job_id).stdout  # it has ended
+    assert "succeeded" in cli("jobs", "list").stdout
+    (root / "in").mkdir(parents=True, exist_ok=True)
+    frame.to_csv(root / "in" / "customers-1.csv", index=False)
+    info = json.loads(cli("pipelines", "create", "nightly", "--model", name, "--schedule",
+                          "0 6 * * *", "--source-glob", str(root / "in" / "customers-*.csv"),
+                          "--sink", "file", "--sink-path", str(root / "scored.csv"),
+                          "--json").stdout)
+    assert info["name"] == "nightly" and info["model"] == name
+    assert "nightly" in cli("pipelines", "list").stdout
+    assert "queued" in cli("pipelines", "run", "nightly").stdout
+    assert "deleted pipeline nightly" in cli("pipelines", "delete", "nightly").stdout
+    assert "nightly" not in cli("pipelines", "list").stdout
+
+
+def test_jobs_and_pipelines_locally(cli, wine, tmp_path, monkeypatch):
+    monkeypatch.setenv("SCOREBRIDGE_JOB_ROOTS", str(tmp_path / "data"))
+    cli("register", str(wine["path"]), "--name", "wine")
+    jobs_and_pipelines(cli, "wine", wine["X"].head(12), wine["model"], tmp_path / "jobs",
+                       tmp_path / "data")
+    # without --wait a local job waits for a server's job runner; cancelling it stops it there
+    wine["X"].head(3).to_csv(tmp_path / "few.csv", index=False)
+    job_id = cli("jobs", "submit", "wine", str(tmp_path / "few.csv"), "--no-wait").stdout.split()[1]
+    assert f"job {job_id}: cancelled" in cli("jobs", "cancel", job_id).stdout
+    failed = cli("jobs", "submit", "nope", str(tmp_path / "few.csv"), ok=False)
+    assert failed.exit_code == 1 and "no model named 'nope'" in failed.output
 
 
 def test_policy_and_gates_from_the_cli(cli, demo_files, wine):

@@ -8,10 +8,10 @@ from typing import Any, Literal
 from flask import Blueprint, Response
 from pydantic import ConfigDict, Field, create_model
 
-from ..deploy.policy import CanaryConfig, GateConfig, Policy, RollbackConfig, ShadowConfig
+from ..deploy.policy import CanaryConfig, GateConfig, RollbackConfig, ShadowConfig
 from ..registry.deployments import Deployments
-from ..telemetry.monitoring import model_monitoring
 from ..scoring.traffic import percentile_ms
+from ..telemetry.monitoring import model_monitoring
 from .auth import actor, requires
 from .declare import Inputs, Parameters
 from .fields import AliasName, Limit, ModelName, ModelPath, Number, Reason, VersionNumber, whole
@@ -79,9 +79,7 @@ class PolicyChange(Inputs):
     responses={"200": json_content("Version"), **_NOT_FOUND,
                "422": problem_response("Invalid alias")})
 def set_alias(name: str, alias: str, body: AliasRequest) -> Response:
-    svc = services()
-    info = svc.registry.set_alias(name, alias, body.version, actor=actor(), reason=body.reason)
-    svc.scorer.deployments.invalidate()
+    info = services().set_alias(name, alias, body.version, actor=actor(), reason=body.reason)
     return json_response(info.public())
 
 
@@ -93,9 +91,7 @@ def set_alias(name: str, alias: str, body: AliasRequest) -> Response:
     responses={"200": json_content("Version"), **_NOT_FOUND,
                "409": problem_response("Nothing to roll back to")})
 def rollback(name: str, body: RollbackRequest) -> Response:
-    svc = services()
-    info = svc.registry.rollback(name, actor=actor(), reason=body.reason)
-    svc.scorer.deployments.invalidate()
+    info = services().rollback(name, actor=actor(), reason=body.reason)
     return json_response(info.public())
 
 
@@ -117,11 +113,7 @@ def events(query: EventsQuery) -> Response:
                "422": problem_response("Invalid policy")})
 def set_policy(name: str, body: PolicyChange) -> Response:
     """Fields not given keep their current values; sections merge field by field."""
-    svc = services()
-    current = Policy.from_dict(svc.registry.get_model(name).policy)
-    policy = current.merged(body.model_dump(exclude_unset=True)).to_dict()
-    svc.registry.set_policy(name, policy, actor=actor())
-    svc.scorer.deployments.invalidate()
+    policy = services().set_policy(name, body.model_dump(exclude_unset=True), actor=actor())
     return json_response(policy)
 
 
@@ -182,10 +174,8 @@ def get_monitoring(name: str, query: MonitoringQuery) -> Response:
     tags=["monitoring"], path=ModelPath, body=MonitoringChange,
     responses={"200": json_content("MonitoringSettings"), **_NOT_FOUND})
 def set_monitoring(name: str, body: MonitoringChange) -> Response:
-    svc = services()
-    settings = {**svc.registry.get_model(name).monitoring, **body.model_dump(exclude_unset=True)}
-    svc.registry.set_monitoring(name, settings, actor=actor())
-    svc.scorer.deployments.invalidate()
+    settings = services().set_monitoring(name, body.model_dump(exclude_unset=True),
+                                         actor=actor())
     return json_response(settings)
 
 

@@ -1,38 +1,19 @@
 """Small HTTP helpers shared by every blueprint: services, JSON and problem documents."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from flask import Response, current_app, g
 
-from ..auth.keys import KeyStore
-from ..config import Settings
-from ..deploy.worker import DeploymentWorker
-from ..jobs.runner import JobRunner
-from ..jobs.service import Jobs
-from ..types import FieldError
-from ..registry.service import Registry
-from ..scoring.scorer import Scorer
+from ..errors import FieldError
+from ..services import Services
 
 PROBLEM_JSON = "application/problem+json"
 
 
-@dataclass
-class Services:
-    """Everything a request handler needs, built once per application."""
-
-    settings: Settings
-    registry: Registry
-    scorer: Scorer
-    keys: KeyStore
-    worker: DeploymentWorker
-    jobs: Jobs
-    runner: JobRunner
-
-
 def services() -> Services:
+    """The current application's services (see :func:`server.services.build_services`)."""
     return current_app.extensions["scorebridge"]
 
 

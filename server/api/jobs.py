@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-
 from typing import Literal
 
 from flask import Blueprint, Response, send_file
@@ -71,9 +70,9 @@ def submit(body: JobUpload | JobFromPath) -> Response:
         with tempfile.TemporaryDirectory(dir=svc.settings.tmp_dir) as tmp:
             path = Path(tmp) / f"upload.{fmt}"
             body.file.save(path)
-            job = svc.jobs.submit(body.model, path, move=True, **options)
+            job = svc.submit_job(body.model, path, move=True, **options)
     else:
-        job = svc.jobs.submit(body.model, svc.jobs.allowed_path(body.path), **options)
+        job = svc.submit_job(body.model, svc.jobs.allowed_path(body.path), **options)
     return json_response(job.public(), 202, {"Location": f"/api/v1/jobs/{job.id}"})
 
 
@@ -97,7 +96,7 @@ def get_job(job_id: str) -> Response:
 @requires("score")
 @operation("Cancel a job", tags=["jobs"], path=JobPath, responses={"200": json_content("Job"), **_JOB})
 def cancel_job(job_id: str) -> Response:
-    return json_response(services().jobs.cancel(job_id).public())
+    return json_response(services().cancel_job(job_id).public())
 
 
 @bp.get("/<job_id>/result")

@@ -37,7 +37,7 @@ def list_keys() -> Response:
 @operation("Create an API key; the key is shown in this response only", tags=["keys"],
            body=KeyCreate, responses={"201": json_content("Key", "Created")})
 def create_key(body: KeyCreate) -> Response:
-    plain, info = services().keys.create(list(body.scopes), body.name)
+    plain, info = services().create_key(list(body.scopes), body.name)
     return json_response({**info.public(), "key": plain}, 201)
 
 
@@ -46,4 +46,4 @@ def create_key(body: KeyCreate) -> Response:
 @operation("Revoke an API key", tags=["keys"], path=KeyPath,
            responses={"200": json_content("Key"), "404": problem_response("No such key")})
 def revoke_key(key_id: str) -> Response:
-    return json_response(services().keys.revoke(key_id).public())
+    return json_response(services().revoke_key(key_id).public())

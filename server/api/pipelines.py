@@ -6,7 +6,6 @@ from typing import Any
 from flask import Blueprint, Response
 from pydantic import ConfigDict, Field
 
-from ..jobs.schedules import Schedules as Pipelines
 from .auth import actor, current_key, requires
 from .declare import Inputs, Parameters
 from .http import json_response, services
@@ -38,11 +37,6 @@ class PipelinePath(Parameters):
     name: str = Field(max_length=64, description="the pipeline's name")
 
 
-def _pipelines() -> Pipelines:
-    svc = services()
-    return Pipelines(svc.registry, svc.jobs)
-
-
 @bp.post("")
 @requires("deploy")
 @operation(
@@ -53,7 +47,7 @@ def _pipelines() -> Pipelines:
                "409": problem_response("The name is taken"),
                "422": problem_response("Invalid schedule, source or sink")})
 def create(body: PipelineCreate) -> Response:
-    info = _pipelines().create(
+    info = services().create_schedule(
         body.name, body.model, body.schedule, body.source, body.sink, actor=actor(),
         alias=body.alias, may_query_sql="admin" in current_key().grants)
     return json_response(info.public(), 201, {"Location": f"/api/v1/pipelines/{info.name}"})
@@ -63,7 +57,7 @@ def create(body: PipelineCreate) -> Response:
 @requires("read")
 @operation("Scheduled pipelines", tags=["jobs"], responses={"200": json_content("PipelineList")})
 def list_pipelines() -> Response:
-    return json_response({"pipelines": [p.public() for p in _pipelines().list()]})
+    return json_response({"pipelines": [p.public() for p in services().schedules.list()]})
 
 
 @bp.get("/<name>")
@@ -71,7 +65,7 @@ def list_pipelines() -> Response:
 @operation("One pipeline", tags=["jobs"], path=PipelinePath, responses={"200": json_content("Pipeline"),
                                                      **_NOT_FOUND})
 def get_pipeline(name: str) -> Response:
-    return json_response(_pipelines().get(name).public())
+    return json_response(services().schedules.get(name).public())
 
 
 @bp.post("/<name>/run")
@@ -79,15 +73,13 @@ def get_pipeline(name: str) -> Response:
 @operation("Run a pipeline now", tags=["jobs"], path=PipelinePath,
            responses={"202": json_content("Pipeline", "Started"), **_NOT_FOUND})
 def run_now(name: str) -> Response:
-    pipelines = _pipelines()
-    pipelines.run(name)
-    return json_response(pipelines.get(name).public(), 202)
+    return json_response(services().run_schedule(name).public(), 202)
 
 
 @bp.delete("/<name>")
 @requires("deploy")
-@operation("Delete a pipeline", tags=["jobs"], path=PipelinePath, responses={"204": {"description": "Deleted"},
-                                                          **_NOT_FOUND})
+@operation("Delete a pipeline", tags=["jobs"], path=PipelinePath,
+           responses={"204": {"description": "Deleted"}, **_NOT_FOUND})
 def delete(name: str) -> Response:
-    _pipelines().delete(name)
+    services().delete_schedule(name)
     return Response(status=204)

@@ -10,7 +10,7 @@ from pydantic import Field, Json
 from werkzeug.datastructures import FileStorage
 
 from ..codecs.file_reader import read_frame
-from ..deploy.registration import RegistrationRequest, register
+from ..deploy.registration import RegistrationRequest
 from ..errors import InvalidInput
 from .auth import actor, current_key, requires
 from .declare import Inputs
@@ -103,13 +103,12 @@ def register_version(name: str, body: RegisterForm) -> Response:
     with tempfile.TemporaryDirectory(dir=svc.settings.tmp_dir) as tmp:
         path = Path(tmp) / "artifact"
         body.file.save(path)
-        info = register(svc.registry, svc.settings, RegistrationRequest(
+        info = svc.register(RegistrationRequest(
             name=name, artifact=path, filename=Path(body.file.filename or "artifact").name,
             actor=actor(), sample=_table(body.sample, "sample"), holdout=holdout,
             target=meta.target, metrics=meta.metrics,
             tags={str(k)[:64]: str(v)[:256] for k, v in meta.tags.items()},
             description=meta.description, trust_pickle=meta.trust_pickle,
             may_trust_pickle="admin" in current_key().grants))
-    svc.scorer.deployments.invalidate()
     return json_response(info.public(), 201,
                          {"Location": f"/api/v1/models/{name}/versions/{info.version}"})

@@ -206,8 +206,11 @@ class Jobs:
         with self.registry.reading() as session:
             return session.scalar(query.limit(1)) is not None
 
-    def claim(self, worker: str) -> JobInfo | None:
+    def claim(self, worker: str, job_id: str | None = None) -> JobInfo | None:
+        """The oldest queued job (or ``job_id``, if still queued), now running for ``worker``."""
         queued = select(JobRow.id).where(JobRow.status == "queued")
+        if job_id is not None:
+            queued = queued.where(JobRow.id == job_id)
         if not self._any(queued):
             return None
         with self.registry.writing() as session:

@@ -80,16 +80,13 @@ def test_windows_csv_and_utf8_bom(client, services, churn, demo_model):
 FULL_DISK = textwrap.dedent("""
     import json, sys
     from pathlib import Path
-    from server.app import build_registry
     from server.config import Settings
     from server.errors import ScoreBridgeError
-    from server.jobs.service import Jobs
-    from server.scoring.scorer import Scorer
+    from server.services import build_services
 
     home, data = Path(sys.argv[1]), Path(sys.argv[2])
     settings = Settings(home=home, background=False, native_trees=False)
-    registry = build_registry(settings)
-    jobs = Jobs(registry, Scorer(registry, settings), settings)
+    jobs = build_services(settings).jobs
     job = jobs.submit("churn", data, actor="test")
     status = jobs.run(jobs.claim("test"))
     info = jobs.get(job.id)

@@ -211,14 +211,11 @@ def test_sigkill_mid_job_fails_it_cleanly_and_cli_remote_progress(tmp_path, demo
     import server.jobs.service as jobs_module
 
     jobs_module.STALE_AFTER = timedelta(seconds=0)
-    from server.app import build_registry
     from server.config import Settings
-    from server.jobs.service import Jobs
-    from server.scoring.scorer import Scorer
+    from server.services import build_services
 
     settings = Settings(home=tmp_path / "home", background=False, native_trees=False)
-    registry = build_registry(settings)
-    jobs = Jobs(registry, Scorer(registry, settings), settings)
+    jobs = build_services(settings).jobs
     assert jobs.recover() == [job["id"]]
     info = jobs.get(job["id"])
     assert info.status == "failed" and "stopped before it finished" in info.error

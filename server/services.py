@@ -1,0 +1,163 @@
+"""The service layer: one builder of the services for the app, the CLI and the tests, and the
+operations that change state.
+
+Every write that changes what is served (a new version, an alias, a rollback, a policy, monitoring
+settings) goes through a method here, which does the write (the registry records its event) and
+tells the scorer's routing view at once, so a caller cannot forget it. The registry and the scorer
+stay unaware of each other; this layer sits above deploy/, jobs/, scoring/ and registry/ and imports
+no Flask.
+"""
+from __future__ import annotations
+
+import shutil
+import threading
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from .auth.keys import KeyInfo, KeyStore
+from .config import Settings
+from .deploy.policy import Policy
+from .deploy.registration import RegistrationRequest, register
+from .deploy.release import Releases
+from .deploy.worker import DeploymentWorker
+from .jobs.runner import JobRunner
+from .jobs.schedules import ScheduleInfo, Schedules
+from .jobs.service import JobInfo, Jobs
+from .registry.factory import build_registry
+from .registry.service import Registry, VersionInfo
+from .scoring.scorer import Scorer
+
+__all__ = ["Services", "build_services"]
+
+
+def build_services(settings: Settings) -> Services:
+    """The one place the services are wired (the app factory, the CLI and the tests use it)."""
+    registry = build_registry(settings)
+    scorer = Scorer(registry, settings)
+    return Services(settings=settings, registry=registry, scorer=scorer, keys=KeyStore(registry),
+                    jobs=Jobs(registry, scorer, settings))
+
+
+@dataclass
+class Services:
+    """Everything a request handler or a CLI command needs, and the operations on it.
+
+    The background parts (deployment worker, job runner) are made on first use, so a CLI command
+    that never needs them does not create them (a drop folder's subfolders, for one)."""
+
+    settings: Settings
+    registry: Registry
+    scorer: Scorer
+    keys: KeyStore
+    jobs: Jobs
+
+    @cached_property
+    def worker(self) -> DeploymentWorker:
+        return DeploymentWorker(self.registry, self.scorer, self.settings)
+
+    @cached_property
+    def runner(self) -> JobRunner:
+        return JobRunner(self.jobs, self.worker.id)
+
+    @cached_property
+    def schedules(self) -> Schedules:
+        """Scheduled scoring runs (each run is a batch job; HTTP and CLI call them pipelines)."""
+        return Schedules(self.registry, self.jobs)
+
+    def _changed(self) -> None:
+        """What is served may have changed: the routing view asks the registry again."""
+        self.scorer.deployments.invalidate()
+
+    # -- deployment ------------------------------------------------------------------------------
+
+    def register(self, req: RegistrationRequest) -> VersionInfo:
+        """Check, evaluate and record a new version; its release (gates, then the policy) takes
+        it from there."""
+        info = register(self.registry, self.settings, req)
+        self._changed()
+        return info
+
+    def deploy_pending(self, worker: str) -> None:
+        """Release here what is pending (a running server would too;
+        claims make sure each version is processed once)."""
+        Releases(self.registry, self.scorer.cache, worker).process_pending()
+        self._changed()
+
+    def set_alias(self, name: str, alias: str, version: int, *, actor: str,
+                  reason: str = "") -> VersionInfo:
+        """Point an alias at a version (promotion, for 'production')."""
+        info = self.registry.set_alias(name, alias, version, actor=actor, reason=reason)
+        self._changed()
+        return info
+
+    def rollback(self, name: str, *, actor: str, reason: str = "") -> VersionInfo:
+        info = self.registry.rollback(name, actor=actor, reason=reason)
+        self._changed()
+        return info
+
+    def set_policy(self, name: str, changes: dict[str, Any], *, actor: str) -> dict[str, Any]:
+        """Merge ``changes`` into the model's policy (fields not given keep their values)."""
+        policy = Policy.from_dict(self.registry.get_model(name).policy).merged(changes)
+        result = self.registry.set_policy(name, policy.to_dict(), actor=actor)
+        self._changed()
+        return result
+
+    def set_monitoring(self, name: str, changes: dict[str, Any], *,
+                       actor: str) -> dict[str, Any]:
+        """Merge ``changes`` into the model's prediction log settings."""
+        monitoring = {**self.registry.get_model(name).monitoring, **changes}
+        self.registry.set_monitoring(name, monitoring, actor=actor)
+        self._changed()
+        return monitoring
+
+    # -- keys ------------------------------------------------------------------------------------
+
+    def create_key(self, scopes: str | list[str], name: str = "") -> tuple[str, KeyInfo]:
+        """A new key: (its plain text, shown once, and its record)."""
+        return self.keys.create(scopes, name)
+
+    def revoke_key(self, key_id: str) -> KeyInfo:
+        return self.keys.revoke(key_id)
+
+    # -- batch jobs ------------------------------------------------------------------------------
+
+    def submit_job(self, model: str, source: Path, **options: Any) -> JobInfo:
+        """Queue a batch job (options as :meth:`Jobs.submit`); a job runner scores it."""
+        return self.jobs.submit(model, source, **options)
+
+    def cancel_job(self, job_id: str) -> JobInfo:
+        return self.jobs.cancel(job_id)
+
+    def run_job_here(self, job_id: str, worker: str) -> threading.Thread | None:
+        """Claim the queued job ``job_id`` and score it in a thread of this process (the CLI's
+        ``jobs submit --wait``); None when another runner has it or it is no longer queued."""
+        job = self.jobs.claim(worker, job_id)
+        if job is None:
+            return None
+        thread = threading.Thread(target=self.jobs.run, args=(job,), name=f"job-{job_id[:8]}",
+                                  daemon=True)
+        thread.start()
+        return thread
+
+    def save_job_result(self, job_id: str, target: Path) -> None:
+        """Copy a finished job's output to ``target``."""
+        path, _, _ = self.jobs.result(job_id)
+        shutil.copyfile(path, target)
+
+    # -- scheduled scoring pipelines ---------------------------------------------------------------
+
+    def create_schedule(self, name: str, model: str, schedule: str, source: dict[str, Any],
+                        sink: dict[str, Any], *, actor: str, alias: str = "production",
+                        may_query_sql: bool = False) -> ScheduleInfo:
+        return self.schedules.create(name, model, schedule, source, sink, actor=actor,
+                                     alias=alias, may_query_sql=may_query_sql)
+
+    def run_schedule(self, name: str) -> ScheduleInfo:
+        """Run NAME now (its job is queued for a job runner); the schedule's state after it."""
+        self.schedules.run(name)
+        return self.schedules.get(name)
+
+    def delete_schedule(self, name: str) -> None:
+        self.schedules.delete(name)
