@@ -25,7 +25,7 @@ from ..registry.service import validate_name
 from ..types import RawTable, ScoreOptions, ScoreResult, Signature
 from .auth import public, requires
 from .declare import Inputs, Parameters
-from .fields import ModelName, ModelPath, Upload, VersionNumber
+from .fields import CELL, ModelName, ModelPath, Upload, VersionNumber
 from .http import json_response, services
 from .openapi import json_content, operation, problem_response
 
@@ -36,8 +36,6 @@ NAMESPACE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,31}$")
 ADDIN_FILES = {"functions.js", "functions.json", "taskpane.js", "taskpane.css"}
 MAX_WORKBOOK_BYTES = 64 * 1024 * 1024
 _ID_NAMESPACE = uuid.UUID("6f1e1c0a-53c0-4b8e-9d55-5c0b1d9e2a77")
-_ANY_VALUE: dict[str, Any] = {"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"},
-                        {"type": "null"}]}
 
 
 def addin_dir() -> Path:
@@ -151,7 +149,7 @@ class RangeCall(Inputs):
     version: VersionNumber | None = None
     values: Annotated[Any, AfterValidator(_rows)] = Field(
         description="the range's rows", json_schema_extra={
-            "type": "array", "items": {"type": "array", "items": _ANY_VALUE}})
+            "type": "array", "items": {"type": "array", "items": CELL}})
     header: list[Any] | None = Field(None, description="the first row of a larger range sent "
                                                        "in parts")
 

@@ -16,6 +16,9 @@ from werkzeug.datastructures import FileStorage
 from ..registry.service import ALIAS_RE, NAME_RE, validate_name
 from .declare import Parameters
 
+CELL: dict[str, Any] = {"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"},
+                                  {"type": "null"}]}
+"""The schema of one cell of a row: what a spreadsheet or a JSON row may hold."""
 INT32_MAX = 2**31 - 1   # PostgreSQL's INTEGER, the widest integer column a parameter reaches
 _DIGITS = re.compile(r"[0-9]{1,40}")
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-_ANY_VALUE: dict[str, Any] = {"oneOf": [{"type": "string"}, {"type": "number"},
-                                        {"type": "boolean"}, {"type": "null"}]}
+from .fields import CELL
+
 _FIELD_ERROR = {
     "type": "object", "required": ["message"],
     "properties": {"row": {"type": "integer"}, "column": {"type": "string"},
@@ -30,10 +30,10 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         "type": "object", "required": ["model", "version", "predictions"],
         "properties": {
             "model": {"type": "string"}, "version": {"type": "integer"},
-            "predictions": {"type": "array", "items": _ANY_VALUE},
+            "predictions": {"type": "array", "items": CELL},
             "probabilities": {"type": "array", "items": {"type": ["array", "null"],
                                                          "items": {"type": "number"}}},
-            "classes": {"type": "array", "items": _ANY_VALUE},
+            "classes": {"type": "array", "items": CELL},
             "errors": {"type": "array", "items": {"$ref": "#/components/schemas/FieldError"}},
             "warnings": {"type": "array", "items": {"$ref": "#/components/schemas/FieldError"}},
             "request_id": {"type": "string"},
@@ -44,7 +44,7 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         "properties": {
             "name": {"type": "string"},
             "type": {"type": "string", "enum": ["number", "integer", "string", "boolean"]},
-            "categories": {"type": "array", "items": _ANY_VALUE},
+            "categories": {"type": "array", "items": CELL},
             "minimum": {"type": "number"}, "maximum": {"type": "number"},
             "accepts_missing": {"type": "boolean"}, "accepts_unknown": {"type": "boolean"},
         },
@@ -55,7 +55,7 @@ COMPONENTS: dict[str, dict[str, Any]] = {
             "inputs": {"type": "array", "items": {"$ref": "#/components/schemas/Column"}},
             "output": {"type": "object", "properties": {
                 "kind": {"type": "string", "enum": ["classification", "regression"]},
-                "type": {"type": "string"}, "classes": {"type": "array", "items": _ANY_VALUE},
+                "type": {"type": "string"}, "classes": {"type": "array", "items": CELL},
                 "probabilities": {"type": "boolean"}}},
         },
     },
@@ -188,16 +188,16 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         "properties": {"results": {"type": "array", "items": {"type": "object", "properties": {
             "model": {"type": "string"}, "version": {"type": "integer"},
             "header": {"type": "boolean"},
-            "predictions": {"type": "array", "items": _ANY_VALUE},
+            "predictions": {"type": "array", "items": CELL},
             "probabilities": {"type": "array", "items": {"type": ["array", "null"],
                                                          "items": {"type": "number"}}},
-            "classes": {"type": "array", "items": _ANY_VALUE},
+            "classes": {"type": "array", "items": CELL},
             "errors": {"type": "array", "items": {"$ref": "#/components/schemas/FieldError"}},
             "error": {"type": "string"}, "status": {"type": "integer"}}}}},
     },
     "MlflowPredictions": {
         "type": "object", "required": ["predictions"],
-        "properties": {"predictions": {"type": "array", "items": _ANY_VALUE}},
+        "properties": {"predictions": {"type": "array", "items": CELL}},
     },
     "MonitoringSettings": {
         "type": "object", "additionalProperties": False,

@@ -12,7 +12,7 @@ from ..codecs.scores import result_to_csv, result_to_json
 from ..types import ScoreOptions
 from .auth import requires
 from .declare import Inputs, Parameters
-from .fields import AliasName, ModelPath, VersionNumber
+from .fields import CELL, AliasName, ModelPath, VersionNumber
 from .http import json_response, services
 from .openapi import operation, problem_response
 
@@ -28,8 +28,6 @@ class PredictQuery(Parameters):
         None, description="text/csv bodies: 'row' scores the valid rows and reports the others")
 
 
-_ANY_VALUE = {"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"},
-                        {"type": "null"}]}
 
 
 def _shape(description: str, schema: dict[str, Any]) -> Any:
@@ -56,10 +54,10 @@ class PredictRequest(Inputs):
         "rows": [[12, 70.5, "month-to-month", "electronic-check", 3, "fiber"]]}})
 
     rows: Any = _shape("values in signature order",
-                       {"type": "array", "items": {"type": "array", "items": _ANY_VALUE}})
+                       {"type": "array", "items": {"type": "array", "items": CELL}})
     records: Any = _shape("one object per row", {"type": "array", "items": {"type": "object"}})
     columns: Any = _shape("column name to its values", {
-        "type": "object", "additionalProperties": {"type": "array", "items": _ANY_VALUE}})
+        "type": "object", "additionalProperties": {"type": "array", "items": CELL}})
     dataframe_split: Any = _shape("MLflow: columns and data", {
         "type": "object", "properties": {
             "columns": {"type": "array", "items": {"type": "string"}},
