@@ -83,7 +83,7 @@ def test_serve_gives_gunicorn_no_control_socket(tmp_path, monkeypatch):
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)  # serve sets it
     monkeypatch.delenv("GUNICORN_CMD_ARGS", raising=False)
     argv: list[str] = []
-    monkeypatch.setattr(cli.os, "execv", lambda path, args: argv.extend(args))
+    monkeypatch.setattr(os, "execv", lambda path, args: argv.extend(args))
     result = CliRunner().invoke(cli.main, ["serve", "--port", str(free_port())])
     assert result.exit_code == 0, result.output
     assert argv[1:3] == ["-m", "gunicorn"]

@@ -1,0 +1,120 @@
+"""Deployment: ``promote``, ``policy``, ``rollback`` and the audit trail (``events``)."""
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from rich.table import Table
+
+from .common import (
+    backend,
+    console,
+    handle_errors,
+    json_option,
+    key_option,
+    main,
+    print_json,
+    url_option,
+)
+
+
+@main.command()
+@click.argument("name")
+@click.argument("version", type=int)
+@click.option("--alias", default="production", show_default=True)
+@click.option("--reason", default="")
+@url_option
+@key_option
+@handle_errors
+def promote(name: str, version: int, alias: str, reason: str, url: str | None,
+            key: str | None) -> None:
+    """Point an alias (production by default) at VERSION."""
+    info = backend(url, key).set_alias(name, alias, version, reason or "promoted from the CLI")
+    console.print(f"{name}@{alias} -> version {info['version']}")
+
+
+@main.command()
+@click.argument("name")
+@click.argument("mode", type=click.Choice(["manual", "auto", "canary", "shadow"]))
+@click.option("--share", type=click.FloatRange(0, 1), help="Canary/shadow share of traffic.")
+@click.option("--min-requests", type=click.IntRange(1), help="Canary/shadow evidence needed.")
+@click.option("--max-seconds", type=click.FloatRange(0), help="Canary time limit.")
+@click.option("--max-error-rate-increase", type=click.FloatRange(0, 1),
+              help="Canary: allowed error-rate increase over production.")
+@click.option("--max-latency-ratio", type=click.FloatRange(1), help="Canary: latency limit.")
+@click.option("--promote-at-agreement", type=click.FloatRange(0, 1),
+              help="Shadow: promote when agreement reaches this rate.")
+@click.option("--metric", help="Metric gate: the metric to compare (default by model kind).")
+@click.option("--tolerance", type=click.FloatRange(0), help="Metric gate tolerance.")
+@click.option("--max-latency-ms", type=click.FloatRange(0), help="Latency gate limit.")
+@click.option("--max-error-rate", type=click.FloatRange(0, 1),
+              help="Automatic rollback threshold after promotion.")
+@url_option
+@key_option
+@json_option
+@handle_errors
+def policy(name: str, mode: str, share: float | None, min_requests: int | None,
+           max_seconds: float | None, max_error_rate_increase: float | None,
+           max_latency_ratio: float | None, promote_at_agreement: float | None,
+           metric: str | None, tolerance: float | None, max_latency_ms: float | None,
+           max_error_rate: float | None, url: str | None, key: str | None,
+           as_json: bool) -> None:
+    """Set how new versions of NAME reach production."""
+    changes: dict[str, Any] = {"policy": mode}
+
+    def put(section: str, field: str, value: Any) -> None:
+        if value is not None:
+            changes.setdefault(section, {})[field] = value
+
+    if mode in ("canary", "shadow"):
+        put(mode, "share", share)
+        put(mode, "min_requests", min_requests)
+    put("canary", "max_seconds", max_seconds)
+    put("canary", "max_error_rate_increase", max_error_rate_increase)
+    put("canary", "max_latency_ratio", max_latency_ratio)
+    put("shadow", "promote_at_agreement", promote_at_agreement)
+    put("gates", "metric", metric)
+    put("gates", "tolerance", tolerance)
+    put("gates", "max_latency_ms", max_latency_ms)
+    put("rollback", "max_error_rate", max_error_rate)
+    result = backend(url, key).set_policy(name, changes)
+    if as_json:
+        print_json(result)
+        return
+    console.print(f"{name}: policy {result['policy']}")
+    if mode in ("canary", "shadow"):
+        console.print("  " + ", ".join(f"{k}={v}" for k, v in result[mode].items()))
+
+
+@main.command()
+@click.argument("name")
+@click.option("--reason", default="")
+@url_option
+@key_option
+@handle_errors
+def rollback(name: str, reason: str, url: str | None, key: str | None) -> None:
+    """Return production to the previous good version."""
+    info = backend(url, key).rollback(name, reason)
+    console.print(f"{name}@production -> version {info['version']} (rolled back)")
+
+
+@main.command()
+@click.argument("name", required=False)
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@url_option
+@key_option
+@json_option
+@handle_errors
+def events(name: str | None, limit: int, url: str | None, key: str | None,
+           as_json: bool) -> None:
+    """Show the audit trail (all models, or NAME's)."""
+    found = backend(url, key).events(name, limit)
+    if as_json:
+        print_json(found)
+        return
+    table = Table("id", "time", "model", "version", "event", "by", "detail")
+    for e in found:
+        detail = ", ".join(f"{k}={v}" for k, v in e["detail"].items() if v is not None)
+        table.add_row(str(e["id"]), e["created_at"][:19], e["model"], str(e["version"] or ""),
+                      e["kind"], e["actor"], detail[:80])
+    console.print(table)
