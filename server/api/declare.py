@@ -9,6 +9,7 @@ types the view reads itself, such as ``text/csv``).
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -95,6 +96,20 @@ def validated(model: type[BaseModel], data: Any, where: str) -> Any:
         raise problem_of(exc, model, where) from None
 
 
+@functools.lru_cache(maxsize=4096)
+def _checked_path(model: type[BaseModel], items: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
+    """Path values checked once per distinct value (model names repeat on every request); a
+    value that fails is not cached, so it fails the same way every time."""
+    return dict(validated(model, dict(items), "path"))
+
+
+@functools.lru_cache(maxsize=256)
+def _defaults(model: type[BaseModel]) -> Any:
+    """The declaration with nothing given (a query string left empty): built once per model;
+    views read their inputs and never change them."""
+    return validated(model, {}, "query")
+
+
 def _present(values: MultiDict[str, Any] | Any) -> dict[str, Any]:
     """First value of each key; an empty text value counts as absent, as in a form left blank."""
     return {k: v for k, v in values.items() if v != ""}
@@ -127,29 +142,33 @@ class Declared:
                 + (["multipart/form-data"] if self.form else []) + list(self.raw))
 
     def bind(self, view_args: Mapping[str, Any]) -> dict[str, Any]:
-        """The view's keyword arguments, each input checked against its declaration."""
+        """The view's keyword arguments, each input checked against its declaration. On the
+        scoring path: no query string costs no validation, and a path seen before is not
+        checked again (its check depends on the value alone)."""
+        req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup
         kwargs: dict[str, Any] = dict(view_args)
         if self.path is not None:
-            kwargs.update(dict(validated(self.path, view_args, "path")))
+            kwargs.update(_checked_path(self.path, tuple(view_args.items())))
         if self.query is not None:
-            kwargs["query"] = validated(self.query, _present(request.args), "query")
+            kwargs["query"] = validated(self.query, _present(req.args), "query") \
+                if req.query_string else _defaults(self.query)
         if self.headers is not None:
-            kwargs["headers"] = validated(self.headers, _present(request.headers), "header")
+            kwargs["headers"] = validated(self.headers, _present(req.headers), "header")
         if self.takes_body:
-            kwargs["body"] = self._body()
+            kwargs["body"] = self._body(req)
         return kwargs
 
-    def _body(self) -> Any:
+    def _body(self, req: Any) -> Any:
         if self.body_limit is not None:
-            request.max_content_length = self.body_limit()
-        mimetype = request.mimetype
+            req.max_content_length = self.body_limit()
+        mimetype = req.mimetype
         if self.form is not None and mimetype == "multipart/form-data":
-            data = {**_present(request.form), **dict(request.files.items())}
+            data = {**_present(req.form), **dict(req.files.items())}
             return validated(self.form, data, "form")
         if self.body is not None and is_json(mimetype):
-            if not self.body_required and not request.content_length:
+            if not self.body_required and not req.content_length:
                 return self.body()
-            return validated(self.body, parse_json(request.get_data(cache=False)), "body")
+            return validated(self.body, parse_json(req.get_data(cache=False)), "body")
         if mimetype in self.raw or (is_json(mimetype) and "application/json" in self.raw):
             return None
         raise UnsupportedMediaType(f"send {' or '.join(self.media_types())}, not {mimetype!r}")

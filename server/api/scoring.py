@@ -68,7 +68,7 @@ class PredictRequest(Inputs):
     inputs: Any = _shape("MLflow: rows or columns",
                          {"anyOf": [{"type": "array"}, {"type": "object"}]})
     params: Any = _shape("MLflow's inference parameters (ignored)", {"type": "object"})
-    options: ScoreOptionsBody = Field(default_factory=ScoreOptionsBody)
+    options: ScoreOptionsBody | None = None
 
     def table_fields(self) -> dict[str, Any]:
         """The shapes the request gave, for the table codec."""
@@ -99,7 +99,8 @@ def predict(name: str, query: PredictQuery, body: PredictRequest | None) -> Resp
         table = decode_csv(request.get_data(cache=False))
         options = ScoreOptions(errors=query.errors or "raise")
     else:
-        table, options = decode_table(body.table_fields()), body.options.options()
+        table = decode_table(body.table_fields())
+        options = body.options.options() if body.options is not None else ScoreOptions()
     result = services().scorer.score(name, table, version=query.version, alias=query.alias,
                                      options=options)
     headers = {"X-Model-Version": str(result.version)}
