@@ -6,16 +6,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from .common import (
-    backend,
-    console,
-    handle_errors,
-    json_option,
-    key_option,
-    main,
-    print_json,
-    url_option,
-)
+from .common import backend, console, handle_errors, json_option, key_option, main, print_json, url_option
 
 
 @main.command()

@@ -4,15 +4,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from .common import (
-    backend,
-    console,
-    err_console,
-    handle_errors,
-    key_option,
-    main,
-    url_option,
-)
+from .common import backend, console, err_console, handle_errors, key_option, main, url_option
 
 
 @main.group()

@@ -7,15 +7,7 @@ from pathlib import Path
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from .common import (
-    backend,
-    console,
-    err_console,
-    handle_errors,
-    key_option,
-    main,
-    url_option,
-)
+from .common import backend, console, err_console, handle_errors, key_option, main, url_option
 
 
 @main.command()

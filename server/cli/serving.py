@@ -12,11 +12,7 @@ import click
 
 from ..clients import LocalBackend
 from ..config import Settings
-from .common import (
-    console,
-    handle_errors,
-    main,
-)
+from .common import console, handle_errors, main
 
 
 @main.command()
