@@ -42,8 +42,10 @@ def _plain(value: Any) -> Any:
 
 
 class PredictionLog:
-    def __init__(self, rows_per_second: float = 0.0) -> None:
-        """``rows_per_second``: this worker's budget of logged rows (0: no limit)."""
+    def __init__(self, rows_per_second: float = 0.0, seed: int | None = None) -> None:
+        """``rows_per_second``: this worker's budget of logged rows (0: no limit). ``seed`` makes
+        the sample repeatable (tests that assert on what the sample shows)."""
+        self.rng = np.random.default_rng(seed)
         self._pending: deque[dict[str, Any]] = deque(maxlen=MAX_PENDING)
         self._lock = threading.Lock()
         self.rows_per_second = rows_per_second
@@ -84,7 +86,7 @@ class PredictionLog:
             return
         # a random subset, not the first rows: inputs sorted by anything would bias the sample
         take = ok if len(ok) <= wanted else np.sort(
-            np.random.default_rng().choice(ok, wanted, replace=False))
+            self.rng.choice(ok, wanted, replace=False))
         picked = {name: values[take].tolist() for name, values in checked.columns.items()}
         rows = [dict(zip(picked, values)) for values in zip(*picked.values())]
         positions = result.input_rows[take]
