@@ -2,6 +2,7 @@
 API keys of every scope, and a client that sends them."""
 from __future__ import annotations
 
+import io
 import os
 import socket
 import uuid
@@ -163,11 +164,12 @@ def wine(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def register_file(client: KeyClient, name: str, artifact: Path, sample: Path | None = None,
                   metadata: str | None = None, scope: str = "deploy", **files: Path) -> Any:
-    data: dict[str, Any] = {"file": (open(artifact, "rb"), artifact.name)}
+    # in-memory copies: the test client never closes the files it is given
+    data: dict[str, Any] = {"file": (io.BytesIO(artifact.read_bytes()), artifact.name)}
     if sample is not None:
-        data["sample"] = (open(sample, "rb"), sample.name)
+        data["sample"] = (io.BytesIO(sample.read_bytes()), sample.name)
     for field, path in files.items():
-        data[field] = (open(path, "rb"), path.name)
+        data[field] = (io.BytesIO(path.read_bytes()), path.name)
     if metadata is not None:
         data["metadata"] = metadata
     return client.post(f"/api/v1/models/{name}/versions", data=data, scope=scope,
