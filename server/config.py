@@ -67,6 +67,10 @@ class Settings:
     prediction_log_days: float = 30.0
     prediction_log_max_rows: int = 1_000_000
     prediction_log_rows_per_second: float = 50.0
+    traffic_minute_days: float = 7.0
+    traffic_days: float = 400.0
+    drift_days: float = 180.0
+    webhook_delivery_days: float = 30.0
     rate_limiting: bool = True
     rate_limits: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
     rate_limit_anonymous: str = "600/minute"
@@ -123,6 +127,10 @@ class Settings:
             prediction_log_days=float(get("PREDICTION_LOG_DAYS", "30")),
             prediction_log_max_rows=int(get("PREDICTION_LOG_MAX_ROWS", "1000000")),
             prediction_log_rows_per_second=float(get("PREDICTION_LOG_ROWS_PER_SECOND", "50")),
+            traffic_minute_days=float(get("TRAFFIC_MINUTE_DAYS", "7")),
+            traffic_days=float(get("TRAFFIC_DAYS", "400")),
+            drift_days=float(get("DRIFT_DAYS", "180")),
+            webhook_delivery_days=float(get("WEBHOOK_DELIVERY_DAYS", "30")),
             rate_limiting=_flag(get("RATE_LIMITING", "on")),
             rate_limits={**DEFAULT_RATE_LIMITS, **_pairs(get("RATE_LIMITS", ""))},
             rate_limit_anonymous=get("RATE_LIMIT_ANONYMOUS", "600/minute"),

@@ -17,6 +17,7 @@ from typing import Callable
 
 from ..background import ProcessThread
 from ..config import Settings
+from ..registry import retention
 from ..registry.deployments import Deployments
 from ..registry.service import Registry
 from ..scoring.prediction_log import PredictionLog
@@ -69,6 +70,13 @@ class DeploymentWorker:
         return self.registry.store.collect_garbage(self.registry.referenced_artifacts(),
                                                    min_age_seconds)
 
+    def sweep_retention(self) -> dict[str, int]:
+        """One bounded pass of every table's retention (traffic, drift, webhook deliveries)."""
+        s = self.settings
+        return retention.sweep(self.registry, retention.RetentionPolicy(
+            traffic_minute_days=s.traffic_minute_days, traffic_days=s.traffic_days,
+            drift_days=s.drift_days, webhook_days=s.webhook_delivery_days))
+
     def check_drift(self) -> list[tuple[str, str]]:
         self._last_drift = time.monotonic()
         return check_drift(self.registry)
@@ -106,6 +114,7 @@ class DeploymentWorker:
                 steps.append(("prediction log retention", lambda: PredictionLog.prune(
                     self.registry, self.settings.prediction_log_days,
                     self.settings.prediction_log_max_rows)))
+                steps.append(("retention", self.sweep_retention))
         # what this tick decided serves from this process at once, not a refresh interval later
         steps.append(("refresh", lambda: self.scorer.deployments.refresh(force=True)))
         for name, step in steps:

@@ -332,7 +332,7 @@ class Deployments:
     def record_delivery(self, delivery_id: int, ok: bool, error: str, retry_in: float | None) -> None:
         with self.registry.writing() as session:
             row = session.get(WebhookDeliveryRow, delivery_id)
-            assert row is not None  # leased by this worker; deliveries are never deleted
+            assert row is not None  # leased by this worker; retention removes finished ones only
             row.attempts += 1
             row.last_error = error[:500]
             if ok:
