@@ -45,6 +45,8 @@ class Settings:
     port: int = 8000
     workers: int = 2
     threads: int = 16
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
     public_url: str = ""
     max_request_bytes: int = 16 * 1024 * 1024
     max_upload_bytes: int = 512 * 1024 * 1024
@@ -105,6 +107,8 @@ class Settings:
             port=int(get("PORT", "8000")),
             workers=int(get("WORKERS", "2")),
             threads=int(get("THREADS", "16")),
+            tls_certfile=Path(get("TLS_CERTFILE", "")) if get("TLS_CERTFILE", "") else None,
+            tls_keyfile=Path(get("TLS_KEYFILE", "")) if get("TLS_KEYFILE", "") else None,
             public_url=get("PUBLIC_URL", "").rstrip("/"),
             max_request_bytes=int(get("MAX_REQUEST_BYTES", str(16 * 1024 * 1024))),
             max_upload_bytes=int(get("MAX_UPLOAD_BYTES", str(512 * 1024 * 1024))),

@@ -30,8 +30,9 @@ control_socket_disable = True
 
 def when_ready(server):
     """gunicorn's own "Listening at" line is empty when the workers open the sockets."""
+    scheme = "https" if server.cfg.is_ssl else "http"
     server.log.info("Listening at: %s (a socket per worker)",
-                    ", ".join(f"http://{address}" for address in server.cfg.bind))
+                    ", ".join(f"{scheme}://{address}" for address in server.cfg.bind))
 
 
 def child_exit(server, worker):

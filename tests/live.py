@@ -32,8 +32,10 @@ def env_for(home: Path, **extra: str) -> dict[str, str]:
 
 
 class LiveServer:
-    def __init__(self, cmd: list[str], env: dict[str, str], port: int, cwd: Path = ROOT) -> None:
-        self.url = f"http://127.0.0.1:{port}"
+    def __init__(self, cmd: list[str], env: dict[str, str], port: int, cwd: Path = ROOT,
+                 scheme: str = "http", verify: bool | str = True) -> None:
+        self.url = f"{scheme}://127.0.0.1:{port}"
+        self.verify = verify  # for HTTPS: the CA (or self-signed certificate) to trust
         self.log = open(Path(env["SCOREBRIDGE_HOME"]).parent / f"server-{port}.log", "w+")
         self.proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=self.log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
@@ -44,7 +46,8 @@ class LiveServer:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited: {self.output()[-2000:]}")
             try:
-                if requests.get(self.url + "/readyz", timeout=2).status_code == 200:
+                ready = requests.get(self.url + "/readyz", timeout=2, verify=self.verify)
+                if ready.status_code == 200:
                     return
             except requests.RequestException:
                 pass
@@ -68,13 +71,17 @@ class LiveServer:
 
 
 def serve(env: dict[str, str], workers: int = 1, threads: int | None = None,
-          timeout: float = 60) -> LiveServer:
-    """``scorebridge serve`` on a free loopback port, ready to answer (stopped if it is not)."""
+          timeout: float = 60, tls: tuple[Path, Path] | None = None) -> LiveServer:
+    """``scorebridge serve`` on a free loopback port, ready to answer (stopped if it is not);
+    HTTPS with ``tls`` (certificate, key), the certificate then being what clients trust."""
     port = free_port()
     cmd = [str(BIN / "scorebridge"), "serve", "--port", str(port), "--workers", str(workers)]
     if threads:
         cmd += ["--threads", str(threads)]
-    server = LiveServer(cmd, env, port)
+    if tls:
+        cmd += ["--certfile", str(tls[0]), "--keyfile", str(tls[1])]
+    server = LiveServer(cmd, env, port, scheme="https" if tls else "http",
+                        verify=str(tls[0]) if tls else True)
     try:
         server.wait_ready(timeout)
     except BaseException:

@@ -9,6 +9,8 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 import requests
@@ -158,3 +160,56 @@ def test_kept_alive_connections_are_spread_over_the_workers(tmp_path):
         assert f"cannot listen on 127.0.0.1:{port}" in second.stderr, second.stderr
     finally:
         server.stop()
+
+
+def _self_signed(folder, name: str = "localhost") -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and localhost, as a trial's development certificate is."""
+    cert, key = folder / f"{name}.crt", folder / f"{name}.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=localhost", "-addext",
+                    "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key),
+                    "-out", str(cert)], check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
+def test_serve_with_a_certificate_answers_https(tmp_path):
+    cert, key = _self_signed(tmp_path)
+    server = serve(env_for(tmp_path / "home"), tls=(cert, key))
+    try:
+        assert server.url.startswith("https://")
+        resp = requests.get(f"{server.url}/healthz", verify=str(cert), timeout=10)
+        assert resp.status_code == 200
+        # the manifest and every URL in it follow the scheme the server is reached by
+        manifest = requests.get(f"{server.url}/excel/manifest.xml", verify=str(cert), timeout=10)
+        assert manifest.status_code == 200, manifest.text
+        urls = [value for element in ElementTree.fromstring(manifest.content).iter()
+                for value in element.attrib.values() if value.startswith("http")]
+        assert f"{server.url}/excel/taskpane.html" in urls
+        assert all(url.startswith(server.url + "/") for url in urls), urls
+        with pytest.raises(requests.ConnectionError):  # plain HTTP is not answered
+            requests.get(server.url.replace("https://", "http://") + "/healthz", timeout=5)
+        assert "Listening at: https://127.0.0.1:" in server.output()
+    finally:
+        server.stop()
+
+
+def test_serve_refuses_half_a_certificate_or_a_key_that_does_not_match(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from server import cli
+
+    monkeypatch.setenv("SCOREBRIDGE_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(os, "execv", lambda path, args: pytest.fail("gunicorn started"))
+    cert, _ = _self_signed(tmp_path, "one")
+    _, other_key = _self_signed(tmp_path, "two")
+    runner = CliRunner()
+    half = runner.invoke(cli.main, ["serve", "--port", str(free_port()), "--certfile", str(cert)])
+    assert half.exit_code == 2 and "needs both --certfile and --keyfile" in half.output
+    wrong = runner.invoke(cli.main, ["serve", "--port", str(free_port()), "--certfile", str(cert),
+                                     "--keyfile", str(other_key)])
+    assert wrong.exit_code == 1 and f"cannot use {cert} with {other_key}" in wrong.output
+    missing = runner.invoke(cli.main, ["serve", "--port", str(free_port()), "--certfile",
+                                       str(tmp_path / "none.crt"), "--keyfile", str(other_key)])
+    assert missing.exit_code == 1 and "No such file" in missing.output

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import ssl
 import sys
 import tempfile
 from pathlib import Path
@@ -22,10 +23,15 @@ from .common import console, handle_errors, main
 @click.option("--threads", type=int, default=None, help="Threads per worker.")
 @click.option("--preload/--no-preload", default=None,
               help="Load the application once in the master before forking the workers.")
+@click.option("--certfile", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Serve HTTPS with this PEM certificate (chain); needs --keyfile.")
+@click.option("--keyfile", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The certificate's private key (PEM).")
 def serve(host: str | None, port: int | None, workers: int | None, threads: int | None,
-          preload: bool | None) -> None:
-    """Start the server under gunicorn."""
+          preload: bool | None, certfile: Path | None, keyfile: Path | None) -> None:
+    """Start the server under gunicorn (HTTPS with --certfile and --keyfile)."""
     settings = Settings.from_env()
+    tls = _tls_files(certfile or settings.tls_certfile, keyfile or settings.tls_keyfile)
     from ..registry.factory import build_registry
 
     build_registry(settings)  # migrate once, here, before the workers start
@@ -42,8 +48,26 @@ def serve(host: str | None, port: int | None, workers: int | None, threads: int 
             "--threads", str(threads or settings.threads)]
     if settings.preload if preload is None else preload:
         argv.append("--preload")
+    if tls is not None:
+        argv += ["--certfile", str(tls[0]), "--keyfile", str(tls[1])]
     argv.append("server.app:create_app()")
     os.execv(sys.executable, argv)
+
+
+def _tls_files(certfile: Path | None, keyfile: Path | None) -> tuple[Path, Path] | None:
+    """Both files or neither; checked here, so a wrong file is one clear line rather than every
+    worker failing its start-up in gunicorn's log."""
+    if certfile is None and keyfile is None:
+        return None
+    if certfile is None or keyfile is None:
+        raise click.UsageError("HTTPS needs both --certfile and --keyfile "
+                               "(or SCOREBRIDGE_TLS_CERTFILE and SCOREBRIDGE_TLS_KEYFILE)")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(certfile, keyfile)
+    except (OSError, ssl.SSLError) as exc:
+        raise click.ClickException(f"cannot use {certfile} with {keyfile} for HTTPS: "
+                                   f"{getattr(exc, 'strerror', None) or exc}") from None
+    return certfile.resolve(), keyfile.resolve()
 
 
 def _refuse_if_taken(host: str, port: int) -> None:
