@@ -13,8 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import skops.io as sio
+from flask import Flask
+from flask.testing import FlaskClient
 from sklearn.datasets import load_wine
 from sklearn.ensemble import RandomForestClassifier
+from werkzeug.datastructures import CombinedMultiDict
+from werkzeug.test import EnvironBuilder, encode_multipart
 
 from server.app import create_app
 from server.config import Settings
@@ -109,6 +113,25 @@ def keys(services: Any) -> dict[str, str]:
     """A plain key per scope."""
     return {scope: services.keys.create(scope, f"test {scope}")[0]
             for scope in ("score", "read", "deploy", "admin")}
+
+
+class InMemoryUploads(FlaskClient):
+    """Flask's test client, encoding multipart bodies in memory: werkzeug's own encoder spools a
+    body over 500 KB to a temporary file it never closes (a ResourceWarning per large upload)."""
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        data = kwargs.get("data")
+        if kwargs.get("content_type") == "multipart/form-data" and isinstance(data, dict):
+            builder = EnvironBuilder(data=data)
+            try:
+                boundary, body = encode_multipart(CombinedMultiDict([builder.form, builder.files]))
+            finally:
+                builder.close()
+            kwargs.update(data=body, content_type=f"multipart/form-data; boundary={boundary}")
+        return super().open(*args, **kwargs)
+
+
+Flask.test_client_class = InMemoryUploads  # every app the tests build
 
 
 class KeyClient:
