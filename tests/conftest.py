@@ -115,11 +115,14 @@ def keys(services: Any) -> dict[str, str]:
             for scope in ("score", "read", "deploy", "admin")}
 
 
-class InMemoryUploads(FlaskClient):
-    """Flask's test client, encoding multipart bodies in memory: werkzeug's own encoder spools a
-    body over 500 KB to a temporary file it never closes (a ResourceWarning per large upload)."""
+class ClosingClient(FlaskClient):
+    """Flask's test client, leaving no file open (the suite treats ResourceWarnings as errors):
+    multipart bodies are encoded in memory (werkzeug's encoder spools a body over 500 KB to a
+    temporary file it never closes), and responses are buffered, which closes a file a view
+    streamed (``send_file``) once it is read, as a WSGI server does."""
 
     def open(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("buffered", True)
         data = kwargs.get("data")
         if kwargs.get("content_type") == "multipart/form-data" and isinstance(data, dict):
             builder = EnvironBuilder(data=data)
@@ -131,7 +134,7 @@ class InMemoryUploads(FlaskClient):
         return super().open(*args, **kwargs)
 
 
-Flask.test_client_class = InMemoryUploads  # every app the tests build
+Flask.test_client_class = ClosingClient  # every app the tests build
 
 
 class KeyClient:

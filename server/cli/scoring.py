@@ -41,7 +41,8 @@ def score(name: str, input: Path, output: Path | None, version: int | None, alia
                       "(see its ScoreBridge sheet)")
         return
     total = count_rows(input)
-    writer = TableWriter(output)
+    signature = client.get_model(name).get("signature") or {}
+    writer = TableWriter(output, {c["name"]: c["type"] for c in signature.get("inputs", [])})
     bad_rows = 0
     used_version = None
     columns = [TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]

@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import pandas as pd
 
 from .arrow_frames import arrow_table, is_na, text_frame
 from .file_formats import file_format
 from .safe_cells import NUMBER_PATTERN, TRIGGER_PATTERN, safe_cell
+from .typed_cells import numeric_columns, typed_numbers, workbook_row
 
 
 class TableWriter:
     """Writes chunks of a result table to CSV, XLSX or Parquet under a temporary name and renames
     it into place only on :meth:`close`, so a partial output never looks complete. Text cells are
-    neutralised against formula injection."""
+    neutralised against formula injection. ``types`` (a column's type in the model's signature)
+    lets input columns read as text go out as numbers and dates (:mod:`.typed_cells`)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, types: Mapping[str, str] | None = None) -> None:
         self.path = path
+        self.types = dict(types or {})
         self.format = file_format(path.name)
         self.tmp = path.with_name(f".{path.name}.partial")
         self._writer: Any = None
@@ -41,7 +44,8 @@ class TableWriter:
         import pyarrow.csv as pcsv
         import pyarrow.parquet as pq
 
-        table = neutralise(arrow_table(chunk) if isinstance(chunk, pd.DataFrame) else chunk)
+        table = arrow_table(chunk) if isinstance(chunk, pd.DataFrame) else chunk
+        table = neutralise(typed_numbers(table, self.types) if self.format == "parquet" else table)
         if self._writer is None:
             # a column that is empty in the first chunk has no type yet: text from then on
             self._schema = pa.schema([pa.field(f.name, pa.string()) if pa.types.is_null(f.type)
@@ -60,8 +64,10 @@ class TableWriter:
             self._book = Workbook(write_only=True)
             self._sheet = self._book.create_sheet("scored")
             self._sheet.append([safe_cell(str(c)) for c in frame.columns])
+        numeric = numeric_columns([str(c) for c in frame.columns], self.types)
         for row in frame.itertuples(index=False):
-            self._sheet.append([None if is_na(v) else safe_cell(v) for v in row])
+            self._sheet.append([None if is_na(v) else safe_cell(v)
+                                for v in workbook_row(row, numeric)])
 
     def close(self) -> None:
         if self._writer is not None:

@@ -257,7 +257,7 @@ class Jobs:
         token = metrics.CLIENT.set("batch")
         source = Path(self._input_path(job.id))
         output = source.parent / f"output.{job.output_format}"
-        writer = TableWriter(output)
+        writer = TableWriter(output, self._column_types(job))
         background = OrderedWriter(writer.write)  # writes chunk n while chunk n+1 is scored
         done = failed = 0
         try:
@@ -292,6 +292,11 @@ class Jobs:
             return "failed"
         finally:
             metrics.CLIENT.reset(token)
+
+    def _column_types(self, job: JobInfo) -> dict[str, str]:
+        """The model's input types, so numbers read as text are written back as numbers."""
+        signature = self.registry.get_version(job.model, job.version).signature or {}
+        return {c["name"]: c["type"] for c in signature.get("inputs", [])}
 
     def _scored_chunks(self, job: JobInfo, source: Path) -> Iterator[Any]:
         """Scored chunks in input order: in this process, or on Dask when configured."""

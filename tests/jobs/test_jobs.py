@@ -66,6 +66,50 @@ def test_formats_in_and_out(client, services, churn, demo_model, fmt_in, fmt_out
     assert_probabilities(back["probability_yes"].astype(float), demo_model.predict_proba(frame)[:, 1])
 
 
+def test_a_csv_job_written_as_xlsx_or_parquet_keeps_numbers_and_dates(client, services, churn):
+    """CSV is read as text; the output shows numbers as numbers (Excel's SUM works), ISO dates as
+    dates, identifiers with leading zeros and other text as text, formulas neutralised."""
+    from openpyxl import load_workbook
+
+    frame = churn_rows(4).astype(object)
+    frame.loc[2, "monthly_charges"] = "lots"  # a bad number stays visible as the text it was
+    frame.insert(0, "customer_id", ["007", "12", "-3.5", "=HYPERLINK(1)"])
+    frame["signed_up"] = ["2024-01-31", "2024-02-29", "2024-02-30", "2024-03-01T09:30:00"]
+    frame["account"] = ["+4471234", "1e3", "12345678901234567", "0.25"]
+    csv = frame.to_csv(index=False).encode()
+    ids = {}
+    for fmt in ("xlsx", "parquet"):
+        data = {"file": (io.BytesIO(csv), "in.csv"), "model": "churn", "output_format": fmt}
+        ids[fmt] = client.post("/api/v1/jobs", data=data, scope="score",
+                               content_type="multipart/form-data").json["id"]
+    services.runner.run_pending()
+
+    book = load_workbook(io.BytesIO(client.get(f"/api/v1/jobs/{ids['xlsx']}/result",
+                                               scope="score").data))
+    rows = list(book.active.iter_rows(min_row=2, values_only=True))
+    header = [c.value for c in next(book.active.iter_rows(max_row=1))]
+    col = {name: header.index(name) for name in header}
+    assert [r[col["customer_id"]] for r in rows] == ["007", 12, -3.5, "'=HYPERLINK(1)"]
+    charges = [r[col["monthly_charges"]] for r in rows]
+    assert charges[2] == "lots" and all(isinstance(v, (int, float)) for i, v in enumerate(charges)
+                                        if i != 2)
+    assert all(isinstance(r[col["tenure_months"]], int) for r in rows)
+    dates = [r[col["signed_up"]] for r in rows]
+    assert [type(d).__name__ for d in dates] == ["datetime", "datetime", "str", "datetime"]
+    assert dates[0].date().isoformat() == "2024-01-31" and dates[2] == "2024-02-30"
+    assert dates[3].isoformat() == "2024-03-01T09:30:00"
+    assert [r[col["account"]] for r in rows] == ["+4471234", "1e3", "12345678901234567", 0.25]
+    assert [type(r[col["probability_yes"]]).__name__ for r in rows] == ["float", "float",
+                                                                        "NoneType", "float"]
+
+    back = pd.read_parquet(io.BytesIO(client.get(f"/api/v1/jobs/{ids['parquet']}/result",
+                                                 scope="score").data))
+    assert back["monthly_charges"].dtype == "float64" and pd.isna(back["monthly_charges"][2])
+    assert back["tenure_months"].dtype == "float64"
+    assert back["customer_id"].tolist() == ["007", "12", "-3.5", "'=HYPERLINK(1)"]
+    assert back.loc[2, "error"] == "monthly_charges: expected a number, got 'lots'"
+
+
 def test_bad_rows_go_to_the_error_column_unless_strict(client, services, churn):
     frame = churn_rows(5).astype(object)
     frame.loc[3, "monthly_charges"] = "lots"
