@@ -10,7 +10,7 @@
 
 var SCOREBRIDGE_URL = "SCOREBRIDGE_URL";
 var SCOREBRIDGE_KEY = "SCOREBRIDGE_API_KEY";
-var SCOREBRIDGE_CACHE_SECONDS = 600;   // an answer is reused for 10 minutes (Apps Script allows 6 h)
+var SCOREBRIDGE_CACHE_SECONDS = 60;    // an answer is reused for a minute: a rollback shows within one
 var SCOREBRIDGE_CACHE_PIECE = 30000;   // characters per cached value: under 100 KB even in UTF-8
 var SCOREBRIDGE_CACHE_PIECES = 100;    // a larger answer is not cached (a cache holds ~1,000 items)
 var SCOREBRIDGE_DAY_MS = 86400000;
