@@ -26,7 +26,7 @@ CELL_BY_CELL_ROWS = 8
 _NULL_WORDS = {"", "na", "n/a", "nan", "null", "none", "#n/a"}
 EXCEL_ERRORS = {"#N/A", "#VALUE!", "#REF!", "#DIV/0!", "#NUM!", "#NAME?", "#NULL!", "#SPILL!",
                 "#CALC!", "#GETTING_DATA", "#FIELD!", "#BLOCKED!", "#CONNECT!", "#BUSY!",
-                "#UNKNOWN!"}
+                "#UNKNOWN!", "#ERROR!"}  # the last: Google Sheets
 _TRUE = {"true", "t", "yes", "y", "1"}
 _FALSE = {"false", "f", "no", "n", "0"}
 
