@@ -245,20 +245,22 @@ def jsonable(frame: pd.DataFrame) -> list[list[Any]]:
             for row in frame.itertuples(index=False)]
 
 
-def jobs_in_process_and_on_dask(client: KeyClient, services: Any,
-                                frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, list]:
-    """``frame`` as a CSV scored by a "churn" job in process and by one on Dask: both results
-    as read back, and the two job ids."""
+def jobs_in_process_and_on_dask(client: KeyClient, services: Any, frame: pd.DataFrame | bytes
+                                ) -> tuple[pd.DataFrame, pd.DataFrame, list]:
+    """``frame`` (or CSV bytes) as a CSV scored by a "churn" job in process and by one on Dask:
+    both results as read back, and the two job ids."""
     import io
 
-    data = frame.to_csv(index=False).encode()
+    data = frame if isinstance(frame, bytes) else frame.to_csv(index=False).encode()
     ids = []
     for dask in ("false", "true"):
         resp = client.post("/api/v1/jobs", scope="score", content_type="multipart/form-data",
                            data={"file": (io.BytesIO(data), "in.csv"), "model": "churn",
                                  "dask": dask})
         ids.append(resp.json["id"])
-    assert services.runner.run_pending() == ["succeeded", "succeeded"]
+    outcomes = services.runner.run_pending()
+    assert outcomes == ["succeeded", "succeeded"], [
+        client.get(f"/api/v1/jobs/{i}", scope="score").json.get("error") for i in ids]
     local, dasked = (pd.read_csv(io.BytesIO(client.get(f"/api/v1/jobs/{i}/result",
                                                       scope="score").data),
                                  keep_default_na=False) for i in ids)

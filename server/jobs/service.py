@@ -329,7 +329,7 @@ class Jobs:
                 if info.compiled_artifact else None}
         client = client_for(scheduler)
         try:
-            yield from scored_partitions(client, source, spec)
+            yield from scored_partitions(client, source, spec, CHUNK_ROWS)
         finally:
             cluster = getattr(client, "cluster", None)
             client.close()

@@ -120,6 +120,24 @@ def test_dask_gives_the_same_result_as_in_process(client, services, demo_files):
     assert status["rows_done"] == 12000 and status["rows_failed"] == 1
 
 
+def test_a_malformed_line_is_one_row_error_on_dask_as_in_process(client, services, demo_files):
+    pytest.importorskip("distributed")
+    register_file(client, "churn", demo_files["artifact"], demo_files["sample"])
+    lines = churn_rows(12000).to_csv(index=False).splitlines()
+    lines[8] += ",an extra field"  # record 7, in the first chunk
+    lines[10500] = lines[10500].split(",", 1)[1]  # a field short, in the second chunk
+    local, dasked, ids = jobs_in_process_and_on_dask(client, services,
+                                                     ("\n".join(lines) + "\n").encode())
+    pd.testing.assert_frame_equal(local, dasked)
+    assert len(dasked) == 12000
+    assert dasked.loc[7, "error"] == ("line 9: expected 6 fields, got 7; the line was not "
+                                      "scored")
+    assert dasked.loc[10499, "error"].startswith("line 10501: expected 6 fields, got 5")
+    assert (dasked["error"] != "").sum() == 2 and dasked.loc[8, "prediction"] != ""
+    status = client.get(f"/api/v1/jobs/{ids[1]}", scope="score").json
+    assert status["status"] == "succeeded" and status["rows_failed"] == 2
+
+
 def test_pipelines_from_the_cli(tmp_path, demo_files, monkeypatch):
     from click.testing import CliRunner
 
