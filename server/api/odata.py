@@ -10,7 +10,7 @@ from pydantic import Field
 
 from .. import metrics
 from ..codecs.odata import MAX_OFFSET, EntitySet, metadata_xml, next_link, page, parse_options
-from ..codecs.odata_feeds import ENTITY_SETS, prediction_set, scored_set
+from ..codecs.odata_feeds import ENTITY_SETS, model_sets
 from ..errors import NotFound, ScoreBridgeError
 from ..types import Signature
 from .auth import requires
@@ -26,16 +26,13 @@ JSON = "application/json;odata.metadata=minimal"
 
 
 def entity_sets() -> list[EntitySet]:
-    """The fixed sets, then per deployed model its logged predictions and its latest published
-    scored table."""
-    sets = list(ENTITY_SETS)
-    for model in services().registry.list_models():
-        if model.production is not None:
-            signature = Signature.from_dict(model.production.signature)
-            sets.append(prediction_set(model.name, signature))
-            sets.append(scored_set(model.name, signature))
-            sets.append(scored_set(model.name, signature, every_job=True))
-    return sets
+    """The fixed sets, then the column dictionary and per deployed model its logged predictions,
+    its latest published scored table and every published job's rows. Models go in the order
+    they were created: that order settles which of two models keeps a set name both would make."""
+    models = sorted(services().registry.list_models(), key=lambda m: (m.created_at, m.name))
+    return ENTITY_SETS + model_sets(
+        [(m.name, Signature.from_dict(m.production.signature) if m.production else None)
+         for m in models])
 
 
 @bp.errorhandler(ScoreBridgeError)

@@ -1,15 +1,37 @@
-"""The registry as tables for feeds (OData): models, versions, events and traffic, each a SELECT
-whose columns carry the feed's property names.
+"""The registry as tables for feeds (OData): models, versions, events and traffic, and per deployed
+model its predictions and scored rows, each a SELECT with one column per property.
+
+A model brings names of its own (its name, its columns, its classes): they are made CSDL
+identifiers once per model (:func:`model_feed`), the same in each of its sets.
 
 These are the OData codec's view of the registry's tables, so they live with the codec
 (:mod:`server.codecs.odata`) above the registry: the registry stores, it does not know OData.
 """
 from __future__ import annotations
 
-import re
+from dataclasses import dataclass
+from typing import Any, Sequence
 
-from sqlalchemy import Float, Integer, String, and_, case, cast, func, literal, select
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Float,
+    Integer,
+    String,
+    and_,
+    case,
+    cast,
+    column,
+    false,
+    func,
+    literal,
+    select,
+    values,
+)
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.visitors import InternalTraversal
+from sqlalchemy.types import TypeEngine
 
 from ..registry.schema import (
     AliasRow,
@@ -23,7 +45,7 @@ from ..registry.schema import (
     VersionRow,
 )
 from ..types import Signature
-from .odata import EntitySet, Prop
+from .odata import EntitySet, Prop, free_identifier, identifiers, to_identifier
 
 # the Edm types by their initials (I for Int32), so the entity sets below read as tables
 S, I, B, D, F = "Edm.String", "Edm.Int32", "Edm.Boolean", "Edm.DateTimeOffset", "Edm.Double"  # noqa: E741
@@ -133,75 +155,199 @@ ENTITY_SETS = [
 
 
 _EDM = {"number": "Edm.Double", "integer": "Edm.Int64", "boolean": "Edm.Boolean", "string": S}
+_SQL_TYPES: dict[str, TypeEngine[Any]] = {"number": Float(), "integer": Integer(),
+                                           "boolean": Boolean()}
+_ACCESSORS = {"number": "as_float", "integer": "as_integer", "boolean": "as_boolean"}
+
+# the properties the feeds add around a model's columns; a column never takes one of these names
+PREDICTION_PROPS = ("Id", "CreatedAt", "Version", "Client", "LatencyMs", "Prediction", "Probability")
+SCORED_PROPS = ("Row", "Job", "prediction", "error")
 
 
-def _json_field(column, kind: str):
-    accessor = {"number": "as_float", "integer": "as_integer", "boolean": "as_boolean"}.get(
-        kind, "as_string")
-    return getattr(column, accessor)()
+class _Stored(ColumnElement[Any]):
+    """The value stored under ``field`` in a JSON column, typed as the column's ``kind``."""
+
+    inherit_cache = True
+    _traverse_internals = [("document", InternalTraversal.dp_clauseelement),
+                           ("field", InternalTraversal.dp_string),
+                           ("kind", InternalTraversal.dp_string)]
+
+    def __init__(self, document: Any, field: str, kind: str) -> None:
+        self.document, self.field, self.kind = document, field, kind
+        self.type = _SQL_TYPES.get(kind, String())
 
 
-def prediction_set(name: str, signature: Signature) -> EntitySet:
-    """The logged predictions of one model, with a typed property per input (from its
-    signature) and a typed prediction."""
-    safe = name.replace("-", "_")
-    inputs = [(c.name, c.type) for c in signature.inputs]
-    out_type = signature.output.type
+@compiles(_Stored)
+def _stored(element: _Stored, compiler: Any, **kw: Any) -> str:
+    accessor = getattr(element.document[element.field], _ACCESSORS.get(element.kind, "as_string"))
+    return compiler.process(accessor(), **kw)
+
+
+@compiles(_Stored, "sqlite")
+def _stored_sqlite(element: _Stored, compiler: Any, **kw: Any) -> str:
+    # SQLite (3.40) matches a JSON path against the key as stored, escapes and all, and the
+    # documents are stored ASCII-escaped: a path finds neither ``Größe`` nor ``Size "XL"``.
+    # json_each gives the keys decoded.
+    if all(" " <= c <= "~" and c not in '"\\' for c in element.field):
+        return _stored(element, compiler, **kw)
+    pairs = func.json_each(element.document).table_valued("key", "value")
+    value = select(pairs.c.value).where(pairs.c.key == element.field).scalar_subquery()
+    return compiler.process(cast(value, element.type), **kw)
+
+
+@dataclass(frozen=True)
+class FeedColumn:
+    """A property named from a model: one of its input columns or a class's probability."""
+
+    source: str   # the model's name for it, and its key in the stored rows
+    name: str     # its property name (a CSDL identifier)
+    label: str    # the name to show it under: ``source``, unless that clashes (see ``_labels``)
+    kind: str     # a signature column type
+
+
+@dataclass(frozen=True)
+class ModelFeed:
+    """What one deployed model's entity sets are named and hold."""
+
+    model: str
+    ident: str    # the model's name as part of entity set names
+    output_type: str
+    inputs: tuple[FeedColumn, ...]
+    probabilities: tuple[FeedColumn, ...]   # one per class, ``probability_<class>``
+
+    @property
+    def columns(self) -> tuple[FeedColumn, ...]:
+        return self.inputs + self.probabilities
+
+
+def _labels(columns: list[tuple[str, str]], reserved: tuple[str, ...]) -> list[str]:
+    """The name to show each (source, property) under: the source itself when it is printable
+    text and equals, ignoring case, no other property nor an earlier label; else the property
+    name. So renaming every property to its label (Power Query's ``Table.RenameColumns``) never
+    makes two columns that differ only by case."""
+    names = {name.lower() for _, name in columns} | {r.lower() for r in reserved}
+    taken = {r.lower() for r in reserved}
+    labels = []
+    for source, name in columns:
+        fits = source.strip() != "" and source.isprintable() and (
+            source.lower() == name.lower() or source.lower() not in names)
+        label = source if fits and source.lower() not in taken else name
+        taken.add(label.lower())
+        labels.append(label)
+    return labels
+
+
+def model_feed(model: str, ident: str, signature: Signature) -> ModelFeed:
+    """The model's columns named once for all its feeds (the predictions, scored and job rows),
+    so a column has the same property name in each."""
+    classes = [str(c) for c in signature.output.classes or ()] \
+        if signature.output.probabilities else []
+    sources = [(c.name, c.type) for c in signature.inputs] \
+        + [(f"probability_{c}", "number") for c in classes]
+    reserved = PREDICTION_PROPS + SCORED_PROPS
+    names = identifiers([s for s, _ in sources], reserved)
+    labels = _labels([(s, n) for (s, _), n in zip(sources, names)], reserved)
+    columns = [FeedColumn(s, n, label, kind)
+               for (s, kind), n, label in zip(sources, names, labels)]
+    n_inputs = len(signature.inputs)
+    return ModelFeed(model, ident, signature.output.type, tuple(columns[:n_inputs]),
+                     tuple(columns[n_inputs:]))
+
+
+def model_feeds(models: Sequence[tuple[str, Signature | None]]) -> list[ModelFeed]:
+    """The feeds of ``models`` (name and production signature, None for an undeployed model), given
+    in the order they were created: entity set names take the model's name as an identifier
+    (``-`` becomes ``_``), and of two models that would share one (``churn-v2``, ``churn_v2``)
+    the later created gets ``_2``, so a model's sets keep their names whatever is registered
+    after it."""
+    taken: set[str] = set()
+    idents = [free_identifier(to_identifier(name), taken) for name, _ in models]
+    return [model_feed(name, ident, signature)
+            for (name, signature), ident in zip(models, idents) if signature is not None]
+
+
+def _entity(name: str, type_name: str, key: tuple[str, ...],
+            columns: list[tuple[Prop, Any]], where: Any, description: str) -> EntitySet:
+    """An entity set of (property, SQL expression) pairs; the SQL labels are positional."""
+    props = tuple(p for p, _ in columns)
 
     def query():
-        return select(
-            PredictionRow.id.label("Id"), PredictionRow.created_at.label("CreatedAt"),
-            PredictionRow.version.label("Version"), PredictionRow.client.label("Client"),
-            PredictionRow.latency_ms.label("LatencyMs"),
-            *[_json_field(PredictionRow.inputs[col], kind).label(col) for col, kind in inputs],
-            _json_field(PredictionRow.prediction["value"], out_type).label("Prediction"),
-            PredictionRow.probability.label("Probability"),
-        ).where(PredictionRow.model_name == name)
+        return select(*[expr.label(f"c{i}") for i, (_, expr) in enumerate(columns)]).where(where())
 
-    props = (Prop("Id", I, False), Prop("CreatedAt", D), Prop("Version", I), Prop("Client", S),
-             Prop("LatencyMs", F),
-             *[Prop(col, _EDM.get(kind, S)) for col, kind in inputs],
-             Prop("Prediction", _EDM.get(out_type, S)), Prop("Probability", F))
-    return EntitySet(f"Predictions_{safe}", f"Prediction_{safe}", ("Id",), props, query,
-                     ("Id",))
+    return EntitySet(name, type_name, key, props, query, key, description)
 
 
-def _identifier(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_]", "_", text)
+def _props(columns: tuple[FeedColumn, ...], document: Any) -> list[tuple[Prop, Any]]:
+    return [(Prop(c.name, _EDM.get(c.kind, S), source=c.source), _Stored(document, c.source, c.kind))
+            for c in columns]
 
 
-def scored_set(name: str, signature: Signature, every_job: bool = False) -> EntitySet:
+def prediction_set(feed: ModelFeed) -> EntitySet:
+    """The logged predictions of one model, with a typed property per input (from its
+    signature) and a typed prediction."""
+    columns = [
+        (Prop("Id", I, False), PredictionRow.id), (Prop("CreatedAt", D), PredictionRow.created_at),
+        (Prop("Version", I), PredictionRow.version), (Prop("Client", S), PredictionRow.client),
+        (Prop("LatencyMs", F), PredictionRow.latency_ms),
+        *_props(feed.inputs, PredictionRow.inputs),
+        (Prop("Prediction", _EDM.get(feed.output_type, S)),
+         _Stored(PredictionRow.prediction, "value", feed.output_type)),
+        (Prop("Probability", F), PredictionRow.probability)]
+    return _entity(f"Predictions_{feed.ident}", f"Prediction_{feed.ident}", ("Id",), columns,
+                   lambda: PredictionRow.model_name == feed.model,
+                   f"The sampled prediction log of the model {feed.model}")
+
+
+def scored_set(feed: ModelFeed, every_job: bool = False) -> EntitySet:
     """The rows of the model's latest published batch job or pipeline run (the table a Power BI
     report refreshes), typed from the signature; with ``every_job``, the rows of every published
     job, keyed by job and row."""
-    safe = _identifier(name)
-    inputs = [(c.name, c.type) for c in signature.inputs]
-    classes = [str(c) for c in signature.output.classes or ()] \
-        if signature.output.probabilities else []
-    out_type = signature.output.type
-
-    def query():
-        published = select(JobRow.id).where(JobRow.model_name == name,
+    def wanted():
+        published = select(JobRow.id).where(JobRow.model_name == feed.model,
                                             JobRow.status == "succeeded",
                                             JobRow.options["publish"].as_boolean().is_(True))
-        wanted = (ScoredRow.job_id.in_(published) if every_job else
-                  ScoredRow.job_id == published.order_by(JobRow.finished_at.desc())
-                  .limit(1).scalar_subquery())
-        return select(
-            cast(ScoredRow.row_no, Integer).label("Row"), ScoredRow.job_id.label("Job"),
-            *[_json_field(ScoredRow.data[col], kind).label(_identifier(col))
-              for col, kind in inputs],
-            _json_field(ScoredRow.data["prediction"], out_type).label("prediction"),
-            *[ScoredRow.data[f"probability_{c}"].as_float().label(_identifier(f"probability_{c}"))
-              for c in classes],
-            ScoredRow.data["error"].as_string().label("error"),
-        ).where(wanted)
+        if every_job:
+            return ScoredRow.job_id.in_(published)
+        return ScoredRow.job_id == published.order_by(JobRow.finished_at.desc()).limit(1) \
+            .scalar_subquery()
 
-    props = (Prop("Row", I, False), Prop("Job", S, not every_job),
-             *[Prop(_identifier(col), _EDM.get(kind, S)) for col, kind in inputs],
-             Prop("prediction", _EDM.get(out_type, S)),
-             *[Prop(_identifier(f"probability_{c}"), F) for c in classes], Prop("error", S))
+    columns = [
+        (Prop("Row", I, False), cast(ScoredRow.row_no, Integer)),
+        (Prop("Job", S, not every_job), ScoredRow.job_id),
+        *_props(feed.inputs, ScoredRow.data),
+        (Prop("prediction", _EDM.get(feed.output_type, S)),
+         _Stored(ScoredRow.data, "prediction", feed.output_type)),
+        *_props(feed.probabilities, ScoredRow.data),
+        (Prop("error", S), _Stored(ScoredRow.data, "error", "string"))]
     if every_job:
-        return EntitySet(f"JobRows_{safe}", f"JobRow_{safe}", ("Job", "Row"), props, query,
-                         ("Job", "Row"))
-    return EntitySet(f"Scored_{safe}", f"Scored_{safe}", ("Row",), props, query, ("Row",))
+        return _entity(f"JobRows_{feed.ident}", f"JobRow_{feed.ident}", ("Job", "Row"), columns,
+                       wanted, f"The rows of every published job of the model {feed.model}")
+    return _entity(f"Scored_{feed.ident}", f"Scored_{feed.ident}", ("Row",), columns, wanted,
+                   f"The rows of the latest published job of the model {feed.model}")
+
+
+def columns_set(feeds: list[ModelFeed]) -> EntitySet:
+    """Every property named from a model's column, with the column's own name (``Source``) and
+    the name to show it under (``Label``): what a Power BI query renames the columns with, since
+    Power BI shows no metadata annotation (see powerbi/templates/odata-scored.m)."""
+    rows = [(f.model, c.name, c.label, c.source) for f in feeds for c in f.columns]
+    props = (Prop("Model", S, False), Prop("Property", S, False), Prop("Label", S),
+             Prop("Source", S))
+
+    def query():
+        if not rows:
+            return select(*[literal("").label(p.name) for p in props]).where(false())
+        table = values(*[column(p.name, String) for p in props], name="columns").data(rows)
+        return select(table.cte("feed_columns"))
+
+    return EntitySet("Columns", "Column", ("Model", "Property"), props, query,
+                     ("Model", "Property"))
+
+
+def model_sets(models: Sequence[tuple[str, Signature | None]]) -> list[EntitySet]:
+    """The sets made from deployed models (in creation order, see :func:`model_feeds`): the
+    ``Columns`` dictionary, then per model its predictions, latest scored rows and job rows."""
+    feeds = model_feeds(models)
+    return [columns_set(feeds)] + [s for f in feeds
+                                   for s in (prediction_set(f), scored_set(f),
+                                             scored_set(f, every_job=True))]

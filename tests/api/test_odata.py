@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import base64
+import io
+import re
 
 import pytest
 import requests
 from defusedxml import ElementTree as ET
 
 from tests.conftest import assert_problem, register_file
-from tests.live import env_for, serve, setup_cli
+from tests.csdl import assert_valid_csdl
+from tests.live import ROOT, env_for, serve, setup_cli
 
 EDM = "{http://docs.oasis-open.org/odata/ns/edm}"
 
@@ -32,7 +35,7 @@ def test_service_document_and_metadata(client, models):
     assert doc.status_code == 200 and doc.mimetype == "application/json"
     assert doc.json["@odata.context"] == "http://localhost/odata/$metadata"
     assert [s["name"] for s in doc.json["value"]] == [
-        "Models", "ModelVersions", "Events", "Traffic", "Drift", "Jobs",
+        "Models", "ModelVersions", "Events", "Traffic", "Drift", "Jobs", "Columns",
         "Predictions_alpha", "Scored_alpha", "JobRows_alpha", "Predictions_beta", "Scored_beta",
         "JobRows_beta", "Predictions_churn", "Scored_churn", "JobRows_churn"]
     meta = get(client, "/odata/$metadata")
@@ -49,7 +52,7 @@ def test_service_document_and_metadata(client, models):
     props = {p.get("Name"): p.get("Type") for p in types["Model"].iter(f"{EDM}Property")}
     assert props["ProductionVersion"] == "Edm.Int32" and props["CreatedAt"] == "Edm.DateTimeOffset"
     sets = [s.get("Name") for s in root.iter(f"{EDM}EntitySet")]
-    assert sets[:6] == ["Models", "ModelVersions", "Events", "Traffic", "Drift", "Jobs"]
+    assert sets[:7] == ["Models", "ModelVersions", "Events", "Traffic", "Drift", "Jobs", "Columns"]
 
 
 def test_entity_sets_and_query_options(client, models):
@@ -155,6 +158,65 @@ def test_a_real_odata_client_reads_the_feed(tmp_path, demo_files, monkeypatch):
         server.stop()
 
 
+
+@pytest.mark.slow
+def test_a_real_odata_client_reads_business_named_columns(tmp_path, business_files):
+    """python-odata reflects the feed of a model whose columns have spaces, symbols, a leading
+    digit and other scripts, and queries it by the derived names, over pages of 4."""
+    from odata import ODataService
+
+    env = env_for(tmp_path / "home", SCOREBRIDGE_ODATA_PAGE_SIZE="4")
+    setup_cli("register", str(business_files["artifact"]), "--name", "contract-risk", "--sample",
+              str(business_files["sample"]), env=env)
+    key = setup_cli("keys", "create", "--scope", "score,read", env=env).stdout.strip()
+    frame = business_files["frame"].head(10)
+    server = serve(env)
+    try:
+        job = requests.post(f"{server.url}/api/v1/jobs", headers={"X-API-Key": key},
+                            files={"file": ("in.csv", frame.to_csv(index=False).encode())},
+                            data={"model": "contract-risk", "publish": "true"}, timeout=60).json()
+        _wait_for_job(server.url, key, job["id"])
+        session = requests.Session()
+        session.auth = ("powerbi", key)
+        assert_valid_csdl(session.get(f"{server.url}/odata/$metadata", timeout=10).content)
+        service = ODataService(f"{server.url}/odata/", reflect_entities=True, session=session,
+                               quiet_progress=True)
+        Scored = service.entities["Scored_contract_risk"]
+        rows = service.query(Scored).order_by(Scored.Row.asc()).all()  # three pages
+        assert len(rows) == 10
+        for row, (_, source) in zip(rows, frame.iterrows()):
+            for column, prop in BUSINESS_NAMES.items():
+                assert getattr(row, prop) == source[column], (prop, column)
+            assert row.prediction == business_files["model"].predict(source.to_frame().T)[0]
+        # (python-odata types Edm.Double as a string: the filter is on an Edm.Int64)
+        size, turnover = Scored.Größe, Scored.Ümsatz__
+        big = service.query(Scored).filter(turnover > 500).order_by(size.desc()).all()
+        expected = frame[frame["Ümsatz €"] > 500].sort_values("Größe", ascending=False)
+        assert len(expected) >= 2
+        assert [r.Größe for r in big] == expected["Größe"].tolist()
+        contract = Scored._2nd_contract
+        picked = service.query(Scored).filter(contract == "annual").select(Scored.Row_2).all()
+        assert len(picked) == (frame["2nd contract"] == "annual").sum() > 0
+        Columns = service.entities["Columns"]
+        labels = {c.Property: c.Label for c in service.query(Columns).all()}
+        assert labels["Monthly_Charges____"] == "Monthly Charges ($)"
+    finally:
+        server.stop()
+
+
+def _wait_for_job(url: str, key: str, job_id: str) -> None:
+    import time
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        status = requests.get(f"{url}/api/v1/jobs/{job_id}", headers={"X-API-Key": key},
+                              timeout=10).json()
+        if status["status"] not in ("queued", "running"):
+            assert status["status"] == "succeeded", status
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} did not finish")
+
 def test_logged_predictions_are_a_typed_feed(client, services, models):
     services.registry.set_monitoring("churn", {"log": True, "sample_rate": 1.0}, actor="t")
     services.scorer.deployments.invalidate()
@@ -174,3 +236,217 @@ def test_logged_predictions_are_a_typed_feed(client, services, models):
                       "contract eq 'month-to-month'&$select=Id,monthly_charges").json["value"]
     assert all(set(r) == {"Id", "monthly_charges"} and r["monthly_charges"] > 60 for r in big)
     assert get(client, "/odata/Predictions_beta").json["value"] == []
+
+
+# -- a model whose columns are named as business data names them --------------------------------
+
+LONG = ("Average monthly charges over the customer's whole contract, in US dollars, before "
+        "discounts, taxes and fees, as billed by the provider")  # 134 characters
+BUSINESS_CATEGORIES = ["2nd contract", "Region", "region"]
+# each column's property name, by the rule of docs/http-api.md ("Property names")
+BUSINESS_NAMES = {
+    "Monthly Charges ($)": "Monthly_Charges____",  # each symbol or space one "_"
+    "2nd contract": "_2nd_contract",                # a digit cannot start a name
+    "tenure-months": "tenure_months_2",             # "tenure_months" is valid and keeps its name
+    "tenure_months": "tenure_months",
+    "Größe": "Größe",                               # letters of any script are kept
+    "Ümsatz €": "Ümsatz__",
+    "Region": "Region",
+    "region": "region_2",                           # differs only by case from "Region"
+    "Row": "Row_2",                                 # the scored feeds' own key
+    "id": "id_2",                                   # the prediction log's "Id", ignoring case
+    'Size "XL"': "Size__XL_",
+    LONG: re.sub(r"[^A-Za-z0-9_]", "_", LONG)[:128],  # cut to 128 characters
+}
+
+
+@pytest.fixture(scope="session")
+def business_files(tmp_path_factory):
+    """A small scikit-learn pipeline trained on a frame with those column names."""
+    import numpy as np
+    import pandas as pd
+    import skops.io as sio
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+    from sklearn.tree import DecisionTreeClassifier
+
+    rng = np.random.default_rng(0)
+    n = 300
+    frame = pd.DataFrame({
+        "Monthly Charges ($)": rng.uniform(20, 120, n).round(2),
+        "2nd contract": rng.choice(["none", "annual", "monthly"], n),
+        "tenure-months": rng.integers(0, 72, n), "tenure_months": rng.integers(0, 72, n),
+        "Größe": rng.uniform(0, 1, n).round(3), "Ümsatz €": rng.integers(0, 1000, n),
+        "Region": rng.choice(["north", "south"], n), "region": rng.choice(["east", "west"], n),
+        "Row": rng.integers(0, 10, n), "id": rng.integers(0, 1000, n),
+        'Size "XL"': rng.integers(0, 3, n), LONG: rng.uniform(0, 100, n).round(1),
+    })
+    assert list(frame.columns) == list(BUSINESS_NAMES)
+    target = np.where(frame["Monthly Charges ($)"] > 70, "will leave", "stays")
+    numeric = [c for c in frame.columns if c not in BUSINESS_CATEGORIES]
+    pipeline = Pipeline([
+        ("pre", ColumnTransformer([("num", "passthrough", numeric),
+                                   ("cat", OneHotEncoder(handle_unknown="ignore"),
+                                    BUSINESS_CATEGORIES)])),
+        ("model", DecisionTreeClassifier(max_depth=3, random_state=0))]).fit(frame, target)
+    folder = tmp_path_factory.mktemp("business")
+    sio.dump(pipeline, folder / "risk.skops")
+    frame.head(200).to_csv(folder / "sample.csv", index=False)
+    return {"artifact": folder / "risk.skops", "sample": folder / "sample.csv",
+            "frame": frame, "model": pipeline}
+
+
+@pytest.fixture
+def business(client, services, business_files):
+    """"contract-risk" registered, 8 predictions logged and 10 rows published by a job."""
+    assert register_file(client, "contract-risk", business_files["artifact"],
+                         business_files["sample"]).status_code == 201
+    services.registry.set_monitoring("contract-risk", {"log": True, "sample_rate": 1.0}, actor="t")
+    services.scorer.deployments.invalidate()
+    from tests.conftest import jsonable
+
+    frame = business_files["frame"]
+    resp = client.post("/api/v1/models/contract-risk/predict", scope="score",
+                       json={"dataframe_split": {"columns": list(frame.columns),
+                                                 "data": jsonable(frame.head(8))}})
+    assert resp.status_code == 200, resp.json
+    services.worker.run_once()
+    job = client.post("/api/v1/jobs", scope="score", content_type="multipart/form-data", data={
+        "file": (io.BytesIO(frame.head(10).to_csv(index=False).encode()), "in.csv"),
+        "model": "contract-risk", "publish": "true"})
+    assert job.status_code == 202, job.json
+    assert services.runner.run_pending() == ["succeeded"]
+    return frame
+
+
+def test_metadata_of_business_column_names_is_valid_csdl(client, business):
+    sets = assert_valid_csdl(get(client, "/odata/$metadata").data)
+    for name in ("Predictions_contract_risk", "Scored_contract_risk", "JobRows_contract_risk"):
+        props = sets[name]["props"]
+        # each column is a property named by the rule, its own name kept as Core.Description
+        for column, prop in BUSINESS_NAMES.items():
+            assert props[prop]["annotations"].get("Description", prop) == column, (name, prop)
+        assert props["Größe"]["annotations"] == {}  # a valid name needs no note
+        assert sets[name]["annotations"]["Description"].endswith("model contract-risk")
+    scored = sets["Scored_contract_risk"]["props"]
+    assert scored["Monthly_Charges____"]["type"] == "Edm.Double"
+    assert scored["tenure_months_2"]["type"] == "Edm.Int64"
+    assert scored["Row"]["nullable"] == "false" and scored["Row_2"]["nullable"] == "true"
+    assert scored["probability_will_leave"]["annotations"] == {
+        "Description": "probability_will leave"}
+    assert {"probability_stays", "prediction", "error"} <= set(scored)
+    log = sets["Predictions_contract_risk"]["props"]
+    assert {"Id", "id_2", "Prediction", "Probability"} <= set(log)
+
+
+def test_feeds_of_business_columns_answer_with_the_declared_names(client, business):
+    sets = assert_valid_csdl(get(client, "/odata/$metadata").data)
+    frame = business
+    for name, rows in (("Predictions_contract_risk", 8), ("Scored_contract_risk", 10),
+                       ("JobRows_contract_risk", 10)):
+        feed = get(client, f"/odata/{name}?$count=true").json
+        assert feed["@odata.count"] == rows
+        for row in feed["value"]:
+            assert list(row) == list(sets[name]["props"]), name  # payload keys = metadata
+    scored = get(client, "/odata/Scored_contract_risk?$orderby=Row").json["value"]
+    for row, (_, source) in zip(scored, frame.head(10).iterrows()):
+        for column, prop in BUSINESS_NAMES.items():
+            assert row[prop] == source[column], (prop, row[prop], source[column])
+        assert row["Row_2"] == source["Row"] and row["Row"] >= 0
+    log = get(client, "/odata/Predictions_contract_risk?$orderby=Id").json["value"]
+    assert [r["Ümsatz__"] for r in log] == frame["Ümsatz €"].head(8).tolist()
+    assert [r['Size__XL_'] for r in log] == frame['Size "XL"'].head(8).tolist()
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("$filter=Größe gt 0.5&$select=Row,Größe", lambda f: f[f["Größe"] > 0.5]["Größe"]),
+    ("$filter=Ümsatz__ lt 500 and _2nd_contract eq 'annual'&$select=Row,Ümsatz__",
+     lambda f: f[(f["Ümsatz €"] < 500) & (f["2nd contract"] == "annual")]["Ümsatz €"]),
+    ("$filter=Monthly_Charges____ ge 70&$orderby=Monthly_Charges____ desc"
+     "&$select=Monthly_Charges____",
+     lambda f: f[f["Monthly Charges ($)"] >= 70]["Monthly Charges ($)"]
+     .sort_values(ascending=False)),
+    ("$filter=tenure_months_2 gt tenure_months&$select=tenure_months_2",
+     lambda f: f[f["tenure-months"] > f["tenure_months"]]["tenure-months"]),
+    ("$filter=region_2 eq 'east' and Region eq 'north'&$select=Row_2",
+     lambda f: f[(f["region"] == "east") & (f["Region"] == "north")]["Row"]),
+])
+def test_query_options_take_the_derived_names(client, business, query, expected):
+    frame = business.head(10)
+    rows = get(client, f"/odata/Scored_contract_risk?{query}").json["value"]
+    selected = query.split("$select=")[1].split(",")
+    assert all(list(r) == selected for r in rows)
+    assert [r[selected[-1]] for r in rows] == expected(frame).tolist()
+
+
+def test_an_original_column_name_is_refused_with_its_property(client, business):
+    body = assert_problem(get(client, "/odata/Scored_contract_risk?$select=tenure-months"), 400,
+                          "no property 'tenure-months'", "is the property 'tenure_months_2'")
+    assert body["error"]["message"] == body["detail"]
+    assert_problem(get(client, "/odata/Scored_contract_risk?$orderby=Row asc,region desc"), 400,
+                   "the column 'region' is the property 'region_2'")
+
+
+def test_columns_set_maps_each_property_to_a_label_power_bi_can_use(client, business):
+    rows = get(client, "/odata/Columns?$filter=Model eq 'contract-risk'&$orderby=Property").json
+    by_property = {r["Property"]: r for r in rows["value"]}
+    assert {p: r["Source"] for p, r in by_property.items()} == {
+        **{p: c for c, p in BUSINESS_NAMES.items()},
+        "probability_stays": "probability_stays",
+        "probability_will_leave": "probability_will leave"}
+    labels = {p: r["Label"] for p, r in by_property.items()}
+    # the column's own name, unless it would clash (ignoring case) with another column
+    assert labels["Monthly_Charges____"] == "Monthly Charges ($)"
+    assert labels["tenure_months_2"] == "tenure-months"
+    assert labels["Ümsatz__"] == "Ümsatz €"
+    assert labels["region_2"] == "region_2" and labels["Row_2"] == "Row_2"
+    assert labels["id_2"] == "id_2"
+    fixed = {p.lower() for p in ("Row", "Job", "prediction", "error", "Id", "Prediction")}
+    shown = {r["Label"].lower() for r in rows["value"]} | fixed
+    assert len(shown) == len(rows["value"]) + len(fixed)  # none differ only by case
+
+
+def test_models_whose_names_differ_by_a_dash_get_their_own_sets(client, services, demo_files):
+    for name in ("churn-v2", "churn_v2"):
+        assert register_file(client, name, demo_files["artifact"]).status_code == 201
+    sets = assert_valid_csdl(get(client, "/odata/$metadata").data)
+    # the first registered keeps the plain name, the later one takes the suffix
+    assert sets["Predictions_churn_v2"]["annotations"]["Description"].endswith("model churn-v2")
+    assert sets["Predictions_churn_v2_2"]["annotations"]["Description"].endswith("churn_v2")
+    assert {"Scored_churn_v2_2", "JobRows_churn_v2_2"} <= set(sets)
+    services.registry.set_monitoring("churn_v2", {"log": True, "sample_rate": 1.0}, actor="t")
+    services.scorer.deployments.invalidate()
+    from tests.conftest import churn_rows, jsonable
+
+    assert client.post("/api/v1/models/churn_v2/predict", json={"rows": jsonable(churn_rows(3))},
+                       scope="score").status_code == 200
+    services.worker.run_once()
+    assert get(client, "/odata/Predictions_churn_v2").json["value"] == []
+    assert len(get(client, "/odata/Predictions_churn_v2_2").json["value"]) == 3
+    names = [s["name"] for s in get(client, "/odata/").json["value"]]
+    assert len(names) == len(set(names)) == len(sets)
+
+
+def test_the_odata_templates_name_sets_and_properties_the_feed_has(client, business, demo_files):
+    """Every set a powerbi/templates/odata-*.m navigates to exists and every field its row filters
+    read is a property of it; odata-scored.m's renames, done on the business model, leave no two
+    columns that differ only by case."""
+    assert register_file(client, "churn", demo_files["artifact"]).status_code == 201  # as they use
+    sets = assert_valid_csdl(get(client, "/odata/$metadata").data)
+    templates = sorted((ROOT / "powerbi" / "templates").glob("odata-*.m"))
+    assert "odata-scored.m" in [t.name for t in templates]
+    for template in templates:
+        text = template.read_text()
+        steps = dict(re.findall(r'(\w+) = Source\{\[Name = "(\w+)", Signature = "table"\]\}', text))
+        assert steps, template.name
+        for step, name in steps.items():
+            assert name in sets, (template.name, name)
+            for condition in re.findall(rf"Table\.SelectRows\({step}, each (.*)\)", text):
+                for field in re.findall(r"\[(\w+)\]", condition):
+                    assert field in sets[name]["props"], (template.name, name, field)
+    rows = get(client, "/odata/Columns?$filter=Model eq 'contract-risk'").json["value"]
+    renames = {r["Property"]: r["Label"] for r in rows if r["Property"] != r["Label"]}
+    shown = [renames.get(p, p) for p in sets["Scored_contract_risk"]["props"]]
+    assert len({c.lower() for c in shown}) == len(shown)
+    assert {"Monthly Charges ($)", "2nd contract", "tenure-months", "tenure_months"} <= set(shown)
