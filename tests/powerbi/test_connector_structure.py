@@ -118,6 +118,7 @@ def test_answers_are_buffered_before_they_are_read_twice(connector, old_way):
 def test_messages_users_read_come_from_resources(connector, old_way):
     assert hard_coded_messages(connector) == []
     assert hard_coded_messages(old_way)
+    assert not re.search(r'Documentation\.(?!Name\b)\w+ = "', CONNECTOR.read_text())  # captions too
     for key in set(re.findall(r'Extension\.LoadString\("([^"]+)"\)', CONNECTOR.read_text())):
         assert f'name="{key}"' in RESOURCES, key
 
