@@ -11,7 +11,6 @@ import json
 import shutil
 import subprocess
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlencode, urlsplit
 

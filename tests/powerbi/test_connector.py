@@ -8,8 +8,8 @@ import re
 import shutil
 import subprocess
 import zipfile
-from xml.etree import ElementTree
 from dataclasses import replace
+from xml.etree import ElementTree
 
 import pytest
 
