@@ -11,6 +11,7 @@ import json
 import shutil
 import subprocess
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlencode, urlsplit
 
@@ -71,12 +72,13 @@ Responder = Callable[[Sent], "tuple[int, dict[str, str], str] | None"]
 
 
 def run_m(app_client: Any, auth: dict[str, str], call: str, *args: Any,
-          intercept: Responder | None = None, timeout: float = 120) -> Run:
+          intercept: Responder | None = None, timeout: float = 120,
+          section: Path = CONNECTOR) -> Run:
     """Evaluate ``call(*args)`` from the connector's section document; ``intercept`` may answer
     a request itself (a 413 or 429 the test wants) instead of the app."""
     if shutil.which("node") is None or not (PBI / "tools" / "node_modules").exists():
         pytest.skip("run `make test` first (it installs Node tooling)")
-    proc = subprocess.Popen(["node", str(EVALUATOR), str(CONNECTOR), str(RESOURCES)],
+    proc = subprocess.Popen(["node", str(EVALUATOR), str(section), str(RESOURCES)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, cwd=ROOT)
     assert proc.stdin and proc.stdout
