@@ -497,10 +497,15 @@ def("List.Difference", 2, (a, b) => new MList(() => {
   const y = needList(b, "List.Difference");
   return needList(a, "List.Difference").filter((v) => !y.some((w) => equal(v, w)));
 }));
-def("List.Distinct", 1, (l) => new MList(() => needList(l, "List.Distinct").filter((v, i, x) => x.findIndex((w) => equal(v, w)) === i)));
+def("List.Distinct", 1, (l) => new MList(() =>
+  needList(l, "List.Distinct").filter((v, i, x) => x.findIndex((w) => equal(v, w)) === i)));
 def("List.RemoveNulls", 1, (l) => new MList(() => needList(l, "List.RemoveNulls").filter((v) => v !== null)));
-def("List.Max", [1, 2], (l, d = null) => { const x = needList(l, "List.Max").filter((v) => v !== null); return x.length ? x.reduce((a, b) => (compare(a, b) >= 0 ? a : b)) : d; });
-def("List.Min", [1, 2], (l, d = null) => { const x = needList(l, "List.Min").filter((v) => v !== null); return x.length ? x.reduce((a, b) => (compare(a, b) <= 0 ? a : b)) : d; });
+const extreme = (fn, better) => (l, d = null) => {
+  const x = needList(l, fn).filter((v) => v !== null);
+  return x.length ? x.reduce((a, b) => (better(compare(a, b)) ? a : b)) : d;
+};
+def("List.Max", [1, 2], extreme("List.Max", (c) => c >= 0));
+def("List.Min", [1, 2], extreme("List.Min", (c) => c <= 0));
 def("List.Sum", 1, (l) => needList(l, "List.Sum").reduce((a, b) => a + b, 0));
 def("List.Zip", 1, (ls) => new MList(() => {
   const x = needList(ls, "List.Zip").map((l) => needList(l, "List.Zip"));
