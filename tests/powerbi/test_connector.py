@@ -9,12 +9,14 @@ import shutil
 import subprocess
 import zipfile
 from dataclasses import replace
+from xml.etree import ElementTree
 
 import pytest
 
 from server.app import create_app
 from tests.conftest import KeyClient, assert_problem, churn_rows, jsonable, register_file
 from tests.live import ROOT
+from tests.powerbi.m_harness import run_m
 
 PBI = ROOT / "powerbi"
 CONNECTOR = (PBI / "connector" / "ScoreBridge.pq").read_text()
@@ -60,9 +62,15 @@ def test_mez_is_reproducible(tmp_path):
         assert all(i.date_time == (1980, 1, 1, 0, 0, 0) for i in mez.infolist())
         for icon in re.findall(r'Extension\.Contents\("([^"]+)"\)', CONNECTOR):
             assert icon in names
-    resources = (PBI / "connector" / "resources.resx").read_text()
+        # what is packed is what Microsoft's parser accepts, and the resources are well-formed XML
+        packed = tmp_path / "packed" / "ScoreBridge.pq"
+        packed.parent.mkdir()
+        packed.write_bytes(mez.read("ScoreBridge.pq"))
+        proc = lint(packed)
+        assert proc.returncode == 0 and "1 passed, 0 failed" in proc.stdout, proc.stdout
+        strings = {d.get("name") for d in ElementTree.fromstring(mez.read("resources.resx")).iter("data")}
     for key in set(re.findall(r'Extension\.LoadString\("([^"]+)"\)', CONNECTOR)):
-        assert f'name="{key}"' in resources, key
+        assert key in strings, key
 
 
 def test_connector_declares_the_data_source_the_way_power_bi_needs():
@@ -113,9 +121,17 @@ def test_contract_contents_and_versions(pbi):
     assert pinned["signature"] == sig
 
 
+def batch_body(client, auth, records, probabilities=True):
+    """The body the connector sends for a batch, built by its own BatchBody function."""
+    run = run_m(client, auth, "BatchBody", records, probabilities)
+    assert run.error is None and run.sent == [], run.error
+    return run.result
+
+
 def test_contract_predict_batches(pbi, demo_model):
     client, auth = pbi
-    body = {"records": _records(25), "options": {"errors": "row", "probabilities": True}}
+    body = batch_body(client, auth, _records(25))
+    assert body == {"records": _records(25), "options": {"errors": "row", "probabilities": True}}
     headers = {**auth, "Content-Type": "application/json", "Accept": "application/json",
                "X-Attempt": "1"}
     resp = client.post("/api/v1/models/churn/predict", json=body, headers=headers)
@@ -124,15 +140,15 @@ def test_contract_predict_batches(pbi, demo_model):
     assert out["version"] == 1 and len(out["predictions"]) == 25
     assert out["predictions"] == demo_model.predict(churn_rows(25)).tolist()
     assert len(out["probabilities"][0]) == 2
-    # pinned version (Options [Version = 1]) and the zero-row schema pass
+    # a pinned version (Options [Version = 1], or the first answer's version) and an empty batch
     resp = client.post("/api/v1/models/churn/predict?version=1", headers=headers,
-                       json={"records": [], "options": {"errors": "row", "probabilities": True}})
+                       json=batch_body(client, auth, []))
     assert resp.status_code == 200 and resp.json["predictions"] == []
     # a bad row: the batch still answers, the row's error names the column
     bad = _records(2)
     bad[1]["monthly_charges"] = "lots"
     resp = client.post("/api/v1/models/churn/predict", headers=headers,
-                       json={"records": bad, "options": {"errors": "row", "probabilities": True}})
+                       json=batch_body(client, auth, bad))
     assert resp.json["errors"] == [{"row": 1, "column": "monthly_charges",
                                     "message": "expected a number, got 'lots'"}]
     assert resp.json["probabilities"][1] is None
@@ -144,7 +160,7 @@ def test_contract_missing_model_and_columns(pbi):
     assert_problem(resp, 404, "no model named 'nope'")
     records = [{"tenure_months": 1}]
     resp = client.post("/api/v1/models/churn/predict", headers=auth,
-                       json={"records": records, "options": {"errors": "row"}})
+                       json=batch_body(client, auth, records))
     assert_problem(resp, 422, "missing column", "monthly_charges")
 
 
@@ -155,11 +171,12 @@ def test_contract_413_lets_the_connector_halve(settings, demo_files):
     register_file(client, "churn", demo_files["artifact"], demo_files["sample"])
     headers = basic(key)
     resp = app.test_client().post("/api/v1/models/churn/predict", headers=headers,
-                                  json={"records": _records(16)})
+                                  json=batch_body(app.test_client(), headers, _records(16)))
     assert_problem(resp, 413, "limit is 10")
     for half in (_records(16)[:8], _records(16)[8:]):
         assert app.test_client().post("/api/v1/models/churn/predict", headers=headers,
-                                      json={"records": half}).status_code == 200
+                                      json=batch_body(app.test_client(), headers, half)
+                                      ).status_code == 200
 
 
 def test_contract_auth_ways(pbi, settings, keys):
@@ -188,9 +205,23 @@ def test_contract_429_carries_retry_after(settings, demo_files):
     register_file(KeyClient(app.test_client(), {"deploy": admin}), "churn",
                   demo_files["artifact"], demo_files["sample"])
     headers = basic(svc.keys.create("score")[0])
-    body = {"records": _records(3), "options": {"errors": "row", "probabilities": True}}
+    body = batch_body(app.test_client(), headers, _records(3))
     statuses = [app.test_client().post("/api/v1/models/churn/predict", json=body,
                                        headers=headers) for _ in range(3)]
     assert [r.status_code for r in statuses] == [200, 200, 429]
     assert 1 <= int(statuses[2].headers["Retry-After"]) <= 60
     assert "429" in CONNECTOR and "Retry-After" in CONNECTOR
+
+
+def test_readme_documents_the_options_the_connector_checks():
+    readme = (PBI / "README.md").read_text()
+    known = re.search(r'known = \{([^}]*)\}', CONNECTOR)
+    assert known, "CheckOptions' list of options moved"
+    for option in re.findall(r'"(\w+)"', known.group(1)):
+        assert f"`{option}`" in readme, option
+    limit = int(re.search(r"^MaxBatchSize = (\d+);", CONNECTOR, re.M).group(1))
+    assert f"1 to {limit:,}" in readme
+    assert "`prediction_2`" in readme and "ignoring case" in readme
+    # Microsoft: Private data does not fold into other sources, not even other Private ones
+    assert "not even another\nPrivate one" in readme or "not even another Private one" in readme
+    assert "zero-row" not in readme.lower() and "schema pass with zero rows" not in readme
