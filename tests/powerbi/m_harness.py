@@ -105,6 +105,9 @@ def run_m(app_client: Any, auth: dict[str, str], call: str, *args: Any,
     finally:
         proc.stdin.close()
         proc.wait(timeout=timeout)
+        proc.stdout.close()
+        if proc.stderr:
+            proc.stderr.close()
 
 
 def _answer(app_client: Any, auth: dict[str, str], request: dict[str, Any], run: Run,
