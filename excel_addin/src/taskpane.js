@@ -69,24 +69,59 @@
     }
   }
 
+  const MASK = "••••••••";
+
+  /** The key field shows a mask only when a key is saved for the server in the server field:
+   *  a key is kept per server and never sent to another one. */
+  async function showKeyFor(base) {
+    const saved = await ScoreBridge.hasKey(base).catch(function () { return false; });
+    const field = $("key");
+    if (saved && (field.value === "" || field.value === MASK)) field.value = MASK;
+    if (!saved && field.value === MASK) field.value = "";
+    field.placeholder = saved ? "sb_…" : "sb_… (a key for this server)";
+  }
+
+  /** Cells answered before (with another key or server, or from the cache) are asked again. */
+  async function recalculate() {
+    await ScoreBridge.recalculate();
+    renderErrors(ScoreBridge.state);
+  }
+
+  async function save(event) {
+    event.preventDefault();
+    const key = $("key").value.trim();
+    let saved = true;
+    try {
+      await ScoreBridge.setConfig($("url").value.trim(), key === MASK || key === "" ? null : key);
+    } catch (e) {
+      saved = false;
+      ScoreBridge.logError("settings", e.message || String(e));
+    }
+    $("key").value = ""; // never left in the page: masked below if saved for this server
+    await showKeyFor($("url").value.trim());
+    await Promise.all([refresh(), recalculate()]);
+    if (!saved && $("status").className.indexOf("ok") >= 0) setStatus("bad", "connected, not saved");
+  }
+
   async function start() {
-    const cfg = await ScoreBridge.config();
+    let cfg = { base: "", key: "" };
+    try {
+      cfg = await ScoreBridge.config();
+    } catch (e) {
+      ScoreBridge.logError("settings", "The add-in's storage could not be read: " + e.message);
+    }
     $("url").value = cfg.base;
-    $("key").value = cfg.key ? "••••••••" : "";
+    $("key").value = cfg.key ? MASK : "";
     const ns = document.documentElement.dataset.namespace || "ML";
     $("example").textContent = "=" + ns + ".PREDICT(A2:F2)";
     ScoreBridge.onChange(renderErrors);
     renderErrors(ScoreBridge.state);
-    $("connect").addEventListener("submit", async function (event) {
-      event.preventDefault();
-      const key = $("key").value.trim();
-      await ScoreBridge.setConfig($("url").value.trim(), key.startsWith("•") ? null : key);
-      $("key").value = "••••••••";
-      refresh();
-    });
+    $("connect").addEventListener("submit", save);
+    $("url").addEventListener("change", function () { showKeyFor($("url").value.trim()); });
     $("clear").addEventListener("click", function () {
       ScoreBridge.clearCache();
-      renderErrors(ScoreBridge.state);
+      ScoreBridge.refreshStreams();
+      recalculate();
     });
     setInterval(function () { renderErrors(ScoreBridge.state); }, 2000);
     if (cfg.key) refresh();

@@ -1,47 +1,22 @@
-// The served functions script, run in Node with a small CustomFunctions shim against a live
-// ScoreBridge server (started by tests/excel_addin/test_node.py, which passes its URL and key).
+// The served functions script, run in Node with the harness (harness.mjs: a CustomFunctions shim,
+// and Excel calling the functions as functions.json tells it) against a live ScoreBridge server
+// (started by tests/excel_addin/test_node.py, which passes its URL and key). Answers a live server
+// cannot give on demand (503, short answers, canary splits) are in excel_behaviours.test.mjs.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import vm from "node:vm";
+import { loadAddin, plain, CFError, Excel, EMPTY, errorCell, entity, formattedNumber }
+  from "./harness.mjs";
 
 const BASE = process.env.SCOREBRIDGE_TEST_URL;
-// values made inside the add-in's own context, compared as plain JSON values
-const plain = (value) => JSON.parse(JSON.stringify(value));
 const KEY = process.env.SCOREBRIDGE_TEST_KEY;
 const ROW = [12, 70.5, "month-to-month", "electronic-check", 3, "fiber"];
 const FEATURES = ["tenure_months", "monthly_charges", "contract", "payment_method",
   "support_calls", "internet_service"];
 
-/** A fresh add-in runtime: the script as served, a CustomFunctions shim, storage, and a fetch
- *  that counts requests. */
+/** A fresh add-in runtime with the script as the live server serves it. */
 async function runtime({ key = KEY, base = BASE, fetchImpl = fetch } = {}) {
-  const registry = {};
-  const storage = new Map([["scorebridge.url", base], ["scorebridge.apiKey", key]]);
-  class CFError extends Error {
-    constructor(code, message) { super(message); this.code = code; }
-  }
-  const counter = { requests: 0, bodies: [] };
-  const sandbox = {
-    CustomFunctions: {
-      Error: CFError,
-      ErrorCode: { invalidValue: "#VALUE!", notAvailable: "#N/A" },
-      associate: (id, fn) => { registry[id] = fn; },
-    },
-    OfficeRuntime: { storage: {
-      getItem: async (k) => storage.get(k) ?? null,
-      setItem: async (k, v) => { storage.set(k, v); },
-    } },
-    fetch: async (url, options) => {
-      counter.requests += 1;
-      if (options && options.body) counter.bodies.push(options.body.length);
-      return fetchImpl(url, options);
-    },
-    AbortController, setTimeout, clearTimeout, console, JSON, Date, Promise, Map,
-  };
-  const source = await (await fetch(`${BASE}/excel/functions.js`)).text();
-  vm.createContext(sandbox);
-  vm.runInContext(source, sandbox, { filename: "functions.js" });
-  return { f: registry, counter, CFError, ScoreBridge: sandbox.ScoreBridge };
+  const addin = await loadAddin({ base, key, served: BASE, fetchImpl });
+  return { ...addin, CFError };
 }
 
 async function serverPredictions(rows) {
@@ -177,13 +152,105 @@ test("PREDICT_PROBA: positive class by default, a named class, or all", async ()
 });
 
 test("MODELS, MODEL_INFO and FEATURES spill", async () => {
-  const { f } = await runtime();
-  const models = await f.MODELS();
-  assert.deepEqual(plain(models[0]), ["model", "production version", "latest version", "description"]);
-  assert.equal(models[1][0], "churn");
-  const info = await f.MODEL_INFO("churn");
-  assert.deepEqual(plain(info[0]), ["model", "churn"]);
-  assert.ok(info.some((r) => r[0] === "metric: roc_auc"));
-  assert.deepEqual(plain(await f.FEATURES("churn")), [FEATURES]);
-  await assert.rejects(f.FEATURES("nope"), (e) => e.code === "#N/A");
+  const addin = await runtime();
+  const excel = new Excel(addin);
+  const listed = excel.stream("MODELS");
+  const described = excel.stream("MODEL_INFO", "churn");
+  const missing = excel.stream("MODEL_INFO", "nope");
+  try {
+    const models = await listed.until(Array.isArray);
+    assert.deepEqual(plain(models[0]), ["model", "production version", "latest version",
+      "description"]);
+    assert.equal(models[1][0], "churn");
+    const info = await described.until(Array.isArray);
+    assert.deepEqual(plain(info[0]), ["model", "churn"]);
+    assert.ok(info.some((r) => r[0] === "metric: roc_auc"));
+    const error = await missing.until((r) => r instanceof CFError);
+    assert.equal(error.code, "#N/A");
+  } finally {
+    [listed, described, missing].forEach((s) => s.cancel());
+  }
+  assert.deepEqual(plain(await excel.call("FEATURES", "churn")), [FEATURES]);
+  await assert.rejects(excel.call("FEATURES", "nope"), (e) => e.code === "#N/A");
 });
+
+test("an error cell fails its own row only, naming the column (allowErrorForDataTypeAny)", async () => {
+  const addin = await runtime();
+  const excel = new Excel(addin);
+  const div0 = [errorCell("Div0", "#DIV/0!"), ...ROW.slice(1)];
+  const na = [...ROW.slice(0, 4), errorCell("NotAvailable", "#N/A"), ROW[5]];
+  const spill = await excel.call("PREDICT", [ROW, div0, ROW, na], "churn");
+  assert.equal(spill.length, 4);
+  assert.equal(typeof spill[0][0], "string");
+  assert.equal(spill[2][0], spill[0][0]);
+  assert.ok(spill[1][0] instanceof CFError);
+  assert.equal(spill[1][0].code, "#VALUE!");
+  assert.match(spill[1][0].message, /tenure_months: the cell holds the Excel error #DIV\/0!/);
+  assert.match(spill[3][0].message, /support_calls: the cell holds the Excel error #N\/A/);
+  // an error Excel adds after this script was written: still that row's #VALUE!, never scored
+  const newer = [...ROW.slice(0, 2), errorCell("Python", "#PYTHON!"), ...ROW.slice(3)];
+  const again = await excel.call("PREDICT", [ROW, newer], "churn");
+  assert.equal(again[0][0], spill[0][0]);
+  assert.match(again[1][0].message, /column 3: the cell holds the Excel error #PYTHON!/);
+});
+
+test("entity and formatted-number cells are scored by their value, not as [object Object]",
+  async () => {
+    const addin = await runtime();
+    const excel = new Excel(addin);
+    const expected = (await serverPredictions([ROW])).predictions[0];
+    const typed = [ROW[0], formattedNumber(70.5, "$#,##0.00"),
+      entity("month-to-month", { Term: { type: "String", basicValue: "monthly" } }),
+      ROW[3], { type: "Double", basicValue: 3 }, { type: "String", basicValue: "fiber" }];
+    assert.deepEqual(plain(await excel.call("PREDICT", [typed, ROW], "churn")),
+      [[expected], [expected]]);
+    const picture = [...ROW.slice(0, 5), { type: "WebImage", address: "https://x/y.png",
+      basicType: "Error", basicValue: "#VALUE!" }];
+    const spill = await excel.call("PREDICT", [ROW, picture], "churn");
+    assert.equal(spill[0][0], expected);
+    assert.match(spill[1][0].message, /column 6: a WebImage value cannot be scored/);
+  });
+
+test("empty cells: null, '', undefined and Empty values are one and the same", async () => {
+  const addin = await runtime();
+  const excel = new Excel(addin);
+  const expected = (await serverPredictions([[12, null, ...ROW.slice(2)]])).predictions[0];
+  const variants = [EMPTY, "", undefined, null, { type: "Empty", basicValue: "" }];
+  const spill = await excel.call("PREDICT",
+    variants.map((v) => [12, v, ...ROW.slice(2)]), "churn");
+  assert.deepEqual(plain(spill), variants.map(() => [expected]));
+  // a formula filled down past the data stays empty, whichever way the empties arrive
+  const blank = variants.map((v) => new Array(6).fill(v));
+  assert.deepEqual(plain(await excel.call("PREDICT", [ROW, ...blank], "churn")).slice(1),
+    blank.map(() => [""]));
+  // older desktop builds pass an empty cell as 0: indistinguishable from a typed 0, so the
+  // documented way is IF(A2:F2="","",A2:F2), whose empties arrive as "" on every build
+  const old = new Excel(addin, { emptyAs: 0 });
+  const zeros = await old.call("PREDICT", [[12, EMPTY, ...ROW.slice(2)]], "churn");
+  assert.deepEqual(plain(zeros), plain(await excel.call("PREDICT", [[12, 0, ...ROW.slice(2)]],
+    "churn")));
+  assert.deepEqual(plain(await old.call("PREDICT", [new Array(6).fill("")], "churn")), [[""]]);
+});
+
+test("a bad argument fails its own cell only; the other cells of the batch still score",
+  async () => {
+    const addin = await runtime();
+    const excel = new Excel(addin);
+    const rows = churnRows(3);
+    const expected = (await serverPredictions(rows)).predictions;
+    const cells = [
+      excel.call("PREDICT", [rows[0]], "churn"),
+      excel.call("PREDICT", [rows[1]], "churn", 1.5),
+      excel.call("PREDICT", [rows[2]], "Churn Model"),
+      excel.call("PREDICT", [rows[2]], "churn", 1),
+      excel.call("PREDICT", [rows[1]], "churn", EMPTY),
+    ];
+    const settled = await Promise.allSettled(cells);
+    assert.equal(settled[0].value[0][0], expected[0]);
+    assert.equal(settled[1].status, "rejected");
+    assert.equal(settled[1].reason.code, "#VALUE!");
+    assert.match(settled[1].reason.message, /version: 1\.5 is not a version number/);
+    assert.match(settled[2].reason.message, /model: 'Churn Model' is not a model name/);
+    assert.equal(settled[3].value[0][0], expected[2]);
+    assert.equal(settled[4].value[0][0], expected[1]);
+  });
