@@ -24,6 +24,7 @@ from ..errors import InvalidInput, MalformedRequest, ScoreBridgeError
 from ..registry.service import validate_name
 from ..types import RawTable, ScoreOptions, ScoreResult, Signature
 from .auth import public, requires
+from .browser import shared_with_office
 from .declare import Inputs, Parameters
 from .fields import CELL, ModelName, ModelPath, Upload, VersionNumber
 from .http import json_response, services
@@ -82,6 +83,7 @@ def _four_part(version: str) -> str:
 
 @bp.get("/excel/taskpane.html")
 @public
+@shared_with_office
 def taskpane() -> Response:
     html = (addin_dir() / "taskpane.html").read_text(encoding="utf-8")
     html = html.replace('<html lang="en">', f'<html lang="en" data-namespace="{namespace()}">', 1)
@@ -91,6 +93,7 @@ def taskpane() -> Response:
 
 @bp.get("/excel/<name>")
 @public
+@shared_with_office
 def addin_file(name: str) -> Response:
     if name not in ADDIN_FILES:
         abort(404)
@@ -99,6 +102,7 @@ def addin_file(name: str) -> Response:
 
 @bp.get("/excel/icons/<name>")
 @public
+@shared_with_office
 def addin_icon(name: str) -> Response:
     return send_from_directory(addin_dir() / "icons", name, max_age=86400)
 
