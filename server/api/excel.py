@@ -14,18 +14,18 @@ from typing import Annotated, Any, Literal
 
 from flask import Blueprint, Response, abort, request, send_from_directory
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from pydantic import AfterValidator, ConfigDict, Field
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, SkipValidation, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from .. import __version__
 from ..codecs.excel import MAX_CALLS, is_header, table_from_range
 from ..codecs.workbook import score_workbook, starter_workbook
 from ..errors import InvalidInput, MalformedRequest, ScoreBridgeError
-from ..registry.service import validate_name
+from ..registry.service import NAME_RE
 from ..types import RawTable, ScoreOptions, ScoreResult, Signature
 from .auth import public, requires
 from .browser import shared_with_office
-from .declare import Inputs, Parameters
+from .declare import Inputs, Parameters, validated
 from .fields import CELL, ModelName, ModelPath, Upload, VersionNumber
 from .http import json_response, services
 from .openapi import json_content, operation, problem_response
@@ -148,8 +148,23 @@ def _rows(values: Any) -> Any:
     return values
 
 
+def _model_name(value: str) -> str:
+    if not NAME_RE.match(value):
+        raise PydanticCustomError("model_name", "must be a model name: 1 to 64 characters, a "
+                                  "lower-case letter first, then lower-case letters, digits, "
+                                  "'-' or '_'")
+    return value
+
+
+CallModelName = Annotated[str, AfterValidator(_model_name),
+                          WithJsonSchema({"type": "string", "pattern": NAME_RE.pattern})]
+
+
 class RangeCall(Inputs):
-    model: str | None = Field(None, max_length=200, description="default: the only model")
+    """One call of a batch: checked on its own, so a bad argument fails that call only."""
+
+    model: Annotated[CallModelName | None, BeforeValidator(lambda v: None if v == "" else v)] = \
+        Field(None, description="default: the only model")
     version: VersionNumber | None = None
     values: Annotated[Any, AfterValidator(_rows)] = Field(
         description="the range's rows", json_schema_extra={
@@ -164,7 +179,19 @@ class RangeBatch(Inputs):
                                       "fiber"]]}]}})
 
     probabilities: bool = Field(True, strict=True)
-    calls: list[RangeCall] = Field(max_length=MAX_CALLS)
+    # the envelope is checked here; each call by the view (RangeCall), whose shape this documents
+    calls: list[SkipValidation[RangeCall]] = Field(max_length=MAX_CALLS)
+
+
+def checked_calls(raw: list[Any]) -> list[RangeCall | MalformedRequest]:
+    """Each call as declared, or the 400 problem naming what in it does not fit."""
+    out: list[RangeCall | MalformedRequest] = []
+    for i, call in enumerate(raw):
+        try:
+            out.append(validated(RangeCall, call, "body", at=("calls", i)))
+        except MalformedRequest as exc:
+            out.append(exc)
+    return out
 
 
 @bp.post("/excel/v1/batch")
@@ -176,33 +203,36 @@ class RangeBatch(Inputs):
                "413": problem_response("Too many rows in one batch")})
 def batch(body: RangeBatch) -> Response:
     """Calls naming the same model and version are scored together in one predict call. Each call
-    gets its own result: a bad row is an error in that call's ``errors``, a call whose model does
-    not exist gets ``error``, and the other calls are unaffected."""
-    calls = body.calls
+    gets its own result: a bad row is an error in that call's ``errors``; a call whose arguments
+    do not fit (a version of 1.5, a malformed model name, not an object) or whose model does not
+    exist gets ``error`` and ``status``; the other calls are unaffected."""
+    checked = checked_calls(body.calls)
     svc = services()
     options = ScoreOptions(probabilities=body.probabilities, errors="row")
-    groups: dict[tuple[str | None, int | None], list[int]] = {}
-    for i, call in enumerate(calls):
-        groups.setdefault((call.model or None, call.version), []).append(i)
-    results: list[dict[str, Any] | None] = [None] * len(calls)
+    results: list[dict[str, Any] | None] = [None] * len(checked)
+    groups: dict[tuple[str | None, int | None], list[tuple[int, RangeCall]]] = {}
+    for i, call in enumerate(checked):
+        if isinstance(call, MalformedRequest):
+            results[i] = _call_result(call, False, [])
+        else:
+            groups.setdefault((call.model, call.version), []).append((i, call))
     for (model_name, version), members in groups.items():
         try:
-            name = validate_name(model_name) if model_name else svc.scorer.default_model()
+            name = model_name or svc.scorer.default_model()
             model = svc.scorer.model_for(name, version)
         except ScoreBridgeError as exc:
-            for i in members:
+            for i, _ in members:
                 results[i] = _call_result(exc, False, [])
             continue
         tables: list[RawTable] = []
         flags: list[tuple[bool, list[int]]] = []
-        for i in members:
-            table, header, blank = _range_table(calls[i].values, calls[i].header,
-                                                model.signature)
+        for _, call in members:
+            table, header, blank = _range_table(call.values, call.header, model.signature)
             tables.append(table)
             flags.append((header, blank))
         # unpinned calls follow the deployment (a canary's share included)
         outcomes = svc.scorer.score_many(name, tables, version=version, options=options)
-        for i, outcome, (header, blank) in zip(members, outcomes, flags):
+        for (i, _), outcome, (header, blank) in zip(members, outcomes, flags):
             results[i] = _call_result(outcome, header, blank)
     return json_response({"results": results})
 
