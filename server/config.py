@@ -69,6 +69,8 @@ class Settings:
     excel_namespace: str = "ML"
     excel_addin_dir: Path | None = None
     excel_origins: tuple[str, ...] = OFFICE_WEB_ORIGINS
+    excel_addin_id: str = ""
+    excel_allow_local_http: bool = False
     odata_page_size: int = 1000
     prediction_log_rate: float = 0.2
     prediction_log_days: float = 30.0
@@ -127,6 +129,8 @@ class Settings:
             excel_addin_dir=Path(get("EXCEL_ADDIN_DIR", "")) if get("EXCEL_ADDIN_DIR", "") else None,
             excel_origins=tuple(o.rstrip("/") for o in _csv(get("EXCEL_ORIGINS",
                                                                  ",".join(OFFICE_WEB_ORIGINS)))),
+            excel_addin_id=get("EXCEL_ADDIN_ID", "").strip(),
+            excel_allow_local_http=_flag(get("EXCEL_ALLOW_LOCAL_HTTP", "off")),
             odata_page_size=int(get("ODATA_PAGE_SIZE", "1000")),
             prediction_log_rate=float(get("PREDICTION_LOG_RATE", "0.2")),
             prediction_log_days=float(get("PREDICTION_LOG_DAYS", "30")),

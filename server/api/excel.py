@@ -6,11 +6,13 @@ workbooks) ends in the same scoring core through the range and workbook codecs.
 from __future__ import annotations
 
 import csv
+import hashlib
 import re
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, abort, request, send_from_directory
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -20,7 +22,7 @@ from pydantic_core import PydanticCustomError
 from .. import __version__
 from ..codecs.excel import MAX_CALLS, is_header, table_from_range
 from ..codecs.workbook import score_workbook, starter_workbook
-from ..errors import InvalidInput, MalformedRequest, ScoreBridgeError
+from ..errors import Conflict, InvalidInput, MalformedRequest, ScoreBridgeError, short
 from ..registry.service import NAME_RE
 from ..types import RawTable, ScoreOptions, ScoreResult, Signature
 from .auth import public, requires
@@ -37,6 +39,11 @@ NAMESPACE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,31}$")
 ADDIN_FILES = {"functions.js", "functions.json", "taskpane.js", "taskpane.css"}
 MAX_WORKBOOK_BYTES = 64 * 1024 * 1024
 _ID_NAMESPACE = uuid.UUID("6f1e1c0a-53c0-4b8e-9d55-5c0b1d9e2a77")
+GUID_RE = re.compile(r"^[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}$")
+LOOPBACK = {"localhost", "127.0.0.1", "::1"}
+ADDIN_ID_KEY = "excel.addin_id"
+# what Office caches by the manifest's version: its function metadata and script
+FUNCTION_FILES = ("functions.json", "functions.js")
 
 
 def addin_dir() -> Path:
@@ -60,25 +67,71 @@ def namespace() -> str:
 
 @bp.get("/excel/manifest.xml")
 @public
-@operation("The Office add-in manifest, rendered for this server's public URL", tags=["excel"],
+@operation("The Office add-in manifest, rendered for this server's public https URL", tags=["excel"],
            responses={"200": {"description": "XML manifest",
-                              "content": {"application/xml": {"schema": {"type": "string"}}}}})
+                              "content": {"application/xml": {"schema": {"type": "string"}}}},
+                      "409": problem_response("No https URL to put in the manifest, or a "
+                                              "malformed SCOREBRIDGE_EXCEL_ADDIN_ID"),
+                      "422": problem_response("A malformed SCOREBRIDGE_EXCEL_NAMESPACE")})
 def manifest() -> Response:
-    """Sideload it in Excel (Windows, Mac, web) or deploy it centrally. The add-in id is derived
-    from the public URL, so it is stable for an installation."""
-    base = public_base()
+    """Sideload it in Excel (Windows, Mac, web) or deploy it centrally. Its id is this
+    installation's (kept across URL changes, so formulas keep working); its version changes
+    whenever the functions do, so Office reads them again."""
+    base = manifest_base()
+    ns = namespace()
     env = Environment(loader=FileSystemLoader(addin_dir().parent),
                       autoescape=select_autoescape(default=True))
     xml = env.get_template("manifest.template.xml").render(
-        addin_id=str(uuid.uuid5(_ID_NAMESPACE, base)), version=_four_part(__version__),
-        base=base, namespace=namespace(), display_name="ScoreBridge")
+        addin_id=addin_id(base), version=manifest_version(__version__, ns), base=base,
+        namespace=ns, display_name="ScoreBridge")
     return Response(xml, mimetype="application/xml",
                     headers={"Content-Disposition": 'inline; filename="manifest.xml"'})
 
 
-def _four_part(version: str) -> str:
-    parts = (re.findall(r"\d+", version) + ["0"] * 4)[:4]
-    return ".".join(parts)
+def manifest_base() -> str:
+    """The base URL for the manifest: https, as Office requires (Excel on the web and Mac load
+    nothing else). Plain http only for this machine, and only when a developer allows it."""
+    settings = services().settings
+    base = public_base()
+    parts = urlsplit(base)
+    if parts.scheme == "https" and parts.hostname:
+        return base
+    if parts.scheme == "http" and settings.excel_allow_local_http and parts.hostname in LOOPBACK:
+        return base
+    where = (f"SCOREBRIDGE_PUBLIC_URL is {short(settings.public_url, 80)}" if settings.public_url
+             else "SCOREBRIDGE_PUBLIC_URL is not set and this request came over http")
+    raise Conflict(f"the Excel add-in needs an https URL in its manifest, but {where}: set "
+                   "SCOREBRIDGE_PUBLIC_URL to the https URL users reach this server at (e.g. "
+                   "https://scorebridge.example.com); for development on this machine only, "
+                   "SCOREBRIDGE_EXCEL_ALLOW_LOCAL_HTTP=on allows http://localhost and "
+                   "http://127.0.0.1")
+
+
+def addin_id(base: str) -> str:
+    """SCOREBRIDGE_EXCEL_ADDIN_ID, else the id this installation chose the first time a
+    manifest was rendered, kept in the registry database so every worker and host gives the
+    same one whatever URL they are reached at. That first id is the one earlier versions derived
+    from the URL, so an installation that upgrades keeps the add-in its users have."""
+    settings = services().settings
+    configured = settings.excel_addin_id
+    if configured:
+        if not GUID_RE.match(configured):
+            raise Conflict("SCOREBRIDGE_EXCEL_ADDIN_ID must be a GUID such as "
+                           "6f1e1c0a-53c0-4b8e-9d55-5c0b1d9e2a77 (hexadecimal digits, 8-4-4-4-12)")
+        return configured
+    return services().registry.installation_value(
+        ADDIN_ID_KEY, lambda: str(uuid.uuid5(_ID_NAMESPACE, base)))
+
+
+def manifest_version(server_version: str, ns: str) -> str:
+    """The server's version (three parts) and a fourth from the functions' metadata, script
+    and namespace: any change to them changes the manifest's version, the signal Office waits
+    for before it reads the functions again. Each part stays within 0-65535."""
+    parts = [str(min(int(p), 65535)) for p in (re.findall(r"\d+", server_version) + ["0"] * 3)[:3]]
+    digest = hashlib.sha256(ns.encode())
+    for name in FUNCTION_FILES:
+        digest.update(b"\0" + (addin_dir() / name).read_bytes())
+    return ".".join(parts + [str(int.from_bytes(digest.digest()[:2], "big"))])
 
 
 @bp.get("/excel/taskpane.html")
