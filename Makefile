@@ -4,6 +4,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
+# `make serve TLS_CERT=cert.pem TLS_KEY=key.pem`: HTTPS on https://localhost:$(PORT), which the Excel
+# add-in needs (excel_addin/README.md, "A trial on this machine"); plain http otherwise
+TLS_CERT ?=
+TLS_KEY  ?=
+BASE   := $(if $(TLS_CERT),https://localhost:$(PORT),http://$(HOST):$(PORT))
 export SCOREBRIDGE_HOME ?= $(CURDIR)/var
 
 CHROMIUM := /usr/bin/chromium
@@ -54,16 +59,21 @@ serve: install
 	$(BIN)/scorebridge demo
 	@key=$$($(BIN)/scorebridge keys create --scope score,read --name "make serve" 2>/dev/null); \
 	echo ""; \
-	echo "ScoreBridge is starting on http://$(HOST):$(PORT)"; \
+	echo "ScoreBridge is starting on $(BASE)"; \
 	echo "  API key (score, read; shown once): $$key"; \
-	echo "  API docs:      http://$(HOST):$(PORT)/docs"; \
-	echo "  OpenAPI:       http://$(HOST):$(PORT)/openapi.json"; \
-	echo "  Models:        http://$(HOST):$(PORT)/api/v1/models"; \
-	echo "  Health:        http://$(HOST):$(PORT)/readyz"; \
-	echo "  Try it:        curl -s -H 'X-API-Key: $$key' -H 'Content-Type: application/json' \\"; \
+	echo "  API docs:      $(BASE)/docs"; \
+	echo "  OpenAPI:       $(BASE)/openapi.json"; \
+	echo "  Models:        $(BASE)/api/v1/models"; \
+	echo "  Health:        $(BASE)/readyz"; \
+	echo "  Excel add-in:  $(BASE)/excel/manifest.xml"; \
+	$(if $(TLS_CERT),,echo "                 (Excel needs HTTPS: make serve TLS_CERT=cert.pem TLS_KEY=key.pem;"; \
+	echo "                 see excel_addin/README.md, \"A trial on this machine\")";) \
+	echo "  Try it:        curl -s$(if $(TLS_CERT), --cacert $(TLS_CERT)) -H 'X-API-Key: $$key' -H 'Content-Type: application/json' \\"; \
 	echo "                   -d '{\"rows\": [[12, 70.5, \"month-to-month\", \"electronic-check\", 3, \"fiber\"]]}' \\"; \
-	echo "                   http://$(HOST):$(PORT)/api/v1/models/churn/predict"; \
+	echo "                   $(BASE)/api/v1/models/churn/predict"; \
 	echo ""
+	$(if $(TLS_CERT),GUNICORN_CMD_ARGS="--certfile=$(TLS_CERT) --keyfile=$(TLS_KEY)" \
+	SCOREBRIDGE_PUBLIC_URL="$${SCOREBRIDGE_PUBLIC_URL:-$(BASE)}") \
 	exec $(BIN)/scorebridge serve --host $(HOST) --port $(PORT)
 
 test: install-test node browser

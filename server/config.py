@@ -17,6 +17,12 @@ def _flag(value: str) -> bool:
     return value.strip().lower() not in {"0", "off", "false", "no", ""}
 
 
+# where Office on the web runs (Excel's own pages at *.officeapps.live.com, Microsoft 365 at
+# *.office.com, *.microsoft365.com and *.cloud.microsoft, SharePoint-hosted workbooks): these pages
+# load the add-in's functions.json and functions.js cross-origin and frame its task pane
+OFFICE_WEB_ORIGINS = ("https://*.officeapps.live.com", "https://*.office.com", "https://*.office365.com",
+                      "https://*.sharepoint.com", "https://*.microsoft365.com", "https://*.cloud.microsoft")
+
 DEFAULT_RATE_LIMITS = {"score": "60000/minute", "read": "6000/minute", "deploy": "600/minute",
                        "admin": "600/minute"}
 
@@ -64,6 +70,9 @@ class Settings:
     default_model: str = ""
     excel_namespace: str = "ML"
     excel_addin_dir: Path | None = None
+    excel_origins: tuple[str, ...] = OFFICE_WEB_ORIGINS
+    excel_addin_id: str = ""
+    excel_allow_local_http: bool = False
     odata_page_size: int = 1000
     prediction_log_rate: float = 0.2
     prediction_log_days: float = 30.0
@@ -126,6 +135,10 @@ class Settings:
             default_model=get("DEFAULT_MODEL", ""),
             excel_namespace=get("EXCEL_NAMESPACE", "ML"),
             excel_addin_dir=Path(get("EXCEL_ADDIN_DIR", "")) if get("EXCEL_ADDIN_DIR", "") else None,
+            excel_origins=tuple(o.rstrip("/") for o in _csv(get("EXCEL_ORIGINS",
+                                                                 ",".join(OFFICE_WEB_ORIGINS)))),
+            excel_addin_id=get("EXCEL_ADDIN_ID", "").strip(),
+            excel_allow_local_http=_flag(get("EXCEL_ALLOW_LOCAL_HTTP", "off")),
             odata_page_size=int(get("ODATA_PAGE_SIZE", "1000")),
             prediction_log_rate=float(get("PREDICTION_LOG_RATE", "0.2")),
             prediction_log_days=float(get("PREDICTION_LOG_DAYS", "30")),

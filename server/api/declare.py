@@ -74,12 +74,14 @@ def fields_of(model: type[BaseModel]) -> list[str]:
     return [f.alias or name for name, f in model.model_fields.items()]
 
 
-def problem_of(exc: ValidationError, model: type[BaseModel], where: str) -> MalformedRequest:
+def problem_of(exc: ValidationError, model: type[BaseModel], where: str,
+               at: tuple[str | int, ...] = ()) -> MalformedRequest:
     """A validation failure as one problem: each wrong input named with what it should be;
-    never the value itself."""
+    never the value itself. ``at`` is where the checked value sits in the request (a batch's
+    ``("calls", 3)``), so the names are the request's own."""
     messages = []
     for error in exc.errors(include_url=False, include_input=False):
-        loc = ".".join(str(part) for part in error["loc"])
+        loc = ".".join(str(part) for part in (*at, *error["loc"]))
         subject = f"{_LABELS[where]} '{loc}'" if loc else \
             ("the body" if where == "body" else f"the {_LABELS[where]}s")
         # the fields a top-level unknown one could have meant (nested models name their own)
@@ -89,11 +91,14 @@ def problem_of(exc: ValidationError, model: type[BaseModel], where: str) -> Malf
     return MalformedRequest(detail, errors=[FieldError(m) for m in messages[:MAX_LISTED]])
 
 
-def validated(model: type[BaseModel], data: Any, where: str) -> Any:
+def validated(model: type[BaseModel], data: Any, where: str, at: tuple[str | int, ...] = ()) -> Any:
+    """``data`` as ``model``, or a 400 problem naming each input that does not fit; ``at`` for
+    a part checked on its own (one call of a batch, declared in the body with
+    ``SkipValidation[model]``, so the document still shows its shape)."""
     try:
         return model.model_validate(data, context={"text": where != "body"})
     except ValidationError as exc:
-        raise problem_of(exc, model, where) from None
+        raise problem_of(exc, model, where, at) from None
 
 
 @functools.lru_cache(maxsize=4096)

@@ -6,25 +6,28 @@ workbooks) ends in the same scoring core through the range and workbook codecs.
 from __future__ import annotations
 
 import csv
+import hashlib
 import re
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, abort, request, send_from_directory
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from pydantic import AfterValidator, ConfigDict, Field
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, SkipValidation, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from .. import __version__
 from ..codecs.excel import MAX_CALLS, is_header, table_from_range
 from ..codecs.workbook import score_workbook, starter_workbook
-from ..errors import InvalidInput, MalformedRequest, ScoreBridgeError
-from ..registry.service import validate_name
+from ..errors import Conflict, InvalidInput, MalformedRequest, ScoreBridgeError, short
+from ..registry.service import NAME_RE
 from ..types import RawTable, ScoreOptions, ScoreResult, Signature
 from .auth import public, requires
-from .declare import Inputs, Parameters
+from .browser import shared_with_office
+from .declare import Inputs, Parameters, validated
 from .fields import CELL, ModelName, ModelPath, Upload, VersionNumber
 from .http import json_response, services
 from .openapi import json_content, operation, problem_response
@@ -36,6 +39,11 @@ NAMESPACE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,31}$")
 ADDIN_FILES = {"functions.js", "functions.json", "taskpane.js", "taskpane.css"}
 MAX_WORKBOOK_BYTES = 64 * 1024 * 1024
 _ID_NAMESPACE = uuid.UUID("6f1e1c0a-53c0-4b8e-9d55-5c0b1d9e2a77")
+GUID_RE = re.compile(r"^[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}$")
+LOOPBACK = {"localhost", "127.0.0.1", "::1"}
+ADDIN_ID_KEY = "excel.addin_id"
+# what Office caches by the manifest's version: its function metadata and script
+FUNCTION_FILES = ("functions.json", "functions.js")
 
 
 def addin_dir() -> Path:
@@ -59,29 +67,76 @@ def namespace() -> str:
 
 @bp.get("/excel/manifest.xml")
 @public
-@operation("The Office add-in manifest, rendered for this server's public URL", tags=["excel"],
+@operation("The Office add-in manifest, rendered for this server's public https URL", tags=["excel"],
            responses={"200": {"description": "XML manifest",
-                              "content": {"application/xml": {"schema": {"type": "string"}}}}})
+                              "content": {"application/xml": {"schema": {"type": "string"}}}},
+                      "409": problem_response("No https URL to put in the manifest, or a "
+                                              "malformed SCOREBRIDGE_EXCEL_ADDIN_ID"),
+                      "422": problem_response("A malformed SCOREBRIDGE_EXCEL_NAMESPACE")})
 def manifest() -> Response:
-    """Sideload it in Excel (Windows, Mac, web) or deploy it centrally. The add-in id is derived
-    from the public URL, so it is stable for an installation."""
-    base = public_base()
+    """Sideload it in Excel (Windows, Mac, web) or deploy it centrally. Its id is this
+    installation's (kept across URL changes, so formulas keep working); its version changes
+    whenever the functions do, so Office reads them again."""
+    base = manifest_base()
+    ns = namespace()
     env = Environment(loader=FileSystemLoader(addin_dir().parent),
                       autoescape=select_autoescape(default=True))
     xml = env.get_template("manifest.template.xml").render(
-        addin_id=str(uuid.uuid5(_ID_NAMESPACE, base)), version=_four_part(__version__),
-        base=base, namespace=namespace(), display_name="ScoreBridge")
+        addin_id=addin_id(base), version=manifest_version(__version__, ns), base=base,
+        namespace=ns, display_name="ScoreBridge")
     return Response(xml, mimetype="application/xml",
                     headers={"Content-Disposition": 'inline; filename="manifest.xml"'})
 
 
-def _four_part(version: str) -> str:
-    parts = (re.findall(r"\d+", version) + ["0"] * 4)[:4]
-    return ".".join(parts)
+def manifest_base() -> str:
+    """The base URL for the manifest: https, as Office requires (Excel on the web and Mac load
+    nothing else). Plain http only for this machine, and only when a developer allows it."""
+    settings = services().settings
+    base = public_base()
+    parts = urlsplit(base)
+    if parts.scheme == "https" and parts.hostname:
+        return base
+    if parts.scheme == "http" and settings.excel_allow_local_http and parts.hostname in LOOPBACK:
+        return base
+    where = (f"SCOREBRIDGE_PUBLIC_URL is {short(settings.public_url, 80)}" if settings.public_url
+             else "SCOREBRIDGE_PUBLIC_URL is not set and this request came over http")
+    raise Conflict(f"the Excel add-in needs an https URL in its manifest, but {where}: set "
+                   "SCOREBRIDGE_PUBLIC_URL to the https URL users reach this server at (e.g. "
+                   "https://scorebridge.example.com); for development on this machine only, "
+                   "SCOREBRIDGE_EXCEL_ALLOW_LOCAL_HTTP=on allows http://localhost and "
+                   "http://127.0.0.1")
+
+
+def addin_id(base: str) -> str:
+    """SCOREBRIDGE_EXCEL_ADDIN_ID, else the id this installation chose the first time a
+    manifest was rendered, kept in the registry database so every worker and host gives the
+    same one whatever URL they are reached at. That first id is the one earlier versions derived
+    from the URL, so an installation that upgrades keeps the add-in its users have."""
+    settings = services().settings
+    configured = settings.excel_addin_id
+    if configured:
+        if not GUID_RE.match(configured):
+            raise Conflict("SCOREBRIDGE_EXCEL_ADDIN_ID must be a GUID such as "
+                           "6f1e1c0a-53c0-4b8e-9d55-5c0b1d9e2a77 (hexadecimal digits, 8-4-4-4-12)")
+        return configured
+    return services().registry.installation_value(
+        ADDIN_ID_KEY, lambda: str(uuid.uuid5(_ID_NAMESPACE, base)))
+
+
+def manifest_version(server_version: str, ns: str) -> str:
+    """The server's version (three parts) and a fourth from the functions' metadata, script
+    and namespace: any change to them changes the manifest's version, the signal Office waits
+    for before it reads the functions again. Each part stays within 0-65535."""
+    parts = [str(min(int(p), 65535)) for p in (re.findall(r"\d+", server_version) + ["0"] * 3)[:3]]
+    digest = hashlib.sha256(ns.encode())
+    for name in FUNCTION_FILES:
+        digest.update(b"\0" + (addin_dir() / name).read_bytes())
+    return ".".join(parts + [str(int.from_bytes(digest.digest()[:2], "big"))])
 
 
 @bp.get("/excel/taskpane.html")
 @public
+@shared_with_office
 def taskpane() -> Response:
     html = (addin_dir() / "taskpane.html").read_text(encoding="utf-8")
     html = html.replace('<html lang="en">', f'<html lang="en" data-namespace="{namespace()}">', 1)
@@ -91,6 +146,7 @@ def taskpane() -> Response:
 
 @bp.get("/excel/<name>")
 @public
+@shared_with_office
 def addin_file(name: str) -> Response:
     if name not in ADDIN_FILES:
         abort(404)
@@ -99,6 +155,7 @@ def addin_file(name: str) -> Response:
 
 @bp.get("/excel/icons/<name>")
 @public
+@shared_with_office
 def addin_icon(name: str) -> Response:
     return send_from_directory(addin_dir() / "icons", name, max_age=86400)
 
@@ -144,8 +201,23 @@ def _rows(values: Any) -> Any:
     return values
 
 
+def _model_name(value: str) -> str:
+    if not NAME_RE.match(value):
+        raise PydanticCustomError("model_name", "must be a model name: 1 to 64 characters, a "
+                                  "lower-case letter first, then lower-case letters, digits, "
+                                  "'-' or '_'")
+    return value
+
+
+CallModelName = Annotated[str, AfterValidator(_model_name),
+                          WithJsonSchema({"type": "string", "pattern": NAME_RE.pattern})]
+
+
 class RangeCall(Inputs):
-    model: str | None = Field(None, max_length=200, description="default: the only model")
+    """One call of a batch: checked on its own, so a bad argument fails that call only."""
+
+    model: Annotated[CallModelName | None, BeforeValidator(lambda v: None if v == "" else v)] = \
+        Field(None, description="default: the only model")
     version: VersionNumber | None = None
     values: Annotated[Any, AfterValidator(_rows)] = Field(
         description="the range's rows", json_schema_extra={
@@ -160,7 +232,19 @@ class RangeBatch(Inputs):
                                       "fiber"]]}]}})
 
     probabilities: bool = Field(True, strict=True)
-    calls: list[RangeCall] = Field(max_length=MAX_CALLS)
+    # the envelope is checked here; each call by the view (RangeCall), whose shape this documents
+    calls: list[SkipValidation[RangeCall]] = Field(max_length=MAX_CALLS)
+
+
+def checked_calls(raw: list[Any]) -> list[RangeCall | MalformedRequest]:
+    """Each call as declared, or the 400 problem naming what in it does not fit."""
+    out: list[RangeCall | MalformedRequest] = []
+    for i, call in enumerate(raw):
+        try:
+            out.append(validated(RangeCall, call, "body", at=("calls", i)))
+        except MalformedRequest as exc:
+            out.append(exc)
+    return out
 
 
 @bp.post("/excel/v1/batch")
@@ -172,33 +256,36 @@ class RangeBatch(Inputs):
                "413": problem_response("Too many rows in one batch")})
 def batch(body: RangeBatch) -> Response:
     """Calls naming the same model and version are scored together in one predict call. Each call
-    gets its own result: a bad row is an error in that call's ``errors``, a call whose model does
-    not exist gets ``error``, and the other calls are unaffected."""
-    calls = body.calls
+    gets its own result: a bad row is an error in that call's ``errors``; a call whose arguments
+    do not fit (a version of 1.5, a malformed model name, not an object) or whose model does not
+    exist gets ``error`` and ``status``; the other calls are unaffected."""
+    checked = checked_calls(body.calls)
     svc = services()
     options = ScoreOptions(probabilities=body.probabilities, errors="row")
-    groups: dict[tuple[str | None, int | None], list[int]] = {}
-    for i, call in enumerate(calls):
-        groups.setdefault((call.model or None, call.version), []).append(i)
-    results: list[dict[str, Any] | None] = [None] * len(calls)
+    results: list[dict[str, Any] | None] = [None] * len(checked)
+    groups: dict[tuple[str | None, int | None], list[tuple[int, RangeCall]]] = {}
+    for i, call in enumerate(checked):
+        if isinstance(call, MalformedRequest):
+            results[i] = _call_result(call, False, [])
+        else:
+            groups.setdefault((call.model, call.version), []).append((i, call))
     for (model_name, version), members in groups.items():
         try:
-            name = validate_name(model_name) if model_name else svc.scorer.default_model()
+            name = model_name or svc.scorer.default_model()
             model = svc.scorer.model_for(name, version)
         except ScoreBridgeError as exc:
-            for i in members:
+            for i, _ in members:
                 results[i] = _call_result(exc, False, [])
             continue
         tables: list[RawTable] = []
         flags: list[tuple[bool, list[int]]] = []
-        for i in members:
-            table, header, blank = _range_table(calls[i].values, calls[i].header,
-                                                model.signature)
+        for _, call in members:
+            table, header, blank = _range_table(call.values, call.header, model.signature)
             tables.append(table)
             flags.append((header, blank))
         # unpinned calls follow the deployment (a canary's share included)
         outcomes = svc.scorer.score_many(name, tables, version=version, options=options)
-        for i, outcome, (header, blank) in zip(members, outcomes, flags):
+        for (i, _), outcome, (header, blank) in zip(members, outcomes, flags):
             results[i] = _call_result(outcome, header, blank)
     return json_response({"results": results})
 

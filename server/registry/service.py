@@ -9,7 +9,7 @@ import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -19,7 +19,17 @@ from .. import faults
 from ..errors import Conflict, InvalidInput, NotFound
 from ..types.record import public_fields, shown
 from .database import rows_changed, upgrade, writer
-from .schema import AliasRow, EventRow, LeaseRow, ModelRow, RolloutRow, VersionRow, WebhookDeliveryRow, utcnow
+from .schema import (
+    AliasRow,
+    EventRow,
+    InstallationRow,
+    LeaseRow,
+    ModelRow,
+    RolloutRow,
+    VersionRow,
+    WebhookDeliveryRow,
+    utcnow,
+)
 from .store import ArtifactStore
 
 # a version's runtime (as stored) -> the engine that answers it (as the API names it)
@@ -304,6 +314,24 @@ class Registry:
             return True
         except IntegrityError:  # another worker created it between our look and our insert
             return False
+
+    def installation_value(self, name: str, first: Callable[[], str]) -> str:
+        """The installation's value ``name``; the first caller ever stores ``first()``. Of many
+        workers and hosts asking at once, all get the one value stored: the insert is on the
+        primary key, and a loser reads the winner's."""
+        with self.reading() as session:
+            row = session.get(InstallationRow, name)
+            if row is not None:
+                return row.value
+        try:
+            with self.writing() as session:
+                session.add(InstallationRow(name=name, value=first()))
+        except IntegrityError:  # another worker stored it between our look and our insert
+            pass
+        with self.reading() as session:
+            stored = session.get(InstallationRow, name)
+            assert stored is not None  # stored by us or by the worker that won
+            return stored.value
 
     def _event(self, session: Session, model: ModelRow | None, kind: str, actor: str,
                version: int | None = None, **detail: Any) -> None:

@@ -1,16 +1,14 @@
-"""The Excel surface over HTTP: manifest and add-in files, the batch endpoint, WEBSERVICE(),
-the starter workbook and workbook scoring."""
+"""The Excel surface over HTTP: the batch endpoint, WEBSERVICE(), the starter workbook and workbook
+scoring (the manifest and the add-in's files: test_excel_manifest.py)."""
 from __future__ import annotations
 
 import io
-import re
-import uuid
 import zipfile
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
-from defusedxml import ElementTree as ET
 from openpyxl import Workbook, load_workbook
 from openpyxl.styles import Font, PatternFill
 from openpyxl.worksheet.table import Table
@@ -19,68 +17,7 @@ from server.app import create_app
 from server.demo import FEATURES
 from tests.conftest import assert_probabilities, assert_problem, churn_rows, jsonable, register_file
 
-NS = {"o": "http://schemas.microsoft.com/office/appforoffice/1.1",
-      "bt": "http://schemas.microsoft.com/office/officeappbasictypes/1.0",
-      "ov": "http://schemas.microsoft.com/office/taskpaneappversionoverrides"}
 ROW = [12, 70.5, "month-to-month", "electronic-check", 3, "fiber"]
-
-
-def check_manifest(xml: bytes, base: str) -> ET:
-    root = ET.fromstring(xml)
-    addin_id = root.find("o:Id", NS).text
-    assert uuid.UUID(addin_id)
-    ids = {el.get("id") for el in root.iter() if el.get("id")}
-    for el in root.iter():
-        resid = el.get("resid")
-        if resid is not None:
-            assert resid in ids, f"resid {resid} does not resolve"
-    urls = [el.get("DefaultValue") for el in root.iter()
-            if (el.get("DefaultValue") or "").startswith(("http://", "https://"))]
-    urls += [el.text for el in root.iter() if el.tag.endswith("AppDomain")]
-    assert urls and all(u.startswith(base) for u in urls), urls
-    return root
-
-
-def test_manifest_is_rendered_for_the_public_url(client):
-    resp = client.get("/excel/manifest.xml", scope=None)
-    assert resp.status_code == 200 and resp.mimetype == "application/xml"
-    root = check_manifest(resp.data, "http://localhost")
-    assert root.find(".//bt:String[@id='Functions.Namespace']", NS).get("DefaultValue") == "ML"
-    assert root.find(".//o:Set", NS).get("Name") == "SharedRuntime"
-    runtime = root.find(".//ov:Runtime", NS)
-    assert runtime.get("lifetime") == "long" and runtime.get("resid") == "Taskpane.Url"
-    again = client.get("/excel/manifest.xml", scope=None).data
-    assert re.search(rb"<Id>(.*?)</Id>", again).group(1) == root.find("o:Id", NS).text.encode()
-
-
-def test_manifest_https_and_namespace(settings):
-    app = create_app(replace(settings, public_url="https://models.example.com",
-                             excel_namespace="ACME"))
-    resp = app.test_client().get("/excel/manifest.xml")
-    root = check_manifest(resp.data, "https://models.example.com")
-    assert root.find(".//bt:String[@id='Functions.Namespace']", NS).get("DefaultValue") == "ACME"
-    other = create_app(replace(settings, public_url="https://other.example.com"))
-    assert other.test_client().get("/excel/manifest.xml").data.split(b"<Id>")[1][:36] != \
-        resp.data.split(b"<Id>")[1][:36]  # one add-in id per installation
-    assert b"=ACME.PREDICT" in app.test_client().get("/excel/taskpane.html").data
-    bad = create_app(replace(settings, excel_namespace="no spaces"))
-    assert_problem(bad.test_client().get("/excel/manifest.xml"), 422, "namespace")
-
-
-def test_addin_files_are_served_and_resolve(client):
-    root = ET.fromstring(client.get("/excel/manifest.xml", scope=None).data)
-    for el in root.iter():
-        url = el.get("DefaultValue") or ""
-        if url.startswith("http://localhost/excel/"):
-            resp = client.get(url.replace("http://localhost", ""), scope=None)
-            assert resp.status_code == 200, url
-    html = client.get("/excel/taskpane.html", scope=None).get_data(as_text=True)
-    for asset in re.findall(r'(?:src|href)="([^"]+)"', html):
-        if not asset.startswith("https://"):
-            assert client.get(f"/excel/{asset}", scope=None).status_code == 200, asset
-    assert client.get("/excel/functions.json", scope=None).json["functions"][0]["id"] == "PREDICT"
-    assert client.get("/excel/secret.py", scope=None).status_code == 404
-    assert client.get("/excel/icons/../../server/app.py", scope=None).status_code == 404
 
 
 def batch(client, calls, scope="score", **extra):
@@ -156,14 +93,64 @@ def test_batch_default_model(client, demo_model, demo_registered, wine):
 
 
 @pytest.mark.parametrize("body, fragment", [
-    ({"calls": 1}, "calls"), ({"calls": [1]}, "must be an object"),
-    ({"calls": [{"values": [1]}]}, "2-D array"), ({"calls": [{"values": [], "version": 0}]},
-                                                  "'calls.0.version' must be at least 1"),
-    ({"calls": [{"values": [], "model": 5}]}, "'calls.0.model' must be a valid string"),
+    ({"calls": 1}, "calls"), ({"calls": {"values": [ROW]}}, "'calls' must be a valid list"),
     ({"calls": [], "probabilities": "yes"}, "'probabilities' must be a valid boolean"),
+    ({"calls": [], "options": {}}, "'options' is an unknown field; known: probabilities, calls"),
+    ({"calls": [{"values": [ROW]}] * 10_001}, "'calls' must be at most 10000 items long"),
+    ({}, "'calls' is required"),
 ])
-def test_batch_malformed(client, demo_registered, body, fragment):
+def test_batch_malformed_envelope(client, demo_registered, body, fragment):
+    """The envelope is the whole request's: a wrong one is a 400 for all of it."""
     assert_problem(client.post("/excel/v1/batch", json=body, scope="score"), 400, fragment)
+
+
+def test_a_bad_call_fails_alone(client, demo_model, demo_registered):
+    """One bad argument in one cell (a version of 1.5, a model name that breaks the naming rule,
+    a call that is not an object) fails that call, with the field named; the others score."""
+    good = {"model": "churn", "values": [ROW]}
+    calls = [good,
+             {"model": "churn", "version": 1.5, "values": [ROW]},
+             good,
+             {"model": "Churn Model", "values": [ROW]},
+             1,
+             {"model": "churn", "values": [1]},
+             {"model": 5, "values": [ROW]},
+             {"model": "churn", "values": [ROW], "colour": "red"},
+             {"model": "churn", "version": 0, "values": [ROW]},
+             {"model": "churn", "version": 1, "values": [ROW]},
+             {"model": "", "version": None, "values": [ROW]}]
+    resp = batch(client, calls)
+    assert resp.status_code == 200, resp.json
+    results = resp.json["results"]
+    assert len(results) == len(calls)
+    expected = demo_model.predict(pd.DataFrame([ROW], columns=FEATURES))[0]
+    for i in (0, 2, 9, 10):
+        assert results[i]["predictions"] == [expected] and results[i]["version"] == 1, results[i]
+    fragments = {1: "'calls.1.version' must be a positive integer",
+                 3: "'calls.3.model' must be a model name",
+                 4: "'calls.4' must be an object",
+                 5: "'calls.5.values' must be a 2-D array",
+                 6: "'calls.6.model' must be a valid string",
+                 7: "'calls.7.colour' is an unknown field; known: model, version, values, header",
+                 8: "'calls.8.version' must be at least 1"}
+    for i, fragment in fragments.items():
+        assert set(results[i]) == {"error", "status"} and results[i]["status"] == 400
+        assert fragment in results[i]["error"], (i, results[i])
+    assert "Churn Model" not in resp.get_data(as_text=True)  # the value is never echoed
+
+
+def test_the_batch_document_still_shows_each_calls_shape(client):
+    spec = client.get("/openapi.json", scope=None).json
+    body = spec["paths"]["/excel/v1/batch"]["post"]["requestBody"]["content"]["application/json"]
+    batch_schema = spec["components"]["schemas"][body["schema"]["$ref"].rsplit("/", 1)[1]]
+    calls = batch_schema["properties"]["calls"]
+    assert calls["maxItems"] == 10_000
+    call = calls["items"]
+    assert call["additionalProperties"] is False and call["required"] == ["values"]
+    assert set(call["properties"]) == {"model", "version", "values", "header"}
+    assert {"type": "integer"}.items() <= call["properties"]["version"]["anyOf"][0].items()
+    model = next(b for b in call["properties"]["model"]["anyOf"] if b.get("type") == "string")
+    assert model["pattern"].startswith("^[a-z]")
 
 
 def test_batch_row_limit(settings, demo_files):
@@ -181,7 +168,6 @@ def test_webservice_endpoint(client, keys, demo_model, demo_registered):
     x = ",".join(map(str, ROW))
     resp = client.client.get(f"/excel/v1/predict.txt?model=churn&x={x}&api_key={keys['score']}")
     assert resp.status_code == 200 and resp.mimetype == "text/plain"
-    import pandas as pd
 
     frame = pd.DataFrame([ROW], columns=FEATURES)
     assert resp.get_data(as_text=True) == demo_model.predict(frame)[0]

@@ -40,7 +40,7 @@ def _add(registry, name="m", content=b"artifact", tmp: Path | None = None):
 
 
 def test_schema_is_at_head_and_upgrade_is_idempotent(registry, settings):
-    assert current_revision(registry.engine) == head_revision() == "0009"
+    assert current_revision(registry.engine) == head_revision() == "0010"
     build_registry(settings).engine.dispose()  # second start: nothing to do, nothing breaks
 
 
@@ -154,6 +154,17 @@ def test_of_many_workers_asking_at_once_exactly_one_gets_the_lease(registry):
             won.append(f"worker-{i}")
 
     assert not _at_once(ask) and len(won) == 1
+
+
+def test_an_installation_value_is_chosen_once_by_many_workers_at_once(registry):
+    """The Excel add-in's id: every worker asks on its first manifest; all get the first one
+    stored, and it is never replaced."""
+    got: list[str] = []
+    assert not _at_once(lambda i: got.append(registry.installation_value("excel.addin_id",
+                                                                         lambda: f"id-{i}")))
+    assert len(got) == 8 and len(set(got)) == 1
+    assert registry.installation_value("excel.addin_id", lambda: "another") == got[0]
+    assert registry.installation_value("other", lambda: "x") == "x"  # values are per name
 
 
 def test_failed_record_leaves_no_version_and_garbage_is_collected(registry, monkeypatch):
