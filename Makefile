@@ -72,7 +72,7 @@ serve: install
 	echo "                   -d '{\"rows\": [[12, 70.5, \"month-to-month\", \"electronic-check\", 3, \"fiber\"]]}' \\"; \
 	echo "                   $(BASE)/api/v1/models/churn/predict"; \
 	echo ""
-	$(if $(TLS_CERT),GUNICORN_CMD_ARGS="--certfile=$(TLS_CERT) --keyfile=$(TLS_KEY)" \
+	$(if $(TLS_CERT),SCOREBRIDGE_TLS_CERTFILE="$(TLS_CERT)" SCOREBRIDGE_TLS_KEYFILE="$(TLS_KEY)" \
 	SCOREBRIDGE_PUBLIC_URL="$${SCOREBRIDGE_PUBLIC_URL:-$(BASE)}") \
 	exec $(BIN)/scorebridge serve --host $(HOST) --port $(PORT)
 
