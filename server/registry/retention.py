@@ -88,30 +88,25 @@ def roll_up_traffic(registry: Registry, policy: RetentionPolicy, now: datetime) 
 
 def _remove_old_traffic(registry: Registry, policy: RetentionPolicy, now: datetime) -> int:
     cutoff = _cutoff(now, policy.traffic_days)
-    if cutoff is None:
-        return 0
-    return _remove_oldest(registry, TrafficRow, TrafficRow.minute < cutoff, TrafficRow.minute,
-                          policy.batch_rows)
+    return 0 if cutoff is None else _remove_oldest(
+        registry, TrafficRow, TrafficRow.minute < cutoff, TrafficRow.minute, policy.batch_rows)
 
 
 def _remove_old_drift(registry: Registry, policy: RetentionPolicy, now: datetime) -> int:
     cutoff = _cutoff(now, policy.drift_days)
-    if cutoff is None:
-        return 0
-    return _remove_oldest(registry, DriftRow, DriftRow.computed_at < cutoff, DriftRow.id,
-                          policy.batch_rows)
+    return 0 if cutoff is None else _remove_oldest(
+        registry, DriftRow, DriftRow.computed_at < cutoff, DriftRow.id, policy.batch_rows)
 
 
 def _remove_old_deliveries(registry: Registry, policy: RetentionPolicy, now: datetime) -> int:
     cutoff = _cutoff(now, policy.webhook_days)
     if cutoff is None:
         return 0
-    finished = or_(and_(WebhookDeliveryRow.delivered_at.is_not(None),
-                        WebhookDeliveryRow.delivered_at < cutoff),
-                   and_(WebhookDeliveryRow.failed.is_(True),
-                        WebhookDeliveryRow.next_attempt_at < cutoff))
-    return _remove_oldest(registry, WebhookDeliveryRow, finished, WebhookDeliveryRow.id,
-                          policy.batch_rows)
+    delivered = and_(WebhookDeliveryRow.delivered_at.is_not(None),
+                     WebhookDeliveryRow.delivered_at < cutoff)
+    given_up = and_(WebhookDeliveryRow.failed.is_(True), WebhookDeliveryRow.next_attempt_at < cutoff)
+    return _remove_oldest(registry, WebhookDeliveryRow, or_(delivered, given_up),
+                          WebhookDeliveryRow.id, policy.batch_rows)
 
 
 def _remove_oldest(registry: Registry, table: type[Base], condition: ColumnElement[bool],

@@ -24,8 +24,23 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 EXAMPLES = 10
 
 
+def buffered(wsgi_app: Any) -> Any:
+    """The app with each response read whole and closed, as a WSGI server does: schemathesis'
+    WSGI client never closes a streamed body (a file a view sent), a ResourceWarning each."""
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        body = wsgi_app(environ, start_response)
+        try:
+            return [b"".join(body)]
+        finally:
+            if hasattr(body, "close"):
+                body.close()
+    return app
+
+
 @pytest.fixture(scope="module")
 def fuzzed(deployed: tuple[Any, str]) -> tuple[Any, str]:
+    app, _ = deployed
+    app.wsgi_app = buffered(app.wsgi_app)
     return deployed
 
 
