@@ -84,12 +84,15 @@ class Proxy:
         for s in conns:
             try:
                 s.shutdown(socket.SHUT_RDWR)
-                s.close()
             except OSError:
-                pass
+                pass  # a pipe thread shut it down already
+            s.close()
 
 
 @pytest.mark.skipif(not POSTGRES, reason="PostgreSQL is not reachable on 127.0.0.1:5432")
+# what the outage leaves: psycopg connections whose socket was cut under them are collected open
+@pytest.mark.filterwarnings("default:Exception ignored in. <function BaseConnection.__del__"
+                            ":pytest.PytestUnraisableExceptionWarning")
 def test_database_outage_keeps_scoring_and_recovers(tmp_path, demo_files):
     import sqlalchemy as sa
 

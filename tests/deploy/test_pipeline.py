@@ -406,6 +406,7 @@ def test_webhooks_are_signed_and_retried(settings, demo_files, tmp_path):
         assert all(d.last_error for d in down)
     finally:
         server.shutdown()
+        server.server_close()
 
 
 def test_orphaned_artifacts_are_collected_by_the_worker(services, churn_v1):
