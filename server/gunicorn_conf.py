@@ -16,9 +16,13 @@ any other project's gunicorn) unlinks the first one's socket to bind its own, an
 first deletes it. Nothing here uses it.
 """
 import gc
+import os
 
 worker_class = "gthread"
-reuse_port = True
+# SCOREBRIDGE_REUSE_PORT=off: one socket shared by the workers (what a worker's death costs
+# with each: docs/reliability.md)
+reuse_port = os.environ.get("SCOREBRIDGE_REUSE_PORT", "on").strip().lower() not in (
+    "off", "0", "false", "no")
 timeout = 120
 graceful_timeout = 30
 keepalive = 5
@@ -31,8 +35,9 @@ control_socket_disable = True
 def when_ready(server):
     """gunicorn's own "Listening at" line is empty when the workers open the sockets."""
     scheme = "https" if server.cfg.is_ssl else "http"
-    server.log.info("Listening at: %s (a socket per worker)",
-                    ", ".join(f"{scheme}://{address}" for address in server.cfg.bind))
+    server.log.info("Listening at: %s (%s)",
+                    ", ".join(f"{scheme}://{address}" for address in server.cfg.bind),
+                    "a socket per worker" if server.cfg.reuse_port else "one shared socket")
 
 
 def child_exit(server, worker):

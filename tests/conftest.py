@@ -142,7 +142,10 @@ Flask.test_client_class = ClosingClient  # every app the tests build
 def _collected() -> Iterator[None]:
     """Garbage collected as every test ends: a file or socket a test leaves open is then a
     ResourceWarning (an error, setup.cfg) in that test, not in whichever test the collector
-    happens to run in next."""
+    happens to run in next. What was alive when the first test started (the libraries) is
+    frozen (``gc.freeze``), so a collection scans what tests made: ~0.1 s a test, not ~0.3 s."""
+    if not gc.get_freeze_count():
+        gc.freeze()
     yield
     gc.collect()
 

@@ -39,14 +39,21 @@ def _whole_number(kind: str) -> Any:
 def whole(minimum: int, maximum: int, description: str | None = None) -> Any:
     """An integer type from ``minimum`` to ``maximum``."""
     kind = "a positive integer" if minimum == 1 else "a whole number"
-    return Annotated[int, BeforeValidator(_whole_number(kind)),
+    return Annotated[int, BeforeValidator(_whole_number(kind)), _bounds(minimum, maximum),
                      Field(ge=minimum, le=maximum, description=description)]
+
+
+def _bounds(minimum: int, maximum: int) -> WithJsonSchema:
+    """The range as JSON Schema writes it: behind a BeforeValidator, pydantic would write the
+    constraints as ``ge``/``le``, keywords no client or fuzzer reads."""
+    return WithJsonSchema({"type": "integer", "minimum": minimum, "maximum": maximum})
 
 
 # whole(1, ...) written out, so that mypy sees the type aliases they are
 _POSITIVE = BeforeValidator(_whole_number("a positive integer"))
-VersionNumber = Annotated[int, _POSITIVE, Field(ge=1, le=INT32_MAX)]
-Limit = Annotated[int, _POSITIVE, Field(ge=1, le=1000, description="how many items at most")]
+VersionNumber = Annotated[int, _POSITIVE, _bounds(1, INT32_MAX), Field(ge=1, le=INT32_MAX)]
+Limit = Annotated[int, _POSITIVE, _bounds(1, 1000),
+                  Field(ge=1, le=1000, description="how many items at most")]
 
 
 def _name(what: str) -> Any:
