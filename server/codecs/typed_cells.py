@@ -16,6 +16,7 @@ them gives 0. So on the way out:
 """
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime
 from typing import Any, Mapping
@@ -35,6 +36,8 @@ def cell_value(text: str, numeric: bool = False) -> Any:
     ``numeric``: the model reads this column as a number (any way of writing one counts)."""
     if numeric and _LENIENT_NUMBER.fullmatch(text.strip()):
         number = float(text)
+        if not math.isfinite(number):
+            return text  # 1e400: no number a workbook can hold
         return int(number) if number.is_integer() and abs(number) < 2**53 else number
     if _PLAIN_INTEGER.fullmatch(text):
         return int(text)
@@ -45,6 +48,8 @@ def cell_value(text: str, numeric: bool = False) -> Any:
             parsed = datetime.fromisoformat(text)
         except ValueError:
             return text  # 2024-02-30 is text that looks like a date
+        if parsed.year < 1900:
+            return text  # before Excel's first date
         return parsed.date() if len(text) == 10 else parsed
     return text
 
