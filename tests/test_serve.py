@@ -2,6 +2,7 @@
 under gunicorn with several workers, and the printed key scores a row with curl."""
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -117,14 +118,17 @@ def test_live_server_requires_a_key_and_never_logs_it(tmp_path):
         server.stop()
 
 
-def _connections_by_worker(port: int, workers: list[int]) -> dict[int, int]:
-    """Established connections to ``port`` held by each worker process (from /proc)."""
+def _connections_by_worker(port: int, workers: list[int],
+                           clients: set[int] | None = None) -> dict[int, int]:
+    """Established connections to ``port`` held by each worker process (from /proc); only those
+    from the local ``clients`` ports, when given (not a readiness probe's, say)."""
     inodes = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with open(table) as f:
             for line in f.readlines()[1:]:
                 fields = line.split()
-                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01" and (
+                        clients is None or int(fields[2].rsplit(":", 1)[1], 16) in clients):
                     inodes.add(fields[9])
     held = {}
     for pid in workers:
@@ -146,13 +150,19 @@ def test_kept_alive_connections_are_spread_over_the_workers(tmp_path):
         with open(f"/proc/{master}/task/{master}/children") as f:
             workers = [int(p) for p in f.read().split()]
         assert len(workers) == 2
-        sessions = [requests.Session() for _ in range(24)]
-        for session in sessions:  # 24 kept-alive connections, as a pool of clients holds them
-            assert session.get(f"{server.url}/healthz", timeout=10).status_code == 200
-        held = _connections_by_worker(port, workers)
+        connections = []
+        for _ in range(24):  # 24 kept-alive connections, as a pool of clients holds them
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            connection.request("GET", "/healthz")
+            answer = connection.getresponse()
+            answer.read()
+            assert answer.status == 200
+            connections.append(connection)
+        ours = {c.sock.getsockname()[1] for c in connections}
+        held = _connections_by_worker(port, workers, ours)
         assert sum(held.values()) == 24 and min(held.values()) >= 4, held
-        for session in sessions:
-            session.close()
+        for connection in connections:
+            connection.close()
         second = subprocess.run([str(BIN / "scorebridge"), "serve", "--port", str(port)],
                                 env=env_for(tmp_path / "home"), capture_output=True, text=True,
                                 timeout=60)
