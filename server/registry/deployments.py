@@ -76,6 +76,12 @@ class Traffic:
         return cls(**{n: getattr(row, n) for n in cls.COUNTERS},
                    buckets=list(row.latency_buckets or []))
 
+    def store(self, row: Any) -> None:
+        """Write these counts into a traffic row (the inverse of :meth:`of`)."""
+        for name in self.COUNTERS:
+            setattr(row, name, getattr(self, name))
+        row.latency_buckets = self.buckets
+
     @property
     def error_rate(self) -> float:
         return self.errors / self.requests if self.requests else 0.0
@@ -291,10 +297,7 @@ class Deployments:
                     except IntegrityError:
                         row = session.scalar(select(TrafficRow).where(key))
                         assert row is not None  # the insert it lost to
-                total = Traffic.of(row).add(t)
-                for name in Traffic.COUNTERS:
-                    setattr(row, name, getattr(total, name))
-                row.latency_buckets = total.buckets
+                Traffic.of(row).add(t).store(row)
 
     def traffic(self, name: str, version: int, since: datetime | None = None) -> Traffic:
         with self.registry.reading() as session:

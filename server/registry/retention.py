@@ -73,14 +73,11 @@ def roll_up_traffic(registry: Registry, policy: RetentionPolicy, now: datetime) 
                 TrafficRow.worker == HOURLY, TrafficRow.minute == hour))
             if existing is None:
                 existing = TrafficRow(model_name=model, version=version, worker=HOURLY,
-                                      minute=hour, requests=0, errors=0, rows=0,
-                                      latency_sum=0.0, latency_buckets=[], shadow_compared=0,
-                                      shadow_agreed=0)
+                                      minute=hour)
                 session.add(existing)
-            merged = Traffic.of(existing).add(total)
-            for name in Traffic.COUNTERS:
-                setattr(existing, name, getattr(merged, name))
-            existing.latency_buckets = merged.buckets
+            else:
+                total = Traffic.of(existing).add(total)
+            total.store(existing)
         if rows:
             session.execute(delete(TrafficRow).where(TrafficRow.id.in_([r.id for r in rows])))
     return len(rows)
