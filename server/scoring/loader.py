@@ -8,18 +8,16 @@ Pickle and joblib run code when loaded, so they are loaded only for versions an 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import pickle
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import UnsafeArtifact
+from .allowlist import allowlist
 
 ArtifactFormat = Literal["skops", "pickle"]
 SKOPS_SUFFIXES = {".skops"}
 PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib"}
-TRUSTED_PREFIXES = ("sklearn.",)
 
 
 def detect_format(filename: str) -> ArtifactFormat:
@@ -42,23 +40,10 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-@lru_cache(maxsize=4096)
-def _is_library_class(name: str) -> bool:
-    """True when ``name`` is a class defined by a trusted library (never a function)."""
-    if not name.startswith(TRUSTED_PREFIXES):
-        return False
-    module_name, _, attr = name.rpartition(".")
-    try:
-        obj = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError, ValueError):
-        return False
-    return isinstance(obj, type)
-
-
 def untrusted_types(types: list[str], extra_trusted: tuple[str, ...] = ()) -> list[str]:
     """The subset of ``types`` that the server's allowlist does not cover."""
-    allowed = set(extra_trusted)
-    return [t for t in types if t not in allowed and not _is_library_class(t)]
+    allowed, listed = set(extra_trusted), allowlist()
+    return [t for t in types if t not in allowed and listed.reason(t) is None]
 
 
 def load_artifact(path: Path, fmt: ArtifactFormat, *, trust_pickle: bool = False,

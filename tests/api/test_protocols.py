@@ -202,8 +202,8 @@ def test_a_real_v2_client(tmp_path, demo_files, demo_model):
               str(demo_files["sample"]), env=env)
     key = setup_cli("keys", "create", "--scope", "score,read", env=env).stdout.strip()
     server = serve(env)
+    client = httpclient.InferenceServerClient(url=server.url.removeprefix("http://"))
     try:
-        client = httpclient.InferenceServerClient(url=server.url.removeprefix("http://"))
         headers = {"X-API-Key": key}
         assert client.is_server_live() and client.is_server_ready()
         assert client.is_model_ready("churn", headers=headers)
@@ -232,6 +232,7 @@ def test_a_real_v2_client(tmp_path, demo_files, demo_model):
         with pytest.raises(InferenceServerException, match="no model named"):
             client.infer("nope", inputs, headers=headers)
     finally:
+        client.close()  # its pooled sockets, else a ResourceWarning whenever gc next runs
         server.stop()
 
 
