@@ -10,7 +10,6 @@ import click
 from rich.table import Table
 
 from ..scoring.mlflow_model import zip_folder
-
 from .common import (
     backend,
     console,

@@ -61,7 +61,7 @@ class ArtifactDetails:
 def artifact_details(path: Path, fmt: ArtifactFormat) -> ArtifactDetails:
     if fmt != "mlflow":
         return ArtifactDetails(pickled=fmt == "pickle")
-    model = read_mlflow(path)
+    model = read_mlflow(path, with_example=True)
     return ArtifactDetails(pickled=model.format == "pickle", declared=model.declared,
                            example=model.example)
 

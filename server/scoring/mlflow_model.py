@@ -45,11 +45,12 @@ class MlflowModel:
     serialization: str  # as MLmodel names it (skops, pickle, cloudpickle, onnx)
     data: bytes = field(repr=False)
     declared: dict[str, ColumnType]  # input types from MLmodel's signature, by column
-    example: pd.DataFrame | None  # the saved input example
+    example: pd.DataFrame | None  # the saved input example (when asked for)
 
 
-def read_mlflow(path: Path) -> MlflowModel:
-    """The model in the MLflow zip at ``path``, refusing any unsafe member first."""
+def read_mlflow(path: Path, with_example: bool = False) -> MlflowModel:
+    """The model in the MLflow zip at ``path``, refusing any unsafe member first; its input
+    example too ``with_example`` (registration needs it, loading does not)."""
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
@@ -75,7 +76,7 @@ def read_mlflow(path: Path) -> MlflowModel:
             raise UnsafeArtifact(f"the MLflow model file {member!r} named in MLmodel is not in "
                                  "the zip")
         data = _read(archive, members, member)
-        example = _example(archive, members, root, meta)
+        example = _example(archive, members, root, meta) if with_example else None
     return MlflowModel(flavour, fmt, member, serialization, data,  # type: ignore[arg-type]
                        _declared(meta), example)
 
@@ -166,7 +167,7 @@ def _flavour(meta: dict[str, Any]) -> tuple[Literal["sklearn", "onnx"], dict[str
         if spec is not None:
             if not isinstance(spec, dict):
                 raise UnsafeArtifact(f"the MLmodel flavour {name!r} is not a mapping")
-            return name, spec  # type: ignore[return-value]
+            return name, spec
     others = ", ".join(sorted(map(str, flavours))) or "none"
     raise UnsafeArtifact(
         f"the MLflow model's flavours ({others}) cannot be loaded safely: only the sklearn flavour "

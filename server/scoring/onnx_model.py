@@ -63,11 +63,9 @@ def _checked(data: bytes) -> Any:
     import onnx
 
     try:
-        proto = onnx.load_model_from_string(data)
-        onnx.checker.check_model(proto)
+        proto = onnx.load_model_from_string(data)  # parses only: no external file is read
     except Exception as exc:
-        raise UnsafeArtifact(f"not a valid ONNX model ({type(exc).__name__}: "
-                             f"{str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
+        raise UnsafeArtifact(f"not a valid ONNX model ({type(exc).__name__})") from None
     for graph in _graphs(proto.graph):
         for tensor in _tensors(graph):
             if tensor.data_location == onnx.TensorProto.EXTERNAL:
@@ -93,6 +91,11 @@ def _checked(data: bytes) -> Any:
         if opset.domain not in ALLOWED_DOMAINS and opset.domain not in local:
             raise UnsafeArtifact(f"the ONNX model imports the custom operator domain "
                                  f"{opset.domain!r}; only {_allowed()} are run")
+    try:
+        onnx.checker.check_model(proto)
+    except Exception as exc:
+        raise UnsafeArtifact(f"not a valid ONNX model ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
     return proto
 
 
@@ -255,7 +258,10 @@ class OnnxModel:
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         name = self._session.get_outputs()[0].name
-        return np.asarray(self._run(frame, [name])[0], dtype=np.float64).reshape(-1)
+        values = np.asarray(self._run(frame, [name])[0], dtype=np.float64).reshape(-1)
+        if np.isnan(values).any():  # a value the graph cannot handle (a missing input): refused
+            raise ValueError("the ONNX graph returned no value for a row")
+        return values
 
 
 class OnnxClassifier(OnnxModel):
@@ -286,6 +292,8 @@ class OnnxClassifier(OnnxModel):
         if probs.ndim != 2 or probs.shape[1] != len(self.classes_):
             raise ValueError(f"the ONNX probabilities have shape {probs.shape} for "
                              f"{len(self.classes_)} classes")
+        if np.isnan(probs).any():  # a value the graph cannot handle (a missing input): refused
+            raise ValueError("the ONNX graph returned no probabilities for a row")
         return labels, probs
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
