@@ -89,6 +89,9 @@ def test_an_onnx_classifier_scores_as_its_source_everywhere(client, services, tm
     job = _job(client, services, "churn-onnx", X)
     assert job["prediction"].tolist() == expected
 
+    report = client.get("/models/churn-onnx/report", scope="read")
+    assert report.status_code == 200 and "churn-onnx" in report.get_data(as_text=True)
+
 
 def test_onnx_regressor_and_single_tensor_graph(client, services, tmp_path):
     X = held_out()
