@@ -121,3 +121,14 @@ def save_mlflow_onnx(data: bytes, folder: Path, X: pd.DataFrame) -> Path:
                                signature=signature, input_example=X.head(5),
                                pip_requirements=["onnxruntime"])
     return folder
+
+
+def pickle_payload(marker: Path) -> bytes:
+    """A pickle that, when loaded, creates ``marker`` (what a hostile model would do)."""
+    import pickle
+
+    class Payload:
+        def __reduce__(self) -> tuple[Any, ...]:
+            return (exec, (f"open({str(marker)!r}, 'w').close()",))
+
+    return pickle.dumps(Payload())

@@ -12,7 +12,14 @@ import pytest
 
 from server.scoring.mlflow_model import zip_folder
 from tests.conftest import assert_problem, jsonable, register_file
-from tests.model_formats import NUMBERS, graphs, save_mlflow_onnx, save_mlflow_sklearn, sources
+from tests.model_formats import (
+    NUMBERS,
+    graphs,
+    pickle_payload,
+    save_mlflow_onnx,
+    save_mlflow_sklearn,
+    sources,
+)
 
 HELD_OUT = 40  # rows the models did not see (frame() with another seed)
 
@@ -165,6 +172,22 @@ def test_a_pickled_mlflow_model_needs_an_admin_and_trust(client, tmp_path):
     assert resp.json["format"] == "mlflow" and resp.json["trusted_pickle"]
     out = _predict(client, "cp", held_out())
     assert out["predictions"] == sources()["mlflow"].predict(held_out()).tolist()
+
+
+def test_a_pickle_payload_in_an_mlflow_zip_never_runs(client, tmp_path):
+    """A model.pkl that would create a marker file when unpickled: refused without trust and
+    for a key that is not an admin's, and the marker never appears."""
+    marker = tmp_path / "ran"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("MLmodel", "flavors:\n  sklearn:\n    pickled_model: model.pkl\n"
+                                    "    serialization_format: cloudpickle\n")
+        archive.writestr("model.pkl", pickle_payload(marker))
+    path = _write(tmp_path, "payload.zip", buffer.getvalue())
+    assert_problem(register_file(client, "payload", path), 422, "cloudpickle (model.pkl)")
+    assert_problem(register_file(client, "payload", path, metadata='{"trust_pickle": true}'),
+                   403, "admin")
+    assert not marker.exists()
 
 
 @pytest.mark.parametrize("case", ["custom-domain", "outside", "member", "none"])

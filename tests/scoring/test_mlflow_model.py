@@ -16,7 +16,7 @@ import yaml
 from server.errors import UnsafeArtifact
 from server.scoring.loader import artifact_details, detect_format, load_artifact
 from server.scoring.mlflow_model import MAX_RATIO, read_mlflow, zip_folder
-from tests.model_formats import graphs, save_mlflow_onnx, save_mlflow_sklearn, sources
+from tests.model_formats import graphs, pickle_payload, save_mlflow_onnx, save_mlflow_sklearn, sources
 
 COLUMNS = {"city": "string", "age": "number", "plan": "string", "visits": "integer"}
 
@@ -65,21 +65,10 @@ def _beside(source: Path, folder: Path, model: str) -> Path:
     return folder
 
 
-def _payload_pickle(marker: Path) -> bytes:
-    """A pickle that, when loaded, creates ``marker`` (what a hostile model would do)."""
-    import pickle
-
-    class Payload:
-        def __reduce__(self):
-            return (exec, (f"open({str(marker)!r}, 'w').close()",))
-
-    return pickle.dumps(Payload())
-
-
 def test_pickled_flavours_need_trust_and_the_message_says_so(folders, tmp_path):
     marker = tmp_path / "ran"
     folder = _beside(folders["cloudpickle"], tmp_path / "hostile", "model.pkl")
-    (folder / "model.pkl").write_bytes(_payload_pickle(marker))
+    (folder / "model.pkl").write_bytes(pickle_payload(marker))
     path = zipped(folder, tmp_path / "hostile.zip")
     assert artifact_details(path, "mlflow").pickled
     with pytest.raises(UnsafeArtifact, match="serialized with cloudpickle .*--trust-pickle"):
