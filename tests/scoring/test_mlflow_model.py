@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
-from server.errors import UnsafeArtifact
+from server.errors import ModelRejected, UnsafeArtifact
 from server.scoring.loader import artifact_details, detect_format, load_artifact
 from server.scoring.mlflow_model import MAX_RATIO, read_mlflow, zip_folder
 from tests.model_formats import graphs, pickle_payload, save_mlflow_onnx, save_mlflow_sklearn, sources
@@ -191,3 +191,26 @@ def test_a_zip_of_the_folder_itself_is_read_too(folders, tmp_path):
     X = sources()["X"]
     assert np.array_equal(load_artifact(path, "mlflow").predict(X),
                           sources()["classifier"].predict(X))
+
+
+@pytest.mark.parametrize("body", [
+    {"dataframe_split": {"columns": ["age", "visits"], "data": [[30.5, 3], [41.0, 17]]}},
+    [{"age": 30.5, "visits": 3}, {"age": 41.0, "visits": 17}],
+    {"dataframe_records": [{"age": 30.5, "visits": 3}, {"age": 41.0, "visits": 17}]},
+])
+def test_input_examples_in_split_or_records_form(tmp_path, body):
+    import json
+
+    meta = {"flavors": {"onnx": {"data": "model.onnx"}},
+            "signature": {"inputs": json.dumps([{"type": "double", "name": "age"},
+                                                {"type": "long", "name": "visits"}])},
+            "saved_input_example_info": {"artifact_path": "example.json", "type": "dataframe"}}
+    path = _mlmodel_zip(tmp_path / "m.zip", meta, {"model.onnx": graphs()["tensor"],
+                                                   "example.json": json.dumps(body).encode()})
+    details = artifact_details(path, "mlflow")
+    assert details.declared == {"age": "number", "visits": "integer"}
+    assert details.example.to_dict("list") == {"age": [30.5, 41.0], "visits": [3, 17]}
+    bad = {**meta, "signature": {"inputs": json.dumps([{"type": "binary", "name": "age"}])}}
+    with pytest.raises(ModelRejected, match="'age' as 'binary'"):
+        artifact_details(_mlmodel_zip(tmp_path / "b.zip", bad, {
+            "model.onnx": b"", "example.json": json.dumps(body).encode()}), "mlflow")
