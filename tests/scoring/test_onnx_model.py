@@ -3,6 +3,7 @@ from the graph and the sample, and graphs that would load code or read files are
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pandas as pd
@@ -166,3 +167,19 @@ def test_class_labels_are_read_never_guessed():
     with pytest.raises(ModelRejected, match="not a label with probabilities"):
         load_onnx(only_probs.SerializeToString())
 
+
+
+def test_onnxruntime_contrib_operators_are_allowed():
+    """com.microsoft operators are compiled into onnxruntime (no code comes with the model):
+    a graph using one (as exporters and onnxruntime's optimiser write them) loads and runs."""
+    axes = helper.make_tensor("axes", TensorProto.INT64, [1], [1])
+    model = _graph([helper.make_node("Gelu", ["X"], ["H"], domain="com.microsoft"),
+                    helper.make_node("ReduceSum", ["H", "axes"], ["Y"], keepdims=0)],
+                   [_matrix_input()], [helper.make_tensor_value_info("Y", TensorProto.FLOAT,
+                                                                      [None])],
+                   initializers=[axes], opsets=(("", 18), ("com.microsoft", 1)))
+    X = pd.DataFrame({"a": [0.0, 1.0], "b": [2.0, -1.0]})
+    values = X.to_numpy()
+    gelu = 0.5 * values * (1 + np.vectorize(math.erf)(values / math.sqrt(2)))
+    np.testing.assert_allclose(load_onnx(model.SerializeToString()).predict(X),
+                               gelu.sum(axis=1), rtol=1e-5)
