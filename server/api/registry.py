@@ -68,8 +68,8 @@ class RegisterMetadata(Inputs):
 
 
 class RegisterForm(Inputs):
-    file: Upload = Field(description=".skops (or .pkl/.joblib with trust_pickle and an admin "
-                                     "key)")
+    file: Upload = Field(description=".skops, .onnx, or .zip of an MLflow model folder (or "
+                                     ".pkl/.joblib with trust_pickle and an admin key)")
     sample: Upload | None = Field(None, description="CSV of inputs")
     holdout: Upload | None = Field(None, description="CSV of inputs plus the target column")
     metadata: Json[RegisterMetadata] | None = Field(

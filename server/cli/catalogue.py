@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import click
 from rich.table import Table
 
+from ..scoring.mlflow_model import zip_folder
 from .common import (
     backend,
     console,
@@ -32,7 +34,7 @@ def _parse_tags(tags: tuple[str, ...]) -> dict[str, str]:
 
 
 @main.command()
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("file", type=click.Path(exists=True, path_type=Path))
 @click.option("--name", required=True, help="Model name (lower-case letters, digits, - and _).")
 @click.option("--sample", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="CSV/XLSX/Parquet of typical inputs (signature and reference statistics).")
@@ -51,7 +53,8 @@ def _parse_tags(tags: tuple[str, ...]) -> dict[str, str]:
 def register(file: Path, name: str, sample: Path | None, holdout: Path | None,
              target: str | None, metrics: str | None, description: str, tags: tuple[str, ...],
              trust_pickle: bool, url: str | None, key: str | None, as_json: bool) -> None:
-    """Register FILE (.skops, or a trusted pickle) as a new version of a model."""
+    """Register FILE as a new version of a model: a .skops file, an ONNX graph (.onnx), an MLflow
+    model folder (or a .zip of one), or a trusted pickle."""
     if holdout and not target:
         raise click.UsageError("--holdout needs --target")
     try:
@@ -59,7 +62,12 @@ def register(file: Path, name: str, sample: Path | None, holdout: Path | None,
     except json.JSONDecodeError:
         raise click.BadParameter("not valid JSON", param_hint="--metrics") from None
     # checks, the holdout and compiling (a large forest: tens of seconds of C compiler)
-    with err_console.status(f"registering {file.name}: checking, evaluating, compiling…"):
+    with err_console.status(f"registering {file.name}: checking, evaluating, compiling…"), \
+            tempfile.TemporaryDirectory(prefix="scorebridge-") as tmp:
+        if file.is_dir():  # an MLflow model folder travels, and is stored, as a zip
+            zipped = Path(tmp) / f"{file.name or 'model'}.zip"
+            zipped.write_bytes(zip_folder(file))
+            file = zipped
         info = backend(url, key).register(name, file, sample=sample, holdout=holdout,
                                           target=target, metrics=parsed_metrics,
                                           description=description, tags=_parse_tags(tags),

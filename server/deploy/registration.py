@@ -21,10 +21,10 @@ from ..errors import Forbidden, InvalidInput, ModelRejected, NotFound
 from ..registry.service import NewVersion, Registry, VersionInfo, validate_name
 from ..scoring.coerce import coerce
 from ..scoring.compiled.compiler import Compiled, compile_version
-from ..scoring.loader import detect_format, load_artifact, sha256_file
+from ..scoring.loader import artifact_details, detect_format, load_artifact, sha256_file
 from ..scoring.metrics import evaluate
 from ..scoring.runtime import LoadedModel
-from ..scoring.signature import infer_signature
+from ..scoring.signature import declare_types, infer_signature
 from ..telemetry.reference import reference_statistics
 from ..types import Column, Signature, example_frame
 from .gates import GateResult, latency_gate, metric_gate, schema_gate, smoke_test
@@ -83,7 +83,8 @@ def _probe(model: LoadedModel, row: pd.DataFrame) -> Signature:
 def register(registry: Registry, settings: Settings, req: RegistrationRequest) -> VersionInfo:
     validate_name(req.name)
     fmt = detect_format(req.filename)
-    if fmt == "pickle" and req.trust_pickle and not req.may_trust_pickle:
+    details = artifact_details(req.artifact, fmt)
+    if details.pickled and req.trust_pickle and not req.may_trust_pickle:
         raise Forbidden("only an admin key may register a pickle with trust_pickle")
     sha = sha256_file(req.artifact)
     estimator = load_artifact(req.artifact, fmt, trust_pickle=req.trust_pickle,
@@ -91,10 +92,12 @@ def register(registry: Registry, settings: Settings, req: RegistrationRequest) -
     if not hasattr(estimator, "predict"):
         raise ModelRejected(f"the artifact holds a {type(estimator).__name__}, which has no "
                             "predict method")
-    sample = req.sample
+    sample = req.sample if req.sample is not None else details.example
     if sample is not None and len(sample) == 0:
         raise InvalidInput("the sample has no rows")
-    signature = infer_signature(estimator, sample)
+    # an ONNX graph's input types, an MLflow signature's: the artifact's own word on its inputs
+    declared = {**getattr(estimator, "input_types_", {}), **details.declared}
+    signature = declare_types(infer_signature(estimator, sample), declared, sample is not None)
     model = LoadedModel(req.name, 0, estimator, signature, sha)
     frame = sample[signature.names] if sample is not None else example_frame(signature)
     model.signature = _probe(model, frame.head(1))
@@ -110,8 +113,9 @@ def register(registry: Registry, settings: Settings, req: RegistrationRequest) -
             metrics.update(evaluate(model, req.holdout[signature.names], req.holdout[req.target]))
         except ValueError as exc:
             raise ModelRejected(f"holdout evaluation failed: {exc}") from None
-    compiled = _compile(model, frame.head(REFERENCE_ROWS), settings) \
-        if settings.compile else \
+    runs_as = getattr(estimator, "runtime_note", None)  # a graph already (ONNX): not converted
+    compiled = Compiled(None, runs_as) if runs_as else \
+        _compile(model, frame.head(REFERENCE_ROWS), settings) if settings.compile else \
         Compiled(None, "scikit-learn: compilation is turned off (SCOREBRIDGE_COMPILE)")
     reference: dict[str, Any] = {}
     if sample is not None:
@@ -133,14 +137,14 @@ def register(registry: Registry, settings: Settings, req: RegistrationRequest) -
     new = NewVersion(sha256=sha, format=fmt, size_bytes=req.artifact.stat().st_size,
                      signature=model.signature.to_dict(), reference=reference, metrics=metrics,
                      tags=dict(req.tags), environment=_environment(),
-                     description=req.description, trusted_pickle=fmt == "pickle",
+                     description=req.description, trusted_pickle=details.pickled,
                      sample_artifact=_store_frame(registry, sample, signature.names,
                                                   STORED_SAMPLE_ROWS),
                      holdout_artifact=_store_frame(registry, req.holdout,
                                                    signature.names + [req.target or ""],
                                                    STORED_HOLDOUT_ROWS),
                      target=req.target if req.holdout is not None else None, gates=gates,
-                     runtime=compiled.runtime if compiled.data else "sklearn",
+                     runtime=compiled.runtime if compiled.data or runs_as else "sklearn",
                      runtime_note=compiled.note,
                      compiled_artifact=registry.store.put_bytes(compiled.data)
                      if compiled.data else None)

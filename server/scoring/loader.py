@@ -4,20 +4,31 @@ skops is the default format. What may be instantiated is decided by the server's
 by anything inside the artifact: skops' built-in safe types, scikit-learn's classes (not its functions,
 which a crafted model could call), and the names an admin lists in ``SCOREBRIDGE_TRUSTED_TYPES``.
 Pickle and joblib run code when loaded, so they are loaded only for versions an admin marked trusted.
+ONNX graphs (``onnx_model``) and zipped MLflow model folders (``mlflow_model``) are read by their
+own modules; an MLflow model's sklearn flavour then takes the skops or pickle path here.
 """
 from __future__ import annotations
 
 import hashlib
 import pickle
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ..errors import UnsafeArtifact
-from .allowlist import allowlist
+import pandas as pd
 
-ArtifactFormat = Literal["skops", "pickle"]
+from ..errors import UnsafeArtifact
+from ..types.signature import ColumnType
+from .allowlist import allowlist
+from .mlflow_model import read_mlflow
+from .onnx_model import load_onnx
+
+ArtifactFormat = Literal["skops", "pickle", "onnx", "mlflow"]
 SKOPS_SUFFIXES = {".skops"}
 PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib"}
+ONNX_SUFFIXES = {".onnx"}
+MLFLOW_SUFFIXES = {".zip"}  # a zipped MLflow model folder (the CLI zips a folder itself)
 
 
 def detect_format(filename: str) -> ArtifactFormat:
@@ -27,9 +38,32 @@ def detect_format(filename: str) -> ArtifactFormat:
         return "skops"
     if suffix in PICKLE_SUFFIXES:
         return "pickle"
+    if suffix in ONNX_SUFFIXES:
+        return "onnx"
+    if suffix in MLFLOW_SUFFIXES:
+        return "mlflow"
     raise UnsafeArtifact(
         f"unsupported artifact type {suffix or '(no extension)'!r}: save the model with skops "
-        "(skops.io.dump(model, 'model.skops')), or register a .pkl/.joblib with --trust-pickle")
+        "(skops.io.dump(model, 'model.skops')), as an ONNX graph (.onnx), or as a zipped MLflow "
+        "model folder (.zip); or register a .pkl/.joblib with --trust-pickle")
+
+
+@dataclass(frozen=True)
+class ArtifactDetails:
+    """What an artifact says of itself before it is loaded: whether loading it runs pickle, and
+    for an MLflow model its declared input types and saved input example."""
+
+    pickled: bool
+    declared: dict[str, ColumnType] = field(default_factory=dict)
+    example: pd.DataFrame | None = None
+
+
+def artifact_details(path: Path, fmt: ArtifactFormat) -> ArtifactDetails:
+    if fmt != "mlflow":
+        return ArtifactDetails(pickled=fmt == "pickle")
+    model = read_mlflow(path, with_example=True)
+    return ArtifactDetails(pickled=model.format == "pickle", declared=model.declared,
+                           example=model.example)
 
 
 def sha256_file(path: Path) -> str:
@@ -57,11 +91,34 @@ def load_artifact(path: Path, fmt: ArtifactFormat, *, trust_pickle: bool = False
                 f"{actual[:12]}…; the stored file was changed after registration and is not loaded")
     if fmt == "skops":
         return _load_skops(path, extra_trusted)
+    if fmt == "onnx":
+        return load_onnx(path.read_bytes())
+    if fmt == "mlflow":
+        return _load_mlflow(path, trust_pickle, extra_trusted)
     if not trust_pickle:
         raise UnsafeArtifact(
             "pickle/joblib artifacts can run arbitrary code when loaded and are refused; save the "
             "model with skops, or have an admin register it with --trust-pickle (admin key required)")
     return _load_pickle(path)
+
+
+def _load_mlflow(path: Path, trust_pickle: bool, extra_trusted: tuple[str, ...]) -> Any:
+    """The model an MLflow folder's flavour holds, through the same checks as a file of its
+    format (a skops member is written to a private temporary file for skops to read)."""
+    model = read_mlflow(path)
+    if model.format == "onnx":
+        return load_onnx(model.data)
+    if model.format == "pickle" and not trust_pickle:
+        raise UnsafeArtifact(
+            f"the MLflow model's sklearn flavour is serialized with {model.serialization} "
+            f"({model.member}), which can run arbitrary code when loaded, and is refused: save it "
+            "with mlflow.sklearn.save_model(..., serialization_format='skops'), or have an admin "
+            "register it with --trust-pickle (admin key required)")
+    with tempfile.TemporaryDirectory(prefix="scorebridge-mlflow-") as folder:
+        member = Path(folder) / ("model.skops" if model.format == "skops" else "model.pkl")
+        member.write_bytes(model.data)
+        return load_artifact(member, model.format, trust_pickle=trust_pickle,
+                             extra_trusted=extra_trusted)
 
 
 def _load_skops(path: Path, extra_trusted: tuple[str, ...]) -> Any:

@@ -138,6 +138,9 @@ class LoadedModel:
     def _sklearn(self, frame: pd.DataFrame, proba: bool) -> tuple[np.ndarray, np.ndarray | None]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            if proba and hasattr(self.estimator, "predict_with_proba"):  # an ONNX graph: one run
+                labels, probs = self.estimator.predict_with_proba(frame)
+                return np.asarray(labels), np.asarray(probs)
             if not (proba and self._argmax):
                 labels = np.asarray(self.estimator.predict(frame))
                 return labels, np.asarray(self.estimator.predict_proba(frame)) if proba else None

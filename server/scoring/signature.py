@@ -133,3 +133,28 @@ def _infer_output(estimator: Any) -> Output:
                       classes=tuple(to_python(c) for c in arr),
                       probabilities=hasattr(estimator, "predict_proba"))
     return Output(kind="regression", type="number")
+
+
+def declare_types(signature: Signature, declared: dict[str, ColumnType],
+                  sampled: bool) -> Signature:
+    """``signature`` with the input types the artifact itself declares (an ONNX graph's inputs,
+    an MLflow signature): they replace types that were only a default (no sample), widen an
+    integer column to a number, and a real conflict refuses the model, naming the column."""
+    unknown = [n for n in declared if n not in signature.index]
+    if unknown:
+        raise ModelRejected("the model declares inputs it does not take: " + ", ".join(unknown))
+    columns = []
+    for col in signature.inputs:
+        want = declared.get(col.name)
+        if want is None or want == col.type:
+            columns.append(col)
+            continue
+        if sampled and not (col.type == "integer" and want == "number"):
+            raise ModelRejected(f"input {col.name!r} is declared {want} by the model but the "
+                                f"sample holds {col.type} values")
+        numeric = want in ("number", "integer")
+        columns.append(Column(**{**col.__dict__, "type": want,
+                                 "categories": None if numeric else col.categories,
+                                 "minimum": col.minimum if numeric else None,
+                                 "maximum": col.maximum if numeric else None}))
+    return signature.with_columns(columns)

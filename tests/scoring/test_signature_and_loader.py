@@ -46,8 +46,9 @@ def test_model_without_names_gets_positional_names(wine):
 def test_detect_format():
     assert detect_format("a.SKOPS") == "skops"
     assert detect_format("a.joblib") == "pickle"
-    with pytest.raises(UnsafeArtifact):
-        detect_format("a.onnx")
+    assert detect_format("a.onnx") == "onnx" and detect_format("m.ZIP") == "mlflow"
+    with pytest.raises(UnsafeArtifact, match="'.h5'"):
+        detect_format("a.h5")
 
 
 def test_allowlist_takes_sklearn_classes_but_not_functions():
