@@ -33,22 +33,12 @@ def runs_in(lib: str) -> str:
     """The runtime a booster takes when it is not compiled, as the runtime note says it."""
     import importlib.metadata as md
 
-    dist = "xgboost-cpu" if lib == "xgboost" and _installed("xgboost-cpu") else lib
-    try:
-        version = md.version(dist)
-    except md.PackageNotFoundError:
-        version = "?"
-    return f"{LIBRARIES[lib]}'s own predictor ({dist} {version})"
-
-
-def _installed(dist: str) -> bool:
-    import importlib.metadata as md
-
-    try:
-        md.version(dist)
-        return True
-    except md.PackageNotFoundError:
-        return False
+    for dist in ("xgboost-cpu", "xgboost") if lib == "xgboost" else (lib,):
+        try:
+            return f"{LIBRARIES[lib]}'s own predictor ({dist} {md.version(dist)})"
+        except md.PackageNotFoundError:
+            continue
+    return f"{LIBRARIES[lib]}'s own predictor"
 
 
 def feature_names(estimator: Any) -> list[str] | None:
@@ -74,8 +64,12 @@ def _categories(estimator: Any) -> list[tuple[str, tuple[Any, ...]]]:
         if not stored:
             return []
         names = list(booster.feature_name())
+        # LightGBM keeps one list per pandas category column, and (with categorical_feature
+        # "auto", its default) makes exactly those columns its categorical features
         columns = list(booster.params.get("categorical_column", []))
-        if len(columns) != len(stored):
+        infos = booster.dump_model(num_iteration=1)["feature_infos"]
+        if len(columns) != len(stored) or any(
+                infos[names[i]]["max_value"] >= len(values) for i, values in zip(columns, stored)):
             # an ordered category or an explicit categorical_feature beside pandas ones: the
             # model does not say which column each list belongs to
             raise ModelRejected(
@@ -87,17 +81,15 @@ def _categories(estimator: Any) -> list[tuple[str, tuple[Any, ...]]]:
         booster = estimator.get_booster()
         if "c" not in (booster.feature_types or []):
             return []
-        try:  # XGBoost 3.1+ keeps the training categories in the model
-            stored = booster.get_categories(export_to_arrow=True).to_arrow() or []
-        except (AttributeError, TypeError):
-            stored = []
-        found = [(str(name), tuple(values.to_pylist())) for name, values in stored
-                 if values is not None]
-        if not found:
-            raise ModelRejected("this XGBoost model has categorical inputs but does not hold "
-                                "their categories (saved by XGBoost before 3.1): retrain or "
-                                "re-save it with XGBoost 3.1 or later")
-        return found
+        if not hasattr(booster, "get_categories"):
+            raise ModelRejected("this XGBoost model has categorical inputs, whose categories "
+                                "XGBoost before 3.1 does not keep with the model: install "
+                                "XGBoost 3.1 or later on the server, and retrain with it")
+        # XGBoost 3.1+ keeps the categories of pandas columns; inputs trained as category
+        # codes (numbers) have none and stay numbers
+        stored = booster.get_categories(export_to_arrow=True).to_arrow() or []
+        return [(str(name), tuple(values.to_pylist())) for name, values in stored
+                if values is not None]
     return []
 
 
