@@ -143,7 +143,7 @@ def register(registry: Registry, settings: Settings, req: RegistrationRequest) -
                                                    signature.names + [req.target or ""],
                                                    STORED_HOLDOUT_ROWS),
                      target=req.target if req.holdout is not None else None, gates=gates,
-                     runtime=compiled.runtime if compiled.data else "sklearn",
+                     runtime=compiled.runtime if compiled.data else compiled.uncompiled,
                      runtime_note=compiled.note,
                      compiled_artifact=registry.store.put_bytes(compiled.data)
                      if compiled.data else None)

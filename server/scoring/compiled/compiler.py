@@ -32,6 +32,7 @@ class Compiled:
     data: bytes | None
     note: str
     runtime: str = "onnx"
+    uncompiled: str = "sklearn"  # the runtime without a compiled form: a booster's library
 
 
 def compile_version(estimator: Any, signature: Signature, sample: pd.DataFrame,
@@ -71,13 +72,15 @@ def _compile_booster(estimator: Any, signature: Signature, sample: pd.DataFrame,
     CatBoost: always its own predictor."""
     own = boosting.runs_in(library)
     if library == "catboost":
-        return Compiled(None, f"{own}: treelite does not compile CatBoost models")
+        return Compiled(None, f"{own}: treelite does not compile CatBoost models",
+                        uncompiled=library)
     if not native:
-        return Compiled(None, f"{own}: native trees are turned off (SCOREBRIDGE_NATIVE_TREES)")
+        return Compiled(None, f"{own}: native trees are turned off (SCOREBRIDGE_NATIVE_TREES)",
+                        uncompiled=library)
     outcome = _compile_native(estimator, signature, sample, max_nodes)
     if outcome.data is not None:
         return outcome
-    return Compiled(None, f"{own}; native trees not used: {outcome.note}")
+    return Compiled(None, f"{own}; native trees not used: {outcome.note}", uncompiled=library)
 
 
 def _compile_native(estimator: Any, signature: Signature, sample: pd.DataFrame,
