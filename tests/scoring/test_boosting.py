@@ -24,6 +24,7 @@ from server.deploy.registration import RegistrationRequest
 from server.errors import ModelRejected, UnsafeArtifact
 from server.scoring import boosting
 from server.scoring.allowlist import allowlist
+from server.scoring.coerce import coerce
 from server.scoring.compiled.compiler import TOLERANCE, compile_version
 from server.scoring.compiled.native import NativeRunner
 from server.scoring.loader import load_artifact, untrusted_types
@@ -246,6 +247,22 @@ def test_a_pipeline_with_an_encoder_before_the_booster(services, tmp_path):
         assert np.asarray(result.labels).tolist() == pipeline.predict(rows).tolist()
         np.testing.assert_allclose(result.probs, pipeline.predict_proba(rows), rtol=0,
                                    atol=PROBABILITY_TOLERANCE)
+        # native trees after the encoder's float64 graph: an unseen city reaches the compiled
+        # trees as the encoder's NaN, and is answered as the pipeline answers it
+        reference = coerce(frame_to_table(sample(lib)), loaded.signature).frame
+        outcome = compile_version(pipeline, loaded.signature, reference, native=True)
+        assert outcome.runtime == "native" and outcome.data is not None, outcome.note
+        compiled = LoadedModel("m", 1, pipeline, loaded.signature, "", compiled=NativeRunner(
+            outcome.data, loaded.signature, np.asarray(pipeline.classes_)))
+        known = rows[rows["city"].notna()].reset_index(drop=True)  # missing text: the library
+        assert (known["city"] == "w").sum() == 2
+        typed = coerce(frame_to_table(known), loaded.signature).columns
+        feed, edge = compiled.compiled.prepare(typed)
+        assert set(np.flatnonzero(known["city"] == "w")) - set(edge.tolist())  # compiled
+        pred = compiled.predict(typed)
+        assert pred.labels.tolist() == pipeline.predict(known).tolist()
+        np.testing.assert_allclose(pred.probabilities, pipeline.predict_proba(known), rtol=0,
+                                   atol=TOLERANCE)
 
 
 @pytest.mark.parametrize("lib", ["xgboost", "lightgbm"])
