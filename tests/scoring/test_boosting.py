@@ -30,6 +30,7 @@ from server.scoring.compiled.native import NativeRunner
 from server.scoring.loader import load_artifact, untrusted_types
 from server.scoring.predict import score_with
 from server.scoring.runtime import LoadedModel
+from server.scoring.signature import infer_signature
 from server.types import ScoreOptions
 from tests.boosters import (
     CITIES,
@@ -125,8 +126,6 @@ def test_the_signature_comes_from_the_fitted_model():
     """Names from feature_names_in_ (CatBoost: feature_names_); the training categories from the
     booster itself, without a sample; their type from the categories."""
     for name in ("xgboost-binary", "lightgbm-multiclass"):
-        from server.scoring.signature import infer_signature
-
         sig = infer_signature(model(name), None)
         assert sig.names == ["a", "city", "size", "b"]
         city = sig.column("city")
@@ -146,8 +145,6 @@ def test_integer_categories_keep_their_type_and_unseen_ones_follow_the_library(s
     value goes through LightGBM as missing, while XGBoost refuses it, so coercion does."""
     frame = table(240, seed=1)
     frame["size"] = frame["size"].astype("category")
-    from server.scoring.signature import infer_signature
-
     for lib, unseen_ok in (("lightgbm", True), ("xgboost", False)):
         estimator = make(lib, "binary", frame=frame)
         assert boosting.categories(estimator)["size"] == (1, 2, 3)
@@ -176,8 +173,6 @@ def test_catboost_takes_whole_numbers_in_a_categorical_feature_even_beside_a_mis
     estimator = cb.CatBoostClassifier(iterations=8, depth=3, verbose=0, thread_count=1,
                                       cat_features=["size"], allow_writing_files=False).fit(
         frame, frame["size"] * frame["b"] > 0)
-    from server.scoring.signature import infer_signature
-
     loaded = LoadedModel("m", 1, estimator, infer_signature(estimator, frame), "")
     rows = pd.DataFrame({"a": [0.1, 0.2, 0.3], "size": [1.0, np.nan, 3.0], "b": [1., -1., 2.]})
     pred = loaded.predict(rows)
@@ -190,8 +185,6 @@ def test_catboost_takes_whole_numbers_in_a_categorical_feature_even_beside_a_mis
 def test_a_lightgbm_model_whose_categories_cannot_be_placed_is_refused():
     """An ordered pandas category, or an explicit categorical_feature beside the pandas ones:
     which list is whose cannot be told, so the model is refused, not guessed at."""
-    from server.scoring.signature import infer_signature
-
     frame = table(240, seed=1)
     frame["size"] = pd.Categorical(frame["size"], categories=[1, 2, 3], ordered=True)
     with pytest.raises(ModelRejected, match="cannot tell which"):
@@ -273,8 +266,6 @@ def test_numeric_boosters_take_native_trees_verified_against_the_library(lib, ki
     the library's to answer)."""
     frame = table(240, seed=1).drop(columns="city")
     estimator = make(lib, kind, frame=frame)
-    from server.scoring.signature import infer_signature
-
     sig = infer_signature(estimator, frame)
     outcome = compile_version(estimator, sig, frame, native=True)
     assert outcome.data is not None and outcome.runtime == "native", outcome.note
@@ -296,8 +287,6 @@ def test_numeric_boosters_take_native_trees_verified_against_the_library(lib, ki
 def test_runtime_notes_say_why_a_booster_keeps_its_own_predictor():
     """Categorical splits are not compiled, CatBoost never is; the note names the library."""
     rows = table(60, seed=3)
-    from server.scoring.signature import infer_signature
-
     for name, fragment in (("xgboost-binary", "splits on categories"),
                            ("lightgbm-regression", "splits on categories"),
                            ("catboost-multiclass", "treelite does not compile CatBoost")):
