@@ -79,9 +79,11 @@ COMPONENTS: dict[str, dict[str, Any]] = {
             "has_holdout": {"type": "boolean"},
             "runtime": {"type": "object", "description": "which engine scores this version "
                         "(treelite's native trees or onnxruntime when its compiled form was "
-                        "verified, else scikit-learn) and why", "properties": {
-                            "engine": {"type": "string", "enum": ["treelite", "onnxruntime",
-                                                                "scikit-learn"]},
+                        "verified, else scikit-learn or the boosting library's own predictor) "
+                        "and why", "properties": {
+                            "engine": {"type": "string", "enum": [
+                                "treelite", "onnxruntime", "scikit-learn", "XGBoost",
+                                "LightGBM", "CatBoost"]},
                             "note": {"type": "string"}}},
         },
     },

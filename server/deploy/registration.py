@@ -70,10 +70,13 @@ def _probe(model: LoadedModel, row: pd.DataFrame) -> Signature:
         trial.iloc[0, trial.columns.get_loc(col.name)] = np.nan
         accepts_missing = not model.predict(trial, proba=False).failures
         accepts_unknown = None
-        if col.is_categorical and col.type == "string":
+        if col.is_categorical and col.type != "boolean" and col.categories:
+            # a number beyond the known ones for numeric categories (XGBoost refuses those)
+            unknown: Any = _UNKNOWN_PROBE if col.type == "string" else \
+                max(float(c) for c in col.categories) + 1
             trial = row.copy()
-            trial[col.name] = trial[col.name].astype(object)
-            trial.iloc[0, trial.columns.get_loc(col.name)] = _UNKNOWN_PROBE
+            trial[col.name] = trial[col.name].astype(object if col.type == "string" else float)
+            trial.iloc[0, trial.columns.get_loc(col.name)] = unknown
             accepts_unknown = not model.predict(trial, proba=False).failures
         columns.append(Column(**{**col.__dict__, "accepts_missing": accepts_missing,
                                  "accepts_unknown": accepts_unknown}))
@@ -144,7 +147,7 @@ def register(registry: Registry, settings: Settings, req: RegistrationRequest) -
                                                    signature.names + [req.target or ""],
                                                    STORED_HOLDOUT_ROWS),
                      target=req.target if req.holdout is not None else None, gates=gates,
-                     runtime=compiled.runtime if compiled.data or runs_as else "sklearn",
+                     runtime=compiled.runtime if compiled.data or runs_as else compiled.uncompiled,
                      runtime_note=compiled.note,
                      compiled_artifact=registry.store.put_bytes(compiled.data)
                      if compiled.data else None)

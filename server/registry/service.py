@@ -33,7 +33,9 @@ from .schema import (
 from .store import ArtifactStore
 
 # a version's runtime (as stored) -> the engine that answers it (as the API names it)
-ENGINES = {"native": "treelite", "onnx": "onnxruntime", "sklearn": "scikit-learn"}
+ENGINES = {"native": "treelite", "onnx": "onnxruntime", "sklearn": "scikit-learn",
+           # boosters not compiled run in their library's own predictor
+           "xgboost": "XGBoost", "lightgbm": "LightGBM", "catboost": "CatBoost"}
 
 PRODUCTION = "production"
 NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")

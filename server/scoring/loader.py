@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from ..errors import UnsafeArtifact
+from ..errors import ModelRejected, UnsafeArtifact
 from ..types.signature import ColumnType
 from .allowlist import allowlist
 from .mlflow_model import read_mlflow
@@ -129,6 +129,7 @@ def _load_skops(path: Path, extra_trusted: tuple[str, ...]) -> Any:
     except Exception as exc:  # a corrupt zip or schema: refuse, do not guess
         raise UnsafeArtifact(f"not a readable skops file ({type(exc).__name__})") from None
     refused = untrusted_types(found, extra_trusted)
+    _require_libraries(refused)
     if refused:
         raise UnsafeArtifact(
             "the artifact contains types outside the server's allowlist: " + ", ".join(refused[:10])
@@ -138,6 +139,20 @@ def _load_skops(path: Path, extra_trusted: tuple[str, ...]) -> Any:
         return sio.load(path, trusted=found)
     except Exception as exc:
         raise UnsafeArtifact(f"the skops file could not be loaded ({type(exc).__name__})") from None
+
+
+def _require_libraries(refused: list[str]) -> None:
+    """A model from an optional library this server lacks (XGBoost, LightGBM, CatBoost) is
+    refused with the extra to install, not as an untrusted type nor a failed import; a type
+    outside every list is refused as untrusted first."""
+    needs = allowlist().needs_extra
+    extras = sorted({needs[t] for t in refused if t in needs})
+    if extras and all(t in needs for t in refused):
+        install = f"scorebridge[{','.join(extras)}]"
+        raise ModelRejected(
+            f"the model needs {' and '.join(extras)}, which this server does not have installed "
+            f"({', '.join(t for t in refused if t in needs)}): install {install} on the server "
+            f"(pip install '{install}') and restart it")
 
 
 def _load_pickle(path: Path) -> Any:

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..types import FieldError, Signature
+from . import boosting
 
 log = logging.getLogger(__name__)
 NEAR_TIE = 1e-5  # compiled probabilities closer than this are settled by scikit-learn
@@ -47,7 +48,16 @@ ARGMAX_FAMILIES = frozenset({
     "HistGradientBoostingClassifier", "GradientBoostingClassifier", "RandomForestClassifier",
     "ExtraTreesClassifier", "DecisionTreeClassifier", "ExtraTreeClassifier",
     "LogisticRegression", "KNeighborsClassifier", "GaussianNB", "MLPClassifier",
+    # XGBoost's is predict_proba > 0.5 (binary) or its arg-max, LightGBM's its arg-max; not
+    # CatBoost's, whose class can follow a probability threshold set on the model
+    "XGBClassifier", "LGBMClassifier",
 })
+
+
+def flat_labels(labels: Any, n: int) -> np.ndarray:
+    """predict()'s answer as one label per row (CatBoost's multiclass answers a column)."""
+    labels = np.asarray(labels)
+    return labels.reshape(n) if labels.ndim == 2 and labels.shape == (n, 1) else labels
 
 
 def final_estimator(estimator: Any) -> Any:
@@ -78,6 +88,8 @@ class LoadedModel:
     def __post_init__(self) -> None:
         self._argmax = type(final_estimator(self.estimator)).__name__ in ARGMAX_FAMILIES \
             and self.has_probabilities and hasattr(self.estimator, "classes_")
+        # a booster's own input types (pandas categories) restored from the fitted model
+        self._adapt = boosting.adapter(self.estimator)
 
     @property
     def runtime(self) -> str:
@@ -136,13 +148,15 @@ class LoadedModel:
         return labels, np.flatnonzero(top2[:, 1] - top2[:, 0] <= tie)
 
     def _sklearn(self, frame: pd.DataFrame, proba: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        if self._adapt is not None:
+            frame = self._adapt(frame)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if proba and hasattr(self.estimator, "predict_with_proba"):  # an ONNX graph: one run
                 labels, probs = self.estimator.predict_with_proba(frame)
                 return np.asarray(labels), np.asarray(probs)
             if not (proba and self._argmax):
-                labels = np.asarray(self.estimator.predict(frame))
+                labels = flat_labels(self.estimator.predict(frame), len(frame))
                 return labels, np.asarray(self.estimator.predict_proba(frame)) if proba else None
             probs = np.asarray(self.estimator.predict_proba(frame))
             if probs.ndim != 2 or probs.shape[0] != len(frame):
@@ -150,7 +164,7 @@ class LoadedModel:
             labels, tied = self._argmax_labels(probs, 0.0)
             if len(tied):  # the arg-max is ambiguous here: predict decides
                 labels = labels.copy()
-                labels[tied] = np.asarray(self.estimator.predict(frame.iloc[tied]))
+                labels[tied] = flat_labels(self.estimator.predict(frame.iloc[tied]), len(tied))
         return labels, probs
 
     def predict(self, frame: Inputs, proba: bool = True) -> Prediction:

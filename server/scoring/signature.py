@@ -14,6 +14,7 @@ from sklearn.base import is_classifier
 
 from ..errors import ModelRejected
 from ..types.signature import Column, ColumnType, Output, Signature, to_python
+from . import boosting
 
 MAX_SAMPLE_CATEGORIES = 100
 
@@ -31,6 +32,8 @@ def _type_of(values: np.ndarray | pd.Series) -> ColumnType:
 
 def _feature_names(estimator: Any, sample: pd.DataFrame | None) -> list[str]:
     names = getattr(estimator, "feature_names_in_", None)
+    if names is None:
+        names = boosting.feature_names(estimator)
     if names is not None:
         return [str(n) for n in names]
     n = getattr(estimator, "n_features_in_", None)
@@ -100,12 +103,16 @@ def infer_signature(estimator: Any, sample: pd.DataFrame | None) -> Signature:
         missing = [n for n in names if n not in sample.columns]
         if missing:
             raise ModelRejected(f"the sample lacks the model's input columns: {', '.join(missing)}")
-    encoded = _encoder_categories(estimator, names, sample)
+    # a booster trained on pandas categories: their type is the categories', whatever the sample
+    held = boosting.categories(estimator)
+    encoded = {**_encoder_categories(estimator, names, sample), **held}
     columns = []
     for name in names:
         cats = encoded.get(name)
         values = sample[name] if sample is not None else None
-        if values is not None:
+        if name in held:
+            col_type = _type_of(np.asarray(held[name]))
+        elif values is not None:
             col_type = _type_of(values)
         elif cats is not None:
             col_type = _type_of(np.asarray(cats)) if cats else "string"
@@ -116,7 +123,8 @@ def infer_signature(estimator: Any, sample: pd.DataFrame | None) -> Signature:
             if len(uniques) <= MAX_SAMPLE_CATEGORIES:
                 cats = tuple(sorted(str(u) for u in uniques))
         minimum = maximum = None
-        if values is not None and col_type in ("number", "integer") and values.notna().any():
+        if values is not None and col_type in ("number", "integer") and values.notna().any() \
+                and pd.api.types.is_numeric_dtype(values):
             minimum, maximum = float(values.min()), float(values.max())
         columns.append(Column(name=name, type=col_type, categories=cats,
                               minimum=minimum, maximum=maximum))
@@ -125,7 +133,8 @@ def infer_signature(estimator: Any, sample: pd.DataFrame | None) -> Signature:
 
 def _infer_output(estimator: Any) -> Output:
     classes = getattr(estimator, "classes_", None)
-    if is_classifier(estimator) or classes is not None:
+    # CatBoostRegressor answers classes_ with an empty list
+    if is_classifier(estimator) or (classes is not None and len(classes)):
         if classes is None:
             raise ModelRejected("the classifier has no classes_: is it fitted?")
         arr = np.asarray(classes)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ...types import Signature
+from .. import boosting
 from ..runtime import final_estimator
 from . import native
 from .estimator import classes_of, exact_in_float32, pre_steps, split_guards, wide_inputs
@@ -31,6 +32,7 @@ class Compiled:
     data: bytes | None
     note: str
     runtime: str = "onnx"
+    uncompiled: str = "sklearn"  # the runtime without a compiled form: a booster's library
 
 
 def compile_version(estimator: Any, signature: Signature, sample: pd.DataFrame,
@@ -45,6 +47,9 @@ def compile_version(estimator: Any, signature: Signature, sample: pd.DataFrame,
         return Compiled(None, "scikit-learn: the classifier has no predict_proba to verify")
     outcome = Compiled(None, "")
     final = final_estimator(estimator)
+    library = boosting.library(final)
+    if library is not None:
+        return _compile_booster(estimator, signature, sample, library, native, max_nodes)
     trees = any(hasattr(final, a) for a in ("tree_", "estimators_", "_predictors"))
     skipped = ""
     if native and trees:
@@ -58,6 +63,24 @@ def compile_version(estimator: Any, signature: Signature, sample: pd.DataFrame,
         if outcome.data is not None:
             break
     return Compiled(outcome.data, outcome.note + skipped, outcome.runtime)
+
+
+def _compile_booster(estimator: Any, signature: Signature, sample: pd.DataFrame, library: str,
+                     native: bool, max_nodes: int | None) -> Compiled:
+    """XGBoost and LightGBM: native trees when treelite compiles them and they verify, else the
+    library's own predictor (no ONNX form: skl2onnx converts neither without extra packages).
+    CatBoost: always its own predictor."""
+    own = boosting.runs_in(library)
+    if library == "catboost":
+        return Compiled(None, f"{own}: treelite does not compile CatBoost models",
+                        uncompiled=library)
+    if not native:
+        return Compiled(None, f"{own}: native trees are turned off (SCOREBRIDGE_NATIVE_TREES)",
+                        uncompiled=library)
+    outcome = _compile_native(estimator, signature, sample, max_nodes)
+    if outcome.data is not None:
+        return outcome
+    return Compiled(None, f"{own}; native trees not used: {outcome.note}", uncompiled=library)
 
 
 def _compile_native(estimator: Any, signature: Signature, sample: pd.DataFrame,

@@ -27,6 +27,7 @@ import numpy as np
 
 from ...config import Settings
 from ...types import Signature
+from .. import boosting
 from ..runtime import final_estimator
 from .onnx import FLOAT32_MAX, WIDE_ROWS, ort_session, with_text
 
@@ -62,11 +63,16 @@ def unsuitable(estimator: Any, signature: Signature,
                max_nodes: int = NODE_BUDGET) -> str | None:
     """Why the version cannot have native trees, or None when it can be tried."""
     final = final_estimator(estimator)
-    if type(final).__name__ not in FAMILIES:
+    library = boosting.library(final)
+    if library is not None:
+        why = boosting.categorical_splits(final)
+        if why is not None:
+            return why
+    elif type(final).__name__ not in FAMILIES:
         return f"{type(final).__name__} is not a tree ensemble treelite compiles"
-    if getattr(final, "is_categorical_", None) is not None and np.any(final.is_categorical_):
+    elif getattr(final, "is_categorical_", None) is not None and np.any(final.is_categorical_):
         return "native categorical splits are not compiled"
-    nodes = node_count(final)
+    nodes = boosting.node_count(final) if library is not None else node_count(final)
     if nodes > max_nodes:
         return f"{nodes:,} tree nodes exceed the {max_nodes:,} compiled at registration"
     if toolchain() is None:
@@ -85,15 +91,18 @@ def build(estimator: Any, signature: Signature, preprocess: bytes | None) -> byt
     with tempfile.TemporaryDirectory(prefix="scorebridge-native-") as tmp, \
             warnings.catch_warnings(), contextlib.redirect_stdout(chatter):
         warnings.simplefilter("ignore")
-        model = treelite.sklearn.import_model(final)
+        model = boosting.import_trees(final) if boosting.library(final) is not None \
+            else treelite.sklearn.import_model(final)
         library = os.path.join(tmp, "trees.so")
         compiler = toolchain()
         if compiler is None:
             raise RuntimeError("no C compiler (gcc or clang) on this machine")
         tl2cgen.export_lib(_for_tl2cgen(model), toolchain=compiler, libpath=library,
                            # quantize: inputs become bin numbers compared as integers (exact,
-                           # ~7 % faster on the demo model)
-                           params={"parallel_comp": max(os.cpu_count() or 1, 2), "quantize": 1},
+                           # ~7 % faster on the demo model), but not for XGBoost's float32
+                           # thresholds: a value 5e-10 from one took the wrong branch
+                           params={"parallel_comp": max(os.cpu_count() or 1, 2),
+                                   "quantize": int(boosting.library(final) != "xgboost")},
                            nthread=os.cpu_count() or 1,
                            # -O1 (after tl2cgen's -O3): the demo's trees ran 14 ms instead of
                            # 17, and a 100-tree forest compiled in 37 s instead of 98
@@ -102,8 +111,13 @@ def build(estimator: Any, signature: Signature, preprocess: bytes | None) -> byt
             code = f.read()
     log.debug("native trees compiled: %s", chatter.getvalue().strip())
     manifest = {"format": 1, "treelite": treelite.__version__, "tl2cgen": tl2cgen.__version__,
-                # scikit-learn's other tree models compare float32 inputs; HGB compares float64
-                "float32_inputs": not hasattr(final, "_predictors"),
+                # scikit-learn's other tree models compare float32 inputs; HGB compares float64;
+                # XGBoost float32, LightGBM float64
+                "float32_inputs": boosting.library(final) != "lightgbm"
+                and not hasattr(final, "_predictors"),
+                # the boosters' missing-value rules (default directions, LightGBM's
+                # missing_type) stay the library's: rows with a missing number go to it
+                "missing_to_model": boosting.library(final) is not None,
                 "columns": [c.name for c in signature.inputs]}
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as bundle:
@@ -201,6 +215,7 @@ class NativeRunner:
                             for predictor in _load_library(code, (1, -1))]
         self._preprocess = ort_session(preprocess, threads=1) if preprocess is not None else None
         self._narrow = bool(manifest["float32_inputs"])
+        self._missing_to_model = bool(manifest.get("missing_to_model", False))
         self.signature = signature
         self.classes = classes
         self._columns = list(manifest["columns"])
@@ -231,6 +246,8 @@ class NativeRunner:
             else:
                 low = values.view(np.uint64) & _LOW_HALF
                 aliased.append(np.flatnonzero(low == _LOW_HALF))
+                if self._missing_to_model:
+                    aliased.append(np.flatnonzero(np.isnan(values)))
             feed[name] = values.reshape(-1, 1)
         return with_text(feed, inputs, self._text, aliased)
 
