@@ -1,8 +1,10 @@
 """Safe loading of model artifacts.
 
 skops is the default format. What may be instantiated is decided by the server's own allowlist, never
-by anything inside the artifact: skops' built-in safe types, scikit-learn's classes (not its functions,
-which a crafted model could call), and the names an admin lists in ``SCOREBRIDGE_TRUSTED_TYPES``.
+by anything inside the artifact: skops' built-in safe types, the reviewed data in ``allowlist/``
+(scikit-learn's classes, not its functions, which a crafted model could call, plus the named functions
+and numpy/scipy types reviewed one by one), and the names an admin lists in
+``SCOREBRIDGE_TRUSTED_TYPES``.
 Pickle and joblib run code when loaded, so they are loaded only for versions an admin marked trusted.
 ONNX graphs (``onnx_model``) and zipped MLflow model folders (``mlflow_model``) are read by their
 own modules; an MLflow model's sklearn flavour then takes the skops or pickle path here.
@@ -80,6 +82,21 @@ def untrusted_types(types: list[str], extra_trusted: tuple[str, ...] = ()) -> li
     return [t for t in types if t not in allowed and listed.reason(t) is None]
 
 
+def refusal_message(refused: list[str], shown: int = 5) -> str:
+    """Which types were refused, why each is not on the list, and what an admin can do."""
+    listed = allowlist()
+    reasons = "; ".join(f"{_cut(name)} ({listed.refusal(name)})" for name in refused[:shown])
+    more = f"; and {len(refused) - shown} more" if len(refused) > shown else ""
+    return (f"the artifact holds {len(refused)} type{'s' if len(refused) > 1 else ''} outside the "
+            f"server's allowlist: {reasons}{more}. To load it, an admin adds the reviewed names "
+            "to SCOREBRIDGE_TRUSTED_TYPES, or registers a pickle of the model with --trust-pickle")
+
+
+def _cut(name: str, limit: int = 120) -> str:
+    """A type name from the artifact, cut short: the artifact, not the server, chose it."""
+    return name if len(name) <= limit else name[: limit - 1] + "…"
+
+
 def load_artifact(path: Path, fmt: ArtifactFormat, *, trust_pickle: bool = False,
                   extra_trusted: tuple[str, ...] = (), expected_sha256: str | None = None) -> Any:
     """Load an estimator, refusing anything the allowlist or the trust flag does not cover."""
@@ -131,10 +148,8 @@ def _load_skops(path: Path, extra_trusted: tuple[str, ...]) -> Any:
     refused = untrusted_types(found, extra_trusted)
     _require_libraries(refused)
     if refused:
-        raise UnsafeArtifact(
-            "the artifact contains types outside the server's allowlist: " + ", ".join(refused[:10])
-            + ("…" if len(refused) > 10 else "")
-            + "; an admin can trust them with SCOREBRIDGE_TRUSTED_TYPES after review")
+        raise UnsafeArtifact(refusal_message(refused),
+                             refused_types=[_cut(name) for name in refused[:20]])
     try:
         return sio.load(path, trusted=found)
     except Exception as exc:
