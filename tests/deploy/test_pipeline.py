@@ -172,7 +172,11 @@ def test_latency_gate(client, services, churn_v1, demo_files):
 
 
 def test_canary_promotion(client, services, churn_v1, demo_files):
-    set_policy(client, policy="canary", canary={"share": 0.5, "min_requests": 10})
+    # this test is about the promotion, not speed: v1 and v2 are one artifact, and one stall in
+    # ~40 requests (a full garbage collection: 100-200 ms on a loaded machine) makes either mean
+    # latency several times the other's; the latency rule has its own test, on recorded latencies
+    set_policy(client, policy="canary",
+               canary={"share": 0.5, "min_requests": 10, "max_latency_ratio": 1000})
     v2 = register_v(client, demo_files)
     services.worker.run_once()
     state = client.get("/api/v1/models/churn/deployment", scope="read").json
@@ -188,6 +192,31 @@ def test_canary_promotion(client, services, churn_v1, demo_files):
                     if r["kind"] == "canary")
     assert finished["outcome"] == "promoted"
     assert "within limits" in finished["detail"]["reason"]
+
+
+@pytest.mark.parametrize("canary_ms, outcome", [(4.5, "promoted"), (5.5, "rolled_back")])
+def test_canary_latency_is_compared_with_production(client, services, churn_v1, demo_files,
+                                                    canary_ms, outcome):
+    """The latency rule on latencies recorded as given (timed requests would measure the
+    machine): production's mean is 2 ms, so the limit at a ratio of 1.5 (plus 2 ms) is 5 ms."""
+    set_policy(client, policy="canary",
+               canary={"share": 0.5, "min_requests": 10, "max_latency_ratio": 1.5})
+    v2 = register_v(client, demo_files)
+    services.worker.run_once()
+    assert services.worker.releases.deployments.open_rollouts()[0].kind == "canary"
+    for _ in range(20):
+        services.scorer.traffic.record("churn", 1, 0.002, 1, error=False)
+        services.scorer.traffic.record("churn", v2, canary_ms / 1000, 1, error=False)
+    services.worker.run_once()
+    finished = next(r for r in client.get("/api/v1/models/churn/deployment",
+                                          scope="read").json["recent_rollouts"]
+                    if r["kind"] == "canary")
+    assert finished["outcome"] == outcome
+    assert finished["detail"]["canary"]["mean_latency_ms"] == pytest.approx(canary_ms)
+    assert production(client) == (v2 if outcome == "promoted" else 1)
+    if outcome == "rolled_back":
+        assert finished["detail"]["reason"] == ("canary outside limits: mean latency "
+                                                f"{canary_ms:.1f} ms vs production 2.0 ms")
 
 
 def test_canary_rollback_on_errors(client, services, churn_v1, tmp_path, demo_model):
