@@ -39,7 +39,11 @@ def _double(X):
 @pytest.mark.parametrize("entry", FILES, ids=lambda e: e.name)
 def test_every_file_is_reviewed_data(entry):
     data = tomllib.loads(entry.read_text(encoding="utf-8"))
-    assert set(data) <= {"types", "class_prefixes", "excluded"} and data
+    assert set(data) <= {"types", "class_prefixes", "excluded", "library"} and data
+    library = data.pop("library", None)
+    if library is not None:  # an optional library: named with the extra that installs it
+        assert set(library) == {"module", "extra"}, library
+        assert importlib.import_module(library["module"]), library
     prefixes = allowlist().class_prefixes
     for table, entries in data.items():
         for name, why in entries.items():
@@ -81,6 +85,28 @@ def test_the_loader_reads_the_files(tmp_path):
     # removing a file removes its trust
     (tmp_path / "numpy.toml").unlink()
     assert load(tmp_path).reason("numpy.dtype") is None
+
+
+def test_an_optional_library_this_server_lacks_names_its_extra(tmp_path, monkeypatch):
+    """A file under [library] counts only where that library imports; elsewhere its types are
+    refused with the extra to install, not as untrusted names."""
+    from server.errors import ModelRejected
+    from server.scoring import loader
+
+    (tmp_path / "absent.toml").write_text(
+        '[library]\nmodule = "scorebridge_absent_lib"\nextra = "absent"\n'
+        '[types]\n"scorebridge_absent_lib.Model" = "reviewed: its state is plain data"\n',
+        encoding="utf-8")
+    listed = load(tmp_path)
+    assert listed.reason("scorebridge_absent_lib.Model") is None
+    assert listed.needs_extra == {"scorebridge_absent_lib.Model": "absent"}
+    monkeypatch.setattr(loader, "allowlist", lambda: listed)
+    with pytest.raises(ModelRejected, match=r"install scorebridge\[absent\]"):
+        loader._require_libraries(["scorebridge_absent_lib.Model"])
+    loader._require_libraries(["scorebridge_absent_lib.Model", "os.system"])  # untrusted first
+    (tmp_path / "bad.toml").write_text('[library]\nmodule = "x"\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="module and extra"):
+        load(tmp_path)
 
 
 @pytest.mark.parametrize("text, problem", [
@@ -127,7 +153,7 @@ def test_extra_trust_is_the_admins_list():
     ("__main__.Custom", "defined in __main__ (a script's own code, not importable"),
     ("__main__.<lambda>", "a function defined in __main__"),
     ("mymodule.<locals>.helper", "a lambda or nested function"),
-    ("mylib.Model", "not a scikit-learn, numpy or scipy type"),
+    ("mylib.Model", "not a scikit-learn, numpy, scipy or boosting-library type"),
     ("sklearn.utils._testing.TempMemmap", "excluded from the trusted scikit-learn classes: test"),
     ("scipy.stats._continuous_distns.uniform_gen", "a class outside the reviewed list"),
 ])
