@@ -1,6 +1,7 @@
 """The watched drop folder (``SCOREBRIDGE_WATCH_DIR``): copy a model in, and it is registered.
 
-Layout: ``NAME.skops`` plus optional sidecars ``NAME.json`` (metadata: description, tags, metrics,
+Layout: ``NAME.skops`` (or ``NAME.onnx``, or an MLflow model zipped as ``NAME.zip``; pickles are
+never taken from the folder, as they need an admin's trust) plus optional sidecars ``NAME.json`` (metadata: description, tags, metrics,
 target), ``NAME.sample.csv`` and ``NAME.holdout.csv``. A file is taken once its size has not changed
 for a moment (so half-copied files wait). Files are claimed by renaming them into ``processing/``, so
 each is registered by exactly one worker; afterwards they move to ``done/`` or, with a ``.error.txt``
@@ -27,6 +28,7 @@ from .registration import RegistrationRequest, register
 log = logging.getLogger(__name__)
 SETTLE_SECONDS = 1.0
 SIDECARS = (".json", ".sample.csv", ".holdout.csv")
+ARTIFACTS = (".skops", ".onnx", ".zip")  # the formats that register without an admin's trust
 
 
 class DropFolder:
@@ -50,9 +52,9 @@ class DropFolder:
     def scan(self) -> list[str]:
         """Register what has settled; returns 'name: outcome' lines."""
         outcomes = []
-        for claimed in sorted((self.root / "processing").glob("*/*.skops")):
-            outcomes.append(self._register(claimed.parent, claimed.stem))
-        for artifact in sorted(self.root.glob("*.skops")):
+        for claimed in _artifacts(self.root / "processing", "*/*"):
+            outcomes.append(self._register(claimed))
+        for artifact in _artifacts(self.root, "*"):
             name = artifact.stem
             try:
                 if not self._settled(artifact):
@@ -71,11 +73,11 @@ class DropFolder:
                 side = self.root / f"{name}{suffix}"
                 if side.exists():
                     os.rename(side, batch / side.name)
-            outcomes.append(self._register(batch, name))
+            outcomes.append(self._register(batch / artifact.name))
         return outcomes
 
-    def _register(self, batch: Path, name: str) -> str:
-        artifact = batch / f"{name}.skops"
+    def _register(self, artifact: Path) -> str:
+        batch, name = artifact.parent, artifact.stem
         try:
             validate_name(name)
             meta = self._metadata(batch / f"{name}.json")
@@ -100,7 +102,7 @@ class DropFolder:
             (batch / f"{name}.error.txt").write_text(detail + "\n")
             os.rename(batch, self.root / "failed" / batch.name)
             self.registry.record_event(None, "drop_failed", actor="drop folder",
-                                       file=f"{name}.skops", reason=detail[:300])
+                                       file=artifact.name, reason=detail[:300])
             outcome = f"failed: {detail}"
         log.info("drop folder: %s: %s", name, outcome)
         return f"{name}: {outcome}"
@@ -123,3 +125,8 @@ class DropFolder:
         if not isinstance(meta, dict):
             raise ValueError(f"{path.name} must hold a JSON object")
         return meta
+
+
+def _artifacts(folder: Path, pattern: str) -> list[Path]:
+    """The model files under ``folder`` matching ``pattern``, in name order."""
+    return sorted(p for suffix in ARTIFACTS for p in folder.glob(pattern + suffix) if p.is_file())

@@ -444,3 +444,30 @@ def test_orphaned_artifacts_are_collected_by_the_worker(services, churn_v1):
     assert services.worker.collect_garbage(min_age_seconds=3600) == []  # too young: kept
     assert services.worker.collect_garbage(min_age_seconds=0) == [orphan]
     assert services.registry.store.path(services.registry.get_version("churn").artifact).exists()
+
+
+def test_drop_folder_takes_onnx_graphs_and_mlflow_zips_but_no_pickle(settings, tmp_path,
+                                                                      monkeypatch):
+    from dataclasses import replace
+
+    from server.app import create_app
+    from server.deploy import dropfolder
+    from server.scoring.mlflow_model import zip_folder
+    from tests.model_formats import graphs, save_mlflow_sklearn, sources
+
+    monkeypatch.setattr(dropfolder, "SETTLE_SECONDS", 0.0)
+    watch = tmp_path / "drop"
+    watch.mkdir()
+    svc = create_app(replace(settings, watch_dir=watch)).extensions["scorebridge"]
+    X = sources()["X"]
+    (watch / "graph.onnx").write_bytes(graphs()["classifier"])
+    X.head(50).to_csv(watch / "graph.sample.csv", index=False)
+    (watch / "flow.zip").write_bytes(
+        zip_folder(save_mlflow_sklearn(sources()["mlflow"], tmp_path / "flow", X)))
+    (watch / "pickled.pkl").write_bytes(b"never read")
+    svc.worker.run_once()  # first sight: sizes noted
+    svc.worker.run_once()  # settled: registered
+    assert svc.registry.get_version("graph").format == "onnx"
+    assert svc.registry.get_version("flow").format == "mlflow"
+    assert sorted(p.name for p in watch.iterdir() if p.is_file()) == ["pickled.pkl"]
+    assert len(list((watch / "done").iterdir())) == 2
