@@ -51,9 +51,18 @@ def feature_names(estimator: Any) -> list[str] | None:
 
 
 def categories(estimator: Any) -> dict[str, tuple[Any, ...]]:
-    """Input column -> its training categories, for the columns a bare booster was trained on as
-    pandas ``category`` (in pipelines the encoders before the model hold them)."""
-    return dict(_categories(estimator))
+    """Input column -> its training categories, for the columns a booster was trained on as
+    pandas ``category``: a bare booster's, or those of a Pipeline's final booster that reach it
+    under their input names (passed through a ColumnTransformer with pandas output). Elsewhere
+    in a pipeline the encoders before the model hold the categories."""
+    final = estimator
+    while hasattr(final, "steps"):
+        final = final.steps[-1][1]
+    held = dict(_categories(final))
+    if final is not estimator:
+        inputs = {str(n) for n in getattr(estimator, "feature_names_in_", ())}
+        held = {name: values for name, values in held.items() if name in inputs}
+    return held
 
 
 def _categories(estimator: Any) -> list[tuple[str, tuple[Any, ...]]]:

@@ -43,6 +43,7 @@ from tests.boosters import (
     sample,
     save,
     table,
+    target,
     unfitted,
 )
 from tests.conftest import PROBABILITY_TOLERANCE
@@ -313,3 +314,27 @@ def test_library_frame_is_what_the_library_takes():
 @pytest.fixture
 def settings(settings):
     return replace(settings, compile=False)  # the native path has its own tests here
+
+
+def test_a_pipeline_passing_pandas_categories_through_to_the_booster(services, tmp_path):
+    """The booster after a ColumnTransformer with pandas output that imputes the numbers and
+    passes the category column through by name: the category is restored at the pipeline's
+    input, so the pipeline scores as it does on the data scientist's own frame."""
+    from sklearn.impute import SimpleImputer
+
+    frame = library_frame("lightgbm", table(240, seed=1))
+    numbers = ["a", "size", "b"]
+    for lib in ("xgboost", "lightgbm"):
+        before = ColumnTransformer([("num", SimpleImputer(), numbers)], remainder="passthrough",
+                                   verbose_feature_names_out=False).set_output(transform="pandas")
+        booster = unfitted(lib)
+        if lib == "xgboost":
+            booster.set_params(enable_categorical=True)
+        pipeline = make_pipeline(before, booster).fit(frame, target(frame, "binary"))
+        assert set(boosting.categories(pipeline)) == {"city"}
+        loaded = registered(services, tmp_path, f"{lib}-passthrough", pipeline)
+        rows = held_out()
+        result = score_with(loaded, frame_to_table(rows), ScoreOptions(errors="row"))
+        assert result.errors == [] and len(result.positions) == len(rows)
+        expected = pipeline.predict_proba(library_frame(lib, rows))
+        np.testing.assert_allclose(result.probs, expected, rtol=0, atol=PROBABILITY_TOLERANCE)
