@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..types import FieldError, Signature
+from . import threads
 
 log = logging.getLogger(__name__)
 NEAR_TIE = 1e-5  # compiled probabilities closer than this are settled by scikit-learn
@@ -76,6 +77,7 @@ class LoadedModel:
     compiled: Any = None  # an OnnxRunner or NativeRunner when the version has a verified one
 
     def __post_init__(self) -> None:
+        threads.forget()  # the model may have loaded an OpenMP of its own
         self._argmax = type(final_estimator(self.estimator)).__name__ in ARGMAX_FAMILIES \
             and self.has_probabilities and hasattr(self.estimator, "classes_")
 
@@ -136,7 +138,7 @@ class LoadedModel:
         return labels, np.flatnonzero(top2[:, 1] - top2[:, 0] <= tie)
 
     def _sklearn(self, frame: pd.DataFrame, proba: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), threads.for_rows(len(frame)):
             warnings.simplefilter("ignore")
             if not (proba and self._argmax):
                 labels = np.asarray(self.estimator.predict(frame))
