@@ -43,11 +43,16 @@ def as_frame(inputs: Inputs) -> pd.DataFrame:
         return inputs
     return pd.DataFrame(dict(inputs), columns=list(inputs), copy=False)
 
-# final estimators whose predict() is the arg-max of predict_proba's monotone score
+# final estimators whose predict() is the arg-max of predict_proba's monotone score (each checked
+# against scikit-learn's source and by tests/scoring/test_runtime.py, ties included); a hard
+# VotingClassifier has no predict_proba, so never takes this path
 ARGMAX_FAMILIES = frozenset({
     "HistGradientBoostingClassifier", "GradientBoostingClassifier", "RandomForestClassifier",
     "ExtraTreesClassifier", "DecisionTreeClassifier", "ExtraTreeClassifier",
-    "LogisticRegression", "KNeighborsClassifier", "GaussianNB", "MLPClassifier",
+    "LogisticRegression", "LogisticRegressionCV", "KNeighborsClassifier", "GaussianNB",
+    "BernoulliNB", "MultinomialNB", "ComplementNB", "CategoricalNB", "MLPClassifier",
+    "LinearDiscriminantAnalysis", "BaggingClassifier", "AdaBoostClassifier",
+    "CalibratedClassifierCV", "VotingClassifier",
 })
 
 
