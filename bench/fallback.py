@@ -146,6 +146,43 @@ def child(folder: Path, names: list[str], n: int, way: str) -> dict[str, Any]:
     return out
 
 
+def thread_limit(folder: Path, names: list[str], blocks: int = 8, size: int = 25) -> None:
+    """The OpenMP limit alone, in this process: one-row ``predict_proba`` with and without
+    ``threads.for_rows``, in alternating blocks (an unlimited call's idle threads spin into
+    whatever runs next, so the ways are not interleaved call by call)."""
+    import pandas as pd
+    import skops.io as sio
+
+    from server.scoring import threads
+
+    print("| model | OpenMP | wall p50 ms | wall p90 ms | CPU ms per call |")
+    print("|---|---|---|---|---|")
+    for name in names:
+        artifact = folder / f"{name}.skops"
+        model = sio.load(artifact, trusted=sio.get_untrusted_types(file=artifact))
+        sample = pd.read_csv(folder / f"{name}_sample.csv")
+        frames = [sample.iloc[i:i + 1].reset_index(drop=True) for i in range(blocks * size)]
+        walls: dict[bool, list[float]] = {False: [], True: []}
+        cpu = {False: 0.0, True: 0.0}
+        for block in range(blocks):
+            for limited in (False, True):
+                c0 = time.process_time()
+                for frame in frames[block * size:(block + 1) * size]:
+                    w0 = time.perf_counter()
+                    if limited:
+                        with threads.for_rows(1):
+                            model.predict_proba(frame)
+                    else:
+                        model.predict_proba(frame)
+                    walls[limited].append(time.perf_counter() - w0)
+                cpu[limited] += time.process_time() - c0
+        for limited in (False, True):
+            got = sorted(walls[limited])
+            print(f"| {name} | {'one thread' if limited else 'as the process allows'} | "
+                  f"{statistics.median(got) * 1e3:.2f} | {got[int(len(got) * 0.9)] * 1e3:.2f} | "
+                  f"{cpu[limited] / len(got) * 1e3:.2f} |")
+
+
 def run_child(checkout: Path, folder: Path, n: int, way: str, omp: str | None) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCOREBRIDGE_")}
     env.pop("OMP_NUM_THREADS", None)
@@ -163,6 +200,8 @@ def main() -> None:
     parser.add_argument("--before", type=Path, help="a checkout of the code to compare with")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--threads-only", action="store_true",
+                        help="only the OpenMP limit's own effect, in this process")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--way", default="scorebridge", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -172,8 +211,14 @@ def main() -> None:
         return
     folder = Path(tempfile.mkdtemp(prefix="sb-fallback-models-"))
     names = build_models(folder)
+    print(f"machine: {machine_notes()}")
+    print()
+    thread_limit(folder, names)
+    if args.threads_only:
+        return
     ways = ([("before", args.before)] if args.before else []) + [("after", ROOT)]
-    print(f"machine: {machine_notes()}; {args.requests} one-row requests per way and round; "
+    print()
+    print(f"{args.requests} one-row requests per way and round; "
           "CPU ms per request (whole process), wall p50 ms in brackets")
     print()
     print("| model (runtime) | OMP_NUM_THREADS | round | raw `predict_proba` | naive Flask app | "
