@@ -16,7 +16,8 @@ from pathlib import Path
 
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 from bench.common import BIN, churn_rows, cpu_seconds, machine_notes, process_tree, scorebridge, server_pid  # noqa: E402
 
 CHUNK = 5000  # the add-in's MAX_BATCH_ROWS
@@ -117,12 +118,76 @@ def per_cell(url: str, key: str, rows: list[list]) -> float:
     return statistics.mean(times)
 
 
+def in_process(home: Path, repeats: int = 5) -> dict[str, list[float]]:
+    """The server's own CPU seconds for 10,000 filled-down cells (two 5,000-call requests),
+    through Flask's test client in this process: no HTTP, client or other worker to share the
+    cores with, so a before/after pair compares on a loaded machine."""
+    import gc
+
+    from server.app import create_app
+    from server.config import Settings
+
+    app = create_app(Settings(home=home, background=False, rate_limiting=False,
+                              prediction_log_rows_per_second=0))
+    services = app.extensions["scorebridge"]
+    headers = {"X-API-Key": services.keys.create("admin", "bench")[0],
+               "Content-Type": "application/json"}
+    client = app.test_client()
+    out = {}
+    for model, rows in (("churn", churn_rows(10_000)), (WIDE, wide_rows(10_000))):
+        bodies = [json.dumps({"probabilities": True, "calls": [
+            {"model": model, "values": [r]} for r in rows[i:i + CHUNK]]})
+            for i in range(0, len(rows), CHUNK)]
+        for body in bodies:  # warm up (the model loads)
+            assert client.post("/excel/v1/batch", data=body, headers=headers).status_code == 200
+        gc.freeze()  # as gunicorn's workers do (server/gunicorn_conf.py)
+        gc.set_threshold(50_000, 20, 20)
+        times = []
+        for _ in range(repeats):
+            start = time.process_time()
+            for body in bodies:
+                client.post("/excel/v1/batch", data=body, headers=headers)
+            times.append(time.process_time() - start)
+        out[model] = times
+    services.registry.engine.dispose()
+    return out
+
+
+def in_process_table(home: Path, before: Path | None) -> None:
+    """:func:`in_process` for this checkout and, when given, another, in turn, twice."""
+    import os
+    import subprocess
+
+    print("| code | model | server CPU s for 10,000 cells, each try |")
+    print("|---|---|---|")
+    ways = ([("before", before)] if before else []) + [("after", ROOT)]
+    for _ in range(2):
+        for label, checkout in ways:
+            env = dict(os.environ, PYTHONPATH=str(checkout))
+            done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--in-process",
+                                   str(home)], env=env, check=True, capture_output=True,
+                                  text=True)
+            for model, times in json.loads(done.stdout.strip().splitlines()[-1]).items():
+                print(f"| {label} | {model} | " + ", ".join(f"{t:.3f}" for t in times) + " |")
+
+
 def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--before", type=Path, help="a checkout to compare with, in process")
+    parser.add_argument("--in-process", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.in_process:  # the checkout on PYTHONPATH is the one measured, not this one
+        sys.path.remove(str(ROOT))
+        print(json.dumps(in_process(args.in_process)))
+        return
     from server.demo import FEATURES
+
 
     rows = churn_rows(100_000)
     wide = wide_rows(10_000)
-    with scorebridge(setup=register_wide) as (url, key, _home):
+    with scorebridge(setup=register_wide) as (url, key, home):
         filled_down(url, key, rows[:1000])  # warm up both workers
         filled_down(url, key, wide[:1000], WIDE)
         runs = [filled_down(url, key, rows[:10_000]) for _ in range(3)]
@@ -137,6 +202,7 @@ def main() -> None:
           f"(measured on {PER_CELL_SAMPLE} cells: {one_each * 1000:.1f} ms each)")
     print(f"100,000-row spill (20 requests): {spilled:.2f} s "
           f"({100_000 / spilled:,.0f} rows/s)")
+    in_process_table(home, args.before)
 
 
 if __name__ == "__main__":
