@@ -42,13 +42,13 @@ def split_parts(whole: ScoreResult, parts: list[tuple[int, RawTable, list[FieldE
 def _by_part(items: list[FieldError], starts: np.ndarray) -> dict[int, list[FieldError]]:
     """The items with a row inside the stacked tables, by table (in their order)."""
     out: dict[int, list[FieldError]] = {}
-    rows = [e.row for e in items]
-    inside = [j for j, row in enumerate(rows) if row is not None and 0 <= row < starts[-1]]
+    inside = [(j, e.row) for j, e in enumerate(items)
+              if e.row is not None and 0 <= e.row < starts[-1]]
     if not inside:
         return out
     # the last table starting at or before the row: empty tables share their start with the next
-    owners = np.searchsorted(starts, [rows[j] for j in inside], side="right") - 1
-    for j, k in zip(inside, owners.tolist()):
+    owners = np.searchsorted(starts, np.array([row for _, row in inside]), side="right") - 1
+    for (j, _), k in zip(inside, owners.tolist()):
         out.setdefault(k, []).append(items[j])
     return out
 
