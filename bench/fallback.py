@@ -183,6 +183,69 @@ def thread_limit(folder: Path, names: list[str], blocks: int = 8, size: int = 25
                   f"{cpu[limited] / len(got) * 1e3:.2f} |")
 
 
+def requests_with_and_without(folder: Path, names: list[str], blocks: int = 8,
+                              size: int = 25) -> None:
+    """Whole one-row requests in one process, in alternating blocks: ScoreBridge with the
+    OpenMP limit, ScoreBridge without it (``threads.WIDE_ROWS = 0``: the code before the
+    limit), and the naive app, on the same rows."""
+    import gc
+
+    import pandas as pd
+
+    from bench.naive_server import create_app as naive_app
+    from server.app import create_app
+    from server.config import Settings
+    from server.scoring import threads
+
+    app = create_app(Settings(home=Path(tempfile.mkdtemp(prefix="sb-fallback-")),
+                              background=False, rate_limiting=False, micro_batching=False,
+                              prediction_log_rows_per_second=0, trusted_types=SPLINE_TYPES))
+    services = app.extensions["scorebridge"]
+    key = services.keys.create("admin", "bench")[0]
+    client = app.test_client()
+    headers = {"X-API-Key": key, "Content-Type": "application/json"}
+    print("| model | way | wall p50 ms | wall p90 ms | CPU ms per request |")
+    print("|---|---|---|---|---|")
+    for name in names:
+        artifact, sample = folder / f"{name}.skops", folder / f"{name}_sample.csv"
+        resp = client.post(f"/api/v1/models/{name}/versions", headers={"X-API-Key": key},
+                           content_type="multipart/form-data", data={
+                               "file": (io.BytesIO(artifact.read_bytes()), artifact.name),
+                               "sample": (io.BytesIO(sample.read_bytes()), sample.name)})
+        assert resp.status_code == 201, resp.get_data(as_text=True)
+        frame = pd.read_csv(sample)
+        bodies = [json.dumps({"rows": [[v.item() if hasattr(v, "item") else v for v in r]]})
+                  for r in frame.itertuples(index=False)]
+        os.environ["MODEL_FILE"] = str(artifact)
+        naive = naive_app().test_client()
+        url = f"/api/v1/models/{name}/predict"
+        ways = {"ScoreBridge, one OpenMP thread": (client, url, threads.WIDE_ROWS),
+                "ScoreBridge without the limit (before)": (client, url, 0),
+                "naive Flask app": (naive, "/predict", threads.WIDE_ROWS)}
+        for body in bodies[:20]:
+            client.post(url, data=body, headers=headers)
+        gc.freeze()
+        gc.set_threshold(50_000, 20, 20)
+        walls: dict[str, list[float]] = {w: [] for w in ways}
+        cpu = dict.fromkeys(ways, 0.0)
+        wide = threads.WIDE_ROWS
+        for block in range(blocks):
+            for way, (who, path, limit_from) in ways.items():
+                threads.WIDE_ROWS = limit_from
+                c0 = time.process_time()
+                for body in bodies[block * size:(block + 1) * size]:
+                    w0 = time.perf_counter()
+                    assert who.post(path, data=body, headers=headers).status_code == 200
+                    walls[way].append(time.perf_counter() - w0)
+                cpu[way] += time.process_time() - c0
+        threads.WIDE_ROWS = wide
+        for way in ways:
+            got = sorted(walls[way])
+            print(f"| {name} | {way} | {statistics.median(got) * 1e3:.2f} | "
+                  f"{got[int(len(got) * 0.9)] * 1e3:.2f} | {cpu[way] / len(got) * 1e3:.2f} |")
+    services.registry.engine.dispose()
+
+
 def run_child(checkout: Path, folder: Path, n: int, way: str, omp: str | None) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCOREBRIDGE_")}
     env.pop("OMP_NUM_THREADS", None)
@@ -201,7 +264,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--threads-only", action="store_true",
-                        help="only the OpenMP limit's own effect, in this process")
+                        help="only the OpenMP limit's own effect, in this process (raw "
+                        "calls, then whole requests with and without it)")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--way", default="scorebridge", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -214,6 +278,8 @@ def main() -> None:
     print(f"machine: {machine_notes()}")
     print()
     thread_limit(folder, names)
+    print()
+    requests_with_and_without(folder, names)
     if args.threads_only:
         return
     ways = ([("before", args.before)] if args.before else []) + [("after", ROOT)]
