@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import churn_rows, demo_artifact, load_model, machine_notes, scorebridge  # noqa: E402
 
 BATCH = 1000
+LARGER = 5000  # what a larger connector batch would give (the connector sends BATCH)
 
 
 def main(n_rows: int) -> None:
@@ -45,15 +46,23 @@ def main(n_rows: int) -> None:
             return len(resp.json()["predictions"])
 
         send(batches[0])
-        for concurrency in (1, 4):
+        for size, concurrency in ((BATCH, 1), (BATCH, 4), (LARGER, 1)):
+            parts = [records[i:i + size] for i in range(0, n_rows, size)]
             start = time.perf_counter()
             with ThreadPoolExecutor(concurrency) as pool:
-                done = sum(pool.map(send, batches))
+                done = sum(pool.map(send, parts))
             elapsed = time.perf_counter() - start
             assert done == n_rows
-            print(f"{n_rows:,} rows in {len(batches)} batches of {BATCH}, {concurrency} at a time: "
+            print(f"{n_rows:,} rows in {len(parts)} batches of {size}, {concurrency} at a time: "
                   f"{elapsed:.1f} s ({n_rows / elapsed:,.0f} rows/s)")
+        # the same rows in process, in the connector's batches (one thread, as a request has)
+        start = time.perf_counter()
+        for i in range(0, n_rows, BATCH):
+            model.predict_proba(frame.iloc[i:i + BATCH])
+        sliced = time.perf_counter() - start
     print(f"raw in-process predict_proba on the same rows: {raw:.2f} s ({n_rows / raw:,.0f} rows/s)")
+    print(f"raw in-process predict_proba in batches of {BATCH}: {sliced:.2f} s "
+          f"({n_rows / sliced:,.0f} rows/s)")
     print(f"machine: {machine_notes()}")
 
 

@@ -7,6 +7,7 @@ any other range is read by position in signature order.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 from ..types import RawTable, Signature
@@ -18,12 +19,24 @@ def _norm(value: str) -> str:
     return re.sub(r"[\s_\-]+", "_", value.strip().lower())
 
 
+@lru_cache(maxsize=256)
+def _known(names: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(_norm(n) for n in names)
+
+
 def is_header(row: list[Any], signature: Signature) -> bool:
-    """True when ``row`` is text naming (at least half of its cells as) the model's columns."""
-    cells = [c for c in row if c not in (None, "")]
-    if not cells or not all(isinstance(c, str) for c in cells):
+    """True when ``row`` is text naming (at least half of its cells as) the model's columns.
+    Asked of every call of a batch: a data row is told apart at its first number."""
+    cells = []
+    for c in row:
+        if c is None or c == "":
+            continue
+        if not isinstance(c, str):
+            return False
+        cells.append(c)
+    if not cells:
         return False
-    known = {_norm(n) for n in signature.names}
+    known = _known(tuple(signature.names))
     return sum(_norm(c) in known for c in cells) * 2 >= len(cells)
 
 

@@ -46,7 +46,7 @@ class Coerced:
 
     @cached_property
     def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.columns, columns=list(self.columns), copy=False)
+        return pd.DataFrame(self.columns, copy=False)  # the dict is in signature order
 
 
 class _Cell(Exception):

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..types import FieldError, Signature
-from . import boosting
+from . import boosting, threads
 
 log = logging.getLogger(__name__)
 NEAR_TIE = 1e-5  # compiled probabilities closer than this are settled by scikit-learn
@@ -41,13 +41,19 @@ def take(inputs: Inputs, idx: np.ndarray) -> Inputs:
 def as_frame(inputs: Inputs) -> pd.DataFrame:
     if isinstance(inputs, pd.DataFrame):
         return inputs
-    return pd.DataFrame(dict(inputs), columns=list(inputs), copy=False)
+    # the dict's order is the signature's: naming the columns again costs ~55 µs a call
+    return pd.DataFrame(dict(inputs), copy=False)
 
-# final estimators whose predict() is the arg-max of predict_proba's monotone score
+# final estimators whose predict() is the arg-max of predict_proba's monotone score (each checked
+# against scikit-learn's source and by tests/scoring/test_runtime.py, ties included); a hard
+# VotingClassifier has no predict_proba, so never takes this path
 ARGMAX_FAMILIES = frozenset({
     "HistGradientBoostingClassifier", "GradientBoostingClassifier", "RandomForestClassifier",
     "ExtraTreesClassifier", "DecisionTreeClassifier", "ExtraTreeClassifier",
-    "LogisticRegression", "KNeighborsClassifier", "GaussianNB", "MLPClassifier",
+    "LogisticRegression", "LogisticRegressionCV", "KNeighborsClassifier", "GaussianNB",
+    "BernoulliNB", "MultinomialNB", "ComplementNB", "CategoricalNB", "MLPClassifier",
+    "LinearDiscriminantAnalysis", "BaggingClassifier", "AdaBoostClassifier",
+    "CalibratedClassifierCV", "VotingClassifier",
     # XGBoost's is predict_proba > 0.5 (binary) or its arg-max, LightGBM's its arg-max; not
     # CatBoost's, whose class can follow a probability threshold set on the model
     "XGBClassifier", "LGBMClassifier",
@@ -86,6 +92,7 @@ class LoadedModel:
     compiled: Any = None  # an OnnxRunner or NativeRunner when the version has a verified one
 
     def __post_init__(self) -> None:
+        threads.forget()  # the model may have loaded an OpenMP of its own
         self._argmax = type(final_estimator(self.estimator)).__name__ in ARGMAX_FAMILIES \
             and self.has_probabilities and hasattr(self.estimator, "classes_")
         # a booster's own input types (pandas categories) restored from the fitted model
@@ -150,7 +157,7 @@ class LoadedModel:
     def _sklearn(self, frame: pd.DataFrame, proba: bool) -> tuple[np.ndarray, np.ndarray | None]:
         if self._adapt is not None:
             frame = self._adapt(frame)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), threads.for_rows(len(frame)):
             warnings.simplefilter("ignore")
             if proba and hasattr(self.estimator, "predict_with_proba"):  # an ONNX graph: one run
                 labels, probs = self.estimator.predict_with_proba(frame)

@@ -6,7 +6,6 @@ it lives at the bottom so neither side imports the other.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -50,8 +49,22 @@ class ScoreResult:
     def input_rows(self) -> Any:
         return self.checked.rows if self.checked is not None else None
 
-    @cached_property
+    # cached by hand: functools.cached_property takes a lock on every first read in Python 3.11,
+    # which thousands of one-row results (a spreadsheet batch) each pay
+    @property
     def predictions(self) -> list[Any]:
+        cached = self.__dict__.get("_predictions")
+        if cached is None:
+            cached = self.__dict__["_predictions"] = self._predictions()
+        return cached
+
+    @property
+    def probabilities(self) -> list[list[float] | None] | None:
+        if "_probabilities" not in self.__dict__:
+            self.__dict__["_probabilities"] = self._probabilities()
+        return self.__dict__["_probabilities"]
+
+    def _predictions(self) -> list[Any]:
         if len(self.positions) == self.n_rows:  # every row scored: positions are 0 .. n-1
             return self.labels.tolist()
         out: list[Any] = [None] * self.n_rows
@@ -59,8 +72,7 @@ class ScoreResult:
             out[i] = value
         return out
 
-    @cached_property
-    def probabilities(self) -> list[list[float] | None] | None:
+    def _probabilities(self) -> list[list[float] | None] | None:
         if self.probs is None:
             return None
         if len(self.positions) == self.n_rows:

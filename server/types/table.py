@@ -8,6 +8,7 @@ the bottom because both the codecs and the scoring core use it and neither may i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, Sequence
 
 from .field_error import FieldError
@@ -82,6 +83,12 @@ class RawTable:
     @classmethod
     def from_records(cls, records: Sequence[Any]) -> "RawTable":
         """A list of objects; keys missing from a record are MISSING for that row."""
+        same = _same_keys(records)
+        if same is not None:  # the usual case (Power Query's records), transposed in C
+            rows = map(itemgetter(*same), records) if len(same) > 1 else \
+                ((rec[same[0]],) for rec in records)
+            return cls(names=[str(k) for k in same], columns=[list(c) for c in zip(*rows)],
+                       n_rows=len(records))
         names: dict[str, int] = {}
         errors: list[FieldError] = []
         for i, rec in enumerate(records):
@@ -95,3 +102,13 @@ class RawTable:
                    for k in names]
         return cls(names=[str(k) for k in names], columns=columns, n_rows=len(records),
                    row_errors=errors)
+
+
+def _same_keys(records: Sequence[Any]) -> tuple[Any, ...] | None:
+    """The keys, in order, when every record is an object with the same (non-empty) keys."""
+    if not records or type(records[0]) is not dict or not records[0]:
+        return None
+    keys = records[0].keys()
+    if all(type(rec) is dict and rec.keys() == keys for rec in records):
+        return tuple(keys)
+    return None

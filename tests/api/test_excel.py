@@ -333,3 +333,27 @@ def test_xml_entity_attack_in_workbook_is_refused(client, demo_registered):
                         b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>' + data)
             z.writestr(item, data)
     assert_problem(upload(client, out.getvalue()), 422, "could not be read")
+
+
+def test_plain_calls_answer_as_declared_calls_do(client, demo_registered):
+    """The usual call (model and values only) is checked without pydantic: its answers are the
+    ones the declared form gives, bad rows, blank rows, empty ranges and the default model
+    included, in every position of the batch."""
+    rows = jsonable(churn_rows(5))
+    plain = [{"model": "churn", "values": [r]} for r in rows[:2]] + [
+        {"model": "churn", "values": [[12, "abc", "month-to-month", "electronic-check", 3,
+                                       "fiber"]]},
+        {"model": "churn", "values": []},
+        {"model": "", "values": [ROW, ["", None, "", "", "", ""]]},
+        {"values": [["", "", "", "", "", ""], rows[2]]},
+        {"model": "churn", "values": [[12, 70.5, "#N/A", "electronic-check", 3, "fiber"],
+                                      rows[3]]},
+        {"model": "churn", "values": [list(FEATURES), rows[4]]},
+        {"model": "churn", "values": [[1, 2, 3]]},
+        {"model": "nope", "values": [ROW]},
+    ]
+    declared = [dict(call, version=None) for call in plain]
+    got, expected = batch(client, plain), batch(client, declared)
+    assert got.status_code == expected.status_code == 200
+    assert got.json == expected.json
+    assert got.json["results"][2]["errors"] and got.json["results"][6]["errors"][0]["row"] == 0
