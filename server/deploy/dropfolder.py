@@ -1,12 +1,13 @@
 """The watched drop folder (``SCOREBRIDGE_WATCH_DIR``): copy a model in, and it is registered.
 
 Layout: ``NAME.skops`` (or ``NAME.onnx``, or an MLflow model zipped as ``NAME.zip``; pickles are
-never taken from the folder, as they need an admin's trust) plus optional sidecars ``NAME.json`` (metadata: description, tags, metrics,
-target), ``NAME.sample.csv`` and ``NAME.holdout.csv``. A file is taken once its size has not changed
-for a moment (so half-copied files wait). Files are claimed by renaming them into ``processing/``, so
-each is registered by exactly one worker; afterwards they move to ``done/`` or, with a ``.error.txt``
-saying why, to ``failed/``. A crash mid-way leaves them in ``processing/``, from where they are taken
-up again, unless a version with the same checksum was already recorded.
+never taken from the folder, as they need an admin's trust) plus optional sidecars ``NAME.json``
+(metadata: description, tags, metrics, target), ``NAME.sample.csv`` and ``NAME.holdout.csv``.
+A file is taken once its size has not changed for a moment (so half-copied files wait). Files are
+claimed by renaming them into ``processing/``, so each is registered by exactly one worker;
+afterwards they move to ``done/`` or, with a ``.error.txt`` saying why, to ``failed/``. A crash
+mid-way leaves them in ``processing/``, from where they are taken up again, unless a version with
+the same checksum was already recorded.
 """
 from __future__ import annotations
 
