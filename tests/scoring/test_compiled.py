@@ -197,3 +197,23 @@ def test_one_call_labels_equal_predict_even_on_ties():
         pred = model.predict(typed(model, X))
         assert pred.labels.tolist() == estimator.predict(X).tolist()
         assert np.array_equal(pred.probabilities, probs)
+
+
+def test_a_linear_model_the_graph_cannot_hold_says_what_stopped_it():
+    """Splines before a LogisticRegression: skl2onnx has no SplineTransformer, and the note says
+    so (not a tree model's float32 reason, which does not apply)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import SplineTransformer, StandardScaler
+
+    X, y = data(400, 8)
+    numbers = X.select_dtypes("number")
+    estimator = make_pipeline(StandardScaler(), SplineTransformer(n_knots=4),
+                              LogisticRegression(max_iter=500)).fit(numbers, y)
+    signature = infer_signature(estimator, numbers)
+    outcome = compile_version(estimator, signature,
+                              coerce(frame_to_table(numbers), signature).frame)
+    assert outcome.data is None
+    assert outcome.note.startswith("scikit-learn: no ONNX conversion for this pipeline"), \
+        outcome.note
+    assert "SplineTransformer" in outcome.note and "tree" not in outcome.note

@@ -58,11 +58,14 @@ def compile_version(estimator: Any, signature: Signature, sample: pd.DataFrame,
             return outcome
         skipped = f"; native trees not used: {outcome.note}"
     # trees compare in float32 (scikit-learn's own tree code does): never in double
+    notes: list[str] = []
     for double in ((False,) if trees else (True, False)):
-        outcome = _compile(estimator, signature, sample, double)
+        outcome = _compile(estimator, signature, sample, double, trees)
         if outcome.data is not None:
-            break
-    return Compiled(outcome.data, outcome.note + skipped, outcome.runtime)
+            return Compiled(outcome.data, outcome.note + skipped, outcome.runtime)
+        notes.append(outcome.note.removeprefix("scikit-learn: "))
+    # every attempt's reason, so the note says what stopped each (the double graph's first)
+    return Compiled(None, "scikit-learn: " + "; ".join(notes) + skipped, outcome.runtime)
 
 
 def _compile_booster(estimator: Any, signature: Signature, sample: pd.DataFrame, library: str,
@@ -107,11 +110,14 @@ def _compile_native(estimator: Any, signature: Signature, sample: pd.DataFrame,
 
 
 def _compile(estimator: Any, signature: Signature, sample: pd.DataFrame,
-             double: bool) -> Compiled:
+             double: bool, trees: bool) -> Compiled:
     if not double and not exact_in_float32(estimator):
-        return Compiled(None, "scikit-learn: numeric transformers (such as scalers) before a "
-                              "tree model would run in float32 when compiled and could move "
-                              "rows across split thresholds")
+        if trees:
+            return Compiled(None, "scikit-learn: numeric transformers (such as scalers) before "
+                                  "a tree model would run in float32 when compiled and could "
+                                  "move rows across split thresholds")
+        return Compiled(None, "scikit-learn: float32 not tried, as numeric transformers before "
+                              "the model would lose precision in it")
     try:
         data = convert(estimator, signature, double)
     except Exception as exc:  # skl2onnx raises many kinds for unsupported models
