@@ -143,18 +143,26 @@ def test_concurrent_requests_are_scored_together_with_their_own_answers(scorer):
     rows[5] = {"unknown": 1}                # not a row at all
     alone = [_outcome(lambda r=r: scorer.score(
         "churn", RawTable.positional([r]), options=ScoreOptions())) for r in rows]
-    calls_before = scorer.batcher.calls
-    together_ = together(len(rows), lambda i: _outcome(lambda: scorer.score(
-        "churn", RawTable.positional([rows[i]]), options=ScoreOptions())))
-    assert scorer.batcher.calls - calls_before < len(rows)  # shared calls happened
-    for mine, reference in zip(together_, alone):
-        if isinstance(reference, Exception):
-            assert type(mine) is type(reference) and str(mine) == str(reference)
-            continue
-        assert mine.predictions == reference.predictions
-        assert_probabilities(mine.probabilities, reference.probabilities)
-        assert mine.errors == reference.errors and mine.warnings == reference.warnings
-    assert isinstance(together_[3], InvalidInput)
+    # a request that finds its key idle leads at once (by design), so on a loaded machine one
+    # round of threads can arrive one after another: up to five rounds, each answer checked
+    # every round, and some round must have shared calls
+    shared = []
+    for _ in range(5):
+        calls_before = scorer.batcher.calls
+        together_ = together(len(rows), lambda i: _outcome(lambda: scorer.score(
+            "churn", RawTable.positional([rows[i]]), options=ScoreOptions())))
+        shared.append(scorer.batcher.calls - calls_before < len(rows))
+        for mine, reference in zip(together_, alone):
+            if isinstance(reference, Exception):
+                assert type(mine) is type(reference) and str(mine) == str(reference)
+                continue
+            assert mine.predictions == reference.predictions
+            assert_probabilities(mine.probabilities, reference.probabilities)
+            assert mine.errors == reference.errors and mine.warnings == reference.warnings
+        assert isinstance(together_[3], InvalidInput)
+        if shared[-1]:
+            break
+    assert any(shared), "no round shared a model call"
 
 
 def test_row_mode_and_records_keep_their_warnings(scorer):
