@@ -76,8 +76,10 @@ serve: install
 	SCOREBRIDGE_PUBLIC_URL="$${SCOREBRIDGE_PUBLIC_URL:-$(BASE)}") \
 	exec $(BIN)/scorebridge serve --host $(HOST) --port $(PORT)
 
+# two workers: the live-server, browser and Node tests wait on processes more than they compute
+TEST_WORKERS ?= 2
 test: install-test node browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # the benchmark suite (docs/performance.md); wrk from Debian drives the HTTP load
 bench: install-test
