@@ -380,6 +380,22 @@ def test_what_stops_the_plan_is_named(numbers, why):
     assert why in outcome.note
 
 
+def test_a_classifier_without_probabilities_compiles_in_float64_or_says_why():
+    """LinearSVC has no predict_proba: only a float64 form, verified on its labels, would do;
+    skl2onnx has none for it, and the note names the class and the converter's reason."""
+    make = lambda: Pipeline([  # noqa: E731
+        ("pre", columns(imputed(StandardScaler()), onehot())), ("model", LinearSVC())])
+    estimator, X = fitted(make, "binary")
+    outcome, model = compiled(estimator, X)
+    if outcome.data is not None:
+        assert outcome.note.endswith("(labels identical; float64)"), outcome.note
+        assert_same(model, estimator, odd_rows(2), LINEAR)
+        return
+    assert model.runtime == "sklearn" and "float32" not in outcome.note
+    assert "no ONNX conversion for LinearSVC (NotImplementedError: post_transform 'NONE' is " \
+           "not supported with double.)" in outcome.note, outcome.note
+
+
 def test_a_transformer_from_outside_scikit_learn_is_named():
     from tests.estimators import FailsOnHighCharges  # any class that is not scikit-learn's
 

@@ -17,13 +17,7 @@ from ...types import Signature
 from .. import boosting
 from ..runtime import final_estimator
 from . import native
-from .estimator import (
-    classes_of,
-    exact_in_float32,
-    pre_steps,
-    split_guards,
-    wide_inputs,
-)
+from .estimator import classes_of, exact_in_float32, pre_steps, split_guards, wide_inputs
 from .onnx import OnnxRunner, PlannedOnnxRunner, convert, convert_final, convert_preprocessing
 from .preprocess import NotCompiled, Plan, plan
 

@@ -3,12 +3,12 @@
 onnxruntime walks trees as data in float32, so a forest's split edges need guarding and the walk
 itself is two thirds of a 10,000-row request. Compiled C compares in float64 with scikit-learn's
 own thresholds (exact, no edge rows) and runs the demo model's 120 trees about twice as fast
-(docs/performance.md). The preprocessing before the trees runs as a float64 ONNX graph when it
-only passes numbers through or encodes categories, else as a float64 plan that computes what
+(docs/performance.md). The preprocessing before the trees runs as a float64 ONNX graph when
+it only passes numbers through or encodes categories, else as a float64 plan that computes what
 scikit-learn computes (:mod:`.preprocess`), so scaled, imputed or transformed inputs reach the
-trees exactly as they would in scikit-learn. Used only when a C compiler is present, the ensemble is small enough to
-compile in seconds, and the result reproduces scikit-learn on the reference sample; otherwise the
-version falls back to the ONNX graph or scikit-learn, with the reason recorded.
+trees exactly as they would in scikit-learn. Used only when a C compiler is present, the ensemble
+is small enough to compile in seconds, and the result reproduces scikit-learn on the reference
+sample; otherwise the version falls back to the ONNX graph or scikit-learn, with the reason recorded.
 """
 from __future__ import annotations
 

@@ -181,11 +181,12 @@ def _leaf(step: Any, where: str, delegates: list[bool]) -> Step:
 def _function(step: Any, where: str) -> Step:
     """FunctionTransformer: the identity, or a numpy element-wise function with scalar
     arguments; anything else is user code, which may do other things to a DataFrame."""
-    func, kw = step.func, dict(step.kw_args or {})
+    func: Any = step.func
+    kw = dict(step.kw_args or {})
     if func is None:
         return lambda X: X
     name = getattr(func, "__name__", "")
-    if getattr(np, name, None) is not func or name not in ELEMENTWISE or \
+    if name not in ELEMENTWISE or getattr(np, name) is not func or \
             not all(np.isscalar(v) for v in kw.values()):
         raise NotCompiled(f"step {where!r} (FunctionTransformer with func="
                           f"{name or type(func).__name__}): only numpy element-wise functions "
