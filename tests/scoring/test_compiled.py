@@ -91,7 +91,8 @@ def test_compiled_classifiers_match_scikit_learn(final):
     sample = coerce(frame_to_table(X.head(500)), signature).frame
     outcome = compile_version(estimator, signature, sample)
     assert outcome.data is not None, outcome.note
-    assert re.match(r"onnxruntime: verified on \d+ reference rows \(labels identical", outcome.note)
+    assert re.match(r"onnxruntime( \(after the float64 preprocessing plan\))?: verified on "
+                    r"\d+ reference rows \(labels identical", outcome.note)
     fresh, _ = data(3000, 2)
     fresh.loc[:9, "city"] = "unseen-city"  # unknown categories, as production sees them
     model = loaded(estimator, X, outcome.data)
@@ -130,23 +131,35 @@ def test_unsupported_models_fall_back_to_scikit_learn(demo_model):
     outcome = compile_version(wrapped, signature, typed(loaded(wrapped, frame, None), frame))
     assert outcome.data is None
     assert outcome.note.startswith("scikit-learn: no ONNX conversion for this pipeline")
-    svc = pipeline(SVC()).fit(*data(300, 5))
+    svc = pipeline(SVC()).fit(*data(300, 5))  # no predict_proba: float64 only, on its labels
     X, _ = data(300, 5)
-    note = compile_version(svc, infer_signature(svc, X), X).note
-    assert note == "scikit-learn: the classifier has no predict_proba to verify"
+    svc_outcome = compile_version(svc, infer_signature(svc, X), X)
+    if svc_outcome.data is None:
+        assert "float32" not in svc_outcome.note and "SVC" in svc_outcome.note, \
+            svc_outcome.note
+    else:
+        assert svc_outcome.note.endswith("(labels identical; float64)"), svc_outcome.note
     model = loaded(wrapped, frame, None)
     assert model.runtime == "sklearn"
     assert model.predict(typed(model, frame)).labels.tolist() == demo_model.predict(frame).tolist()
 
 
-def test_trees_after_numeric_transformers_are_not_compiled():
+def test_trees_after_numeric_transformers_run_after_the_float64_plan():
+    """Without native trees, a forest after a scaler is the forest's own float32 graph after
+    the float64 plan, its split edges guarded on the plan's matrix (tests of the zoo:
+    test_compiled_pipelines.py)."""
     X, y = data(600, 7)
     estimator = pipeline(RandomForestClassifier(n_estimators=10, random_state=0),
                          scale=True).fit(X, y)
     signature = infer_signature(estimator, X)
     outcome = compile_version(estimator, signature, coerce(frame_to_table(X), signature).frame)
-    assert outcome.data is None
-    assert "could move rows across split thresholds" in outcome.note
+    assert outcome.data is not None, outcome.note
+    assert outcome.note.startswith("onnxruntime (after the float64 preprocessing plan)")
+    model = loaded(estimator, X, outcome.data)
+    fresh, _ = data(500, 8)
+    pred = model.predict(typed(model, fresh))
+    assert pred.labels.tolist() == estimator.predict(fresh).tolist()
+    assert np.abs(pred.probabilities - estimator.predict_proba(fresh)).max() <= TOLERANCE
 
 
 def test_values_at_a_float32_threshold_edge_go_to_scikit_learn():
@@ -200,20 +213,27 @@ def test_one_call_labels_equal_predict_even_on_ties():
 
 
 def test_a_linear_model_the_graph_cannot_hold_says_what_stopped_it():
-    """Splines before a LogisticRegression: skl2onnx has no SplineTransformer, and the note says
-    so (not a tree model's float32 reason, which does not apply)."""
+    """Splines before a LogisticRegression compile through the float64 plan; a user function
+    before it stops both the plan and the graph, and the note names the step and the reason
+    (not a tree model's float32 reason, which does not apply)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import SplineTransformer, StandardScaler
+    from sklearn.preprocessing import FunctionTransformer, SplineTransformer, StandardScaler
 
     X, y = data(400, 8)
     numbers = X.select_dtypes("number")
-    estimator = make_pipeline(StandardScaler(), SplineTransformer(n_knots=4),
-                              LogisticRegression(max_iter=500)).fit(numbers, y)
-    signature = infer_signature(estimator, numbers)
-    outcome = compile_version(estimator, signature,
-                              coerce(frame_to_table(numbers), signature).frame)
-    assert outcome.data is None
-    assert outcome.note.startswith("scikit-learn: no ONNX conversion for this pipeline"), \
-        outcome.note
-    assert "SplineTransformer" in outcome.note and "tree" not in outcome.note
+    for middle, compiles in ((SplineTransformer(n_knots=4), True),
+                             (FunctionTransformer(lambda v: v * 2), False)):
+        estimator = make_pipeline(StandardScaler(), middle,
+                                  LogisticRegression(max_iter=500)).fit(numbers, y)
+        signature = infer_signature(estimator, numbers)
+        outcome = compile_version(estimator, signature,
+                                  coerce(frame_to_table(numbers), signature).frame)
+        assert (outcome.data is not None) == compiles, outcome.note
+        assert "tree" not in outcome.note
+        if compiles:
+            assert outcome.note.startswith("onnxruntime (after the float64 preprocessing plan)")
+        else:
+            assert "step 'functiontransformer' (FunctionTransformer with func=<lambda>)" in \
+                outcome.note and "no ONNX conversion for this pipeline" in outcome.note, \
+                outcome.note

@@ -208,9 +208,7 @@ def test_without_a_c_compiler_the_onnx_graph_answers(monkeypatch, tmp_path):
 @pytest.mark.parametrize("final,scale,reason", [
     (DecisionTreeClassifier(max_depth=5, random_state=0), False,
      "DecisionTreeClassifier is not a tree ensemble treelite compiles"),
-    (RandomForestClassifier(n_estimators=5, max_depth=4, random_state=0), True,
-     "numeric transformers (such as scalers) before the trees"),
-], ids=["single-tree", "scaled-inputs"])
+], ids=["single-tree"])
 def test_unsupported_trees_fall_back_with_the_reason(final, scale, reason):
     X, y = data(600, 7)
     estimator = pipeline(final, scale=scale).fit(X, y)

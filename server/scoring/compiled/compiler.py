@@ -18,7 +18,8 @@ from .. import boosting
 from ..runtime import final_estimator
 from . import native
 from .estimator import classes_of, exact_in_float32, pre_steps, split_guards, wide_inputs
-from .onnx import OnnxRunner, convert, convert_preprocessing
+from .onnx import OnnxRunner, PlannedOnnxRunner, convert, convert_final, convert_preprocessing
+from .preprocess import NotCompiled, Plan, plan
 
 TOLERANCE = 1e-6
 
@@ -40,11 +41,14 @@ def compile_version(estimator: Any, signature: Signature, sample: pd.DataFrame,
     """Convert ``estimator`` and keep the result only if it reproduces scikit-learn on ``sample``
     (the typed reference rows), label for label and probability for probability. With
     ``native``, a tree ensemble (up to ``max_nodes``) is first compiled to machine code
-    (``native.py``: float64, exact and fastest). Then the ONNX graph: double precision first
-    (exact for linear models, neighbours, naive Bayes); tree ensembles run in float32 in
-    onnxruntime, as in scikit-learn's own tree code."""
-    if signature.output.kind == "classification" and not signature.output.probabilities:
-        return Compiled(None, "scikit-learn: the classifier has no predict_proba to verify")
+    (``native.py``: float64, exact and fastest), after its preprocessing as a float64 graph or,
+    when that could not be exact, a float64 plan (``preprocess.py``). Then the ONNX graph:
+    double precision first (exact for linear models, neighbours, naive Bayes), else the model's
+    own double graph after the float64 plan; tree ensembles run in float32 in onnxruntime, as
+    in scikit-learn's own tree code. A classifier without ``predict_proba`` is compiled only in
+    float64, and verified on its labels."""
+    labels_only = signature.output.kind == "classification" and \
+        not signature.output.probabilities
     outcome = Compiled(None, "")
     final = final_estimator(estimator)
     library = boosting.library(final)
@@ -59,11 +63,16 @@ def compile_version(estimator: Any, signature: Signature, sample: pd.DataFrame,
         skipped = f"; native trees not used: {outcome.note}"
     # trees compare in float32 (scikit-learn's own tree code does): never in double
     notes: list[str] = []
-    for double in ((False,) if trees else (True, False)):
-        outcome = _compile(estimator, signature, sample, double, trees)
-        if outcome.data is not None:
-            return Compiled(outcome.data, outcome.note + skipped, outcome.runtime)
-        notes.append(outcome.note.removeprefix("scikit-learn: "))
+    # numeric transformers first through the float64 plan: verified bit for bit, where their
+    # graph converters can be inexact or slow (a QuantileTransformer's takes a minute)
+    planned_first = bool(pre_steps(estimator)) and not exact_in_float32(estimator)
+    for double in ((False,) if trees else (True,) if labels_only else (True, False)):
+        attempts = [_compile_planned, _compile] if planned_first else [_compile, _compile_planned]
+        for attempt in attempts if double or trees else [_compile]:
+            outcome = attempt(estimator, signature, sample, double, trees)
+            if outcome.data is not None:
+                return Compiled(outcome.data, outcome.note + skipped, outcome.runtime)
+            notes.append(outcome.note.removeprefix("scikit-learn: "))
     # every attempt's reason, so the note says what stopped each (the double graph's first)
     return Compiled(None, "scikit-learn: " + "; ".join(notes) + skipped, outcome.runtime)
 
@@ -90,23 +99,83 @@ def _compile_native(estimator: Any, signature: Signature, sample: pd.DataFrame,
                     max_nodes: int | None) -> Compiled:
     why = native.unsuitable(estimator, signature,
                             native.NODE_BUDGET if max_nodes is None else max_nodes)
-    if why is None and not exact_in_float32(estimator):
-        why = "numeric transformers (such as scalers) before the trees"
+    planned = bool(pre_steps(estimator)) and not exact_in_float32(estimator)
     if why is None and not pre_steps(estimator) and \
             any(c.type == "string" for c in signature.inputs):
         why = "text inputs reach the trees without an encoder"
     if why is not None:
         return Compiled(None, why, "native")
     try:
+        if planned:
+            checked_plan(estimator, signature, sample)
         preprocessing = convert_preprocessing(estimator, signature) \
-            if pre_steps(estimator) else None
-        data = native.build(estimator, signature, preprocessing)
+            if pre_steps(estimator) and not planned else None
+        data = native.build(estimator, signature, preprocessing, planned)
+    except NotCompiled as exc:
+        return Compiled(None, str(exc), "native")
     except Exception as exc:  # treelite, skl2onnx and the C compiler raise many kinds
         return Compiled(None, f"compilation failed ({type(exc).__name__}: "
                               f"{str(exc).splitlines()[0][:200] if str(exc) else ''})", "native")
     classes = classes_of(estimator, signature)
-    return _verified(lambda: native.NativeRunner(data, signature, classes), data, "native",
-                     "treelite (native trees)", "float64", estimator, sample, classes)
+    engine = "treelite (native trees" + (", after the float64 preprocessing plan)" if planned
+                                         else ")")
+    return _verified(lambda: native.NativeRunner(data, signature, classes, estimator), data,
+                     "native", engine, "float64", estimator, sample, classes)
+
+
+def checked_plan(estimator: Any, signature: Signature, sample: pd.DataFrame) -> Plan:
+    """The float64 plan of the steps before the model, when it gives scikit-learn's own matrix
+    bit for bit on the reference rows; NotCompiled says which step stopped it or where the
+    two differ."""
+    planned = plan(estimator, signature)
+    text = [c.name for c in signature.inputs if c.type == "string"]
+    rows = sample.dropna(subset=text) if text else sample
+    try:
+        got = planned(rows)
+    except Exception as exc:
+        raise NotCompiled(f"the float64 preprocessing plan fails ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0][:200] if str(exc) else ''})") from exc
+    if got is None or len(rows) == 0:
+        raise NotCompiled("the reference sample cannot be fed to the float64 preprocessing "
+                          "plan, so it could not be verified")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = estimator[:-1].transform(rows) if pre_steps(estimator) else \
+            rows[list(getattr(estimator, "feature_names_in_", rows.columns))].to_numpy(
+                dtype=np.float64)
+    expected = np.asarray(expected.toarray() if hasattr(expected, "toarray") else expected,
+                          dtype=np.float64)
+    if got.shape != expected.shape or got.shape[1] != planned.width:
+        raise NotCompiled(f"the float64 preprocessing plan makes {got.shape[1]} features where "
+                          f"scikit-learn makes {expected.shape[1]}")
+    differs = np.flatnonzero(~((got == expected) | (np.isnan(got) & np.isnan(expected))).all(0))
+    if len(differs):
+        raise NotCompiled(f"the float64 preprocessing plan differs from scikit-learn's output "
+                          f"in feature {int(differs[0])} on the reference sample")
+    return planned
+
+
+def _compile_planned(estimator: Any, signature: Signature, sample: pd.DataFrame,
+                     double: bool, trees: bool) -> Compiled:
+    """The model's own graph after the float64 plan (float32 for tree ensembles, their split
+    edges guarded on the plan's matrix)."""
+    final = final_estimator(estimator)
+    try:
+        planned = checked_plan(estimator, signature, sample)
+    except NotCompiled as exc:
+        return Compiled(None, f"scikit-learn: {exc}")
+    try:
+        data = convert_final(estimator, signature, planned.width, double)
+    except Exception as exc:  # skl2onnx raises many kinds for unsupported models
+        return Compiled(None, f"scikit-learn: no ONNX conversion for {type(final).__name__} "
+                              f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})")
+    classes = classes_of(estimator, signature)
+    outcome = _verified(
+        lambda: PlannedOnnxRunner(data, signature, classes, estimator),
+        data, "onnx", "onnxruntime (after the float64 preprocessing plan)",
+        "float64" if double else "float32", estimator, sample, classes)
+    return outcome if outcome.data is not None else \
+        Compiled(None, f"scikit-learn: {outcome.note}", outcome.runtime)
 
 
 def _compile(estimator: Any, signature: Signature, sample: pd.DataFrame,
@@ -161,7 +230,8 @@ def _verified(make_runner: Any, data: bytes, runtime: str, engine: str, precisio
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         expected = np.asarray(estimator.predict(sample))
-        expected_p = np.asarray(estimator.predict_proba(sample)) if classes is not None else None
+        expected_p = np.asarray(estimator.predict_proba(sample)) \
+            if classes is not None and runner.signature.output.probabilities else None
     if classes is None:
         worst = float(np.max(np.abs(labels - expected.astype(np.float64))
                              / np.maximum(1.0, np.abs(expected.astype(np.float64)))))
@@ -174,6 +244,9 @@ def _verified(make_runner: Any, data: bytes, runtime: str, engine: str, precisio
     if mismatched:
         return Compiled(None, f"the compiled model disagrees on {mismatched} of {len(sample)} "
                               f"reference labels", runtime)
+    if expected_p is None:
+        return Compiled(data, f"{engine}: verified on {len(sample)} reference rows (labels "
+                              f"identical; {precision})", runtime)
     worst = float(np.max(np.abs(probabilities - expected_p))) if len(sample) else 0.0
     if not worst <= TOLERANCE:
         return Compiled(None, f"compiled probabilities differ by up to {worst:.2g} on the "

@@ -46,21 +46,27 @@ def split_guards(estimator: Any, signature: Signature) -> dict[str, np.ndarray]:
     scikit-learn compares float32 inputs (forests, single trees, gradient boosting) or float64
     ones (histogram gradient boosting). A value on which the two comparisons could disagree is
     sent to scikit-learn (see ``OnnxRunner.feed``)."""
-    by_feature: dict[int, list[np.ndarray]] = {}
-    for features, thresholds in _splits(final_estimator(estimator)):
-        for feature in np.unique(features):
-            by_feature.setdefault(int(feature), []).append(thresholds[features == feature])
     positions = _passthrough_positions(estimator, signature)
     encoded = _encoded_positions(estimator)
     guards = {}
-    for feature, parts in by_feature.items():
+    for feature, thresholds in matrix_guards(estimator).items():
         name = positions.get(feature)
         if name is None:
             if feature in encoded:
                 continue  # 0/1 or category codes: exact in float32
             return {"": np.empty(0)}  # a threshold on a derived feature: cannot be guarded
-        guards[name] = np.unique(np.concatenate(parts)).astype(np.float64)
+        guards[name] = thresholds
     return guards
+
+
+def matrix_guards(estimator: Any) -> dict[int, np.ndarray]:
+    """Per feature of the model's matrix: its split thresholds as scikit-learn holds them, for
+    a float32 graph fed by a float64 plan (``PlannedOnnxRunner``); none for other models."""
+    parts: dict[int, list[np.ndarray]] = {}
+    for features, thresholds in _splits(final_estimator(estimator)):
+        for feature in np.unique(features):
+            parts.setdefault(int(feature), []).append(thresholds[features == feature])
+    return {j: np.unique(np.concatenate(p)).astype(np.float64) for j, p in parts.items()}
 
 
 def _splits(final: Any) -> Iterator[tuple[np.ndarray, np.ndarray]]:

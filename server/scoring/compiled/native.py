@@ -3,10 +3,12 @@
 onnxruntime walks trees as data in float32, so a forest's split edges need guarding and the walk
 itself is two thirds of a 10,000-row request. Compiled C compares in float64 with scikit-learn's
 own thresholds (exact, no edge rows) and runs the demo model's 120 trees about twice as fast
-(docs/performance.md). The preprocessing before the trees (passthrough, one-hot, ordinal) runs as
-a float64 ONNX graph. Used only when a C compiler is present, the ensemble is small enough to
-compile in seconds, and the result reproduces scikit-learn on the reference sample; otherwise the
-version falls back to the ONNX graph or scikit-learn, with the reason recorded.
+(docs/performance.md). The preprocessing before the trees runs as a float64 ONNX graph when
+it only passes numbers through or encodes categories, else as a float64 plan that computes what
+scikit-learn computes (:mod:`.preprocess`), so scaled, imputed or transformed inputs reach the
+trees exactly as they would in scikit-learn. Used only when a C compiler is present, the ensemble
+is small enough to compile in seconds, and the result reproduces scikit-learn on the reference
+sample; otherwise the version falls back to the ONNX graph or scikit-learn, with the reason recorded.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from ...types import Signature
 from .. import boosting
 from ..runtime import final_estimator
 from .onnx import FLOAT32_MAX, WIDE_ROWS, ort_session, with_text
+from .preprocess import plan
 
 log = logging.getLogger(__name__)
 # gcc's time grows with the nodes: ~1 s for the demo model's 7,320, ~37 s for a 100-tree
@@ -80,9 +83,11 @@ def unsuitable(estimator: Any, signature: Signature,
     return None
 
 
-def build(estimator: Any, signature: Signature, preprocess: bytes | None) -> bytes:
+def build(estimator: Any, signature: Signature, preprocess: bytes | None,
+          planned: bool = False) -> bytes:
     """The bundle: a zip of the float64 preprocessing graph (if any), the compiled library and a
-    manifest saying how to feed it."""
+    manifest saying how to feed it. ``planned``: the steps before the trees run as a float64
+    plan (:mod:`.preprocess`) read from the fitted pipeline when the bundle is loaded."""
     import tl2cgen
     import treelite
 
@@ -118,7 +123,8 @@ def build(estimator: Any, signature: Signature, preprocess: bytes | None) -> byt
                 # the boosters' missing-value rules (default directions, LightGBM's
                 # missing_type) stay the library's: rows with a missing number go to it
                 "missing_to_model": boosting.library(final) is not None,
-                "columns": [c.name for c in signature.inputs]}
+                "columns": [c.name for c in signature.inputs],
+                "preprocess": "plan" if planned else "onnx" if preprocess is not None else None}
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as bundle:
         bundle.writestr("manifest.json", json.dumps(manifest))
@@ -199,7 +205,8 @@ class NativeRunner:
 
     runtime = "native"
 
-    def __init__(self, bundle: bytes, signature: Signature, classes: np.ndarray | None) -> None:
+    def __init__(self, bundle: bytes, signature: Signature, classes: np.ndarray | None,
+                 estimator: Any = None) -> None:
         from tl2cgen import DMatrix
 
         self._dmatrix = DMatrix
@@ -221,6 +228,7 @@ class NativeRunner:
         self._columns = list(manifest["columns"])
         self._text = [c.name for c in signature.inputs if c.type == "string"]
         self._numbers = [c.name for c in signature.inputs if c.type != "string"]
+        self._plan = plan(estimator, signature) if manifest.get("preprocess") == "plan" else None
 
     def prepare(self, inputs: Any) -> tuple[dict[str, np.ndarray], np.ndarray] | None:
         """(the inputs as the trees' preprocessing takes them, the rows scikit-learn must answer
@@ -231,7 +239,10 @@ class NativeRunner:
         a number whose low half is all ones (such as the one just below 21.0) would read as
         missing. Those rows (one double in four billion, found by the edge tests) go to
         scikit-learn. A float32 widened to float64 has zero low bits, so forests never hit it;
-        their rows with a missing number go to scikit-learn instead."""
+        their rows with a missing number go to scikit-learn instead. With a float64 plan, the
+        same rules apply to the matrix it makes (what scikit-learn hands its trees)."""
+        if self._plan is not None:
+            return self._planned(inputs)
         feed: dict[str, np.ndarray] = {}
         aliased: list[np.ndarray] = []
         for name in self._numbers:
@@ -251,10 +262,32 @@ class NativeRunner:
             feed[name] = values.reshape(-1, 1)
         return with_text(feed, inputs, self._text, aliased)
 
+    def _planned(self, inputs: Any) -> tuple[dict[str, np.ndarray], np.ndarray] | None:
+        assert self._plan is not None
+        try:
+            matrix = self._plan(inputs)
+        except Exception:  # a step refuses these rows: scikit-learn answers (and raises)
+            return None
+        if matrix is None:
+            return None
+        if self._narrow:
+            with np.errstate(invalid="ignore"):
+                if (np.abs(matrix) > FLOAT32_MAX).any():
+                    return None
+            matrix = matrix.astype(np.float32).astype(np.float64)
+            edges = np.isnan(matrix).any(axis=1)
+        else:
+            edges = ((matrix.view(np.uint64) & _LOW_HALF) == _LOW_HALF).any(axis=1)
+            if self._missing_to_model:
+                edges |= np.isnan(matrix).any(axis=1)
+        return {"": matrix}, np.flatnonzero(edges)
+
     def run(self, feed: dict[str, np.ndarray],
             labels: bool = True) -> tuple[np.ndarray | None, np.ndarray | None]:
         """(labels, probabilities as float64) or (values, None), as ``OnnxRunner.run``."""
-        if self._preprocess is not None:
+        if "" in feed:  # the plan's matrix
+            matrix = feed[""]
+        elif self._preprocess is not None:
             matrix = self._preprocess.run(None, feed)[0]
         else:
             matrix = np.hstack([feed[name] for name in self._columns])

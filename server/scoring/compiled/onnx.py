@@ -7,8 +7,11 @@ that call. The native-trees form reuses the feeding helpers and the session buil
 """
 from __future__ import annotations
 
+import io
+import json
 import os
 import warnings
+import zipfile
 from typing import Any
 
 import numpy as np
@@ -16,6 +19,8 @@ import pandas as pd
 
 from ...types import Signature
 from ..runtime import final_estimator
+from .estimator import matrix_guards, wide_inputs
+from .preprocess import plan
 
 WIDE_ROWS = 2_000
 OPSETS = {"": 18, "ai.onnx.ml": 3}  # from this many rows a call is spread over every core
@@ -121,6 +126,73 @@ class OnnxRunner:
         if (index < 0).any():
             raise ValueError("the compiled model returned a label outside the classes")
         return self.classes[index], np.asarray(probabilities, dtype=np.float64)
+
+
+class PlannedOnnxRunner(OnnxRunner):
+    """The model's own graph fed by a float64 plan of the steps before it (:mod:`.preprocess`):
+    for pipelines whose preprocessing has no exact graph (splines, quantiles, target encoding).
+    A float32 graph (tree ensembles too large for native code) has its split edges guarded on
+    the plan's matrix, column by column, as ``OnnxRunner`` guards inputs."""
+
+    def __init__(self, bundle: bytes, signature: Signature, classes: np.ndarray | None,
+                 estimator: Any) -> None:
+        with zipfile.ZipFile(io.BytesIO(bundle)) as z:
+            manifest = json.loads(z.read("manifest.json"))
+            graph = z.read("model.onnx")
+        super().__init__(graph, signature, classes)
+        self._plan = plan(estimator, signature)
+        self._double_matrix = manifest["precision"] == "float64"
+        guards = {} if self._double_matrix else matrix_guards(estimator)
+        self._columns = [(j, t, t.astype(np.float32)) for j, t in guards.items()]
+        self._wide_inputs = wide_inputs(estimator)
+
+    def prepare(self, inputs: Any) -> tuple[dict[str, np.ndarray], np.ndarray] | None:
+        try:
+            matrix = self._plan(inputs)
+        except Exception:  # a step refuses these rows: scikit-learn answers (and raises)
+            return None
+        if matrix is None:
+            return None
+        if self._double_matrix:
+            return {"X": matrix}, np.empty(0, dtype=np.int64)
+        with np.errstate(invalid="ignore"):
+            if (np.abs(matrix) > FLOAT32_MAX).any():
+                return None
+        narrow = matrix.astype(np.float32)
+        edges = [np.flatnonzero(np.isnan(matrix).any(axis=1))]
+        for j, wide, thin in self._columns:
+            values = matrix[:, j] if self._wide_inputs else narrow[:, j]
+            edges.append(np.flatnonzero(np.searchsorted(wide, values)
+                                        != np.searchsorted(thin, narrow[:, j])))
+        return {"X": narrow}, np.unique(np.concatenate(edges))
+
+
+def convert_final(estimator: Any, signature: Signature, width: int, double: bool) -> bytes:
+    """The bundle for ``PlannedOnnxRunner``: the pipeline's model alone as a graph over the
+    ``width`` features the plan makes."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+
+    final = final_estimator(estimator)
+    number = DoubleTensorType if double else FloatTensorType
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:  # plain arrays out, not a ZipMap of dictionaries, where the converter has it
+            model = convert_sklearn(final, initial_types=[("X", number([None, width]))],
+                                    options={id(final): {"zipmap": False}}
+                                    if signature.output.kind == "classification" else None,
+                                    target_opset=OPSETS)
+        except NameError as exc:  # "Option 'zipmap' not in [...]": a classifier without it
+            if "zipmap" not in str(exc):
+                raise
+            model = convert_sklearn(final, initial_types=[("X", number([None, width]))],
+                                    target_opset=OPSETS)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as bundle:
+        bundle.writestr("manifest.json", json.dumps(
+            {"format": 1, "precision": "float64" if double else "float32"}))
+        bundle.writestr("model.onnx", model.SerializeToString())
+    return out.getvalue()
 
 
 def ort_session(data: bytes, threads: int) -> Any:

@@ -9,7 +9,7 @@ from typing import Any
 from ...types import Signature
 from .estimator import classes_of, split_guards, wide_inputs
 from .native import NativeRunner
-from .onnx import OnnxRunner
+from .onnx import OnnxRunner, PlannedOnnxRunner
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,9 @@ def load_runner(data: bytes, expected_sha256: str, signature: Signature, estimat
     if hashlib.sha256(data).hexdigest() != expected_sha256:
         raise ValueError("the compiled model's checksum does not match the registry")
     if runtime == "native":
-        return NativeRunner(data, signature, classes_of(estimator, signature))
+        return NativeRunner(data, signature, classes_of(estimator, signature), estimator)
+    if data[:4] == b"PK\x03\x04":  # a bundle: the model's graph after a float64 plan
+        return PlannedOnnxRunner(data, signature, classes_of(estimator, signature), estimator)
     return OnnxRunner(data, signature, classes_of(estimator, signature),
                       split_guards(estimator, signature), wide_inputs(estimator))
 
