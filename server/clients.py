@@ -143,14 +143,14 @@ class LocalBackend:
         return out, result.version
 
     def create_key(self, scopes: list[str], name: str) -> dict[str, Any]:
-        plain, info = self.services.create_key(scopes, name)
+        plain, info = self.services.create_key(scopes, name, actor=self.actor)
         return {**info.public(), "key": plain}
 
     def list_keys(self) -> list[dict[str, Any]]:
         return [k.public() for k in self.services.keys.list()]
 
     def revoke_key(self, key_id: str) -> dict[str, Any]:
-        return self.services.revoke_key(key_id).public()
+        return self.services.revoke_key(key_id, actor=self.actor).public()
 
     def submit_job(self, name: str, source: Path, output_format: str, strict: bool,
                    publish: bool) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .auth.keys import KeyInfo, KeyStore
+from .auth.tokens import TokenVerifier, build_verifier
 from .config import Settings
 from .deploy.policy import Policy
 from .deploy.registration import RegistrationRequest, register
@@ -37,7 +38,7 @@ def build_services(settings: Settings) -> Services:
     registry = build_registry(settings)
     scorer = Scorer(registry, settings)
     return Services(settings=settings, registry=registry, scorer=scorer, keys=KeyStore(registry),
-                    jobs=Jobs(registry, scorer, settings))
+                    jobs=Jobs(registry, scorer, settings), tokens=build_verifier(settings))
 
 
 @dataclass
@@ -52,6 +53,7 @@ class Services:
     scorer: Scorer
     keys: KeyStore
     jobs: Jobs
+    tokens: TokenVerifier | None = None  # sign-in tokens, when an OpenID issuer is configured
 
     @cached_property
     def worker(self) -> DeploymentWorker:
@@ -114,12 +116,19 @@ class Services:
 
     # -- keys ------------------------------------------------------------------------------------
 
-    def create_key(self, scopes: str | list[str], name: str = "") -> tuple[str, KeyInfo]:
-        """A new key: (its plain text, shown once, and its record)."""
-        return self.keys.create(scopes, name)
+    def create_key(self, scopes: str | list[str], name: str = "", *,
+                   actor: str = "cli") -> tuple[str, KeyInfo]:
+        """A new key: (its plain text, shown once, and its record); the audit trail says who."""
+        plain, info = self.keys.create(scopes, name)
+        self.registry.record_event(None, "key_created", actor=actor, key_id=info.key_id,
+                                   key_name=info.name, scopes=",".join(info.scopes))
+        return plain, info
 
-    def revoke_key(self, key_id: str) -> KeyInfo:
-        return self.keys.revoke(key_id)
+    def revoke_key(self, key_id: str, *, actor: str = "cli") -> KeyInfo:
+        info = self.keys.revoke(key_id)
+        self.registry.record_event(None, "key_revoked", actor=actor, key_id=info.key_id,
+                                   key_name=info.name)
+        return info
 
     # -- batch jobs ------------------------------------------------------------------------------
 

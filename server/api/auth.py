@@ -1,31 +1,31 @@
-"""API-key authentication and scope checks, applied once for every route.
+"""Authentication and scope checks, applied once for every route.
 
-Routes declare what they need with :func:`requires` or :func:`public`; a route that declares neither
-needs ``admin`` (secure by default). A key may come as ``X-API-Key``, ``Authorization: Bearer``,
-``Authorization: Basic`` (the key as password, any user name: Power BI and Excel's web dialogs), or,
-on GET only, the ``api_key`` query parameter (Power BI's Web API key credential, WEBSERVICE()).
+Routes declare what they need with :func:`requires`, :func:`signed_in` or :func:`public`; a route
+that declares none needs ``admin`` (secure by default). A key may come as ``X-API-Key``,
+``Authorization: Bearer``, ``Authorization: Basic`` (the key as password, any user name: Power BI
+and Excel's web dialogs), or, on GET only, the ``api_key`` query parameter (Power BI's Web API key
+credential, WEBSERVICE()). When an OpenID issuer is configured, ``Authorization: Bearer`` also takes
+the issuer's JWT access tokens: a JWT and a key are told apart by their form.
 """
 from __future__ import annotations
 
 import base64
 import binascii
 import logging
-from datetime import datetime, timezone
 from typing import Any, Callable, TypeVar
 
 from flask import Flask, g, request
 
-from ..auth.keys import SCOPES, KeyInfo
+from ..auth.keys import SCOPES
+from ..auth.principal import ANONYMOUS, Principal, from_key
+from ..auth.tokens import TokenRejected, looks_like_jwt
 from ..errors import Forbidden, Unauthorized
 from .http import services
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("scorebridge.auth")
 _UNDECLARED = object()
-CHALLENGE = 'Basic realm="ScoreBridge", Bearer realm="ScoreBridge"'
-BEARER_CHALLENGE = 'Bearer realm="ScoreBridge", error="invalid_token"'
-ANONYMOUS = KeyInfo(key_id="anonymous", name="auth off", scopes=SCOPES,
-                    created_at=datetime(2020, 1, 1, tzinfo=timezone.utc))
+SIGNED_IN = "signed-in"  # any valid key or token, whatever its scopes (whoami)
 
 
 def requires(scope: str) -> Callable[[F], F]:
@@ -35,6 +35,12 @@ def requires(scope: str) -> Callable[[F], F]:
         view.required_scope = scope  # type: ignore[attr-defined]
         return view
     return mark
+
+
+def signed_in(view: F) -> F:
+    """Any caller with a valid key or token, whatever its scopes."""
+    view.required_scope = SIGNED_IN  # type: ignore[attr-defined]
+    return view
 
 
 def public(view: F) -> F:
@@ -60,22 +66,70 @@ def presented_key() -> str | None:
             decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
             raise Unauthorized("the Basic credentials are not valid base64",
-                               headers={"WWW-Authenticate": CHALLENGE}) from None
+                               headers={"WWW-Authenticate": challenge()}) from None
         return decoded.partition(":")[2] or decoded.partition(":")[0] or None
     if request.method in ("GET", "HEAD") and request.args.get("api_key"):
         return request.args["api_key"]
     return None
 
 
-def current_key() -> KeyInfo:
+def challenge(error: str = "", description: str = "", scope: str = "",
+              basic: bool = True) -> str:
+    """The ``WWW-Authenticate`` value (RFC 6750): Basic for clients that use it, and Bearer with
+    the issuer's ``authorization_uri`` when sign-in is configured (Power Query discovers the
+    identity provider from it)."""
+    params = ['realm="ScoreBridge"']
+    verifier = services().tokens
+    uri = verifier.authorization_uri() if verifier is not None else ""
+    if uri:
+        params.append(f'authorization_uri="{_quotable(uri)}"')
+    if error:
+        params.append(f'error="{error}"')
+    if description:
+        params.append(f'error_description="{_quotable(description)}"')
+    if scope:
+        params.append(f'scope="{scope}"')
+    bearer = "Bearer " + ", ".join(params)
+    return 'Basic realm="ScoreBridge", ' + bearer if basic else bearer
+
+
+def _quotable(text: str) -> str:
+    return "".join(c for c in text if c.isprintable() and c not in '"\\')[:200]
+
+
+def current_key() -> Principal:
+    """The verified caller (a key or a person; the name is older than sign-in)."""
     return g.api_key
 
 
 def actor() -> str:
-    key: KeyInfo | None = getattr(g, "api_key", None)
-    if key is None or key.key_id == "anonymous":
-        return "anonymous"
-    return f"key:{key.key_id}" + (f" ({key.name})" if key.name else "")
+    principal: Principal | None = getattr(g, "api_key", None)
+    return "anonymous" if principal is None else principal.actor
+
+
+def _verify(plain: str) -> Principal:
+    """The caller a presented credential names: a sign-in token (JWT form, in Authorization:
+    Bearer) or an API key; 401 with a challenge otherwise."""
+    bearer = request.headers.get("Authorization", "").lower().startswith("bearer")
+    verifier = services().tokens
+    if bearer and looks_like_jwt(plain):
+        if verifier is None:
+            raise Unauthorized("sign-in tokens are not accepted here: no identity provider is "
+                               "configured; send an API key", headers={
+                                   "WWW-Authenticate": challenge("invalid_token", basic=False)})
+        try:
+            return verifier.verify(plain)
+        except TokenRejected as exc:
+            raise Unauthorized(exc.detail, headers={"WWW-Authenticate": challenge(
+                exc.error, exc.detail, basic=False)}) from None
+    key = services().keys.verify(plain)
+    if key is None:
+        # a Basic challenge makes browsers (and Excel's task pane) pop up a password dialog:
+        # only clients that used Basic get it back
+        basic = request.headers.get("Authorization", "").lower().startswith("basic")
+        raise Unauthorized("the API key is not valid or has been revoked", headers={
+            "WWW-Authenticate": challenge("invalid_token", basic=basic)})
+    return from_key(key)
 
 
 def install(app: Flask) -> None:
@@ -97,17 +151,22 @@ def install(app: Flask) -> None:
             app.extensions["scorebridge.auth_failed"]()
             hint = (" (the api_key query parameter is accepted on GET only)"
                     if request.args.get("api_key") else "")
+            signin = " (or a bearer token from the identity provider)" \
+                if services().tokens is not None else ""
             raise Unauthorized("an API key is required: send it as X-API-Key, Authorization: "
-                               "Bearer, or Basic password" + hint,
-                               headers={"WWW-Authenticate": CHALLENGE})
-        key = services().keys.verify(plain)
-        if key is None:
+                               "Bearer, or Basic password" + signin + hint,
+                               headers={"WWW-Authenticate": challenge()})
+        try:
+            principal = _verify(plain)
+        except Unauthorized:
             app.extensions["scorebridge.auth_failed"]()
-            # a Basic challenge makes browsers (and Excel's task pane) pop up a password dialog:
-            # only clients that used Basic get it back
-            basic = request.headers.get("Authorization", "").lower().startswith("basic")
-            raise Unauthorized("the API key is not valid or has been revoked", headers={
-                "WWW-Authenticate": CHALLENGE if basic else BEARER_CHALLENGE})
-        if scope not in key.grants:
-            raise Forbidden(f"this API key lacks the '{scope}' scope needed here")
-        g.api_key = key
+            raise
+        if scope != SIGNED_IN and scope not in principal.grants:
+            what = "this API key" if principal.kind == "key" else "your sign-in"
+            headers = {} if principal.kind == "key" else {"WWW-Authenticate": challenge(
+                "insufficient_scope", f"the '{scope}' scope is needed", scope, basic=False)}
+            raise Forbidden(f"{what} lacks the '{scope}' scope needed here", headers=headers)
+        model = (request.view_args or {}).get("name")
+        if isinstance(model, str) and not principal.may_use(model):
+            raise Forbidden(f"your sign-in does not grant access to model {model[:64]!r}")
+        g.api_key = principal

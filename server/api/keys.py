@@ -1,4 +1,4 @@
-"""API key administration over HTTP (admin scope), for the CLI's remote mode."""
+"""API key administration over HTTP (admin scope), for the CLI's remote mode, and who the caller is."""
 from __future__ import annotations
 
 from typing import Literal
@@ -6,12 +6,13 @@ from typing import Literal
 from flask import Blueprint, Response
 from pydantic import Field
 
-from .auth import requires
+from .auth import actor, current_key, requires, signed_in
 from .declare import Inputs, Parameters
 from .http import json_response, services
 from .openapi import json_content, operation, problem_response
 
 bp = Blueprint("keys", __name__, url_prefix="/api/v1/keys")
+whoami_bp = Blueprint("whoami", __name__)
 
 
 class KeyCreate(Inputs):
@@ -37,7 +38,8 @@ def list_keys() -> Response:
 @operation("Create an API key; the key is shown in this response only", tags=["keys"],
            body=KeyCreate, responses={"201": json_content("Key", "Created")})
 def create_key(body: KeyCreate) -> Response:
-    plain, info = services().create_key(list(body.scopes), body.name)
+    plain, info = services().create_key(list(body.scopes), body.name,
+                                         actor=actor())
     return json_response({**info.public(), "key": plain}, 201)
 
 
@@ -46,4 +48,12 @@ def create_key(body: KeyCreate) -> Response:
 @operation("Revoke an API key", tags=["keys"], path=KeyPath,
            responses={"200": json_content("Key"), "404": problem_response("No such key")})
 def revoke_key(key_id: str) -> Response:
-    return json_response(services().revoke_key(key_id).public())
+    return json_response(services().revoke_key(key_id, actor=actor()).public())
+
+
+@whoami_bp.get("/api/v1/whoami")
+@signed_in
+@operation("Who the caller is (an API key or a signed-in person) and with which scopes",
+           tags=["keys"], responses={"200": json_content("Whoami")})
+def whoami() -> Response:
+    return json_response(current_key().public())

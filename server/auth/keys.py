@@ -32,7 +32,7 @@ IMPLIED = {"admin": set(SCOPES), "deploy": {"deploy", "read"}, "read": {"read"},
 CACHE_SECONDS = 2.0
 # while the database is unreachable, keys verified within this long keep working (scoring goes on;
 # a revocation made just before an outage takes effect when the database is back)
-STALE_IF_ERROR_SECONDS = 3600.0
+STALE_IF_ERROR_SECONDS = 300.0
 LAST_USED_EVERY = timedelta(minutes=1)
 
 
