@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Protocol
 import pandas as pd
 import requests
 
+from .auth.tokens import looks_like_jwt
 from .codecs.file_reader import frame_to_table
 from .config import Settings
 from .errors import ScoreBridgeError
@@ -210,7 +211,9 @@ class RemoteBackend:
         self.session = requests.Session()
         self.session.headers["X-ScoreBridge-Client"] = "cli"
         if key:
-            self.session.headers["X-API-Key"] = key
+            # a sign-in token (JWT form) goes as a bearer token; a key as X-API-Key
+            self.session.headers.update({"Authorization": f"Bearer {key}"} if looks_like_jwt(key)
+                                        else {"X-API-Key": key})
         self.timeout = timeout
 
     def request(self, method: str, path: str, **kw: Any) -> requests.Response:

@@ -150,6 +150,17 @@ class TokenVerifier:
         except Unavailable:
             return ""
 
+    def published_keys(self) -> list[jwt.PyJWK]:
+        """The issuer's signing keys now (fetched afresh: for ``scorebridge auth check``)."""
+        self.discovery()
+        assert self._keys is not None
+        try:
+            return self._keys.get_signing_keys(refresh=True)
+        except jwt.PyJWKClientConnectionError:
+            raise Unavailable("the identity provider's signing keys could not be read") from None
+        except (jwt.PyJWKClientError, jwt.PyJWKSetError) as exc:
+            raise Unavailable(f"the issuer's key set is not usable: {exc}") from None
+
     def _signing_key(self, kid: str) -> jwt.PyJWK:
         self.discovery()
         assert self._keys is not None

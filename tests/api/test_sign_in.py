@@ -19,14 +19,7 @@ from server.app import create_app
 from server.config import Settings
 from tests.api.test_auth import _routes
 from tests.conftest import KeyClient, assert_problem, register_file
-from tests.oidc import OidcProvider, private_jwk, start_provider
-
-
-@pytest.fixture(scope="module")
-def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcProvider]:
-    idp = start_provider(tmp_path_factory.mktemp("oidc"))
-    yield idp
-    idp.stop()
+from tests.oidc import OidcProvider, private_jwk
 
 
 def _app(home: Path, provider: OidcProvider, **settings: Any) -> Any:
