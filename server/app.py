@@ -63,8 +63,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     from .api import registry as registry_api
 
     for bp in (home.bp, health.bp, openapi.bp, registry_api.bp, deployment.bp, scoring.bp, excel.bp,
-               odata.bp, keys.bp, keys.whoami_bp, protocols.mlflow, protocols.v2, protocols.tabpy,
-               reports.bp, jobs_api.bp, pipelines.bp):
+               odata.bp, keys.bp, keys.whoami_bp, keys.people_bp, protocols.mlflow, protocols.v2,
+               protocols.tabpy, reports.bp, jobs_api.bp, pipelines.bp):
         app.register_blueprint(bp)
     if not settings.auth:
         log.warning("!" * 72)

@@ -11,6 +11,7 @@ import time
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Protocol
+from urllib.parse import quote
 
 import pandas as pd
 import requests
@@ -43,6 +44,9 @@ class Backend(Protocol):
     def create_key(self, scopes: list[str], name: str) -> dict[str, Any]: ...
     def list_keys(self) -> list[dict[str, Any]]: ...
     def revoke_key(self, key_id: str) -> dict[str, Any]: ...
+    def disable_person(self, subject: str, reason: str) -> dict[str, Any]: ...
+    def enable_person(self, subject: str) -> None: ...
+    def disabled_people(self) -> list[dict[str, Any]]: ...
     def submit_job(self, name: str, source: Path, output_format: str, strict: bool,
                    publish: bool) -> dict[str, Any]: ...
     def get_job(self, job_id: str) -> dict[str, Any]: ...
@@ -152,6 +156,15 @@ class LocalBackend:
 
     def revoke_key(self, key_id: str) -> dict[str, Any]:
         return self.services.revoke_key(key_id, actor=self.actor).public()
+
+    def disable_person(self, subject: str, reason: str) -> dict[str, Any]:
+        return self.services.disable_person(subject, reason=reason, actor=self.actor).public()
+
+    def enable_person(self, subject: str) -> None:
+        self.services.enable_person(subject, actor=self.actor)
+
+    def disabled_people(self) -> list[dict[str, Any]]:
+        return [p.public() for p in self.services.disabled_people()]
 
     def submit_job(self, name: str, source: Path, output_format: str, strict: bool,
                    publish: bool) -> dict[str, Any]:
@@ -303,6 +316,16 @@ class RemoteBackend:
 
     def revoke_key(self, key_id: str) -> dict[str, Any]:
         return self.call("DELETE", f"/api/v1/keys/{key_id}")
+
+    def disable_person(self, subject: str, reason: str) -> dict[str, Any]:
+        return self.call("PUT", f"/api/v1/people/disabled/{quote(subject, safe='')}",
+                         json={"reason": reason})
+
+    def enable_person(self, subject: str) -> None:
+        self.call("DELETE", f"/api/v1/people/disabled/{quote(subject, safe='')}")
+
+    def disabled_people(self) -> list[dict[str, Any]]:
+        return self.call("GET", "/api/v1/people/disabled")["people"]
 
     def submit_job(self, name: str, source: Path, output_format: str, strict: bool,
                    publish: bool) -> dict[str, Any]:

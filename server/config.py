@@ -115,6 +115,8 @@ class Settings:
     oidc_jwks_lifetime_seconds: float = 900.0
     oidc_jwks_cooldown_seconds: float = 30.0
     oidc_authorization_uri: str = ""
+    # how long keys and people checked before a database outage keep working during it (<= 300)
+    auth_stale_seconds: float = 300.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -193,6 +195,7 @@ class Settings:
             oidc_jwks_lifetime_seconds=float(get("OIDC_JWKS_LIFETIME_SECONDS", "900")),
             oidc_jwks_cooldown_seconds=float(get("OIDC_JWKS_COOLDOWN_SECONDS", "30")),
             oidc_authorization_uri=get("OIDC_AUTHORIZATION_URI", "").strip(),
+            auth_stale_seconds=min(300.0, float(get("AUTH_STALE_SECONDS", "300"))),
         )
         return replace(settings, **overrides) if overrides else settings
 

@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from .auth.keys import KeyInfo, KeyStore
+from .auth.people import DisabledPerson, People
 from .auth.tokens import TokenVerifier, build_verifier
 from .config import Settings
 from .deploy.policy import Policy
 from .deploy.registration import RegistrationRequest, register
 from .deploy.release import Releases
 from .deploy.worker import DeploymentWorker
+from .errors import InvalidInput
 from .jobs.runner import JobRunner
 from .jobs.schedules import ScheduleInfo, Schedules
 from .jobs.service import JobInfo, Jobs
@@ -37,8 +39,10 @@ def build_services(settings: Settings) -> Services:
     """The one place the services are wired (the app factory, the CLI and the tests use it)."""
     registry = build_registry(settings)
     scorer = Scorer(registry, settings)
-    return Services(settings=settings, registry=registry, scorer=scorer, keys=KeyStore(registry),
-                    jobs=Jobs(registry, scorer, settings), tokens=build_verifier(settings))
+    stale = settings.auth_stale_seconds
+    return Services(settings=settings, registry=registry, scorer=scorer,
+                    keys=KeyStore(registry, stale), jobs=Jobs(registry, scorer, settings),
+                    tokens=build_verifier(settings), people=People(registry, stale))
 
 
 @dataclass
@@ -54,6 +58,7 @@ class Services:
     keys: KeyStore
     jobs: Jobs
     tokens: TokenVerifier | None = None  # sign-in tokens, when an OpenID issuer is configured
+    people: People | None = None          # people whose sign-in is cut off here
 
     @cached_property
     def worker(self) -> DeploymentWorker:
@@ -129,6 +134,29 @@ class Services:
         self.registry.record_event(None, "key_revoked", actor=actor, key_id=info.key_id,
                                    key_name=info.name)
         return info
+
+    # -- people (sign-in) -------------------------------------------------------------------------
+
+    def _people(self) -> tuple[People, str]:
+        if self.people is None or not self.settings.oidc_issuer:
+            raise InvalidInput("sign-in is not configured (SCOREBRIDGE_OIDC_ISSUER)")
+        return self.people, self.settings.oidc_issuer
+
+    def disable_person(self, subject: str, *, reason: str = "", actor: str) -> DisabledPerson:
+        """Refuse SUBJECT's sign-in tokens from now on (every host within seconds)."""
+        people, issuer = self._people()
+        info = people.disable(issuer, subject, reason=reason, actor=actor)
+        self.registry.record_event(None, "person_disabled", actor=actor, subject=subject,
+                                   reason=reason or None)
+        return info
+
+    def enable_person(self, subject: str, *, actor: str) -> None:
+        people, issuer = self._people()
+        people.enable(issuer, subject)
+        self.registry.record_event(None, "person_enabled", actor=actor, subject=subject)
+
+    def disabled_people(self) -> list[DisabledPerson]:
+        return self._people()[0].list()
 
     # -- batch jobs ------------------------------------------------------------------------------
 

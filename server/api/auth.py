@@ -118,7 +118,11 @@ def _verify(plain: str) -> Principal:
                                "configured; send an API key", headers={
                                    "WWW-Authenticate": challenge("invalid_token", basic=False)})
         try:
-            return verifier.verify(plain)
+            person = verifier.verify(plain)
+            people = services().people
+            if people is not None and people.is_disabled(person.issuer, person.id):
+                raise TokenRejected("this person's sign-in has been disabled here")
+            return person
         except TokenRejected as exc:
             raise Unauthorized(exc.detail, headers={"WWW-Authenticate": challenge(
                 exc.error, exc.detail, basic=False)}) from None

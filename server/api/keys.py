@@ -13,6 +13,7 @@ from .openapi import json_content, operation, problem_response
 
 bp = Blueprint("keys", __name__, url_prefix="/api/v1/keys")
 whoami_bp = Blueprint("whoami", __name__)
+people_bp = Blueprint("people", __name__, url_prefix="/api/v1/people")
 
 
 class KeyCreate(Inputs):
@@ -57,3 +58,41 @@ def revoke_key(key_id: str) -> Response:
            tags=["keys"], responses={"200": json_content("Whoami")})
 def whoami() -> Response:
     return json_response(current_key().public())
+
+
+class PersonPath(Parameters):
+    subject: str = Field(min_length=1, max_length=255,
+                         description="the person's subject (the token's sub claim)")
+
+
+class DisableRequest(Inputs):
+    reason: str = Field("", max_length=500, description="why, for the audit trail")
+
+
+@people_bp.get("/disabled")
+@requires("admin")
+@operation("People whose sign-in is refused here", tags=["keys"],
+           responses={"200": json_content("DisabledPeople")})
+def disabled_people() -> Response:
+    return json_response({"people": [p.public() for p in services().disabled_people()]})
+
+
+@people_bp.put("/disabled/<subject>")
+@requires("admin")
+@operation("Refuse a person's sign-in tokens from now on (every host within seconds)",
+           tags=["keys"], path=PersonPath, body=DisableRequest, body_required=False,
+           responses={"200": json_content("DisabledPerson"),
+                      "422": problem_response("Sign-in is not configured")})
+def disable_person(subject: str, body: DisableRequest) -> Response:
+    info = services().disable_person(subject, reason=body.reason, actor=actor())
+    return json_response(info.public())
+
+
+@people_bp.delete("/disabled/<subject>")
+@requires("admin")
+@operation("Accept a disabled person's sign-in again", tags=["keys"], path=PersonPath,
+           responses={"204": {"description": "Enabled"},
+                      "404": problem_response("The person is not disabled")})
+def enable_person(subject: str) -> Response:
+    services().enable_person(subject, actor=actor())
+    return Response(status=204)

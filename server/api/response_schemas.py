@@ -146,6 +146,17 @@ COMPONENTS: dict[str, dict[str, Any]] = {
                        "expires_at": {"type": ["string", "null"]},
                        "actor": {"type": "string", "description": "how events name the caller"}},
     },
+    "DisabledPerson": {
+        "type": "object", "required": ["issuer", "subject", "disabled_at"],
+        "properties": {"issuer": {"type": "string"}, "subject": {"type": "string"},
+                       "reason": {"type": "string"}, "disabled_by": {"type": "string"},
+                       "disabled_at": {"type": "string"}},
+    },
+    "DisabledPeople": {
+        "type": "object", "required": ["people"],
+        "properties": {"people": {"type": "array",
+                                  "items": {"$ref": "#/components/schemas/DisabledPerson"}}},
+    },
     "Key": {
         "type": "object", "required": ["id", "scopes"],
         "properties": {"id": {"type": "string"}, "name": {"type": "string"},

@@ -5,10 +5,21 @@ from __future__ import annotations
 import sys
 
 import click
+from rich.table import Table
 
 from ..auth.tokens import OidcConfig, TokenRejected, TokenVerifier
 from ..config import Settings
-from .common import console, err_console, handle_errors, json_option, main, print_json
+from .common import (
+    backend,
+    console,
+    err_console,
+    handle_errors,
+    json_option,
+    key_option,
+    main,
+    print_json,
+    url_option,
+)
 
 
 @main.group()
@@ -72,3 +83,39 @@ def _print(report: dict) -> None:
                          else ""), highlight=False)
     if not report["problems"]:
         console.print("configuration OK", highlight=False)
+
+
+@auth.command("disable")
+@click.argument("subject")
+@click.option("--reason", default="", help="Why, for the audit trail.")
+@url_option
+@key_option
+@handle_errors
+def auth_disable(subject: str, reason: str, url: str | None, key: str | None) -> None:
+    """Refuse SUBJECT's sign-in tokens here from now on (every host within seconds), before they
+    expire at the issuer."""
+    backend(url, key).disable_person(subject, reason)
+    console.print(f"disabled {subject}", highlight=False)
+
+
+@auth.command("enable")
+@click.argument("subject")
+@url_option
+@key_option
+@handle_errors
+def auth_enable(subject: str, url: str | None, key: str | None) -> None:
+    """Accept SUBJECT's sign-in tokens again."""
+    backend(url, key).enable_person(subject)
+    console.print(f"enabled {subject}", highlight=False)
+
+
+@auth.command("disabled")
+@url_option
+@key_option
+@handle_errors
+def auth_disabled(url: str | None, key: str | None) -> None:
+    """List the people whose sign-in is refused here."""
+    table = Table("subject", "disabled", "by", "reason")
+    for p in backend(url, key).disabled_people():
+        table.add_row(p["subject"], (p["disabled_at"] or "")[:19], p["disabled_by"], p["reason"])
+    console.print(table)

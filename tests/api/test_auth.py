@@ -19,7 +19,7 @@ PUBLIC = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/assets/<path:f
           "/", "/guides/<guide>", "/favicon.ico"}
 SAMPLE_VALUES = {"name": "churn", "alias": "staging", "version": "1", "key_id": "abc",
                  "filename": "init.js", "entity_set": "Models", "job_id": "abc",
-                 "guide": "excel"}
+                 "guide": "excel", "subject": "someone"}
 
 
 def _routes(app):
