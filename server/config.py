@@ -115,6 +115,8 @@ class Settings:
     oidc_jwks_lifetime_seconds: float = 900.0
     oidc_jwks_cooldown_seconds: float = 30.0
     oidc_authorization_uri: str = ""
+    oidc_login_scopes: str = "openid profile email"
+    oidc_session_hours: float = 8.0
     # how long keys and people checked before a database outage keep working during it (<= 300)
     auth_stale_seconds: float = 300.0
 
@@ -195,6 +197,8 @@ class Settings:
             oidc_jwks_lifetime_seconds=float(get("OIDC_JWKS_LIFETIME_SECONDS", "900")),
             oidc_jwks_cooldown_seconds=float(get("OIDC_JWKS_COOLDOWN_SECONDS", "30")),
             oidc_authorization_uri=get("OIDC_AUTHORIZATION_URI", "").strip(),
+            oidc_login_scopes=get("OIDC_LOGIN_SCOPES", "openid profile email").strip(),
+            oidc_session_hours=float(get("OIDC_SESSION_HOURS", "8")),
             auth_stale_seconds=min(300.0, float(get("AUTH_STALE_SECONDS", "300"))),
         )
         return replace(settings, **overrides) if overrides else settings

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from .auth.keys import KeyInfo, KeyStore
+from .auth.login import WebLogin
 from .auth.people import DisabledPerson, People
+from .auth.sessions import WebSessions
 from .auth.tokens import TokenVerifier, build_verifier
 from .config import Settings
 from .deploy.policy import Policy
@@ -40,9 +42,14 @@ def build_services(settings: Settings) -> Services:
     registry = build_registry(settings)
     scorer = Scorer(registry, settings)
     stale = settings.auth_stale_seconds
+    tokens = build_verifier(settings)
+    login = WebLogin(tokens, settings.oidc_client_id, settings.oidc_client_secret,
+                     settings.oidc_login_scopes) \
+        if tokens is not None and settings.oidc_client_id else None
     return Services(settings=settings, registry=registry, scorer=scorer,
                     keys=KeyStore(registry, stale), jobs=Jobs(registry, scorer, settings),
-                    tokens=build_verifier(settings), people=People(registry, stale))
+                    tokens=tokens, people=People(registry, stale), login=login,
+                    web_sessions=WebSessions(registry, stale))
 
 
 @dataclass
@@ -59,6 +66,8 @@ class Services:
     jobs: Jobs
     tokens: TokenVerifier | None = None  # sign-in tokens, when an OpenID issuer is configured
     people: People | None = None          # people whose sign-in is cut off here
+    login: WebLogin | None = None         # browser sign-in, when a client id is configured too
+    web_sessions: WebSessions | None = None
 
     @cached_property
     def worker(self) -> DeploymentWorker:

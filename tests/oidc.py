@@ -50,6 +50,9 @@ class OidcProvider:
     def __init__(self, workdir: Path) -> None:
         self.port = free_port()
         self.issuer = f"http://127.0.0.1:{self.port}"
+        # the port a test serves ScoreBridge on for browser sign-in (the redirect URI's)
+        self.web_port = free_port()
+        self.web_url = f"http://127.0.0.1:{self.web_port}"
         self.audience = AUDIENCE
         jwk, self.key = private_jwk("key-1")
         self.kid = "key-1"
@@ -58,7 +61,10 @@ class OidcProvider:
                   "jwks": {"keys": [jwk]},
                   "clients": [{"client_id": cid, "client_secret": SECRET,
                                **{k: v for k, v in spec.items() if v}}
-                              for cid, spec in CLIENTS.items()]}
+                              for cid, spec in CLIENTS.items()]
+                  + [{"client_id": "web", "client_secret": SECRET,
+                      "scope": f"openid profile email {SCOPES}",
+                      "redirect_uris": [f"{self.web_url}/auth/callback"]}]}
         path = workdir / "oidc-provider.json"
         path.write_text(json.dumps(config))
         self.log = open(workdir / "oidc-provider.log", "w+")

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import logging
 from typing import Any, Callable, TypeVar
 
-from flask import Flask, g, request
+from flask import Flask, Response, g, request
 
 from ..auth.keys import SCOPES
 from ..auth.principal import ANONYMOUS, Principal, from_key
+from ..auth.sessions import principal_from
 from ..auth.tokens import TokenRejected, looks_like_jwt
 from ..errors import Forbidden, Unauthorized
+from ..reports.render import render
 from .http import services
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -71,6 +74,64 @@ def presented_key() -> str | None:
     if request.method in ("GET", "HEAD") and request.args.get("api_key"):
         return request.args["api_key"]
     return None
+
+
+SESSION_COOKIE = "scorebridge_session"
+_SAFE = ("GET", "HEAD", "OPTIONS")
+
+
+def local_path(path: str) -> str:
+    """Only a path on this server (no other host, no scheme-relative //host)."""
+    ok = path.startswith("/") and not path.startswith(("//", "/\\")) and "\\" not in path
+    return path if ok else "/dashboard"
+
+
+def current_session() -> tuple[str, dict[str, Any], Principal] | None:
+    """(token, data, person) of this browser's live sign-in session, if any."""
+    token = request.cookies.get(SESSION_COOKIE, "")
+    store = services().web_sessions
+    found = store.get(token, "active") if token and store is not None else None
+    if found is None:
+        return None
+    data, expires = found
+    return token, data, principal_from(data["person"], expires)
+
+
+def signin_page(next_path: str, status: int = 401, message: str = "") -> Response:
+    """The plain page a browser gets instead of the Basic prompt when sign-in is configured."""
+    html = render("signin.html", heading="Sign in", next=local_path(next_path), message=message,
+                  issuer=services().settings.oidc_issuer, logout_csrf="", who="")
+    return Response(html, status=status, mimetype="text/html")
+
+
+def _wants_page() -> bool:
+    accept = request.accept_mimetypes
+    return request.method == "GET" and services().login is not None \
+        and accept.best_match(["application/json", "text/html"]) == "text/html" \
+        and accept["text/html"] > accept["application/json"]
+
+
+def _session_person() -> Principal | None:
+    """The person a browser's session cookie names; state-changing requests must also carry
+    the session's CSRF token (header ``X-CSRF-Token`` or form field ``csrf_token``) and, when
+    the browser says where they come from, come from this server's own pages."""
+    if services().login is None:
+        return None
+    found = current_session()
+    if found is None:
+        return None
+    _, data, person = found
+    if request.method not in _SAFE:
+        origin = request.headers.get("Origin")
+        own = (services().settings.public_url or request.host_url).rstrip("/")
+        if origin and origin.rstrip("/") != own:
+            raise Forbidden("a cross-site request with this browser's sign-in is refused")
+        sent = request.headers.get("X-CSRF-Token") or (
+            request.form.get("csrf_token", "") if request.mimetype == "multipart/form-data"
+            else "")
+        if not sent or not hmac.compare_digest(sent.encode(), str(data["csrf"]).encode()):
+            raise Forbidden("this request needs the session's CSRF token (X-CSRF-Token)")
+    return person
 
 
 def challenge(error: str = "", description: str = "", scope: str = "",
@@ -138,19 +199,28 @@ def _verify(plain: str) -> Principal:
 
 def install(app: Flask) -> None:
     @app.before_request
-    def authenticate() -> None:
+    def authenticate() -> Response | None:
         if request.endpoint is None:
-            return  # unknown route: the 404 handler answers
+            return None  # unknown route: the 404 handler answers
         if request.method == "OPTIONS":
-            return  # a CORS preflight carries no key; Flask answers it with no content
+            return None  # a CORS preflight carries no key; Flask answers it with no content
         view = app.view_functions.get(request.endpoint)
         scope = None if request.endpoint.endswith(".static") else required_scope(view)
         if not services().settings.auth:
             g.api_key = ANONYMOUS
-            return
+            return None
         if scope is None:
-            return
+            return None
         plain = presented_key()
+        person = _session_person() if plain is None else None
+        if person is not None:
+            people = services().people
+            if people is not None and people.is_disabled(person.issuer, person.id):
+                raise Unauthorized("this person's sign-in has been disabled here")
+            _check_access(person, scope)
+            return None
+        if plain is None and _wants_page():
+            return signin_page(request.full_path.rstrip("?"))
         if plain is None:
             app.extensions["scorebridge.auth_failed"]()
             hint = (" (the api_key query parameter is accepted on GET only)"
@@ -165,12 +235,18 @@ def install(app: Flask) -> None:
         except Unauthorized:
             app.extensions["scorebridge.auth_failed"]()
             raise
-        if scope != SIGNED_IN and scope not in principal.grants:
-            what = "this API key" if principal.kind == "key" else "your sign-in"
-            headers = {} if principal.kind == "key" else {"WWW-Authenticate": challenge(
-                "insufficient_scope", f"the '{scope}' scope is needed", scope, basic=False)}
-            raise Forbidden(f"{what} lacks the '{scope}' scope needed here", headers=headers)
-        model = (request.view_args or {}).get("name")
-        if isinstance(model, str) and not principal.may_use(model):
-            raise Forbidden(f"your sign-in does not grant access to model {model[:64]!r}")
-        g.api_key = principal
+        _check_access(principal, scope)
+        return None
+
+
+def _check_access(principal: Principal, scope: str) -> None:
+    """The verified caller may use this route (its scope, and the model it names)."""
+    if scope != SIGNED_IN and scope not in principal.grants:
+        what = "this API key" if principal.kind == "key" else "your sign-in"
+        headers = {} if principal.kind == "key" else {"WWW-Authenticate": challenge(
+            "insufficient_scope", f"the '{scope}' scope is needed", scope, basic=False)}
+        raise Forbidden(f"{what} lacks the '{scope}' scope needed here", headers=headers)
+    model = (request.view_args or {}).get("name")
+    if isinstance(model, str) and not principal.may_use(model):
+        raise Forbidden(f"your sign-in does not grant access to model {model[:64]!r}")
+    g.api_key = principal

@@ -175,8 +175,13 @@ class TokenVerifier:
     # -- tokens ------------------------------------------------------------------------------------
 
     def verify(self, token: str) -> Principal:
-        """The person a valid token names, with the scopes its claims map to; else
+        """The person a valid access token names, with the scopes its claims map to; else
         :class:`TokenRejected` (or :class:`Unavailable` when the issuer cannot be reached)."""
+        return self.principal(self.decode(token, self.config.audiences))
+
+    def decode(self, token: str, audiences: tuple[str, ...]) -> dict[str, Any]:
+        """The claims of a token the issuer signed for one of ``audiences`` (the API's for
+        access tokens; the client's for the ID token of a browser sign-in)."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -194,9 +199,11 @@ class TokenVerifier:
         if key.key_type != _KEY_TYPE[alg[:2]] or (declared and declared != alg):
             raise TokenRejected("the token's algorithm does not fit the issuer's key")
         try:
-            claims = jwt.decode(token, key.key, algorithms=[alg], audience=list(self.config.audiences),
-                                issuer=self.config.issuer, leeway=self.config.leeway_seconds,
-                                options={"require": ["exp", "iss", "aud", "sub"]})
+            claims: dict[str, Any] = jwt.decode(
+                token, key.key, algorithms=[alg], audience=list(audiences),
+                issuer=self.config.issuer, leeway=self.config.leeway_seconds,
+                options={"require": ["exp", "iss", "aud", "sub"]})
+            return claims
         except jwt.ExpiredSignatureError:
             raise TokenRejected("the token has expired") from None
         except jwt.ImmatureSignatureError:
@@ -211,7 +218,6 @@ class TokenVerifier:
             raise TokenRejected("the token's signature does not verify") from None
         except jwt.PyJWTError as exc:
             raise TokenRejected(f"the token is not valid ({type(exc).__name__})") from None
-        return self.principal(claims)
 
     def principal(self, claims: dict[str, Any]) -> Principal:
         name = claims.get(self.config.name_claim) or claims.get("name") \

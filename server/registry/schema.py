@@ -133,6 +133,19 @@ class DisabledPersonRow(Base):
     disabled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class WebSessionRow(Base):
+    """A browser's sign-in, kept on the server: the cookie holds only a random token whose hash
+    is the key here (``pending``: between /auth/login and /auth/callback; ``active``: signed in)."""
+
+    __tablename__ = "web_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
 class RolloutRow(Base):
     """A canary, a shadow, or the watch over a freshly promoted version; open while not finished."""
 

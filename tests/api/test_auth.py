@@ -16,7 +16,9 @@ PUBLIC = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/assets/<path:f
           "/ping", "/health", "/version", "/v2", "/v2/health/live", "/v2/health/ready",
           "/reports/assets/<path:filename>",
           # first contact: where to start, the guides, the favicon browsers ask for
-          "/", "/guides/<guide>", "/favicon.ico"}
+          "/", "/guides/<guide>", "/favicon.ico",
+          # browser sign-in (they answer 404 unless it is configured)
+          "/auth/login", "/auth/callback", "/auth/logout"}
 SAMPLE_VALUES = {"name": "churn", "alias": "staging", "version": "1", "key_id": "abc",
                  "filename": "init.js", "entity_set": "Models", "job_id": "abc",
                  "guide": "excel", "subject": "someone"}

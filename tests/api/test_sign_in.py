@@ -240,6 +240,8 @@ def test_events_name_the_person(signin, provider):
     assert by_kind["key_created"] == by_kind["key_revoked"] == "user:admin (Ida Admin)"
     feed = client.get("/odata/Events", headers=admin).json["value"]
     assert {"user:releaser (Rhea Releaser)", "user:admin (Ida Admin)"} <= {e["Actor"] for e in feed}
+    page = client.get("/dashboard", headers=admin)
+    assert page.status_code == 200 and "by user:releaser (Rhea Releaser)" in page.text
 
 
 def test_per_model_access(tmp_path, provider, signin):

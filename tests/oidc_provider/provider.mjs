@@ -59,6 +59,9 @@ function makeProvider(jwks) {
       claims: () => ({ sub, name: `User ${sub}`, email: `${sub}@example.test` }),
     }),
     pkce: { required: () => true },
+    // the ID token carries the profile claims (name, email), as Entra ID and Okta do
+    conformIdTokenClaims: false,
+    claims: { openid: ["sub"], profile: ["name"], email: ["email"] },
     ttl: { ClientCredentials: 300, AccessToken: 300 },
   });
   provider.proxy = false;
