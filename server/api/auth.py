@@ -104,6 +104,15 @@ def signin_page(next_path: str, status: int = 401, message: str = "") -> Respons
     return Response(html, status=status, mimetype="text/html")
 
 
+DISABLED = "this person's sign-in has been disabled here"
+
+
+def disabled(person: Principal) -> bool:
+    """Whether an admin cut this person off here (``scorebridge auth disable``)."""
+    people = services().people
+    return people is not None and people.is_disabled(person.issuer, person.id)
+
+
 def _wants_page() -> bool:
     accept = request.accept_mimetypes
     return request.method == "GET" and services().login is not None \
@@ -180,9 +189,8 @@ def _verify(plain: str) -> Principal:
                                    "WWW-Authenticate": challenge("invalid_token", basic=False)})
         try:
             person = verifier.verify(plain)
-            people = services().people
-            if people is not None and people.is_disabled(person.issuer, person.id):
-                raise TokenRejected("this person's sign-in has been disabled here")
+            if disabled(person):
+                raise TokenRejected(DISABLED)
             return person
         except TokenRejected as exc:
             raise Unauthorized(exc.detail, headers={"WWW-Authenticate": challenge(
@@ -214,9 +222,8 @@ def install(app: Flask) -> None:
         plain = presented_key()
         person = _session_person() if plain is None else None
         if person is not None:
-            people = services().people
-            if people is not None and people.is_disabled(person.issuer, person.id):
-                raise Unauthorized("this person's sign-in has been disabled here")
+            if disabled(person):
+                raise Unauthorized(DISABLED)
             _check_access(person, scope)
             return None
         if plain is None and _wants_page():

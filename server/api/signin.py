@@ -18,7 +18,7 @@ from ..auth.login import WebLogin
 from ..auth.sessions import PENDING_SECONDS, WebSessions, principal_data
 from ..errors import Forbidden, NotFound, Unauthorized
 from ..reports.render import render
-from .auth import SESSION_COOKIE, current_session, local_path, public, signin_page
+from .auth import DISABLED, SESSION_COOKIE, current_session, disabled, local_path, public, signin_page
 from .declare import Inputs, Parameters
 from .http import services
 from .openapi import operation, problem_response
@@ -97,9 +97,8 @@ def callback(query: CallbackQuery) -> Response:
         why = query.error[:60] or "no code"
         raise Unauthorized(f"the identity provider did not sign you in ({why})")
     person = flow.finish(pending, query.code, query.state)
-    people = services().people
-    if people is not None and people.is_disabled(person.issuer, person.id):
-        raise Unauthorized("this person's sign-in has been disabled here")
+    if disabled(person):
+        raise Unauthorized(DISABLED)
     seconds = services().settings.oidc_session_hours * 3600
     token = store.create("active", {"person": principal_data(person),
                                     "csrf": secrets.token_urlsafe(24)}, seconds)

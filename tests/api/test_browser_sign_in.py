@@ -127,6 +127,12 @@ def _session_rules(web: Any, token: str, csrf: str) -> None:
     start = client.get("/auth/login?next=//evil.example/x")
     assert start.status_code == 302 and "code_challenge_method=S256" in start.headers["Location"]
     assert "nonce=" in start.headers["Location"]
+    # a person cut off here loses their browser session too (and gets it back when enabled)
+    svc = web.extensions["scorebridge"]
+    svc.disable_person("ada", actor="test")
+    assert_problem(client.get("/api/v1/whoami"), 401, "disabled")
+    svc.enable_person("ada", actor="test")
+    assert client.get("/api/v1/whoami").status_code == 200
 
 
 def test_over_https_the_cookie_is_secure(web, provider):
