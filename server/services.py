@@ -26,7 +26,7 @@ from .deploy.policy import Policy
 from .deploy.registration import RegistrationRequest, register
 from .deploy.release import Releases
 from .deploy.worker import DeploymentWorker
-from .errors import InvalidInput
+from .errors import Conflict, Forbidden, InvalidInput
 from .jobs.runner import JobRunner
 from .jobs.schedules import ScheduleInfo, Schedules
 from .jobs.service import JobInfo, Jobs
@@ -35,6 +35,11 @@ from .registry.service import Registry, VersionInfo
 from .scoring.scorer import Scorer
 
 __all__ = ["Services", "build_services"]
+
+
+def _person(actor: str) -> str:
+    """Who an actor is, without the display name: ``user:<subject>`` or ``key:<id>``."""
+    return actor.split(" (", 1)[0]
 
 
 def build_services(settings: Settings) -> Services:
@@ -103,7 +108,14 @@ class Services:
 
     def set_alias(self, name: str, alias: str, version: int, *, actor: str,
                   reason: str = "") -> VersionInfo:
-        """Point an alias at a version (promotion, for 'production')."""
+        """Point an alias at a version (promotion, for 'production'; under a four-eyes policy
+        only once a second person has approved the version)."""
+        if alias == "production" and Policy.from_dict(
+                self.registry.get_model(name).policy).approval.required:
+            candidate = self.registry.get_version(name, version)
+            if not self._approved(name, version, candidate.created_by):
+                raise Conflict(f"{name} v{version} needs the approval of a person other than "
+                               f"{candidate.created_by} before it is promoted (four-eyes policy)")
         info = self.registry.set_alias(name, alias, version, actor=actor, reason=reason)
         self._changed()
         return info
@@ -112,6 +124,26 @@ class Services:
         info = self.registry.rollback(name, actor=actor, reason=reason)
         self._changed()
         return info
+
+    def decide_approval(self, name: str, version: int, *, approve: bool, actor: str,
+                        reason: str = "") -> dict[str, Any]:
+        """A second person's approval (or refusal) of a version before its promotion; the one
+        who registered it cannot approve it. The latest decision stands."""
+        candidate = self.registry.get_version(name, version)
+        if _person(actor) == _person(candidate.created_by):
+            raise Forbidden(f"you registered {name} v{version}: a second person must decide")
+        kind = "approved" if approve else "approval_refused"
+        self.registry.record_event(name, kind, actor=actor, version=version,
+                                   registered_by=candidate.created_by, reason=reason or None)
+        return {"model": name, "version": version, "decision": kind, "decided_by": actor,
+                "registered_by": candidate.created_by, "reason": reason}
+
+    def _approved(self, name: str, version: int, registrant: str) -> bool:
+        for event in self.registry.events(name, limit=1000):  # newest first
+            if event.version == version and event.kind in ("approved", "approval_refused") \
+                    and _person(event.actor) != _person(registrant):
+                return event.kind == "approved"
+        return False
 
     def set_policy(self, name: str, changes: dict[str, Any], *, actor: str) -> dict[str, Any]:
         """Merge ``changes`` into the model's policy (fields not given keep their values)."""

@@ -133,6 +133,13 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         "type": "object", "required": ["events"],
         "properties": {"events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}}},
     },
+    "Approval": {
+        "type": "object", "required": ["model", "version", "decision", "decided_by"],
+        "properties": {"model": {"type": "string"}, "version": {"type": "integer"},
+                       "decision": {"enum": ["approved", "approval_refused"]},
+                       "decided_by": {"type": "string"}, "registered_by": {"type": "string"},
+                       "reason": {"type": "string"}},
+    },
     "Whoami": {
         "type": "object", "required": ["kind", "id", "scopes", "grants", "actor"],
         "properties": {"kind": {"enum": ["key", "person", "anonymous"]},
@@ -191,6 +198,8 @@ COMPONENTS: dict[str, dict[str, Any]] = {
                 "min_requests": {"type": "integer", "minimum": 1},
                 "promote_at_agreement": {"type": ["number", "null"], "minimum": 0,
                                          "maximum": 1}}},
+            "approval": {"type": "object", "additionalProperties": False, "properties": {
+                "required": {"type": "boolean"}}},
             "rollback": {"type": "object", "additionalProperties": False, "properties": {
                 "watch_seconds": {"type": "number", "minimum": 0},
                 "min_requests": {"type": "integer", "minimum": 1},

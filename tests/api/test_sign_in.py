@@ -273,3 +273,46 @@ def test_tokens_without_an_issuer_configured_are_refused_plainly(client, provide
 def test_settings_that_would_weaken_validation_are_refused(tmp_path, provider, settings, message):
     with pytest.raises(Exception, match=message):
         _app(tmp_path / "home", provider, **settings)
+
+
+def test_four_eyes_promotion(signin, provider, demo_files):
+    client = signin.test_client()
+    releaser, admin = provider.token("releaser"), provider.token("admin")
+    as_releaser, as_admin = BearerClient(client, releaser), BearerClient(client, admin)
+    name = "churn-four-eyes"
+    assert register_file(as_releaser, name, demo_files["artifact"],
+                         demo_files["sample"]).status_code == 201
+    changed = client.put(f"/api/v1/models/{name}/policy", json={"approval": {"required": True}},
+                         headers=bearer(admin))
+    assert changed.status_code == 200 and changed.json["approval"] == {"required": True}
+    made = register_file(as_releaser, name, demo_files["artifact"], demo_files["sample"])
+    assert made.status_code == 201
+    version = made.json["version"]
+    signin.extensions["scorebridge"].deploy_pending("test")  # gates run; the policy holds it
+    base = f"/api/v1/models/{name}"
+    promote = {"version": version, "reason": "release"}
+
+    def decide(who, decision):
+        return client.post(f"{base}/versions/{version}/approval", headers=bearer(who),
+                           json={"decision": decision})
+
+    assert_problem(decide(releaser, "approve"), 403, "a second person must decide")
+    key = signin.extensions["scorebridge"].create_key("deploy", "release bot")[0]
+    assert_problem(decide(key, "approve"), 403, "signed-in person")
+    assert_problem(client.post(f"{base}/aliases/production", json=promote,
+                               headers=bearer(releaser)), 409, "needs the approval")
+    assert decide(admin, "refuse").json["decision"] == "approval_refused"
+    assert_problem(as_releaser.post(f"{base}/aliases/production", json=promote), 409,
+                   "four-eyes")
+    approved = decide(admin, "approve").json
+    assert approved["decided_by"] == "user:admin (Ida Admin)"
+    assert approved["registered_by"] == "user:releaser (Rhea Releaser)"
+    done = as_releaser.post(f"{base}/aliases/production", json=promote)
+    assert done.status_code == 200, done.json
+    assert client.get(base, headers=bearer(admin)).json["aliases"]["production"] == version
+    events = as_admin.get(f"/api/v1/events?model={name}").json["events"]
+    kinds = [(e["kind"], e["actor"], e["detail"].get("registered_by")) for e in events
+             if e["kind"] in ("approved", "approval_refused")]
+    assert kinds == [("approved", "user:admin (Ida Admin)", "user:releaser (Rhea Releaser)"),
+                     ("approval_refused", "user:admin (Ida Admin)",
+                      "user:releaser (Rhea Releaser)")]
