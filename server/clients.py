@@ -34,6 +34,8 @@ class Backend(Protocol):
     def register(self, name: str, artifact: Path, **kw: Any) -> dict[str, Any]: ...
     def set_alias(self, name: str, alias: str, version: int, reason: str) -> dict[str, Any]: ...
     def rollback(self, name: str, reason: str) -> dict[str, Any]: ...
+    def decide_approval(self, name: str, version: int, approve: bool,
+                        reason: str) -> dict[str, Any]: ...
     def events(self, name: str | None, limit: int) -> list[dict[str, Any]]: ...
     def score_frame(self, name: str, frame: pd.DataFrame, version: int | None,
                     alias: str | None, malformed: Mapping[int, str] | None = None,
@@ -113,6 +115,11 @@ class LocalBackend:
     def set_alias(self, name: str, alias: str, version: int, reason: str) -> dict[str, Any]:
         return self.services.set_alias(name, alias, version, actor=self.actor,
                                        reason=reason).public()
+
+    def decide_approval(self, name: str, version: int, approve: bool,
+                        reason: str) -> dict[str, Any]:
+        return self.services.decide_approval(name, version, approve=approve, actor=self.actor,
+                                             reason=reason)
 
     def rollback(self, name: str, reason: str) -> dict[str, Any]:
         return self.services.rollback(name, actor=self.actor, reason=reason).public()
@@ -276,6 +283,11 @@ class RemoteBackend:
     def set_alias(self, name: str, alias: str, version: int, reason: str) -> dict[str, Any]:
         return self.call("POST", f"/api/v1/models/{name}/aliases/{alias}",
                           json={"version": version, "reason": reason})
+
+    def decide_approval(self, name: str, version: int, approve: bool,
+                        reason: str) -> dict[str, Any]:
+        return self.call("POST", f"/api/v1/models/{name}/versions/{version}/approval",
+                         json={"decision": "approve" if approve else "refuse", "reason": reason})
 
     def rollback(self, name: str, reason: str) -> dict[str, Any]:
         return self.call("POST", f"/api/v1/models/{name}/rollback", json={"reason": reason})

@@ -6,25 +6,31 @@ import hashlib
 import hmac
 import json
 import re
+import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
+from werkzeug.serving import make_server
 
 from server.api.auth import SIGNED_IN, required_scope
 from server.app import create_app
+from server.cli import main
 from server.config import Settings
 from tests.api.test_auth import _routes
 from tests.conftest import KeyClient, assert_problem, register_file
+from tests.live import free_port
 from tests.oidc import OidcProvider, private_jwk
 
 
 def _app(home: Path, provider: OidcProvider, **settings: Any) -> Any:
     app = create_app(Settings(home=home, background=False, rate_limiting=False,
-                              native_trees=False, **provider.settings(**settings)))
+                              native_trees=False, compile=False,
+                              **provider.settings(**settings)))
     app.config["TESTING"] = True
     return app
 
@@ -304,9 +310,21 @@ def test_four_eyes_promotion(signin, provider, demo_files):
     assert decide(admin, "refuse").json["decision"] == "approval_refused"
     assert_problem(as_releaser.post(f"{base}/aliases/production", json=promote), 409,
                    "four-eyes")
-    approved = decide(admin, "approve").json
-    assert approved["decided_by"] == "user:admin (Ida Admin)"
-    assert approved["registered_by"] == "user:releaser (Rhea Releaser)"
+    # the second person approves from the command line, against the server, with their token
+    server = make_server("127.0.0.1", free_port(), signin, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        result = CliRunner().invoke(main, ["approve", name, str(version), "--reason", "ok",
+                                           "--url", url, "--key", admin])
+    finally:
+        server.shutdown()
+        thread.join(10)
+        server.server_close()
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == (f"{name} v{version}: approved by user:admin (Ida Admin) "
+                                     "(registered by user:releaser (Rhea Releaser))")
     done = as_releaser.post(f"{base}/aliases/production", json=promote)
     assert done.status_code == 200, done.json
     assert client.get(base, headers=bearer(admin)).json["aliases"]["production"] == version
