@@ -72,7 +72,8 @@ class DisableRequest(Inputs):
 @people_bp.get("/disabled")
 @requires("admin")
 @operation("People whose sign-in is refused here", tags=["keys"],
-           responses={"200": json_content("DisabledPeople")})
+           responses={"200": json_content("DisabledPeople"),
+                      "422": problem_response("Sign-in is not configured")})
 def disabled_people() -> Response:
     return json_response({"people": [p.public() for p in services().disabled_people()]})
 
@@ -92,7 +93,8 @@ def disable_person(subject: str, body: DisableRequest) -> Response:
 @requires("admin")
 @operation("Accept a disabled person's sign-in again", tags=["keys"], path=PersonPath,
            responses={"204": {"description": "Enabled"},
-                      "404": problem_response("The person is not disabled")})
+                      "404": problem_response("The person is not disabled"),
+                      "422": problem_response("Sign-in is not configured")})
 def enable_person(subject: str) -> Response:
     services().enable_person(subject, actor=actor())
     return Response(status=204)
