@@ -14,6 +14,7 @@ export SCOREBRIDGE_HOME ?= $(CURDIR)/var
 CHROMIUM := /usr/bin/chromium
 NODE_ADDIN := excel_addin/node_modules/.installed
 NODE_PBI := powerbi/tools/node_modules/.installed
+NODE_OIDC := tests/oidc_provider/node_modules/.installed
 
 .PHONY: serve test bench install install-test node browser powerbi clean
 
@@ -41,7 +42,11 @@ $(NODE_ADDIN): excel_addin/package.json excel_addin/package-lock.json
 $(NODE_PBI): powerbi/tools/package.json powerbi/tools/package-lock.json
 	cd powerbi/tools && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
-node: $(NODE_ADDIN) $(NODE_PBI)
+# a real OpenID provider (oidc-provider) that the sign-in tests run on loopback
+$(NODE_OIDC): tests/oidc_provider/package.json tests/oidc_provider/package-lock.json
+	cd tests/oidc_provider && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+node: $(NODE_ADDIN) $(NODE_PBI) $(NODE_OIDC)
 
 # the Power BI connector, byte for byte reproducible
 powerbi: dist/ScoreBridge.mez

@@ -58,13 +58,14 @@ def create_app(settings: Settings | None = None) -> Flask:
         protocols,
         reports,
         scoring,
+        signin,
     )
     from .api import jobs as jobs_api
     from .api import registry as registry_api
 
     for bp in (home.bp, health.bp, openapi.bp, registry_api.bp, deployment.bp, scoring.bp, excel.bp,
-               odata.bp, keys.bp, protocols.mlflow, protocols.v2, protocols.tabpy, reports.bp,
-               jobs_api.bp, pipelines.bp):
+               odata.bp, keys.bp, keys.whoami_bp, keys.people_bp, protocols.mlflow, protocols.v2,
+               protocols.tabpy, reports.bp, jobs_api.bp, pipelines.bp, signin.bp):
         app.register_blueprint(bp)
     if not settings.auth:
         log.warning("!" * 72)

@@ -11,10 +11,12 @@ import time
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Protocol
+from urllib.parse import quote
 
 import pandas as pd
 import requests
 
+from .auth.tokens import looks_like_jwt
 from .codecs.file_reader import frame_to_table
 from .config import Settings
 from .errors import ScoreBridgeError
@@ -32,6 +34,8 @@ class Backend(Protocol):
     def register(self, name: str, artifact: Path, **kw: Any) -> dict[str, Any]: ...
     def set_alias(self, name: str, alias: str, version: int, reason: str) -> dict[str, Any]: ...
     def rollback(self, name: str, reason: str) -> dict[str, Any]: ...
+    def decide_approval(self, name: str, version: int, approve: bool,
+                        reason: str) -> dict[str, Any]: ...
     def events(self, name: str | None, limit: int) -> list[dict[str, Any]]: ...
     def score_frame(self, name: str, frame: pd.DataFrame, version: int | None,
                     alias: str | None, malformed: Mapping[int, str] | None = None,
@@ -42,6 +46,9 @@ class Backend(Protocol):
     def create_key(self, scopes: list[str], name: str) -> dict[str, Any]: ...
     def list_keys(self) -> list[dict[str, Any]]: ...
     def revoke_key(self, key_id: str) -> dict[str, Any]: ...
+    def disable_person(self, subject: str, reason: str) -> dict[str, Any]: ...
+    def enable_person(self, subject: str) -> None: ...
+    def disabled_people(self) -> list[dict[str, Any]]: ...
     def submit_job(self, name: str, source: Path, output_format: str, strict: bool,
                    publish: bool) -> dict[str, Any]: ...
     def get_job(self, job_id: str) -> dict[str, Any]: ...
@@ -109,6 +116,11 @@ class LocalBackend:
         return self.services.set_alias(name, alias, version, actor=self.actor,
                                        reason=reason).public()
 
+    def decide_approval(self, name: str, version: int, approve: bool,
+                        reason: str) -> dict[str, Any]:
+        return self.services.decide_approval(name, version, approve=approve, actor=self.actor,
+                                             reason=reason)
+
     def rollback(self, name: str, reason: str) -> dict[str, Any]:
         return self.services.rollback(name, actor=self.actor, reason=reason).public()
 
@@ -143,14 +155,23 @@ class LocalBackend:
         return out, result.version
 
     def create_key(self, scopes: list[str], name: str) -> dict[str, Any]:
-        plain, info = self.services.create_key(scopes, name)
+        plain, info = self.services.create_key(scopes, name, actor=self.actor)
         return {**info.public(), "key": plain}
 
     def list_keys(self) -> list[dict[str, Any]]:
         return [k.public() for k in self.services.keys.list()]
 
     def revoke_key(self, key_id: str) -> dict[str, Any]:
-        return self.services.revoke_key(key_id).public()
+        return self.services.revoke_key(key_id, actor=self.actor).public()
+
+    def disable_person(self, subject: str, reason: str) -> dict[str, Any]:
+        return self.services.disable_person(subject, reason=reason, actor=self.actor).public()
+
+    def enable_person(self, subject: str) -> None:
+        self.services.enable_person(subject, actor=self.actor)
+
+    def disabled_people(self) -> list[dict[str, Any]]:
+        return [p.public() for p in self.services.disabled_people()]
 
     def submit_job(self, name: str, source: Path, output_format: str, strict: bool,
                    publish: bool) -> dict[str, Any]:
@@ -210,7 +231,9 @@ class RemoteBackend:
         self.session = requests.Session()
         self.session.headers["X-ScoreBridge-Client"] = "cli"
         if key:
-            self.session.headers["X-API-Key"] = key
+            # a sign-in token (JWT form) goes as a bearer token; a key as X-API-Key
+            self.session.headers.update({"Authorization": f"Bearer {key}"} if looks_like_jwt(key)
+                                        else {"X-API-Key": key})
         self.timeout = timeout
 
     def request(self, method: str, path: str, **kw: Any) -> requests.Response:
@@ -261,6 +284,11 @@ class RemoteBackend:
         return self.call("POST", f"/api/v1/models/{name}/aliases/{alias}",
                           json={"version": version, "reason": reason})
 
+    def decide_approval(self, name: str, version: int, approve: bool,
+                        reason: str) -> dict[str, Any]:
+        return self.call("POST", f"/api/v1/models/{name}/versions/{version}/approval",
+                         json={"decision": "approve" if approve else "refuse", "reason": reason})
+
     def rollback(self, name: str, reason: str) -> dict[str, Any]:
         return self.call("POST", f"/api/v1/models/{name}/rollback", json={"reason": reason})
 
@@ -300,6 +328,16 @@ class RemoteBackend:
 
     def revoke_key(self, key_id: str) -> dict[str, Any]:
         return self.call("DELETE", f"/api/v1/keys/{key_id}")
+
+    def disable_person(self, subject: str, reason: str) -> dict[str, Any]:
+        return self.call("PUT", f"/api/v1/people/disabled/{quote(subject, safe='')}",
+                         json={"reason": reason})
+
+    def enable_person(self, subject: str) -> None:
+        self.call("DELETE", f"/api/v1/people/disabled/{quote(subject, safe='')}")
+
+    def disabled_people(self) -> list[dict[str, Any]]:
+        return self.call("GET", "/api/v1/people/disabled")["people"]
 
     def submit_job(self, name: str, source: Path, output_format: str, strict: bool,
                    publish: bool) -> dict[str, Any]:

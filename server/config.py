@@ -23,6 +23,9 @@ def _flag(value: str) -> bool:
 OFFICE_WEB_ORIGINS = ("https://*.officeapps.live.com", "https://*.office.com", "https://*.office365.com",
                       "https://*.sharepoint.com", "https://*.microsoft365.com", "https://*.cloud.microsoft")
 
+# asymmetric signatures only: an issuer's public key can never double as an HMAC secret
+OIDC_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
+
 DEFAULT_RATE_LIMITS = {"score": "60000/minute", "read": "6000/minute", "deploy": "600/minute",
                        "admin": "600/minute"}
 
@@ -99,6 +102,23 @@ class Settings:
     batch_wait_ms: float = 2.0
     batch_max_rows: int = 256
     batch_request_rows: int = 16
+    # sign-in with the organisation's OpenID provider (docs/sign-in.md)
+    oidc_issuer: str = ""
+    oidc_audience: tuple[str, ...] = ()
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    oidc_scope_map: str = ""
+    oidc_models_claim: str = ""
+    oidc_name_claim: str = "name"
+    oidc_algorithms: tuple[str, ...] = OIDC_ALGORITHMS
+    oidc_leeway_seconds: float = 60.0
+    oidc_jwks_lifetime_seconds: float = 900.0
+    oidc_jwks_cooldown_seconds: float = 30.0
+    oidc_authorization_uri: str = ""
+    oidc_login_scopes: str = "openid profile email"
+    oidc_session_hours: float = 8.0
+    # how long keys and people checked before a database outage keep working during it (<= 300)
+    auth_stale_seconds: float = 300.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -165,6 +185,21 @@ class Settings:
             batch_wait_ms=float(get("BATCH_WAIT_MS", "2")),
             batch_max_rows=int(get("BATCH_MAX_ROWS", "256")),
             batch_request_rows=int(get("BATCH_REQUEST_ROWS", "16")),
+            oidc_issuer=get("OIDC_ISSUER", "").strip(),
+            oidc_audience=_csv(get("OIDC_AUDIENCE", "")),
+            oidc_client_id=get("OIDC_CLIENT_ID", "").strip(),
+            oidc_client_secret=get("OIDC_CLIENT_SECRET", ""),
+            oidc_scope_map=get("OIDC_SCOPE_MAP", ""),
+            oidc_models_claim=get("OIDC_MODELS_CLAIM", "").strip(),
+            oidc_name_claim=get("OIDC_NAME_CLAIM", "name").strip(),
+            oidc_algorithms=_csv(get("OIDC_ALGORITHMS", ",".join(OIDC_ALGORITHMS))),
+            oidc_leeway_seconds=float(get("OIDC_LEEWAY_SECONDS", "60")),
+            oidc_jwks_lifetime_seconds=float(get("OIDC_JWKS_LIFETIME_SECONDS", "900")),
+            oidc_jwks_cooldown_seconds=float(get("OIDC_JWKS_COOLDOWN_SECONDS", "30")),
+            oidc_authorization_uri=get("OIDC_AUTHORIZATION_URI", "").strip(),
+            oidc_login_scopes=get("OIDC_LOGIN_SCOPES", "openid profile email").strip(),
+            oidc_session_hours=float(get("OIDC_SESSION_HOURS", "8")),
+            auth_stale_seconds=min(300.0, float(get("AUTH_STALE_SECONDS", "300"))),
         )
         return replace(settings, **overrides) if overrides else settings
 

@@ -17,11 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from .auth.keys import KeyInfo, KeyStore
+from .auth.login import WebLogin
+from .auth.people import DisabledPerson, People
+from .auth.sessions import WebSessions
+from .auth.tokens import TokenVerifier, build_verifier
 from .config import Settings
 from .deploy.policy import Policy
 from .deploy.registration import RegistrationRequest, register
 from .deploy.release import Releases
 from .deploy.worker import DeploymentWorker
+from .errors import Conflict, Forbidden, InvalidInput
 from .jobs.runner import JobRunner
 from .jobs.schedules import ScheduleInfo, Schedules
 from .jobs.service import JobInfo, Jobs
@@ -32,12 +37,24 @@ from .scoring.scorer import Scorer
 __all__ = ["Services", "build_services"]
 
 
+def _person(actor: str) -> str:
+    """Who an actor is, without the display name: ``user:<subject>`` or ``key:<id>``."""
+    return actor.split(" (", 1)[0]
+
+
 def build_services(settings: Settings) -> Services:
     """The one place the services are wired (the app factory, the CLI and the tests use it)."""
     registry = build_registry(settings)
     scorer = Scorer(registry, settings)
-    return Services(settings=settings, registry=registry, scorer=scorer, keys=KeyStore(registry),
-                    jobs=Jobs(registry, scorer, settings))
+    stale = settings.auth_stale_seconds
+    tokens = build_verifier(settings)
+    login = WebLogin(tokens, settings.oidc_client_id, settings.oidc_client_secret,
+                     settings.oidc_login_scopes) \
+        if tokens is not None and settings.oidc_client_id else None
+    return Services(settings=settings, registry=registry, scorer=scorer,
+                    keys=KeyStore(registry, stale), jobs=Jobs(registry, scorer, settings),
+                    tokens=tokens, people=People(registry, stale), login=login,
+                    web_sessions=WebSessions(registry, stale))
 
 
 @dataclass
@@ -52,6 +69,10 @@ class Services:
     scorer: Scorer
     keys: KeyStore
     jobs: Jobs
+    tokens: TokenVerifier | None = None  # sign-in tokens, when an OpenID issuer is configured
+    people: People | None = None          # people whose sign-in is cut off here
+    login: WebLogin | None = None         # browser sign-in, when a client id is configured too
+    web_sessions: WebSessions | None = None
 
     @cached_property
     def worker(self) -> DeploymentWorker:
@@ -87,7 +108,14 @@ class Services:
 
     def set_alias(self, name: str, alias: str, version: int, *, actor: str,
                   reason: str = "") -> VersionInfo:
-        """Point an alias at a version (promotion, for 'production')."""
+        """Point an alias at a version (promotion, for 'production'; under a four-eyes policy
+        only once a second person has approved the version)."""
+        if alias == "production" and Policy.from_dict(
+                self.registry.get_model(name).policy).approval.required:
+            candidate = self.registry.get_version(name, version)
+            if not self._approved(name, version, candidate.created_by):
+                raise Conflict(f"{name} v{version} needs the approval of a person other than "
+                               f"{candidate.created_by} before it is promoted (four-eyes policy)")
         info = self.registry.set_alias(name, alias, version, actor=actor, reason=reason)
         self._changed()
         return info
@@ -96,6 +124,26 @@ class Services:
         info = self.registry.rollback(name, actor=actor, reason=reason)
         self._changed()
         return info
+
+    def decide_approval(self, name: str, version: int, *, approve: bool, actor: str,
+                        reason: str = "") -> dict[str, Any]:
+        """A second person's approval (or refusal) of a version before its promotion; the one
+        who registered it cannot approve it. The latest decision stands."""
+        candidate = self.registry.get_version(name, version)
+        if _person(actor) == _person(candidate.created_by):
+            raise Forbidden(f"you registered {name} v{version}: a second person must decide")
+        kind = "approved" if approve else "approval_refused"
+        self.registry.record_event(name, kind, actor=actor, version=version,
+                                   registered_by=candidate.created_by, reason=reason or None)
+        return {"model": name, "version": version, "decision": kind, "decided_by": actor,
+                "registered_by": candidate.created_by, "reason": reason}
+
+    def _approved(self, name: str, version: int, registrant: str) -> bool:
+        for event in self.registry.events(name, limit=1000):  # newest first
+            if event.version == version and event.kind in ("approved", "approval_refused") \
+                    and _person(event.actor) != _person(registrant):
+                return event.kind == "approved"
+        return False
 
     def set_policy(self, name: str, changes: dict[str, Any], *, actor: str) -> dict[str, Any]:
         """Merge ``changes`` into the model's policy (fields not given keep their values)."""
@@ -114,12 +162,42 @@ class Services:
 
     # -- keys ------------------------------------------------------------------------------------
 
-    def create_key(self, scopes: str | list[str], name: str = "") -> tuple[str, KeyInfo]:
-        """A new key: (its plain text, shown once, and its record)."""
-        return self.keys.create(scopes, name)
+    def create_key(self, scopes: str | list[str], name: str = "", *,
+                   actor: str = "cli") -> tuple[str, KeyInfo]:
+        """A new key: (its plain text, shown once, and its record); the audit trail says who."""
+        plain, info = self.keys.create(scopes, name)
+        self.registry.record_event(None, "key_created", actor=actor, key_id=info.key_id,
+                                   key_name=info.name, scopes=",".join(info.scopes))
+        return plain, info
 
-    def revoke_key(self, key_id: str) -> KeyInfo:
-        return self.keys.revoke(key_id)
+    def revoke_key(self, key_id: str, *, actor: str = "cli") -> KeyInfo:
+        info = self.keys.revoke(key_id)
+        self.registry.record_event(None, "key_revoked", actor=actor, key_id=info.key_id,
+                                   key_name=info.name)
+        return info
+
+    # -- people (sign-in) -------------------------------------------------------------------------
+
+    def _people(self) -> tuple[People, str]:
+        if self.people is None or not self.settings.oidc_issuer:
+            raise InvalidInput("sign-in is not configured (SCOREBRIDGE_OIDC_ISSUER)")
+        return self.people, self.settings.oidc_issuer
+
+    def disable_person(self, subject: str, *, reason: str = "", actor: str) -> DisabledPerson:
+        """Refuse SUBJECT's sign-in tokens from now on (every host within seconds)."""
+        people, issuer = self._people()
+        info = people.disable(issuer, subject, reason=reason, actor=actor)
+        self.registry.record_event(None, "person_disabled", actor=actor, subject=subject,
+                                   reason=reason or None)
+        return info
+
+    def enable_person(self, subject: str, *, actor: str) -> None:
+        people, issuer = self._people()
+        people.enable(issuer, subject)
+        self.registry.record_event(None, "person_enabled", actor=actor, subject=subject)
+
+    def disabled_people(self) -> list[DisabledPerson]:
+        return self._people()[0].list()
 
     # -- batch jobs ------------------------------------------------------------------------------
 

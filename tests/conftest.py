@@ -278,3 +278,13 @@ def jobs_in_process_and_on_dask(client: KeyClient, services: Any, frame: pd.Data
                                                       scope="score").data),
                                  keep_default_na=False) for i in ids)
     return local, dasked, ids
+
+
+@pytest.fixture(scope="module")
+def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real OpenID provider on loopback (tests/oidc.py), stopped when the module's tests end."""
+    from tests.oidc import start_provider
+
+    idp = start_provider(tmp_path_factory.mktemp("oidc"))
+    yield idp
+    idp.stop()

@@ -8,13 +8,14 @@ from typing import Any, Literal
 from flask import Blueprint, Response
 from pydantic import ConfigDict, Field, create_model
 
-from ..deploy.policy import CanaryConfig, GateConfig, RollbackConfig, ShadowConfig
+from ..deploy.policy import ApprovalConfig, CanaryConfig, GateConfig, RollbackConfig, ShadowConfig
+from ..errors import Forbidden
 from ..registry.deployments import Deployments
 from ..scoring.traffic import percentile_ms
 from ..telemetry.monitoring import model_monitoring
-from .auth import actor, requires
+from .auth import actor, current_key, requires
 from .declare import Inputs, Parameters
-from .fields import AliasName, Limit, ModelName, ModelPath, Number, Reason, VersionNumber, whole
+from .fields import AliasName, Limit, ModelName, ModelPath, Number, Reason, VersionNumber, VersionPath, whole
 from .http import json_response, services
 from .openapi import json_content, operation, problem_response
 
@@ -56,6 +57,7 @@ GatesChange = _partial(GateConfig)
 CanaryChange = _partial(CanaryConfig)
 ShadowChange = _partial(ShadowConfig)
 RollbackChange = _partial(RollbackConfig)
+ApprovalChange = _partial(ApprovalConfig)
 
 
 class PolicyChange(Inputs):
@@ -69,6 +71,7 @@ class PolicyChange(Inputs):
     canary: CanaryChange | None = None      # type: ignore[valid-type]
     shadow: ShadowChange | None = None      # type: ignore[valid-type]
     rollback: RollbackChange | None = None  # type: ignore[valid-type]
+    approval: ApprovalChange | None = None  # type: ignore[valid-type]
 
 
 @bp.post("/models/<name>/aliases/<alias>")
@@ -77,10 +80,34 @@ class PolicyChange(Inputs):
     "Point an alias at a version (promotion for 'production')", tags=["deployment"],
     path=AliasPath, body=AliasRequest,
     responses={"200": json_content("Version"), **_NOT_FOUND,
+               "409": problem_response("A four-eyes policy: not approved by a second person"),
                "422": problem_response("Invalid alias")})
 def set_alias(name: str, alias: str, body: AliasRequest) -> Response:
     info = services().set_alias(name, alias, body.version, actor=actor(), reason=body.reason)
     return json_response(info.public())
+
+
+class ApprovalRequest(Inputs):
+    model_config = ConfigDict(json_schema_extra={"example": {"decision": "approve",
+                                                             "reason": "holdout looks right"}})
+
+    decision: Literal["approve", "refuse"]
+    reason: str = Field("", max_length=500)
+
+
+@bp.post("/models/<name>/versions/<version>/approval")
+@requires("deploy")
+@operation(
+    "Approve or refuse a version before promotion (four-eyes; not by who registered it)",
+    tags=["deployment"], path=VersionPath, body=ApprovalRequest,
+    responses={"200": json_content("Approval"), **_NOT_FOUND,
+               "403": problem_response("The one who registered it, or an API key")})
+def decide_approval(name: str, version: int, body: ApprovalRequest) -> Response:
+    if current_key().kind == "key":
+        raise Forbidden("approvals are made by a signed-in person, not an API key")
+    decided = services().decide_approval(name, version, approve=body.decision == "approve",
+                                         actor=actor(), reason=body.reason)
+    return json_response(decided)
 
 
 @bp.post("/models/<name>/rollback")

@@ -84,7 +84,10 @@ def build_spec(app: Flask) -> dict[str, Any]:
     )
     spec.components.security_scheme("ApiKeyHeader", {"type": "apiKey", "in": "header",
                                                      "name": "X-API-Key"})
-    spec.components.security_scheme("BearerKey", {"type": "http", "scheme": "bearer"})
+    spec.components.security_scheme("BearerKey", {
+        "type": "http", "scheme": "bearer",
+        "description": "an API key, or (with sign-in configured) the identity provider's JWT "
+                       "access token for the API's audience"})
     spec.components.security_scheme("BasicKey", {"type": "http", "scheme": "basic",
                                                  "description": "any user name, the key as "
                                                                 "password"})
@@ -113,7 +116,9 @@ def build_spec(app: Flask) -> dict[str, Any]:
             responses = dict(meta["responses"])
             if scope is not None:
                 responses.setdefault("401", problem_response("No valid API key"))
-                responses.setdefault("403", problem_response(f"The key lacks the '{scope}' scope"))
+                if scope != "signed-in":
+                    responses.setdefault("403", problem_response(f"The key lacks the '{scope}' "
+                                                                 "scope"))
             if parameters or body is not None:
                 responses.setdefault("400", problem_response("An input that does not fit its "
                                                              "declaration"))

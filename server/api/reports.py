@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Blueprint, Response, send_from_directory
+from flask import Blueprint, Response, request, send_from_directory
 
 from ..reports.dashboard import dashboard as dashboard_data
 from ..reports.model_report import report_data, report_xlsx
 from ..reports.render import render
-from .auth import public, requires
+from .auth import SESSION_COOKIE, current_key, public, requires
 from .excel import XLSX, namespace, public_base
 from .fields import ModelPath
 from .http import services
@@ -27,8 +27,11 @@ _HTML = {"200": {"description": "HTML page", "content": {"text/html": {
            tags=["monitoring"], responses=_HTML)
 def dashboard() -> Response:
     svc = services()
+    caller = current_key()
+    signed_in = caller.actor if caller.kind == "person" and SESSION_COOKIE in request.cookies \
+        else ""
     html = render("dashboard.html", d=dashboard_data(svc.registry, svc.settings),
-                  refresh=REFRESH_SECONDS)
+                  refresh=REFRESH_SECONDS, signed_in=signed_in)
     return Response(html, mimetype="text/html")
 
 

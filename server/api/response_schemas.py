@@ -133,6 +133,37 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         "type": "object", "required": ["events"],
         "properties": {"events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}}},
     },
+    "Approval": {
+        "type": "object", "required": ["model", "version", "decision", "decided_by"],
+        "properties": {"model": {"type": "string"}, "version": {"type": "integer"},
+                       "decision": {"enum": ["approved", "approval_refused"]},
+                       "decided_by": {"type": "string"}, "registered_by": {"type": "string"},
+                       "reason": {"type": "string"}},
+    },
+    "Whoami": {
+        "type": "object", "required": ["kind", "id", "scopes", "grants", "actor"],
+        "properties": {"kind": {"enum": ["key", "person", "anonymous"]},
+                       "id": {"type": "string", "description": "the key's id or the subject"},
+                       "name": {"type": "string"}, "email": {"type": ["string", "null"]},
+                       "issuer": {"type": ["string", "null"]},
+                       "scopes": {"type": "array", "items": {"type": "string"}},
+                       "grants": {"type": "array", "items": {"type": "string"}},
+                       "models": {"type": ["array", "null"], "items": {"type": "string"},
+                                  "description": "null: every model"},
+                       "expires_at": {"type": ["string", "null"]},
+                       "actor": {"type": "string", "description": "how events name the caller"}},
+    },
+    "DisabledPerson": {
+        "type": "object", "required": ["issuer", "subject", "disabled_at"],
+        "properties": {"issuer": {"type": "string"}, "subject": {"type": "string"},
+                       "reason": {"type": "string"}, "disabled_by": {"type": "string"},
+                       "disabled_at": {"type": "string"}},
+    },
+    "DisabledPeople": {
+        "type": "object", "required": ["people"],
+        "properties": {"people": {"type": "array",
+                                  "items": {"$ref": "#/components/schemas/DisabledPerson"}}},
+    },
     "Key": {
         "type": "object", "required": ["id", "scopes"],
         "properties": {"id": {"type": "string"}, "name": {"type": "string"},
@@ -167,6 +198,8 @@ COMPONENTS: dict[str, dict[str, Any]] = {
                 "min_requests": {"type": "integer", "minimum": 1},
                 "promote_at_agreement": {"type": ["number", "null"], "minimum": 0,
                                          "maximum": 1}}},
+            "approval": {"type": "object", "additionalProperties": False, "properties": {
+                "required": {"type": "boolean"}}},
             "rollback": {"type": "object", "additionalProperties": False, "properties": {
                 "watch_seconds": {"type": "number", "minimum": 0},
                 "min_requests": {"type": "integer", "minimum": 1},

@@ -3,36 +3,32 @@
 A key looks like ``sb_<id>_<secret>``. The id (not secret) finds the row; the secret's hash is compared
 in constant time. Keys are 160+ bits of randomness, so a fast hash is safe here (no password stretching
 needed), and verification stays cheap on the scoring path. Verified keys are cached for a few seconds
-per worker; revocation reaches every worker within that time.
+per worker; revocation reaches every worker within that time (see :mod:`.cache`, which also bounds
+how long they keep working while the database is unreachable).
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
 import secrets
-import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import InvalidInput, NotFound
 from ..registry.schema import ApiKeyRow, utcnow
 from ..registry.service import Registry
 from ..types.record import public_fields
+from .cache import FRESH_SECONDS, MAX_STALE_SECONDS, CheckedCache
 
 SCOPES = ("score", "read", "deploy", "admin")
 # a scope grants itself and the scopes listed here
 IMPLIED = {"admin": set(SCOPES), "deploy": {"deploy", "read"}, "read": {"read"},
            "score": {"score"}}
-CACHE_SECONDS = 2.0
-# while the database is unreachable, keys verified within this long keep working (scoring goes on;
-# a revocation made just before an outage takes effect when the database is back)
-STALE_IF_ERROR_SECONDS = 3600.0
+CACHE_SECONDS = FRESH_SECONDS
 LAST_USED_EVERY = timedelta(minutes=1)
 
 
@@ -82,10 +78,9 @@ def _info(row: ApiKeyRow) -> KeyInfo:
 
 
 class KeyStore:
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, stale_seconds: float = MAX_STALE_SECONDS) -> None:
         self.registry = registry
-        self._cache: dict[str, tuple[float, KeyInfo | None]] = {}
-        self._lock = threading.Lock()
+        self._cache: CheckedCache[KeyInfo | None] = CheckedCache(CACHE_SECONDS, stale_seconds)
 
     def create(self, scopes: str | list[str], name: str = "") -> tuple[str, KeyInfo]:
         """A new key; the plain text is returned here and never again."""
@@ -112,8 +107,7 @@ class KeyStore:
                 raise NotFound(f"no API key with id {key_id!r}")
             row.revoked_at = row.revoked_at or utcnow()
             info = _info(row)
-        with self._lock:
-            self._cache.clear()
+        self._cache.clear()
         return info
 
     def verify(self, plain: str) -> KeyInfo | None:
@@ -121,34 +115,22 @@ class KeyStore:
         if not plain or len(plain) > 128 or not plain.startswith("sb_") or plain.count("_") < 2:
             return None
         digest = _hash(plain)
-        now = time.monotonic()
-        with self._lock:
-            hit = self._cache.get(digest)
-        if hit and hit[0] > now:
-            return hit[1]
-        key_id = plain.split("_", 2)[1]
+        return self._cache.get(digest, lambda: self._lookup(plain.split("_", 2)[1], digest))
+
+    def _lookup(self, key_id: str, digest: str) -> KeyInfo | None:
         info = None
         touch = False
-        try:
-            with self.registry.reading() as session:
-                row = session.scalar(select(ApiKeyRow).where(ApiKeyRow.key_id == key_id))
-                if row is not None and hmac.compare_digest(row.hashed, digest) \
-                        and row.revoked_at is None:
-                    info = _info(row)
-                    last = row.last_used_at
-                    touch = last is None or utcnow() - (last if last.tzinfo else
-                                                        last.replace(tzinfo=utcnow().tzinfo)) \
-                        > LAST_USED_EVERY
-        except SQLAlchemyError:
-            if hit is not None and hit[0] > now - STALE_IF_ERROR_SECONDS:
-                return hit[1]  # the database is away: keys seen recently keep working
-            raise
+        with self.registry.reading() as session:
+            row = session.scalar(select(ApiKeyRow).where(ApiKeyRow.key_id == key_id))
+            if row is not None and hmac.compare_digest(row.hashed, digest) \
+                    and row.revoked_at is None:
+                info = _info(row)
+                last = row.last_used_at
+                touch = last is None or utcnow() - (last if last.tzinfo else
+                                                    last.replace(tzinfo=utcnow().tzinfo)) \
+                    > LAST_USED_EVERY
         if info is not None and touch:
             self._touch(key_id)
-        with self._lock:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[digest] = (now + CACHE_SECONDS, info)
         return info
 
     def _touch(self, key_id: str) -> None:

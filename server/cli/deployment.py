@@ -26,6 +26,24 @@ def promote(name: str, version: int, alias: str, reason: str, url: str | None,
 
 @main.command()
 @click.argument("name")
+@click.argument("version", type=int)
+@click.option("--refuse", is_flag=True, help="Refuse instead of approving.")
+@click.option("--reason", default="")
+@url_option
+@key_option
+@handle_errors
+def approve(name: str, version: int, refuse: bool, reason: str, url: str | None,
+            key: str | None) -> None:
+    """Approve (or --refuse) VERSION for promotion under a four-eyes policy; not by the person
+    who registered it (with --url: a sign-in token, not an API key)."""
+    decided = backend(url, key).decide_approval(name, version, not refuse, reason)
+    console.print(f"{name} v{version}: {decided['decision'].replace('_', ' ')} by "
+                  f"{decided['decided_by']} (registered by {decided['registered_by']})",
+                  highlight=False)
+
+
+@main.command()
+@click.argument("name")
 @click.argument("mode", type=click.Choice(["manual", "auto", "canary", "shadow"]))
 @click.option("--share", type=click.FloatRange(0, 1), help="Canary/shadow share of traffic.")
 @click.option("--min-requests", type=click.IntRange(1), help="Canary/shadow evidence needed.")

@@ -7,6 +7,9 @@
   promoted if its error rate and latency stay within limits of production's, rolled back otherwise.
 - ``shadow``: the version scores a copy of production traffic off the response path; agreement is
   recorded; a person promotes (or, if configured, it is promoted at a given agreement rate).
+
+Four-eyes (``approval.required``): whatever the mode, a version reaches production only when a
+person promotes it after someone other than the person who registered it has approved it.
 """
 from __future__ import annotations
 
@@ -51,12 +54,18 @@ class RollbackConfig:
 
 
 @dataclass(frozen=True)
+class ApprovalConfig:
+    required: bool = False             # four-eyes: a second person approves before promotion
+
+
+@dataclass(frozen=True)
 class Policy:
     policy: str = "auto"
     gates: GateConfig = field(default_factory=GateConfig)
     canary: CanaryConfig = field(default_factory=CanaryConfig)
     shadow: ShadowConfig = field(default_factory=ShadowConfig)
     rollback: RollbackConfig = field(default_factory=RollbackConfig)
+    approval: ApprovalConfig = field(default_factory=ApprovalConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,7 +79,8 @@ class Policy:
             raise InvalidInput(f"policy must be one of {', '.join(MODES)}, got {str(mode)[:20]!r}")
         parts: dict[str, Any] = {}
         for name, kind in (("gates", GateConfig), ("canary", CanaryConfig),
-                           ("shadow", ShadowConfig), ("rollback", RollbackConfig)):
+                           ("shadow", ShadowConfig), ("rollback", RollbackConfig),
+                           ("approval", ApprovalConfig)):
             parts[name] = _section(name, kind, data.pop(name, None))
         if data:
             raise InvalidInput(f"unknown policy field(s): {', '.join(sorted(data))[:200]}")
@@ -104,6 +114,8 @@ def _section(name: str, kind: type, raw: Any) -> Any:
         expected = known[key].type
         if value is None and "None" in str(expected):
             values[key] = None
+        elif str(expected) == "bool" and isinstance(value, bool):
+            values[key] = value
         elif "float" in str(expected) and isinstance(value, (int, float)) \
                 and not isinstance(value, bool):
             values[key] = float(value)

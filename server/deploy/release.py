@@ -115,6 +115,8 @@ class Releases:
         """How a version that passed its gates reaches production under ``policy``."""
         mode = policy.policy
         baseline = production.version if production else None
+        if policy.approval.required:
+            return RolloutPlan("manual", reason="policy requires a second person's approval")
         if production is None:
             return RolloutPlan("promote", reason="passed its gates; no production version yet")
         if mode == "manual":

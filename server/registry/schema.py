@@ -119,6 +119,33 @@ class ApiKeyRow(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class DisabledPersonRow(Base):
+    """A person (an issuer's subject) whose sign-in tokens are refused, whatever the issuer says."""
+
+    __tablename__ = "disabled_people"
+    __table_args__ = (UniqueConstraint("issuer", "subject", name="uq_disabled_person"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    issuer: Mapped[str] = mapped_column(String(255))
+    subject: Mapped[str] = mapped_column(String(255))
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    disabled_by: Mapped[str] = mapped_column(String(255), default="")
+    disabled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WebSessionRow(Base):
+    """A browser's sign-in, kept on the server: the cookie holds only a random token whose hash
+    is the key here (``pending``: between /auth/login and /auth/callback; ``active``: signed in)."""
+
+    __tablename__ = "web_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
 class RolloutRow(Base):
     """A canary, a shadow, or the watch over a freshly promoted version; open while not finished."""
 
