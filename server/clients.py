@@ -130,7 +130,8 @@ class LocalBackend:
         from .reports.render import render
 
         base = self.settings.public_url or f"http://{self.settings.host}:{self.settings.port}"
-        data = report_data(self.services.registry, name, base, self.settings.excel_namespace)
+        data = report_data(self.services.registry, name, base, self.settings.excel_namespace,
+                           load=self.services.scorer.cache.get)
         return report_xlsx(data) if fmt == "xlsx" else render("report.html", r=data).encode()
 
     def score_workbook(self, name: str, data: bytes, version: int | None) -> tuple[bytes, int]:
