@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-
 from typing import Any
 
 from flask import Blueprint, Response, send_from_directory
@@ -12,8 +11,8 @@ from ..reports.dashboard import dashboard as dashboard_data
 from ..reports.model_report import report_data, report_json_data, report_xlsx
 from ..reports.render import render
 from .auth import public, requires
-from .excel import XLSX, namespace, public_base
 from .declare import Parameters
+from .excel import XLSX, namespace, public_base
 from .fields import ModelPath, VersionNumber
 from .http import json_response, services
 from .openapi import operation, problem_response

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from html import escape
-from typing import Sequence
+from typing import Mapping, Sequence
 
 WIDTH, HEIGHT, PAD = 360, 120, 28
 
@@ -86,7 +86,7 @@ def _bounds(values: Sequence[float], fixed: tuple[float, float] | None) -> tuple
     return (low, high) if high > low else (low - 0.5, high + 0.5)
 
 
-def xy_chart(title: str, series: dict[str, tuple[Sequence[float], Sequence[float]]],
+def xy_chart(title: str, series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
              x_label: str, y_label: str, *, x_range: tuple[float, float] | None = None,
              y_range: tuple[float, float] | None = None, lines: bool = True,
              diagonal: bool = False) -> str:
@@ -139,7 +139,7 @@ def xy_chart(title: str, series: dict[str, tuple[Sequence[float], Sequence[float
     return "".join(parts)
 
 
-def bar_chart(title: str, labels: Sequence[str], series: dict[str, Sequence[float | None]],
+def bar_chart(title: str, labels: Sequence[str], series: Mapping[str, Sequence[float | None]],
               unit: str = "") -> str:
     """Horizontal bars, one group per label and one bar per series (``<rect class="bar">``):
     importances, partial dependence per level, histograms, metrics per segment."""

@@ -223,8 +223,8 @@ def report_xlsx(data: dict[str, Any]) -> bytes:
               [[name, f["status"], f.get("psi"), f.get("wasserstein", f.get("jensen_shannon")),
                 f.get("null_rate")] for name, f in mon["features"].items()], start=4)
     perf = data.get("performance")
-    for sheet, header, rows in sheets(perf) if perf is not None else []:
-        table(wb.create_sheet(sheet), header, rows)
+    for sheet, header, cells in sheets(perf) if perf is not None else []:
+        table(wb.create_sheet(sheet), header, cells)
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()

@@ -90,9 +90,9 @@ def _dependence(shown: list[Analysed]) -> list[Chart]:
     charts = []
     for curve in shown[0].data["dependence"]["curves"]:
         column = curve["column"]
-        pairs = [(a, next((c for c in a.data["dependence"]["curves"]
-                           if c["column"] == column), None)) for a in shown]
-        pairs = [(a, c) for a, c in pairs if c is not None]
+        pairs: list[tuple[Analysed, dict[str, Any]]] = [
+            (a, c) for a in shown for c in a.data["dependence"]["curves"]
+            if c["column"] == column]
         many = len(curve["average"]) > 1
         title = f"Partial dependence: {column}"
         if curve["categorical"]:

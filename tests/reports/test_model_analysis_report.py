@@ -168,3 +168,39 @@ def test_without_holdout_the_report_says_so(client, demo_files):
         is None
     wb = load_workbook(io.BytesIO(client.get("/models/churn/report.xlsx", scope="read").data))
     assert "ROC" not in wb.sheetnames
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_candidate_report_in_chromium(two_versions):
+    """Every analysis chart of a candidate's report, drawn by Chromium, has visible marks of both
+    versions; no console errors; a screenshot kept. The pages come from the app itself (its
+    test client), so no server process is started."""
+    from tests.browser import browser_page, screenshot
+
+    client = two_versions
+
+    def answer(route):  # type: ignore[no-untyped-def]
+        path = route.request.url.split("127.0.0.1", 1)[1]
+        resp = client.get(path, scope="read")
+        route.fulfill(status=resp.status_code, body=resp.data, content_type=resp.mimetype)
+
+    with browser_page(1280, 900) as (page, errors):
+        page.route("http://127.0.0.1/**", answer)
+        page.goto("http://127.0.0.1/models/churn/report?version=2")
+        page.wait_for_selector("#performance-charts")
+        ids = page.locator("#performance-charts figure.analysis").evaluate_all(
+            "fs => fs.map(f => f.id)")
+        assert {"chart-importance", "chart-roc", "chart-precision-recall", "chart-calibration",
+                "chart-confusion-v1", "chart-confusion-v2", "chart-segments-contract",
+                "chart-dependence-contract"} <= set(ids)
+        for chart_id in ids:
+            marks = page.locator(f"#{chart_id} svg .point, #{chart_id} svg .bar, "
+                                 f"#{chart_id} svg .cell")
+            assert marks.count() > 0, chart_id
+            box = marks.first.bounding_box()
+            assert box is not None and box["width"] > 0, chart_id  # drawn, not hidden
+        assert page.locator("#chart-roc svg .legend").all_text_contents() == \
+            ["v2", "v1 (production)"]
+        assert page.locator("#importance tr").count() == 7  # header and six inputs
+        screenshot(page, "model-report-analysis.png")
+        assert errors == [], errors
