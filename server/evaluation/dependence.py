@@ -34,7 +34,8 @@ def grid_for(values: pd.Series, categorical: bool,
 def partial_dependence(model: LoadedModel, frame: pd.DataFrame, column: str, categorical: bool,
                        task: Task) -> dict[str, Any]:
     """``average`` maps a curve's name (the positive class, each class one-vs-rest for
-    multiclass, or "prediction") to its value at each grid point."""
+    multiclass, or "prediction") to its value at each grid point: the mean probability, or for
+    a classifier without probabilities the share of rows predicted as the class."""
     grid = grid_for(frame[column], categorical)
     trials = []
     for value in grid:
@@ -43,12 +44,15 @@ def partial_dependence(model: LoadedModel, frame: pd.DataFrame, column: str, cat
         trials.append(trial)
     outputs = score_frame(model, pd.concat(trials, ignore_index=True))
     n = len(frame)
-    if task.kind == "regression" or outputs.probabilities is None:
+    shown = [1] if task.kind == "binary" else range(len(task.classes))
+    if task.kind == "regression":
         answers = outputs.labels.astype(float).reshape(len(grid), n)
         curves = {"prediction": answers.mean(axis=1)}
+    elif outputs.probabilities is None:  # no probabilities: the share of rows given the class
+        labels = outputs.labels.reshape(len(grid), n)
+        curves = {str(task.classes[k]): (labels == task.classes[k]).mean(axis=1) for k in shown}
     else:
         probs = outputs.probabilities.reshape(len(grid), n, -1).mean(axis=1)
-        shown = [1] if task.kind == "binary" else range(len(task.classes))
         curves = {str(task.classes[k]): probs[:, k] for k in shown}
     return {"column": column, "categorical": categorical, "grid": grid,
             "average": {k: [float(v) for v in c] for k, c in curves.items()}}

@@ -4,6 +4,7 @@ calibration, residuals), for binary, multiclass and regression pipelines with an
 categorical inputs, and on a seeded sample of a holdout larger than the bound."""
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -69,14 +70,22 @@ KINDS = ["binary-numeric", "binary-categorical", "multiclass-numeric", "multicla
          "regression-numeric", "regression-categorical"]
 
 
+@functools.lru_cache(maxsize=None)
+def analysed(kind: str) -> tuple[Any, pd.DataFrame, pd.Series, dict[str, Any], int]:
+    """A fitted case and its analysis on a seeded sample of its holdout (computed once per
+    session: the report's chart tests draw the same analyses)."""
+    est, X, y = _case(kind)
+    model = LoadedModel("m", 1, est, infer_signature(est, X), "sha")
+    limit = min(150, len(X) // 2)  # fewer than the holdout has: the seeded sample is compared
+    return est, X, y, analyse(model, X.assign(target=y.to_numpy()), "target",
+                              sample_rows=limit, seed=3), limit
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_analysis_equals_scikit_learn(kind: str) -> None:
-    est, X, y = _case(kind)
+    est, X, y, got, limit = analysed(kind)
     signature = infer_signature(est, X)
-    model = LoadedModel("m", 1, est, signature, "sha")
     holdout = X.assign(target=y.to_numpy())
-    limit = min(150, len(X) // 2)  # fewer than the holdout has: the seeded sample is compared
-    got = analyse(model, holdout, "target", sample_rows=limit, seed=3)
     assert got["sample_rows"] == limit and got["holdout_rows"] == len(X)
     picked = holdout.sample(n=limit, random_state=3)
     Xs, ys = picked[X.columns].reset_index(drop=True), picked["target"].to_numpy()
@@ -129,3 +138,26 @@ def test_analysis_equals_scikit_learn(kind: str) -> None:
             mask = (Xs[seg["column"]] == level["level"]).to_numpy()
             assert level["count"] == mask.sum()
             assert level["value"] == pytest.approx((est.predict(Xs)[mask] == ys[mask]).mean())
+
+
+def test_a_classifier_without_probabilities_gets_accuracy_and_its_confusion_matrix() -> None:
+    from sklearn.svm import LinearSVC
+
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    X = X.iloc[:, :4]
+    est = make_pipeline(StandardScaler(), LinearSVC()).fit(X[:300], y[:300])
+    model = LoadedModel("m", 1, est, infer_signature(est, X), "sha")
+    assert not model.has_probabilities
+    Xh, yh = X[300:].reset_index(drop=True), y[300:].to_numpy()
+    got = analyse(model, Xh.assign(target=yh), "target")
+    assert got["metric"] == "accuracy" and got["roc"] == [] and got["calibration"] == []
+    ref = permutation_importance(est, Xh, yh, scoring="accuracy", n_repeats=5, random_state=0)
+    mine = {e["column"]: e["mean"] for e in got["importance"]["columns"]}
+    assert [mine[c] for c in Xh.columns] == pytest.approx(list(ref.importances_mean), abs=1e-12)
+    assert got["confusion"]["matrix"] == confusion_matrix(yh, est.predict(Xh)).tolist()
+    # no probabilities: the share of rows predicted as the positive class
+    curve = got["dependence"]["curves"][0]
+    assert set(curve["average"]) == {"1"}
+    col = curve["column"]
+    for value, share in zip(curve["grid"], curve["average"]["1"]):
+        assert share == pytest.approx((est.predict(Xh.assign(**{col: value})) == 1).mean())

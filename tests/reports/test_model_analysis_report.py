@@ -4,6 +4,7 @@ numbers in the JSON form and the XLSX (read back with openpyxl), every chart dra
 and a candidate's report showing production's beside it."""
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
@@ -16,6 +17,13 @@ from openpyxl import load_workbook
 from tests.conftest import register_file
 
 CHURN = json.dumps({"target": "churned"})
+
+
+@pytest.fixture
+def settings(settings):
+    """The suite's settings without the compiled form (a conversion per registration, tested
+    elsewhere): the analyses are scikit-learn's answers either way."""
+    return dataclasses.replace(settings, compile=False)
 
 
 @pytest.fixture
@@ -46,7 +54,8 @@ def _marks(html: str, chart_id: str) -> int:
     return len(re.findall(r'class="(?:point|bar|cell)"', figure.group(1)))
 
 
-def test_stored_at_registration_and_shown_beside_production(two_versions, services):
+def test_stored_at_registration_computed_on_demand_shown_beside_production(two_versions,
+                                                                          services):
     client = two_versions
     stored = services.registry.get_analysis("churn", 2)
     assert stored and stored["kind"] == "binary" and stored["sample_rows"] == 600
@@ -72,13 +81,26 @@ def test_stored_at_registration_and_shown_beside_production(two_versions, servic
     alone = client.get("/models/churn/report.json", scope="read").json
     assert alone["version"]["version"] == 1 and alone["baseline"] is None
     assert client.get("/models/churn/report.json?version=9", scope="read").status_code == 404
+    # a version registered before analyses existed gets one on first request, stored
+    first = services.registry.get_analysis("churn", 1)
+    with services.registry.writing() as session:
+        session.execute(sa.text("DELETE FROM version_analyses"))
+    assert services.registry.get_analysis("churn", 1) is None
+    body = client.get("/models/churn/report.json", scope="read").json
+    again = services.registry.get_analysis("churn", 1)
+    assert again is not None and body["version"]["analysis"] == again
+    assert {k: v for k, v in again.items() if k != "computed_at"} == \
+        {k: v for k, v in first.items() if k != "computed_at"}
     bad = client.get("/models/churn/report?version=x", scope="read")
     assert bad.status_code == 400 and bad.mimetype == "application/problem+json"
     assert "version" in bad.get_data(as_text=True)
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_workbook_holds_the_json_numbers(two_versions):
+def test_workbook_holds_the_json_numbers_and_chromium_draws_every_chart(two_versions):
+    """The XLSX read back equals the JSON; then Chromium renders the candidate's report and every
+    analysis chart has visible marks of both versions, with no console errors (a screenshot
+    kept). The pages come from the app itself (its test client): no server process."""
     client = two_versions
     body = client.get("/models/churn/report.json?version=2", scope="read").json
     wb = load_workbook(io.BytesIO(client.get("/models/churn/report.xlsx?version=2",
@@ -107,6 +129,38 @@ def test_workbook_holds_the_json_numbers(two_versions):
     metrics = {r[0]: r[1:] for r in rows["Holdout metrics"]}
     assert _same(metrics["roc_auc"], [body["version"]["metrics"]["roc_auc"],
                                       body["baseline"]["metrics"]["roc_auc"]])
+    from tests.browser import browser_page, screenshot
+
+    def answer(route):  # type: ignore[no-untyped-def]
+        path = route.request.url.split("127.0.0.1", 1)[1]
+        resp = client.get(path, scope="read")
+        route.fulfill(status=resp.status_code, body=resp.data, content_type=resp.mimetype)
+
+    with browser_page(1280, 900) as (page, errors):
+        page.route("http://127.0.0.1/**", answer)
+        page.goto("http://127.0.0.1/models/churn/report?version=2")
+        page.wait_for_selector("#performance-charts")
+        ids = page.locator("#performance-charts figure.analysis").evaluate_all(
+            "fs => fs.map(f => f.id)")
+        assert {"chart-importance", "chart-roc", "chart-precision-recall", "chart-calibration",
+                "chart-confusion-v1", "chart-confusion-v2", "chart-segments-contract",
+                "chart-dependence-contract"} <= set(ids)
+        for chart_id in ids:
+            marks = page.locator(f"#{chart_id} svg .point, #{chart_id} svg .bar, "
+                                 f"#{chart_id} svg .cell")
+            assert marks.count() > 0, chart_id
+            box = marks.first.bounding_box()
+            assert box is not None and box["width"] > 0, chart_id  # drawn, not hidden
+        assert page.locator("#chart-roc svg .legend").all_text_contents() == \
+            ["v2", "v1 (production)"]
+        both = [body["version"]["analysis"], body["baseline"]["analysis"]]
+        assert page.locator("#chart-roc svg circle.point").count() == \
+            sum(len(a["roc"][0]["fpr"]) for a in both)
+        assert page.locator("#chart-importance svg rect.bar").count() == \
+            sum(len(a["importance"]["columns"]) for a in both)
+        assert page.locator("#importance tr").count() == 7  # header and six inputs
+        screenshot(page, "model-report-analysis.png")
+        assert errors == [], errors
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -144,20 +198,6 @@ def test_regressor_and_multiclass_reports(client, wine, tmp_path):
     assert pd.DataFrame(w["confusion"]["matrix"]).to_numpy().sum() == 60
 
 
-def test_computed_on_demand_for_a_version_without_one(client, services, demo_files):
-    assert register_file(client, "churn", demo_files["artifact"], demo_files["sample"],
-                         metadata=CHURN, holdout=demo_files["holdout"]).status_code == 201
-    first = services.registry.get_analysis("churn", 1)
-    with services.registry.writing() as session:  # as a version registered before analyses
-        session.execute(sa.text("DELETE FROM version_analyses"))
-    assert services.registry.get_analysis("churn", 1) is None
-    body = client.get("/models/churn/report.json", scope="read").json
-    again = services.registry.get_analysis("churn", 1)
-    assert again is not None and body["version"]["analysis"] == again
-    assert {k: v for k, v in again.items() if k != "computed_at"} == \
-        {k: v for k, v in first.items() if k != "computed_at"}
-
-
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_without_holdout_the_report_says_so(client, demo_files):
     assert register_file(client, "churn", demo_files["artifact"],
@@ -168,39 +208,3 @@ def test_without_holdout_the_report_says_so(client, demo_files):
         is None
     wb = load_workbook(io.BytesIO(client.get("/models/churn/report.xlsx", scope="read").data))
     assert "ROC" not in wb.sheetnames
-
-
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_candidate_report_in_chromium(two_versions):
-    """Every analysis chart of a candidate's report, drawn by Chromium, has visible marks of both
-    versions; no console errors; a screenshot kept. The pages come from the app itself (its
-    test client), so no server process is started."""
-    from tests.browser import browser_page, screenshot
-
-    client = two_versions
-
-    def answer(route):  # type: ignore[no-untyped-def]
-        path = route.request.url.split("127.0.0.1", 1)[1]
-        resp = client.get(path, scope="read")
-        route.fulfill(status=resp.status_code, body=resp.data, content_type=resp.mimetype)
-
-    with browser_page(1280, 900) as (page, errors):
-        page.route("http://127.0.0.1/**", answer)
-        page.goto("http://127.0.0.1/models/churn/report?version=2")
-        page.wait_for_selector("#performance-charts")
-        ids = page.locator("#performance-charts figure.analysis").evaluate_all(
-            "fs => fs.map(f => f.id)")
-        assert {"chart-importance", "chart-roc", "chart-precision-recall", "chart-calibration",
-                "chart-confusion-v1", "chart-confusion-v2", "chart-segments-contract",
-                "chart-dependence-contract"} <= set(ids)
-        for chart_id in ids:
-            marks = page.locator(f"#{chart_id} svg .point, #{chart_id} svg .bar, "
-                                 f"#{chart_id} svg .cell")
-            assert marks.count() > 0, chart_id
-            box = marks.first.bounding_box()
-            assert box is not None and box["width"] > 0, chart_id  # drawn, not hidden
-        assert page.locator("#chart-roc svg .legend").all_text_contents() == \
-            ["v2", "v1 (production)"]
-        assert page.locator("#importance tr").count() == 7  # header and six inputs
-        screenshot(page, "model-report-analysis.png")
-        assert errors == [], errors
