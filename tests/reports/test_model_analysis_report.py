@@ -164,7 +164,7 @@ def test_workbook_holds_the_json_numbers_and_chromium_draws_every_chart(two_vers
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_regressor_and_multiclass_reports(client, wine, tmp_path):
+def test_regressor_and_multiclass_reports(client, settings, wine, tmp_path):
     import pandas as pd
     import skops.io as sio
     from sklearn.linear_model import Ridge
@@ -187,6 +187,14 @@ def test_regressor_and_multiclass_reports(client, wine, tmp_path):
     wb = load_workbook(io.BytesIO(client.get("/models/alcohol/report.xlsx", scope="read").data))
     assert _same([r[2].value for r in wb["Residuals"].iter_rows(min_row=2)],
                  a["residuals"]["residual"])
+    # the CLI writes the same workbook from the local registry
+    from tests.live import env_for, setup_cli
+
+    setup_cli("report", "alcohol", "--version", "1", "-o", str(tmp_path / "r.xlsx"),
+              env=env_for(settings.home))
+    local = load_workbook(tmp_path / "r.xlsx")
+    assert [[c.value for c in r] for r in local["Residual histogram"].iter_rows()] == \
+        [[c.value for c in r] for r in wb["Residual histogram"].iter_rows()]
     assert register_file(client, "wine", wine["path"], wine["sample"], holdout=wine["holdout"],
                          metadata=json.dumps({"target": "target"})).status_code == 201
     w = client.get("/models/wine/report.json", scope="read").json["version"]["analysis"]
