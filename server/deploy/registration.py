@@ -6,6 +6,7 @@ fails any step is refused with the reason and leaves no trace.
 """
 from __future__ import annotations
 
+import logging
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from ..types import Column, Signature, example_frame
 from .gates import GateResult, latency_gate, metric_gate, schema_gate, smoke_test
 from .policy import GateConfig
 
+log = logging.getLogger(__name__)
 SMOKE_ROWS = 200
 STORED_SAMPLE_ROWS = 1_000
 STORED_HOLDOUT_ROWS = 100_000
@@ -165,7 +167,8 @@ def _analysis(model: LoadedModel, holdout: pd.DataFrame, target: str) -> dict[st
     it cannot score): the report says why it has none."""
     try:
         return analyse(model, holdout[model.signature.names + [target]], target)
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
+        log.warning("no holdout analysis for %s: %s", model.name, exc)
         return unavailable(str(exc))
 
 

@@ -32,6 +32,6 @@ def analysis_for(registry: Registry, info: VersionInfo,
     except ScoreBridgeError as exc:  # cannot load now: try again on the next request
         log.warning("no analysis for %s v%s: %s", info.model, info.version, exc.detail)
         return stored
-    except (ValueError, KeyError) as exc:
+    except (ValueError, KeyError, TypeError) as exc:
         data = unavailable(f"the holdout could not be analysed: {exc}")
     return registry.save_analysis(info.model, info.version, data)

@@ -184,7 +184,7 @@ def heatmap(title: str, labels: Sequence[str], matrix: Sequence[Sequence[int]]) 
     n = max(len(labels), 1)
     size = min(48, 300 // n)
     left, top = 110, 46
-    width, height = max(left + size * n + 10, 240), top + size * n + 24
+    width, height = max(left + size * n + 10, 280), top + size * n + 24
     parts = _frame(title, width, height)
     parts.append(f'<text x="{left}" y="30" class="chart-label">predicted →</text>')
     for j, label in enumerate(labels):

@@ -3,6 +3,7 @@ drawn as a chart, and for a candidate the same drawn beside production's (overla
 side by side), so a person promoting by hand sees what changes. Also the rows of each XLSX sheet."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,9 +30,15 @@ class Analysed:
 
 @dataclass
 class Chart:
+    """``id`` names the analysis and, where there is one per input, the input (made safe for an
+    HTML id: letters, digits, ``-`` and ``_``)."""
+
     id: str
     title: str
     svg: str
+
+    def __post_init__(self) -> None:
+        self.id = re.sub(r"[^A-Za-z0-9_-]", "_", self.id)
 
 
 @dataclass
