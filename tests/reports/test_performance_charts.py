@@ -21,6 +21,10 @@ def _model(est, X) -> LoadedModel:  # type: ignore[no-untyped-def]
     return LoadedModel("m", 1, est, infer_signature(est, X), "sha")
 
 
+def _id(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", name)  # as chart ids are made safe for HTML
+
+
 def _marks(svg: str) -> int:
     return len(re.findall(r'class="(?:point|bar|cell)"', svg))
 
@@ -32,10 +36,10 @@ def test_every_kind_draws_every_analysis(kind: str) -> None:
     charts = {c.id: _marks(c.svg) for c in perf.charts}
     assert charts["importance"] == len(X.columns)
     for curve in a["dependence"]["curves"]:
-        assert charts[f"dependence-{curve['column']}"] == \
+        assert charts[_id(f"dependence-{curve['column']}")] == \
             len(curve["grid"]) * len(curve["average"])
     for seg in a["segments"]:
-        assert charts[f"segments-{seg['column']}"] == len(seg["levels"])
+        assert charts[_id(f"segments-{seg['column']}")] == len(seg["levels"])
     names = {s[0] for s in sheets(perf)}
     if kind.startswith("regression"):
         assert charts["residuals"] == rows and charts["residual-histogram-v1"] == 20
