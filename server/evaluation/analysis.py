@@ -3,6 +3,7 @@ seeded sample of its registration holdout and returned as plain JSON-ready data 
 version, drawn by :mod:`server.reports`, written to the XLSX)."""
 from __future__ import annotations
 
+import math
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -32,6 +33,8 @@ def analyse(model: LoadedModel, holdout: pd.DataFrame, target: str, *,
     frame, y = holdout_sample(holdout, signature.names, target, task.classes, sample_rows, seed)
     if len(frame) == 0:
         raise ValueError("the holdout set has no labelled rows")
+    if task.metric == "roc_auc" and len(set(y.tolist())) < 2:  # AUC needs both classes
+        task = Task(task.kind, task.classes, "accuracy")
     outputs = score_frame(model, frame)
     baseline = score(task, y, outputs)
     importance = permutation_importance(model, frame, y, task, baseline, seed=seed)
@@ -54,7 +57,18 @@ def analyse(model: LoadedModel, holdout: pd.DataFrame, target: str, *,
         data["residuals"] = residuals(y, outputs)
     else:
         data.update(classifier_curves(task, y, outputs))
-    return data
+    return _finite(data)
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities as None: JSON (and PostgreSQL's JSONB) has no such numbers."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
 
 
 def unavailable(reason: str) -> dict[str, Any]:

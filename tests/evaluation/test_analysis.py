@@ -161,3 +161,12 @@ def test_a_classifier_without_probabilities_gets_accuracy_and_its_confusion_matr
     col = curve["column"]
     for value, share in zip(curve["grid"], curve["average"]["1"]):
         assert share == pytest.approx((est.predict(Xh.assign(**{col: value})) == 1).mean())
+
+
+def test_a_holdout_of_one_class_falls_back_to_accuracy() -> None:
+    est, X, y = _case("binary-numeric")
+    one = y.to_numpy() == 1
+    model = LoadedModel("m", 1, est, infer_signature(est, X), "sha")
+    got = analyse(model, X[one].assign(target=y.to_numpy()[one]), "target")
+    assert got["metric"] == "accuracy" and got["roc"] == []  # no curve without both classes
+    assert got["confusion"]["matrix"][0] == [0, 0]
