@@ -41,7 +41,7 @@ class Backend(Protocol):
                     alias: str | None, malformed: Mapping[int, str] | None = None,
                     ) -> dict[str, Any]: ...
     def set_policy(self, name: str, changes: dict[str, Any]) -> dict[str, Any]: ...
-    def report(self, name: str, fmt: str) -> bytes: ...
+    def report(self, name: str, fmt: str, version: int | None = None) -> bytes: ...
     def score_workbook(self, name: str, data: bytes, version: int | None) -> tuple[bytes, int]: ...
     def create_key(self, scopes: list[str], name: str) -> dict[str, Any]: ...
     def list_keys(self) -> list[dict[str, Any]]: ...
@@ -137,12 +137,13 @@ class LocalBackend:
                                             options=ScoreOptions(errors="row"))
         return result_to_json(result)
 
-    def report(self, name: str, fmt: str) -> bytes:
+    def report(self, name: str, fmt: str, version: int | None = None) -> bytes:
         from .reports.model_report import report_data, report_xlsx
         from .reports.render import render
 
         base = self.settings.public_url or f"http://{self.settings.host}:{self.settings.port}"
-        data = report_data(self.services.registry, name, base, self.settings.excel_namespace)
+        data = report_data(self.services.registry, name, base, self.settings.excel_namespace,
+                           version=version, load=self.services.scorer.cache.get)
         return report_xlsx(data) if fmt == "xlsx" else render("report.html", r=data).encode()
 
     def score_workbook(self, name: str, data: bytes, version: int | None) -> tuple[bytes, int]:
@@ -311,8 +312,9 @@ class RemoteBackend:
     def set_policy(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
         return self.call("PUT", f"/api/v1/models/{name}/policy", json=changes)
 
-    def report(self, name: str, fmt: str) -> bytes:
-        return self.download(f"/models/{name}/report" + (".xlsx" if fmt == "xlsx" else ""))
+    def report(self, name: str, fmt: str, version: int | None = None) -> bytes:
+        return self.download(f"/models/{name}/report" + (".xlsx" if fmt == "xlsx" else "")
+                             + (f"?version={int(version)}" if version is not None else ""))
 
     def score_workbook(self, name: str, data: bytes, version: int | None) -> tuple[bytes, int]:
         resp = self.request("POST", f"/api/v1/models/{name}/score-workbook",

@@ -149,12 +149,16 @@ def show(name: str, url: str | None, key: str | None) -> None:
 @click.argument("name")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="report.html (default NAME-report.html) or report.xlsx")
+@click.option("--version", "version", type=int,
+              help="Report this version's holdout performance (a candidate: beside production's).")
 @url_option
 @key_option
 @handle_errors
-def report(name: str, output: Path | None, url: str | None, key: str | None) -> None:
-    """Write the model report: model card, versions, deployment, how to call it, live behaviour."""
+def report(name: str, output: Path | None, version: int | None, url: str | None,
+           key: str | None) -> None:
+    """Write the model report: model card, holdout performance, versions, deployment, how to
+    call it, live behaviour."""
     output = output or Path(f"{name}-report.html")
     fmt = "xlsx" if output.suffix.lower() == ".xlsx" else "html"
-    output.write_bytes(backend(url, key).report(name, fmt))
+    output.write_bytes(backend(url, key).report(name, fmt, version))
     console.print(f"wrote {output}")

@@ -6,6 +6,7 @@ fails any step is refused with the reason and leaves no trace.
 """
 from __future__ import annotations
 
+import logging
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from ..codecs.file_reader import frame_to_table
 from ..codecs.parquet import frame_to_parquet
 from ..config import Settings
 from ..errors import Forbidden, InvalidInput, ModelRejected, NotFound
+from ..evaluation.analysis import analyse, unavailable
 from ..registry.service import NewVersion, Registry, VersionInfo, validate_name
 from ..scoring.coerce import coerce
 from ..scoring.compiled.compiler import Compiled, compile_version
@@ -30,6 +32,7 @@ from ..types import Column, Signature, example_frame
 from .gates import GateResult, latency_gate, metric_gate, schema_gate, smoke_test
 from .policy import GateConfig
 
+log = logging.getLogger(__name__)
 SMOKE_ROWS = 200
 STORED_SAMPLE_ROWS = 1_000
 STORED_HOLDOUT_ROWS = 100_000
@@ -106,6 +109,7 @@ def register(registry: Registry, settings: Settings, req: RegistrationRequest) -
     model.signature = _probe(model, frame.head(1))
     predictions = smoke_test(model, frame.head(SMOKE_ROWS))
     metrics = dict(req.metrics)
+    analysis = None
     if req.holdout is not None:
         if not req.target or req.target not in req.holdout.columns:
             raise InvalidInput(f"the holdout set needs its target column {req.target!r}")
@@ -116,6 +120,7 @@ def register(registry: Registry, settings: Settings, req: RegistrationRequest) -
             metrics.update(evaluate(model, req.holdout[signature.names], req.holdout[req.target]))
         except ValueError as exc:
             raise ModelRejected(f"holdout evaluation failed: {exc}") from None
+        analysis = _analysis(model, req.holdout.head(STORED_HOLDOUT_ROWS), req.target)
     runs_as = getattr(estimator, "runtime_note", None)  # a graph already (ONNX): not converted
     compiled = Compiled(None, runs_as) if runs_as else \
         _compile(model, frame.head(REFERENCE_ROWS), settings) if settings.compile else \
@@ -150,10 +155,21 @@ def register(registry: Registry, settings: Settings, req: RegistrationRequest) -
                      runtime=compiled.runtime if compiled.data or runs_as else compiled.uncompiled,
                      runtime_note=compiled.note,
                      compiled_artifact=registry.store.put_bytes(compiled.data)
-                     if compiled.data else None)
+                     if compiled.data else None, analysis=analysis)
     key = registry.store.put(req.artifact, sha)
     return registry.add_version(req.name, new, key, actor=req.actor,
                                 description=req.description or None)
+
+
+def _analysis(model: LoadedModel, holdout: pd.DataFrame, target: str) -> dict[str, Any]:
+    """The report's analysis of the version on the holdout rows stored with it. A model that
+    passed the holdout evaluation is not refused for an analysis that fails (a permuted column
+    it cannot score): the report says why it has none."""
+    try:
+        return analyse(model, holdout[model.signature.names + [target]], target)
+    except (ValueError, TypeError) as exc:
+        log.warning("no holdout analysis for %s: %s", model.name, exc)
+        return unavailable(str(exc))
 
 
 def _compile(model: LoadedModel, frame: pd.DataFrame, settings: Settings) -> Compiled:

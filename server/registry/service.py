@@ -21,6 +21,7 @@ from ..types.record import public_fields, shown
 from .database import rows_changed, upgrade, writer
 from .schema import (
     AliasRow,
+    AnalysisRow,
     EventRow,
     InstallationRow,
     LeaseRow,
@@ -172,6 +173,7 @@ class NewVersion:
     runtime: str = "sklearn"
     runtime_note: str = ""
     compiled_artifact: str | None = None
+    analysis: dict[str, Any] | None = None  # quality on the holdout, stored in the same commit
 
 
 class Registry:
@@ -382,6 +384,9 @@ class Registry:
                         compiled_artifact=new.compiled_artifact, pipeline="pending", gates=[])
                     session.add(row)
                     session.flush()
+                    if new.analysis is not None:
+                        session.add(AnalysisRow(version_id=row.id, computed_at=utcnow(),
+                                                data=new.analysis))
                     self._event(session, model, "registered", actor, number, sha256=new.sha256,
                                 format=new.format, trusted_pickle=new.trusted_pickle)
                     if number == 1 and new.gates:
@@ -401,6 +406,31 @@ class Registry:
                 if attempt == 4:
                     raise Conflict(f"could not allocate a version number for {name!r}; retry") from exc
         raise AssertionError("unreachable")
+
+    def get_analysis(self, name: str, version: int) -> dict[str, Any] | None:
+        """The version's stored holdout analysis, or None when it has none yet."""
+        with self.reading() as session:
+            row = self._version_row(session, self._model_row(session, name), version)
+            found = session.get(AnalysisRow, row.id)
+            return found.data if found is not None else None
+
+    def save_analysis(self, name: str, version: int, data: dict[str, Any]) -> dict[str, Any]:
+        """Store an analysis computed after registration; when another worker stored one first
+        (or an older format is replaced), the stored one wins and is returned."""
+        try:
+            with self.writing() as session:
+                row = self._version_row(session, self._model_row(session, name), version)
+                found = session.get(AnalysisRow, row.id)
+                if found is not None and found.data.get("format") == data.get("format"):
+                    return found.data
+                if found is not None:
+                    found.data, found.computed_at = data, utcnow()
+                else:
+                    session.add(AnalysisRow(version_id=row.id, computed_at=utcnow(), data=data))
+            return data
+        except IntegrityError:
+            stored = self.get_analysis(name, version)
+            return stored if stored is not None else data
 
     def _set_alias(self, session: Session, model: ModelRow, alias: str, row: VersionRow,
                    actor: str, reason: str, kind: str = "promoted") -> int | None:

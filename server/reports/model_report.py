@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import io
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 from openpyxl import Workbook
 from openpyxl.chart import LineChart, Reference
 from openpyxl.styles import Alignment, Font, PatternFill
 
 from ..codecs.safe_cells import safe_cell
-from ..registry.service import PRODUCTION, Registry
+from ..evaluation.stored import analysis_for
+from ..registry.service import PRODUCTION, Registry, VersionInfo
+from ..scoring.runtime import LoadedModel
 from ..telemetry.monitoring import model_monitoring
 from ..types import Signature, example_frame
 from .charts import line_chart
 from .live import series, summary
+from .performance import Analysed, Performance, performance, sheets
 
 
 def _describe_column(col: Any) -> str:
@@ -28,10 +31,33 @@ def _describe_column(col: Any) -> str:
     return col.type
 
 
-def report_data(registry: Registry, name: str, base_url: str,
-                namespace: str = "ML") -> dict[str, Any]:
+def holdout_performance(registry: Registry, subject: VersionInfo | None,
+                        production: VersionInfo | None,
+                        load: Callable[[VersionInfo], LoadedModel] | None) -> Performance | None:
+    """The reported version's analysis and, when it is not production, production's beside it
+    (each computed now and stored if the version predates analyses and ``load`` is given)."""
+    if subject is None:
+        return None
+
+    def analysed(info: VersionInfo, label: str) -> Analysed:
+        return Analysed(label, info.version, info.metrics, analysis_for(registry, info, load))
+
+    baseline = None
+    if production is not None and production.version != subject.version:
+        baseline = analysed(production, f"v{production.version} (production)")
+    own = f"v{subject.version}" + (" (production)" if baseline is None and
+                                   PRODUCTION in subject.aliases else "")
+    return performance(analysed(subject, own), baseline)
+
+
+def report_data(registry: Registry, name: str, base_url: str, namespace: str = "ML", *,
+                version: int | None = None,
+                load: Callable[[VersionInfo], LoadedModel] | None = None) -> dict[str, Any]:
+    """Everything the report shows; ``version`` reports that version's holdout performance
+    beside production's, ``load`` lets versions registered before analyses get one."""
     model = registry.get_model(name)
     prod = model.production
+    subject = registry.get_version(name, version) if version is not None else prod
     signature = Signature.from_dict(prod.signature) if prod else None
     events = registry.events(name, limit=500)
     since = next((e for e in events if e.kind in ("promoted", "rolled_back")
@@ -75,7 +101,23 @@ def report_data(registry: Registry, name: str, base_url: str,
                    line_chart("Latency (ms)", s.labels, {"p50": s.p50, "p95": s.p95}, " ms"),
                    line_chart("Errors (% of requests)", s.labels, {"errors": s.errors}, "%")],
         "generated": datetime.now(timezone.utc),
+        "performance": holdout_performance(registry, subject, prod, load),
     }
+
+
+def report_json_data(data: dict[str, Any]) -> dict[str, Any]:
+    """The report's holdout part as JSON: the reported version's analysis and metrics, and
+    production's beside a candidate's (``baseline``, else null)."""
+    perf: Performance | None = data["performance"]
+
+    def one(a: Analysed | None) -> dict[str, Any] | None:
+        return None if a is None else {"version": a.version, "label": a.label,
+                                       "metrics": a.metrics, "analysis": a.analysis}
+
+    return {"model": data["name"],
+            "production_version": data["production"].version if data["production"] else None,
+            "version": one(perf.subject) if perf else None,
+            "baseline": one(perf.baseline) if perf else None}
 
 
 def _training_summary(reference: dict[str, Any]) -> list[dict[str, Any]]:
@@ -180,6 +222,9 @@ def report_xlsx(data: dict[str, Any]) -> bytes:
         table(drift, ["Feature", "Status", "PSI", "Distance", "Null rate"],
               [[name, f["status"], f.get("psi"), f.get("wasserstein", f.get("jensen_shannon")),
                 f.get("null_rate")] for name, f in mon["features"].items()], start=4)
+    perf = data.get("performance")
+    for sheet, header, cells in sheets(perf) if perf is not None else []:
+        table(wb.create_sheet(sheet), header, cells)
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()

@@ -1,0 +1,37 @@
+"""A version's analysis as the report needs it: the stored one, or (for a version registered
+before analyses existed, or in an older format) computed once from its stored holdout and kept."""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+from ..codecs.parquet import frame_from_parquet
+from ..errors import ScoreBridgeError
+from ..registry.service import Registry, VersionInfo
+from ..scoring.runtime import LoadedModel
+from .analysis import FORMAT, analyse, unavailable
+
+log = logging.getLogger(__name__)
+
+
+def analysis_for(registry: Registry, info: VersionInfo,
+                 load: Callable[[VersionInfo], LoadedModel] | None) -> dict[str, Any] | None:
+    """None when the version has no holdout set (or cannot be loaded to compute it)."""
+    stored = registry.get_analysis(info.model, info.version)
+    if stored is not None and stored.get("format") == FORMAT:
+        return stored
+    if not info.holdout_artifact or not info.target or load is None:
+        return stored
+    try:
+        # scikit-learn's own answers, as at registration (not a compiled form's float32 ones)
+        loaded = load(info)
+        model = LoadedModel(loaded.name, loaded.version, loaded.estimator, loaded.signature,
+                            loaded.sha256)
+        holdout = frame_from_parquet(registry.store.read_bytes(info.holdout_artifact))
+        data = analyse(model, holdout, info.target)
+    except ScoreBridgeError as exc:  # cannot load now: try again on the next request
+        log.warning("no analysis for %s v%s: %s", info.model, info.version, exc.detail)
+        return stored
+    except (ValueError, KeyError, TypeError) as exc:
+        data = unavailable(f"the holdout could not be analysed: {exc}")
+    return registry.save_analysis(info.model, info.version, data)
