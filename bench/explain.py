@@ -48,8 +48,8 @@ def main() -> None:
     for n in (1, 1000):
         table = RawTable.from_rows(churn_rows(n), FEATURES, len(FEATURES))
         score_with(model, table, explained)   # warm
-        base = median_seconds(lambda: score_with(model, table, plain), repeats)
-        with_reasons = median_seconds(lambda: score_with(model, table, explained), repeats)
+        base = median_seconds(lambda t=table: score_with(model, t, plain), repeats)
+        with_reasons = median_seconds(lambda t=table: score_with(model, t, explained), repeats)
         print(f"{n:>6} {base * 1000:>10.2f} {with_reasons * 1000:>13.2f} "
               f"{(with_reasons - base) * 1000:>9.2f}")
 

@@ -135,10 +135,10 @@ def group_matrix(owners: Owners, inputs: list[str]) -> np.ndarray:
     cross term) cannot be split exactly and is refused."""
     mixed = [j for j, own in enumerate(owners) if len(own) > 1]
     if mixed:
-        own = sorted(owners[mixed[0]])
+        first = sorted(owners[mixed[0]])
         raise ExplanationUnavailable(
             f"{len(mixed)} features combine several inputs (the first mixes "
-            f"{', '.join(repr(c) for c in own[:4])}), such as polynomial cross terms: their "
+            f"{', '.join(repr(c) for c in first[:4])}), such as polynomial cross terms: their "
             "contribution cannot be split between the inputs exactly")
     index = {c: i for i, c in enumerate(inputs)}
     groups = np.zeros((len(owners), len(inputs)))

@@ -13,5 +13,6 @@ from .result import ScoreResult
 from .signature import Column, ColumnType, Output, Signature, example_frame, to_python
 from .table import MISSING, RawTable
 
-__all__ = ["MISSING", "Column", "ColumnType", "ErrorMode", "Explain", "Explanation", "FieldError", "Output", "RawTable",
+__all__ = ["MISSING", "Column", "ColumnType", "ErrorMode", "Explain", "Explanation",
+           "FieldError", "Output", "RawTable",
            "ScoreOptions", "ScoreResult", "Signature", "example_frame", "to_python"]

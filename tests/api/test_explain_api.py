@@ -117,7 +117,7 @@ def test_explain_all_contribution_columns_and_bad_options(client: Any,
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_model_without_explanations_says_so(client: Any, tmp_path: Any) -> None:
-    from server.demo import make_churn_data, NUMERIC
+    from server.demo import NUMERIC, make_churn_data
 
     data = make_churn_data(300)
     model = make_pipeline(KNeighborsClassifier()).fit(data[NUMERIC].fillna(0), data["churned"])
