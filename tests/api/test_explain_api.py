@@ -140,3 +140,32 @@ def test_a_model_without_explanations_says_so(client: Any, tmp_path: Any) -> Non
                        data={"file": (io.BytesIO(b"tenure_months,monthly_charges,support_calls\n1,2,3\n"),
                                       "in.csv"), "model": "knn", "explain": "2"})
     assert_problem(resp, 422, "not available")
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_v2_and_mlflow_give_contributions_as_extra_outputs(client: Any,
+                                                           demo_registered: Any) -> None:
+    expected = _json(client, "all", ROWS.head(4))["explanations"]
+    names = list(ROWS.columns)
+    rows = jsonable(ROWS.head(4))
+    resp = client.post("/v2/models/churn/infer", scope="score", json={
+        "inputs": [{"name": "input", "shape": [4, 6], "datatype": "BYTES",
+                    "data": [v for row in rows for v in row]}],
+        "outputs": [{"name": "predict"}, {"name": "contributions"},
+                    {"name": "explanation_base"}]})
+    assert resp.status_code == 200, resp.json
+    outputs = {o["name"]: o for o in resp.json["outputs"]}
+    contrib = outputs["contributions"]
+    assert contrib["shape"] == [4, 6] and contrib["parameters"]["columns"] == names
+    assert contrib["data"] == [e["contributions"][c] for e in expected for c in names]
+    assert outputs["explanation_base"]["data"] == [e["base"] for e in expected]
+    resp = client.post("/invocations?model=churn", scope="score",
+                       json={"dataframe_split": {"columns": names, "data": rows},
+                             "params": {"explain": 2}})
+    assert resp.status_code == 200, resp.json
+    assert [[r["text"] for r in e["reasons"]] for e in resp.json["explanations"]] == \
+        [[r["text"] for r in e["reasons"][:2]] for e in expected]
+    resp = client.post("/invocations?model=churn", scope="score",
+                       json={"dataframe_split": {"columns": names, "data": rows},
+                             "params": {"explain": -1}})
+    assert_problem(resp, 400, "params.explain")
