@@ -70,8 +70,9 @@ class Explainer:
         """Contributions for every row of ``frame`` (typed inputs, signature order); a
         multiclass row is explained for its predicted class (``labels``)."""
         n = len(frame)
-        values = [[to_python(v) for v in row] for row in
-                  frame[self.columns].astype(object).to_numpy().tolist()] if n else []
+        cells = frame[self.columns].astype(object)
+        values = cells.where(cells.notna(), None).to_numpy().tolist() if n else []
+        values = [[to_python(v) for v in row] for row in values]
         if n == 0:
             return Explanation(self.columns, np.empty(0), np.empty((0, len(self.columns))),
                                [], self.output, self.method, [] if self.classes else None)

@@ -11,6 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+NO_EFFECT = 1e-12
 OUTPUT_WORDS = {"log-odds": "probability", "probability": "probability",
                 "margin": "score", "prediction": "prediction"}
 
@@ -81,7 +82,9 @@ def reason_text(column: str, value: Any, effect: float, output: str, target: Any
     """"contract = month-to-month raises the probability of yes"."""
     word = OUTPUT_WORDS.get(output, "prediction")
     what = f"the {word} of {target}" if target is not None else f"the {word}"
-    verb = "raises" if effect > 0 else "lowers" if effect < 0 else "does not change"
+    # rounding noise (an imputed value's ~1e-16) is no effect
+    verb = "raises" if effect > NO_EFFECT else "lowers" if effect < -NO_EFFECT else \
+        "does not change"
     return f"{column} = {format_value(value)} {verb} {what}"
 
 

@@ -204,7 +204,8 @@ def test_reasons_read_as_phrases() -> None:
         effects = [abs(r["effect"]) for r in reasons]
         assert effects == sorted(effects, reverse=True) and len(reasons) == len(FEATURES)
         for r in reasons:
-            verb = "raises" if r["effect"] > 0 else "lowers"
+            verb = "raises" if r["effect"] > 1e-12 else "lowers" if r["effect"] < -1e-12 \
+                else "does not change"
             assert r["text"].startswith(f"{r['column']} = ") and verb in r["text"]
             assert r["text"].endswith("the probability of yes")
     assert got.reasons(3, None)[[r["column"] for r in got.reasons(3, None)].index(
