@@ -95,3 +95,11 @@ class Unavailable(ScoreBridgeError):
 
 class InsufficientStorage(ScoreBridgeError):
     status, slug, title = 507, "insufficient-storage", "Insufficient storage"
+
+
+class ExplanationUnavailable(ScoreBridgeError):
+    """The model scores, but its predictions cannot be explained exactly (a family without an
+    exact method, or features that mix several inputs)."""
+
+    status, slug, title = 422, "explanations-unavailable", \
+        "Explanations are not available for this model"

@@ -608,16 +608,17 @@ var ScoreBridge = (function () {
   }
 
   /** One call's result, from the cache when its model version is known and current. */
-  async function score(model, version, values, header) {
+  async function score(model, version, values, header, explain) {
     const requested = model + "|" + (version === null ? "" : version);
-    const rangeKey = JSON.stringify(header ? [header].concat(values) : values);
+    const rangeKey = (explain ? "explain:" + explain + "|" : "") +
+      JSON.stringify(header ? [header].concat(values) : values);
     const served = await stillServed(requested);
     const hit = served && state.results.get(served.model + "|" + served.version + "|" + rangeKey);
     if (hit) return hit;
     return new Promise(function (resolve, reject) {
       state.queue.push({
         model: model, version: version, values: values, header: header || null,
-        key: rangeKey, requested: requested, bytes: rangeKey.length + 64,
+        key: rangeKey, requested: requested, bytes: rangeKey.length + 64, explain: explain || null,
         resolve: resolve, reject: reject,
       });
       schedule();
@@ -628,13 +629,14 @@ var ScoreBridge = (function () {
    *  as a header hint, so a header row is recognised in each. The first part is sent first, the
    *  others pinned to the version that answered it: under a canary, routing is per request, and
    *  one range must not mix versions. */
-  async function scoreRange(model, version, values) {
+  async function scoreRange(model, version, values, explain) {
     const size = state.limits.rows;
-    if (values.length <= size) return score(model, version, values, null);
-    const first = await score(model, version, values.slice(0, size), null);
+    if (values.length <= size) return score(model, version, values, null, explain);
+    const first = await score(model, version, values.slice(0, size), null, explain);
     const parts = [first];
     for (let start = size; start < values.length; start += size) {
-      parts.push(score(model, first.version, values.slice(start, start + size), values[0]));
+      parts.push(score(model, first.version, values.slice(start, start + size), values[0],
+        explain));
     }
     return merge(await Promise.all(parts));
   }
@@ -642,7 +644,7 @@ var ScoreBridge = (function () {
   function merge(results) {
     const first = results[0];
     const merged = Object.assign({}, first,
-      { predictions: [], probabilities: [], errors: [], blank: [] });
+      { predictions: [], probabilities: [], errors: [], blank: [], reasons: [] });
     let offset = 0;
     results.forEach(function (part) {
       if (part.version !== first.version) {
@@ -650,6 +652,7 @@ var ScoreBridge = (function () {
       }
       merged.predictions = merged.predictions.concat(part.predictions);
       merged.probabilities = merged.probabilities.concat(part.probabilities || []);
+      merged.reasons = merged.reasons.concat(part.reasons || []);
       (part.errors || []).forEach(function (e) {
         merged.errors.push(Object.assign({}, e, { row: e.row + offset }));
       });
@@ -690,6 +693,7 @@ var ScoreBridge = (function () {
       calls: calls.map(function (c) {
         const call = { model: c.model || null, version: c.version, values: c.values };
         if (c.header) call.header = c.header;
+        if (c.explain) call.explain = c.explain;
         return call;
       }),
     });
@@ -853,10 +857,10 @@ var ScoreBridge = (function () {
 })();
 
 /** Reads, checks and scores a formula's range: the range as rows, the model's result. */
-async function scoreFormula(features, model, version) {
+async function scoreFormula(features, model, version, explain) {
   const read = ScoreBridge.readRange(features);
   const result = await ScoreBridge.scoreRange(ScoreBridge.modelArg(model),
-    ScoreBridge.versionArg(version), read.values);
+    ScoreBridge.versionArg(version), read.values, explain);
   return { read: read, result: result };
 }
 
@@ -903,6 +907,28 @@ async function predictProba(features, model, className) {
     pick = function (r, i) { return [r.probabilities[i][wanted]]; };
   }
   return ScoreBridge.toRows(result, pick, scored.read.problems, scored.read.values[0]);
+}
+
+/**
+ * Why each row's prediction: its strongest reasons as phrases, one per cell, spilling to the right.
+ * @customfunction EXPLAIN
+ * @param {any[][]} features Input values, one row per prediction.
+ * @param {string} [model] Model name (default: the server's default model).
+ * @param {number} [reasons] How many reasons per row (default 3).
+ * @returns {any[][]} One row of reasons per input row.
+ */
+async function explain(features, model, reasons) {
+  const k = reasons === undefined || reasons === null || reasons === "" ? 3 : Number(reasons);
+  if (!Number.isInteger(k) || k < 1 || k > 100) {
+    throw ScoreBridge.fail("invalidValue", "reasons: give a whole number from 1 to 100");
+  }
+  const scored = await scoreFormula(features, model, null, k);
+  const pick = function (r, i) {
+    const texts = (r.reasons && r.reasons[i]) || [];
+    return texts.concat(new Array(Math.max(k - texts.length, 0)).fill("")).slice(0, k);
+  };
+  pick.width = k;
+  return ScoreBridge.toRows(scored.result, pick, scored.read.problems, scored.read.values[0]);
 }
 
 function modelsTable(body) {
@@ -977,6 +1003,7 @@ async function features(model) {
 if (typeof CustomFunctions !== "undefined" && CustomFunctions.associate) {
   CustomFunctions.associate("PREDICT", predict);
   CustomFunctions.associate("PREDICT_PROBA", predictProba);
+  CustomFunctions.associate("EXPLAIN", explain);
   CustomFunctions.associate("MODELS", models);
   CustomFunctions.associate("MODEL_INFO", modelInfo);
   CustomFunctions.associate("FEATURES", features);

@@ -9,6 +9,7 @@ import csv
 import hashlib
 import re
 import uuid
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple
@@ -25,10 +26,11 @@ from ..codecs.workbook import score_workbook, starter_workbook
 from ..errors import Conflict, InvalidInput, MalformedRequest, ScoreBridgeError, short
 from ..registry.service import NAME_RE
 from ..types import RawTable, ScoreOptions, ScoreResult, Signature
+from ..types.explanation import reason_count
 from .auth import public, requires
 from .browser import shared_with_office
 from .declare import Inputs, Parameters, validated
-from .fields import CELL, ModelName, ModelPath, Upload, VersionNumber
+from .fields import CELL, Explain, ModelName, ModelPath, Upload, VersionNumber
 from .http import json_response, services
 from .openapi import json_content, operation, problem_response
 
@@ -181,7 +183,22 @@ def _call_result(outcome: ScoreResult | ScoreBridgeError, header: bool,
     if probabilities is not None:
         out["probabilities"] = probabilities
         out["classes"] = outcome.classes
+    if outcome.explanation is not None:
+        out["reasons"] = _reason_rows(outcome, blank)
     return out
+
+
+def _reason_rows(outcome: ScoreResult, blank: list[int]) -> list[list[str] | None]:
+    """Each row's reason phrases (ML.EXPLAIN spills them), None where a row was not scored."""
+    explanation = outcome.explanation
+    assert explanation is not None
+    k = reason_count(outcome.explain, len(explanation.columns)) or len(explanation.columns)
+    rows: list[list[str] | None] = [None] * outcome.n_rows
+    for i, texts in zip(outcome.positions.tolist(), explanation.texts(k)):
+        rows[i] = texts
+    for i in blank:
+        rows.insert(i, None)
+    return rows
 
 
 def _without_blank_rows(values: list[list[Any]]) -> tuple[list[list[Any]], list[int]]:
@@ -225,6 +242,8 @@ class RangeCall(Inputs):
             "type": "array", "items": {"type": "array", "items": CELL}})
     header: list[Any] | None = Field(None, description="the first row of a larger range sent "
                                                        "in parts")
+    explain: Explain | None = Field(None, description="ML.EXPLAIN: add each row's strongest "
+                                                      "reasons as phrases (`reasons`)")
 
 
 class RangeBatch(Inputs):
@@ -247,6 +266,7 @@ class PlainCall(NamedTuple):
     values: list[list[Any]]
     version: None = None
     header: None = None
+    explain: None = None
 
 
 def _plain_call(call: Any) -> PlainCall | None:
@@ -294,13 +314,14 @@ def batch(body: RangeBatch) -> Response:
     svc = services()
     options = ScoreOptions(probabilities=body.probabilities, errors="row")
     results: list[dict[str, Any] | None] = [None] * len(checked)
-    groups: dict[tuple[str | None, int | None], list[tuple[int, RangeCall | PlainCall]]] = {}
+    groups: dict[tuple[str | None, int | None, Any],
+                 list[tuple[int, RangeCall | PlainCall]]] = {}
     for i, call in enumerate(checked):
         if isinstance(call, MalformedRequest):
             results[i] = _call_result(call, False, [])
         else:
-            groups.setdefault((call.model, call.version), []).append((i, call))
-    for (model_name, version), members in groups.items():
+            groups.setdefault((call.model, call.version, call.explain), []).append((i, call))
+    for (model_name, version, explain), members in groups.items():
         try:
             name = model_name or svc.scorer.default_model()
             model = svc.scorer.model_for(name, version)
@@ -315,7 +336,12 @@ def batch(body: RangeBatch) -> Response:
             tables.append(table)
             flags.append((header, blank))
         # unpinned calls follow the deployment (a canary's share included)
-        outcomes = svc.scorer.score_many(name, tables, version=version, options=options)
+        try:
+            outcomes = svc.scorer.score_many(name, tables, version=version, options=options
+                                             if explain is None else
+                                             replace(options, explain=explain))
+        except ScoreBridgeError as exc:   # a model without explanations: these calls only
+            outcomes = [exc] * len(tables)
         for (i, _), outcome, (header, blank) in zip(members, outcomes, flags):
             results[i] = _call_result(outcome, header, blank)
     return json_response({"results": results})
@@ -406,6 +432,8 @@ def template(name: str) -> Response:
 class WorkbookQuery(Parameters):
     version: VersionNumber | None = Field(None, description="score with this version instead "
                                                             "of production")
+    explain: Explain | None = Field(None, description="add reason_1..k columns (a count), or "
+                                                      "'all' with every input's contribution")
 
 
 class WorkbookUpload(Inputs):
@@ -430,7 +458,8 @@ def score_workbook_route(name: str, query: WorkbookQuery, body: WorkbookUpload) 
     data, result = score_workbook(
         body.file.read(), model.signature, name,
         lambda table: svc.scorer.score(name, table, version=model.version,
-                                       options=ScoreOptions(errors="row")))
+                                       options=ScoreOptions(errors="row",
+                                                            explain=query.explain)))
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(body.file.filename or "").stem)[:80] \
         or "workbook"

@@ -7,7 +7,7 @@ server accepts. Integers are written with the ASCII digits only (``²`` and ``٣
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import AfterValidator, BeforeValidator, Field, PlainValidator, ValidationInfo, WithJsonSchema
 from pydantic_core import PydanticCustomError
@@ -103,6 +103,15 @@ def _number(value: Any) -> Any:
 
 
 Number = Annotated[float, BeforeValidator(_number)]
+
+
+MAX_REASONS = 100
+ReasonCount = Annotated[int, BeforeValidator(_whole_number("a positive integer")),
+                        _bounds(1, MAX_REASONS), Field(ge=1, le=MAX_REASONS)]
+Explain = Annotated[Union[ReasonCount, Literal["all"]], Field(
+    description="explain each row: the number of strongest reasons to give (1-100), or 'all' "
+                "for every input's contribution")]
+"""The ``explain`` scoring option, in a JSON body or a query string."""
 
 
 class ModelPath(Parameters):

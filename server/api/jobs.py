@@ -12,7 +12,7 @@ from pydantic import Field
 from ..codecs.file_formats import file_format
 from .auth import actor, requires
 from .declare import Inputs, Parameters
-from .fields import AliasName, Flag, Limit, ModelName, Upload, VersionNumber
+from .fields import AliasName, Explain, Flag, Limit, ModelName, Upload, VersionNumber
 from .http import json_response, services
 from .openapi import json_content, operation, problem_response
 
@@ -32,6 +32,8 @@ class JobOptions(Inputs):
     strict: Flag = Field(False, description="fail the job on the first bad row")
     publish: Flag = Field(False, description="publish the scored table to the OData feed")
     dask: Flag = Field(False, description="run on the Dask cluster")
+    explain: Explain | None = Field(None, description="add reason_1..k columns (a count), or "
+                                                      "'all' for every input's contribution")
 
 
 class JobUpload(JobOptions):
@@ -63,7 +65,7 @@ def submit(body: JobUpload | JobFromPath) -> Response:
     svc = services()
     options = {"actor": actor(), "version": body.version, "alias": body.alias,
                "output_format": body.output_format, "strict": body.strict,
-               "publish": body.publish, "dask": body.dask}
+               "publish": body.publish, "dask": body.dask, "explain": body.explain}
     if isinstance(body, JobUpload):
         fmt = file_format(body.file.filename or "")
         svc.settings.tmp_dir.mkdir(parents=True, exist_ok=True)

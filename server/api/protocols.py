@@ -15,8 +15,10 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from .. import __version__, metrics
 from ..codecs.csv_codec import decode_csv
 from ..codecs.json_input import decode_table, parse_json
+from ..codecs.scores import explanations_json
 from ..codecs.tabpy import columns_table, parse_script
 from ..codecs.v2 import (
+    EXPLANATION_OUTPUTS,
     attach_binary,
     decode_infer,
     encode_infer,
@@ -28,7 +30,7 @@ from ..errors import PayloadTooLarge, ScoreBridgeError
 from ..types import ScoreOptions, Signature
 from .auth import public, requires
 from .declare import Envelope, Inputs, Parameters, validated
-from .fields import ModelName, ModelPath, VersionNumber, whole
+from .fields import Explain, ModelName, ModelPath, VersionNumber, whole
 from .http import json_response, problem, services
 from .openapi import json_content, operation, problem_response
 
@@ -72,6 +74,12 @@ class ModelQuery(Parameters):
 
 class ModelHeader(Parameters):
     x_model: ModelName | None = Field(None, alias="X-Model", description="the model")
+
+
+class MlflowParams(Parameters):
+    """The inference parameters this server reads (others are MLflow's and ignored)."""
+
+    explain: Explain | None = None
 
 
 class MlflowRequest(Inputs):
@@ -138,9 +146,14 @@ def invocations(query: ModelQuery, headers: ModelHeader, body: MlflowRequest | N
     else:
         shape = next(k for k in MLFLOW_SHAPES if k in body.model_fields_set)
         table = decode_table({shape: getattr(body, shape)})
-    result = services().scorer.score(name, table, options=ScoreOptions(probabilities=False))
-    return json_response({"predictions": result.predictions},
-                         headers={"X-Model-Version": str(result.version)})
+    explain = validated(MlflowParams, body.params, "body", at=("params",)).explain \
+        if body is not None and isinstance(body.params, dict) else None
+    result = services().scorer.score(name, table, options=ScoreOptions(probabilities=False,
+                                                                       explain=explain))
+    answer: dict[str, Any] = {"predictions": result.predictions}
+    if result.explanation is not None:   # MLflow clients read "predictions"; this rides along
+        answer["explanations"] = explanations_json(result)
+    return json_response(answer, headers={"X-Model-Version": str(result.version)})
 
 
 # -- Open Inference Protocol (KServe V2) ------------------------------------------------------------
@@ -255,7 +268,8 @@ def infer(name: str, headers: InferHeaders, body: None, version: int | None = No
     table, wanted, request_id = decode_infer(attach_binary(envelope, blob), signature)
     result = services().scorer.score(
         name, table, version=info.version if version else None,
-        options=ScoreOptions(probabilities="predict_proba" in wanted))
+        options=ScoreOptions(probabilities="predict_proba" in wanted,
+                             explain="all" if wanted & EXPLANATION_OUTPUTS else None))
     return json_response(encode_infer(result, signature, wanted, request_id),
                          headers={"X-Model-Version": str(result.version)})
 

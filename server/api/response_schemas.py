@@ -36,7 +36,28 @@ COMPONENTS: dict[str, dict[str, Any]] = {
             "classes": {"type": "array", "items": CELL},
             "errors": {"type": "array", "items": {"$ref": "#/components/schemas/FieldError"}},
             "warnings": {"type": "array", "items": {"$ref": "#/components/schemas/FieldError"}},
+            "explanations": {"type": "array", "items": {"anyOf": [
+                {"$ref": "#/components/schemas/Explanation"}, {"type": "null"}]},
+                "description": "with options.explain: one per row (null where not scored)"},
+            "explained": {"type": "object", "properties": {
+                "output": {"type": "string",
+                           "enum": ["log-odds", "margin", "probability", "prediction"]},
+                "method": {"type": "string"}, "additive": {"type": "string"}}},
             "request_id": {"type": "string"},
+        },
+    },
+    "Explanation": {
+        "type": "object", "required": ["base", "contributions", "reasons"],
+        "description": "base + the sum of contributions equals the model's raw output "
+                       "(explained.output) for this row",
+        "properties": {
+            "base": {"type": "number"},
+            "contributions": {"type": "object", "additionalProperties": {"type": "number"}},
+            "class": {"description": "the class whose output is explained", **CELL},
+            "reasons": {"type": "array", "items": {
+                "type": "object", "required": ["column", "value", "effect", "text"],
+                "properties": {"column": {"type": "string"}, "value": CELL,
+                               "effect": {"type": "number"}, "text": {"type": "string"}}}},
         },
     },
     "Column": {

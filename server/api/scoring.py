@@ -12,7 +12,7 @@ from ..codecs.scores import result_to_csv, result_to_json
 from ..types import ScoreOptions
 from .auth import requires
 from .declare import Inputs, Parameters
-from .fields import CELL, AliasName, ModelPath, VersionNumber
+from .fields import CELL, AliasName, Explain, ModelPath, VersionNumber
 from .http import json_response, services
 from .openapi import operation, problem_response
 
@@ -26,7 +26,8 @@ class PredictQuery(Parameters):
                                                       "points at")
     errors: Literal["raise", "row"] | None = Field(
         None, description="text/csv bodies: 'row' scores the valid rows and reports the others")
-
+    explain: Explain | None = Field(None, description="text/csv bodies: add the rows' "
+                                                      "strongest reasons (a count, or 'all')")
 
 
 
@@ -41,9 +42,11 @@ class ScoreOptionsBody(Inputs):
                                 description="include class probabilities (classifiers)")
     errors: Literal["raise", "row"] = Field(
         "raise", description="'row' scores the valid rows and reports the others")
+    explain: Explain | None = None
 
     def options(self) -> ScoreOptions:
-        return ScoreOptions(probabilities=self.probabilities, errors=self.errors)
+        return ScoreOptions(probabilities=self.probabilities, errors=self.errors,
+                            explain=self.explain)
 
 
 class PredictRequest(Inputs):
@@ -97,7 +100,7 @@ def predict(name: str, query: PredictQuery, body: PredictRequest | None) -> Resp
     """
     if body is None:
         table = decode_csv(request.get_data(cache=False))
-        options = ScoreOptions(errors=query.errors or "raise")
+        options = ScoreOptions(errors=query.errors or "raise", explain=query.explain)
     else:
         table = decode_table(body.table_fields())
         options = body.options.options() if body.options is not None else ScoreOptions()

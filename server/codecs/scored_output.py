@@ -6,6 +6,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..types.explanation import reason_count
+
 
 def scored_table(inputs: Any, result: Any, malformed: Mapping[int, str] | None = None) -> Any:
     """The input columns (an Arrow table) plus prediction, probability and error columns, from
@@ -43,9 +45,40 @@ def scored_table(inputs: Any, result: Any, malformed: Mapping[int, str] | None =
         for j, cls in enumerate(classes):
             names.append(f"probability_{cls}")
             arrays.append(pa.array(probs[:, j], from_pandas=True))
+    if not isinstance(result, dict) and result.explanation is not None:
+        extra, columns = explanation_columns(result, malformed)
+        names += extra
+        arrays += [pa.array(c, type=pa.string() if n.startswith("reason_") else pa.float64(),
+                            from_pandas=True) for n, c in zip(extra, columns)]
     names.append("error")
     arrays.append(pa.array(error, type=pa.string()))
     return pa.Table.from_arrays(arrays, names=names)
+
+
+def explanation_columns(result: Any, malformed: Mapping[int, str] | None = None,
+                        ) -> tuple[list[str], list[list[Any]]]:
+    """``reason_1..k`` (the rows' strongest reasons as phrases; "" where a row was not scored)
+    and, for ``explain="all"``, ``contribution_<input>`` and ``contribution_base`` columns."""
+    explanation = result.explanation
+    k = reason_count(result.explain, len(explanation.columns)) or len(explanation.columns)
+    n = result.n_rows
+    positions = result.positions.tolist()
+    skip = set(malformed or ())
+    names = [f"reason_{j + 1}" for j in range(k)]
+    columns: list[list[Any]] = [[""] * n for _ in range(k)]
+    for row, texts in zip(positions, explanation.texts(k)):
+        if row not in skip:
+            for j, text in enumerate(texts):
+                columns[j][row] = text
+    if result.explain == "all":
+        names += ["contribution_base"] + [f"contribution_{c}" for c in explanation.columns]
+        values = np.full((n, len(explanation.columns) + 1), np.nan)
+        values[positions, 0] = explanation.base
+        values[positions, 1:] = explanation.contributions
+        values[sorted(skip), :] = np.nan
+        columns += [[None if v != v else v for v in values[:, j].tolist()]
+                    for j in range(values.shape[1])]
+    return names, columns
 
 
 def row_problems(errors: Any) -> dict[int, str]:

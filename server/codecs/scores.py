@@ -4,8 +4,9 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from ..types import ScoreResult
+from ..types.explanation import per_row, reason_count
 from .csv_codec import encode_csv
-from .scored_output import row_problems
+from .scored_output import explanation_columns, row_problems
 
 
 def result_to_json(result: ScoreResult, request_id: str | None = None) -> dict[str, Any]:
@@ -19,15 +20,35 @@ def result_to_json(result: ScoreResult, request_id: str | None = None) -> dict[s
         out["errors"] = [e.as_dict() for e in result.errors]
     if result.warnings:
         out["warnings"] = [w.as_dict() for w in result.warnings]
+    if result.explanation is not None:
+        out["explanations"] = explanations_json(result)
+        out["explained"] = result.explanation.about()
     if request_id:
         out["request_id"] = request_id
     return out
 
 
+def explanations_json(result: ScoreResult) -> list[dict[str, Any] | None]:
+    """Each input row's explanation (None where the row was not scored)."""
+    assert result.explanation is not None
+    k = reason_count(result.explain, len(result.explanation.columns))
+    return per_row(result.explanation, result.positions.tolist(), result.n_rows, k)
+
+
 def result_to_csv(result: ScoreResult) -> str:
-    """One line per input row: prediction, a probability per class, and the row's error."""
+    """One line per input row: prediction, a probability per class, the row's reasons when
+    asked (and every input's contribution for ``explain=all``), and the row's error."""
     classes = result.classes if result.probabilities is not None else None
     header = ["row", "prediction"] + [f"probability_{c}" for c in classes or ()] + ["error"]
+    if result.explanation is not None:
+        names, columns = explanation_columns(result)
+        return encode_csv(header[:-1] + names + ["error"],
+                          [row[:-1] + [c[i] for c in columns] + row[-1:]
+                           for i, row in enumerate(_csv_rows(result, classes))])
+    return encode_csv(header, _csv_rows(result, classes))
+
+
+def _csv_rows(result: ScoreResult, classes: list[Any] | None) -> list[list[Any]]:
     problems = row_problems((e.row, e.column, e.message) for e in result.errors
                             if e.row is not None)
     rows = []
@@ -36,4 +57,4 @@ def result_to_csv(result: ScoreResult) -> str:
             [None] * len(classes or ())
         rows.append([i, pred, *probs, problems.get(i, "")] if classes else
                     [i, pred, problems.get(i, "")])
-    return encode_csv(header, rows)
+    return rows

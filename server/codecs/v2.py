@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
+import numpy as np
+
 from ..errors import MalformedRequest
 from ..types import Column, RawTable, Signature
 from .table import table_from_columns
@@ -156,12 +158,16 @@ def decode_infer(body: Any, signature: Signature) -> tuple[RawTable, set[str], s
         if not isinstance(outputs, list) or not all(isinstance(o, dict) for o in outputs):
             raise MalformedRequest("'outputs' must be a list of {\"name\": ...}")
         wanted = {o.get("name") for o in outputs}
-        unknown = wanted - {"predict", "predict_proba"}
+        unknown = wanted - {"predict", "predict_proba"} - EXPLANATION_OUTPUTS
         if unknown:
             raise MalformedRequest(f"unknown output(s) {', '.join(map(str, unknown))[:80]}; "
-                                   "outputs: predict, predict_proba")
+                                   "outputs: predict, predict_proba, contributions, "
+                                   "explanation_base")
     request_id = body.get("id")
     return table, wanted, request_id if isinstance(request_id, str) else None
+
+
+EXPLANATION_OUTPUTS = frozenset({"contributions", "explanation_base"})
 
 
 def encode_infer(result: Any, signature: Signature, wanted: set[str],
@@ -175,8 +181,35 @@ def encode_infer(result: Any, signature: Signature, wanted: set[str],
         width = len(result.classes or ())
         outputs.append({"name": "predict_proba", "datatype": "FP64", "shape": [n, width],
                         "data": [p for row in result.probabilities for p in row]})
+    if result.explanation is not None:
+        outputs += _explanation_outputs(result, wanted)
     out: dict[str, Any] = {"model_name": result.model, "model_version": str(result.version),
                            "outputs": outputs}
     if request_id:
         out["id"] = request_id
     return out
+
+
+def _explanation_outputs(result: Any, wanted: set[str]) -> list[dict[str, Any]]:
+    """Asked for by name only: ``contributions`` [N, n_inputs] (signature order) and
+    ``explanation_base`` [N]; base + a row's contributions is the model's raw output."""
+    explanation = result.explanation
+    n, width = result.n_rows, len(explanation.columns)
+    contributions = np.full((n, width), np.nan)
+    base = np.full(n, np.nan)
+    contributions[result.positions] = explanation.contributions
+    base[result.positions] = explanation.base
+    out = []
+    if "contributions" in wanted:
+        out.append({"name": "contributions", "datatype": "FP64", "shape": [n, width],
+                    "data": _nulls(contributions.reshape(-1).tolist()),
+                    "parameters": {"columns": explanation.columns,
+                                   "output": explanation.output}})
+    if "explanation_base" in wanted:
+        out.append({"name": "explanation_base", "datatype": "FP64", "shape": [n],
+                    "data": _nulls(base.tolist())})
+    return out
+
+
+def _nulls(values: list[float]) -> list[float | None]:
+    return [None if v != v else v for v in values]

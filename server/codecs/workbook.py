@@ -26,6 +26,7 @@ from openpyxl.worksheet.table import Table, TableColumn
 from ..errors import InvalidInput, PayloadTooLarge
 from ..types import RawTable, Signature, example_frame
 from .safe_cells import safe_cell
+from .scored_output import explanation_columns
 
 MAX_UNCOMPRESSED_BYTES = 256 * 1024 * 1024
 MAX_RATIO = 100
@@ -163,6 +164,8 @@ def write_scores(wb: Workbook, where: Located, result: Any, model: str,
     header_cell = ws.cell(where.header_row, where.last_col)
     classes = result.classes if result.probabilities is not None else None
     headers = ["prediction"] + [f"probability_{c}" for c in classes or ()]
+    reasons = explanation_columns(result) if result.explanation is not None else ([], [])
+    headers += reasons[0]
     problems: dict[int, list[str]] = {}
     for e in result.errors:
         if e.row is not None:
@@ -183,6 +186,8 @@ def write_scores(wb: Workbook, where: Located, result: Any, model: str,
             for j in range(len(classes)):
                 cell = ws.cell(r, start + 1 + j, None if probs is None else probs[j])
                 cell.number_format = "0.0000"
+        for j, column in enumerate(reasons[1]):
+            ws.cell(r, start + 1 + len(classes or ()) + j, safe_cell(column[i]))
         if problems:
             ws.cell(r, start + len(headers) - 1, safe_cell("; ".join(problems.get(i, []))))
     if where.table is not None:

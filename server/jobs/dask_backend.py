@@ -44,7 +44,8 @@ def _model(*args: Any) -> LoadedModel:
 @lru_cache(maxsize=4)
 def _loaded(path: str, fmt: str, trusted_pickle: bool, extra_trusted: tuple[str, ...],
            sha256: str, signature_json: str, name: str, version: int,
-           compiled_path: str | None, runtime: str) -> LoadedModel:
+           compiled_path: str | None, runtime: str, sample_path: str | None = None,
+           ) -> LoadedModel:
     import json
 
     estimator = load_artifact(Path(path), fmt, trust_pickle=trusted_pickle,  # type: ignore[arg-type]
@@ -52,15 +53,17 @@ def _loaded(path: str, fmt: str, trusted_pickle: bool, extra_trusted: tuple[str,
     signature = Signature.from_dict(json.loads(signature_json))
     compiled = stored_runner(Path(compiled_path), runtime, signature, estimator, name,
                              version) if compiled_path else None
-    return LoadedModel(name, version, estimator, signature, sha256, compiled=compiled)
+    return LoadedModel(name, version, estimator, signature, sha256, compiled=compiled,
+                       reference=lambda: pd.read_parquet(sample_path) if sample_path else None)
 
 
 def score_chunk(chunk: Chunk, spec: dict[str, Any]) -> Any:
     """One chunk, scored exactly as the in-process job scores it (malformed lines included)."""
     model = _model(spec["path"], spec["format"], spec["trusted_pickle"], spec["extra_trusted"],
                    spec["sha256"], spec["signature"], spec["name"], spec["version"],
-                   spec.get("compiled_path"), spec["runtime"])
-    options = ScoreOptions(errors="raise" if spec["strict"] else "row")
+                   spec.get("compiled_path"), spec["runtime"], spec.get("sample_path"))
+    options = ScoreOptions(errors="raise" if spec["strict"] else "row",
+                           explain=spec.get("explain"))
     if chunk.malformed and spec["strict"]:
         raise InvalidInput(chunk.malformed[min(chunk.malformed)])
     return scored_table(chunk.arrow(), score_with(model, chunk.raw(), options), chunk.malformed)

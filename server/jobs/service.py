@@ -119,7 +119,8 @@ class Jobs:
 
     def submit(self, model: str, source: Path, *, actor: str, version: int | None = None,
                alias: str | None = None, output_format: str = "csv", strict: bool = False,
-               publish: bool = False, move: bool = False, dask: bool = False) -> JobInfo:
+               publish: bool = False, move: bool = False, dask: bool = False,
+               explain: int | str | None = None) -> JobInfo:
         """Queue a job; the version is pinned now, so the whole file is scored by one version."""
         if output_format not in OUTPUT_FORMATS:
             raise InvalidInput(f"output_format must be one of {', '.join(OUTPUT_FORMATS)}")
@@ -127,6 +128,8 @@ class Jobs:
         if fmt == "xlsx":
             check_xlsx(source)  # zip bombs, encrypted and damaged workbooks are refused here
         info = self.scorer.deployments.resolve(model, version, alias)
+        if explain is not None:  # a model without explanations is refused now, not mid-file
+            self.scorer.cache.get(info).explainer()
         job_id = uuid.uuid4().hex
         folder = self.root / job_id
         folder.mkdir(parents=True)
@@ -139,7 +142,8 @@ class Jobs:
             session.add(JobRow(
                 id=job_id, model_name=model, version=info.version, status="queued",
                 input_path=str(target), output_format=output_format, rows_done=0,
-                rows_failed=0, options={"strict": strict, "publish": publish, "dask": dask},
+                rows_failed=0, options={"strict": strict, "publish": publish, "dask": dask,
+                         **({"explain": explain} if explain is not None else {})},
                 error="",
                 created_by=actor, created_at=utcnow(), cancel_requested=False))
         metrics.JOBS.labels(model, "queued").inc()
@@ -304,7 +308,8 @@ class Jobs:
         if scheduler:
             yield from self._dask_chunks(job, source, scheduler)
             return
-        options = ScoreOptions(errors="raise" if job.options.get("strict") else "row")
+        options = ScoreOptions(errors="raise" if job.options.get("strict") else "row",
+                               explain=job.options.get("explain"))
         for chunk in prefetch(iter_chunks(source, CHUNK_ROWS)):
             if chunk.malformed and options.errors == "raise":
                 first = min(chunk.malformed)
@@ -324,7 +329,9 @@ class Jobs:
                 "extra_trusted": tuple(self.settings.trusted_types), "sha256": info.sha256,
                 "signature": json.dumps(info.signature), "name": job.model,
                 "version": job.version, "strict": bool(job.options.get("strict")),
-                "runtime": info.runtime,
+                "runtime": info.runtime, "explain": job.options.get("explain"),
+                "sample_path": str(self.registry.store.path(info.sample_artifact))
+                if info.sample_artifact else None,
                 "compiled_path": str(self.registry.store.path(info.compiled_artifact))
                 if info.compiled_artifact else None}
         client = client_for(scheduler)

@@ -2,10 +2,14 @@
 happens once per version and the least recently used version goes first."""
 from __future__ import annotations
 
+import io
 import logging
 import threading
 import time
 from collections import OrderedDict
+from typing import Callable
+
+import pandas as pd
 
 from .. import metrics
 from ..config import Settings
@@ -13,6 +17,7 @@ from ..errors import ScoreBridgeError, Unavailable
 from ..registry.service import Registry, VersionInfo
 from ..types import Signature
 from .compiled.stored import stored_runner
+from .explain import cheap_to_explain
 from .loader import load_artifact
 from .runtime import LoadedModel
 
@@ -71,8 +76,21 @@ class ModelCache:
                                  signature, estimator, info.model, info.version) \
             if info.compiled_artifact else None
         metrics.MODEL_LOAD.labels(info.model).observe(time.perf_counter() - started)
-        return LoadedModel(info.model, info.version, estimator, signature, info.sha256,
-                           compiled=compiled)
+        model = LoadedModel(info.model, info.version, estimator, signature, info.sha256,
+                            compiled=compiled, reference=self._sample(info.sample_artifact))
+        if cheap_to_explain(estimator):  # built now, with the version; trees on first use
+            try:
+                model.explainer()
+            except ScoreBridgeError:
+                pass
+        return model
+
+    def _sample(self, key: str | None) -> Callable[[], pd.DataFrame | None]:
+        """The version's stored sample, read when its explainer is built."""
+        def read() -> pd.DataFrame | None:
+            return pd.read_parquet(io.BytesIO(self.registry.store.read_bytes(key))) \
+                if key else None
+        return read
 
     def loaded(self) -> list[tuple[str, int]]:
         with self._lock:

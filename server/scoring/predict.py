@@ -5,12 +5,14 @@ jobs on Dask), so the rules for bad rows and ``errors="raise"`` are one piece of
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..errors import InvalidInput, ModelFailure
-from ..types import FieldError, RawTable, ScoreOptions, ScoreResult, to_python
+from ..types import Explanation, FieldError, RawTable, ScoreOptions, ScoreResult, to_python
 from .coerce import coerce
-from .runtime import LoadedModel
+from .runtime import LoadedModel, as_frame, take
 
 
 def score_with(model: LoadedModel, table: RawTable, options: ScoreOptions) -> ScoreResult:
@@ -27,12 +29,22 @@ def score_with(model: LoadedModel, table: RawTable, options: ScoreOptions) -> Sc
             raise ModelFailure(_summary(failures, table.n_rows), errors=failures)
         errors = sorted(errors + failures, key=lambda e: e.row if e.row is not None else -1)
     output = model.signature.output
+    explanation = _explained(model, checked, pred) if options.explain is not None else None
     return ScoreResult(model=model.name, version=model.version, labels=_plain(pred.labels),
                        probs=pred.probabilities, positions=checked.rows[pred.ok],
                        classes=list(output.classes) if output.classes is not None else None,
                        errors=errors, warnings=_dedupe(checked.warnings), n_rows=table.n_rows,
                        kind=output.kind, model_failures=len(pred.failures),
-                       checked=checked, scored=pred.ok)
+                       checked=checked, scored=pred.ok, explanation=explanation,
+                       explain=options.explain)
+
+
+def _explained(model: LoadedModel, checked: Any, pred: Any) -> Explanation:
+    """The scored rows' contributions (asked for by ``options.explain``)."""
+    explainer = model.explainer()
+    frame = as_frame(take(checked.columns, pred.ok) if len(pred.ok) != len(checked.rows)
+                     else checked.columns)
+    return explainer.explain(frame, pred.labels)
 
 
 def _plain(labels: np.ndarray) -> np.ndarray:

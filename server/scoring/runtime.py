@@ -10,13 +10,15 @@ a few extra calls instead of failing the whole batch, and the others can still b
 from __future__ import annotations
 
 import logging
+import threading
 import warnings
-from dataclasses import dataclass
-from typing import Any, Mapping, Union
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Union
 
 import numpy as np
 import pandas as pd
 
+from ..errors import ExplanationUnavailable
 from ..types import FieldError, Signature
 from . import boosting, threads
 
@@ -90,13 +92,41 @@ class LoadedModel:
     signature: Signature
     sha256: str
     compiled: Any = None  # an OnnxRunner or NativeRunner when the version has a verified one
+    # the version's stored sample, read when an explainer needs reference rows
+    reference: Callable[[], pd.DataFrame | None] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        self._explainer: Any = None
+        self._explain_lock = threading.Lock()
         threads.forget()  # the model may have loaded an OpenMP of its own
         self._argmax = type(final_estimator(self.estimator)).__name__ in ARGMAX_FAMILIES \
             and self.has_probabilities and hasattr(self.estimator, "classes_")
         # a booster's own input types (pandas categories) restored from the fitted model
         self._adapt = boosting.adapter(self.estimator)
+
+    def explainer(self) -> Any:
+        """This version's explainer, built on first use and kept with the loaded version;
+        a model that cannot be explained raises ExplanationUnavailable every time."""
+        if self._explainer is None:
+            with self._explain_lock:
+                if self._explainer is None:
+                    self._explainer = self._build_explainer()
+        if isinstance(self._explainer, str):
+            raise ExplanationUnavailable(self._explainer)
+        return self._explainer
+
+    def _build_explainer(self) -> Any:
+        """The explainer, or why there is none (kept, so a refusal costs nothing the next time)."""
+        from .explain import build
+        try:
+            return build(self.estimator, self.signature,
+                         self.reference() if self.reference else None, self._adapt)
+        except ExplanationUnavailable as exc:
+            return exc.detail
+        except Exception as exc:  # a family the explainer's libraries do not read after all
+            log.warning("no explainer for %s v%s: %s", self.name, self.version, exc)
+            return (f"explanations are not available for this model: building its explainer "
+                    f"failed ({type(exc).__name__})")
 
     @property
     def runtime(self) -> str:

@@ -118,7 +118,8 @@ class Scorer:
         self._check_size(table.n_rows)
         info, route = self._choose(name, version, alias)
         model = self.cache.get(info)
-        if self.batcher is not None and table.n_rows <= self.settings.batch_request_rows:
+        if self.batcher is not None and table.n_rows <= self.settings.batch_request_rows \
+                and options.explain is None:
             start = time.perf_counter()
             joined = self.batcher.submit((model.name, model.version, model.sha256,
                                           options.probabilities), table, table.n_rows,

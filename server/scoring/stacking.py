@@ -36,7 +36,9 @@ def split_parts(whole: ScoreResult, parts: list[tuple[int, RawTable, list[FieldE
             positions=whole.positions[lo:hi] - start, classes=whole.classes,
             errors=_shifted(errors.get(k), start),
             warnings=own + general + _shifted(warnings.get(k), start),
-            n_rows=n, kind=whole.kind), (start, n)  # model failures count on the whole call
+            n_rows=n, kind=whole.kind, explain=whole.explain,
+            explanation=whole.explanation.take(lo, hi) if whole.explanation is not None
+            else None), (start, n)  # model failures count on the whole call
 
 
 def _by_part(items: list[FieldError], starts: np.ndarray) -> dict[int, list[FieldError]]:

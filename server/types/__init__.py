@@ -6,11 +6,13 @@ each other, meet here; so do the registry, telemetry and the HTTP layer.
 """
 from __future__ import annotations
 
+from .explanation import Explanation
 from .field_error import FieldError
-from .options import ErrorMode, ScoreOptions
+from .options import ErrorMode, Explain, ScoreOptions
 from .result import ScoreResult
 from .signature import Column, ColumnType, Output, Signature, example_frame, to_python
 from .table import MISSING, RawTable
 
-__all__ = ["MISSING", "Column", "ColumnType", "ErrorMode", "FieldError", "Output", "RawTable",
+__all__ = ["MISSING", "Column", "ColumnType", "ErrorMode", "Explain", "Explanation",
+           "FieldError", "Output", "RawTable",
            "ScoreOptions", "ScoreResult", "Signature", "example_frame", "to_python"]

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Union
 
 ErrorMode = Literal["raise", "row"]
+# how many reasons per row: a count, or "all" (every input's contribution); None: no explanations
+Explain = Union[int, Literal["all"], None]
 
 
 @dataclass(frozen=True)
@@ -13,3 +15,4 @@ class ScoreOptions:
 
     probabilities: bool = True
     errors: ErrorMode = "raise"
+    explain: Explain = None

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from .explanation import Explanation
 from .field_error import FieldError
 
 
@@ -33,6 +34,9 @@ class ScoreResult:
     n_rows: int = 0
     kind: str = "classification"
     model_failures: int = 0
+    # contributions for the scored rows (in ``positions`` order), when the caller asked
+    explanation: Explanation | None = None
+    explain: Any = None     # the option that asked: a number of reasons or "all"
     # the rows as the model saw them, for the prediction log (not sent to clients)
     checked: Any = field(default=None, repr=False)
     scored: Any = field(default=None, repr=False)       # positions in checked rows that were scored
