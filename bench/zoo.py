@@ -150,8 +150,7 @@ def knn(small: bool) -> Any:
 
 
 def soft_voting(small: bool) -> Any:
-    from sklearn.ensemble import (HistGradientBoostingClassifier, RandomForestClassifier,
-                                  VotingClassifier)
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier, VotingClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
