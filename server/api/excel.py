@@ -233,6 +233,10 @@ class RangeBatch(Inputs):
                                       "fiber"]]}]}})
 
     probabilities: bool = Field(True, strict=True)
+    compact: bool = Field(False, strict=True, description=(
+        "answer each call without repeating what its model group shares: the model, version "
+        "and classes go once in 'groups', each result names its group, and header, errors "
+        "and blank appear only when set (the add-in's form: thousands of one-cell calls)"))
     # the envelope is checked here; each call by the view (RangeCall), whose shape this documents
     calls: list[SkipValidation[RangeCall]] = Field(max_length=MAX_CALLS)
 
@@ -294,6 +298,7 @@ def batch(body: RangeBatch) -> Response:
     svc = services()
     options = ScoreOptions(probabilities=body.probabilities, errors="row")
     results: list[dict[str, Any] | None] = [None] * len(checked)
+    shared: list[dict[str, Any]] = []  # compact answers: what each model group's calls share
     groups: dict[tuple[str | None, int | None], list[tuple[int, RangeCall | PlainCall]]] = {}
     for i, call in enumerate(checked):
         if isinstance(call, MalformedRequest):
@@ -316,9 +321,34 @@ def batch(body: RangeBatch) -> Response:
             flags.append((header, blank))
         # unpinned calls follow the deployment (a canary's share included)
         outcomes = svc.scorer.score_many(name, tables, version=version, options=options)
+        if not body.compact:
+            for (i, _), outcome, (header, blank) in zip(members, outcomes, flags):
+                results[i] = _call_result(outcome, header, blank)
+            continue
+        groups_of: dict[tuple[str, int], int] = {}
         for (i, _), outcome, (header, blank) in zip(members, outcomes, flags):
-            results[i] = _call_result(outcome, header, blank)
-    return json_response({"results": results})
+            if isinstance(outcome, ScoreBridgeError):
+                results[i] = _call_result(outcome, header, blank)
+                continue
+            key = (outcome.model, outcome.version)
+            if key not in groups_of:
+                groups_of[key] = len(shared)
+                shared.append({"model": outcome.model, "version": outcome.version,
+                               "classes": outcome.classes if body.probabilities else None})
+            results[i] = _compact(_call_result(outcome, header, blank), groups_of[key])
+    return json_response({"results": results, "groups": shared} if body.compact else
+                         {"results": results})
+
+
+def _compact(full: dict[str, Any], group: int) -> dict[str, Any]:
+    """A call's result without what its group carries, and without unset flags."""
+    out: dict[str, Any] = {"group": group, "predictions": full["predictions"]}
+    if "probabilities" in full:
+        out["probabilities"] = full["probabilities"]
+    for flag in ("header", "errors", "blank"):
+        if full[flag]:
+            out[flag] = full[flag]
+    return out
 
 
 def _range_table(values: list[list[Any]], hint: Any,
