@@ -377,7 +377,8 @@ def zoo(seconds: float, fragment: Path, only: list[str] | None = None) -> None:
                     f"{sb[k].rps / naive[k].rps:.1f}×" if naive[k].rps else "—"
                     for k in ("c32", "rows_1000", "rows_10000"))
                 + " |")
-    fragment.write_text("\n".join(out + summary + [""] + tables) + "\n")
+            # after each model, so a run cut short still leaves what it measured
+            fragment.write_text("\n".join(out + summary + [""] + tables) + "\n")
     print(f"written: {fragment}", file=sys.stderr)
 
 
