@@ -298,7 +298,8 @@ def batch(body: RangeBatch) -> Response:
     svc = services()
     options = ScoreOptions(probabilities=body.probabilities, errors="row")
     results: list[dict[str, Any] | None] = [None] * len(checked)
-    shared: list[dict[str, Any]] = []  # compact answers: what each model group's calls share
+    shared: list[dict[str, Any]] = []  # compact answers: what each model version's calls share
+    groups_of: dict[tuple[str, int], int] = {}  # (model, version) -> its index in shared
     groups: dict[tuple[str | None, int | None], list[tuple[int, RangeCall | PlainCall]]] = {}
     for i, call in enumerate(checked):
         if isinstance(call, MalformedRequest):
@@ -325,7 +326,6 @@ def batch(body: RangeBatch) -> Response:
             for (i, _), outcome, (header, blank) in zip(members, outcomes, flags):
                 results[i] = _call_result(outcome, header, blank)
             continue
-        groups_of: dict[tuple[str, int], int] = {}
         for (i, _), outcome, (header, blank) in zip(members, outcomes, flags):
             if isinstance(outcome, ScoreBridgeError):
                 results[i] = _call_result(outcome, header, blank)

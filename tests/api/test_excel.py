@@ -2,8 +2,8 @@
 scoring (the manifest and the add-in's files: test_excel_manifest.py)."""
 from __future__ import annotations
 
-import json
 import io
+import json
 import zipfile
 from dataclasses import replace
 
