@@ -59,12 +59,15 @@ def scorebridge(workers: int = 2, threads: int = 16, setup: Callable[[Path], Non
     key = subprocess.run([cli, "keys", "create", "--scope", "admin"], env=env, check=True,
                          capture_output=True, text=True).stdout.strip()
     port = free_port()
+    log = (home / "server.log").open("wb")  # kept in the data folder: why a server never came up
     proc = subprocess.Popen([cli, "serve", "--port", str(port), "--workers", str(workers),
-                             "--threads", str(threads)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+                             "--threads", str(threads)], env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(lambda: requests.get(url + "/readyz", timeout=2).status_code == 200)
+        # every registered model loads before the workers are ready: allow for a zoo of them
+        wait_ready(lambda: requests.get(url + "/readyz", timeout=60).status_code == 200, 300)
         yield url, key, home
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

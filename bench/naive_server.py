@@ -1,8 +1,9 @@
 """The baseline the benchmarks compare with: the plain Flask app most teams write first.
 
-One scikit-learn ``predict_proba`` per request on a pandas DataFrame built from the JSON body, under
-gunicorn. Used only by ``bench/``, never by the product. It answers the same body shape as
-ScoreBridge (``{"rows": [[...], ...]}``) so both servers take identical requests.
+One scikit-learn ``predict_proba`` per request (``predict`` for a regression) on a pandas
+DataFrame built from the JSON body, under gunicorn. Used only by ``bench/``, never by the product.
+It answers the same body shape as ScoreBridge (``{"rows": [[...], ...]}``) so both servers take
+identical requests.
 
     MODEL_FILE=model.skops gunicorn 'bench.naive_server:create_app()'
 """
@@ -21,6 +22,14 @@ def create_app() -> Flask:
     model = sio.load(path, trusted=sio.get_untrusted_types(file=path))
     columns = list(model.feature_names_in_)
     app = Flask(__name__)
+
+    if not hasattr(model, "predict_proba"):
+        @app.post("/predict")
+        def regress():  # type: ignore[no-untyped-def]
+            frame = pd.DataFrame(request.get_json()["rows"], columns=columns)
+            return jsonify(predictions=model.predict(frame).tolist())
+
+        return app
 
     @app.post("/predict")
     def predict():  # type: ignore[no-untyped-def]

@@ -1,69 +1,105 @@
-"""Power BI: scoring a 1,000,000-row table the way ScoreBridge.Predict does (records in batches of
-1,000 rows, one POST each, as the M engine sends them), against raw in-process predict on the same
-rows in the same run.
+"""Power BI: scoring a 1,000,000-row table the way ScoreBridge.Predict does, against raw
+in-process ``predict_proba`` on the same rows in the same run.
+
+The connector (powerbi/connector/ScoreBridge.pq) sends each batch in the columnar
+``dataframe_split`` form its ``BatchBody`` builds from ``Table.ToRows`` (the column names once,
+each row ending with its row number), one POST at a time, ``DefaultBatchSize`` rows each. The
+records form it sent before (one object per row, 1,000 rows) is measured beside it.
 
     .venv/bin/python bench/powerbi_batches.py [ROWS]
 """
 from __future__ import annotations
 
+import json
+import re
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 from bench.common import churn_rows, demo_artifact, load_model, machine_notes, scorebridge  # noqa: E402
 
-BATCH = 1000
-LARGER = 5000  # what a larger connector batch would give (the connector sends BATCH)
+OLD_BATCH = 1000  # the connector's batch before it sent dataframe_split
+ROW = "scoring_row"  # the connector's row-number field (not a model input)
+
+
+def connector_batch() -> int:
+    """The connector's own default batch size, read from its source."""
+    text = (ROOT / "powerbi" / "connector" / "ScoreBridge.pq").read_text()
+    return int(re.search(r"^DefaultBatchSize = (\d+);", text, re.M).group(1))  # type: ignore[union-attr]
+
+
+def bodies(rows: list[list], columns: list[str], size: int, form: str) -> list[bytes]:
+    """The POST bodies of a refresh: ``form`` "split" as the connector sends now, "records" as
+    it sent before."""
+    options = {"errors": "row", "probabilities": True}
+    out = []
+    for start in range(0, len(rows), size):
+        part = rows[start:start + size]
+        numbered = [r + [start + k] for k, r in enumerate(part)]
+        table: dict[str, Any] = (
+            {"dataframe_split": {"columns": columns + [ROW], "data": numbered}} if form == "split"
+            else {"records": [dict(zip(columns + [ROW], r)) for r in numbered]})
+        out.append(json.dumps({**table, "options": options}).encode())
+    return out
 
 
 def main(n_rows: int) -> None:
+    import numpy as np
     import pandas as pd
 
     from server.demo import FEATURES
 
     rows = churn_rows(n_rows)
-    records = [dict(zip(FEATURES, r)) for r in rows]
-    batches = [records[i:i + BATCH] for i in range(0, n_rows, BATCH)]
+    batch = connector_batch()
     with scorebridge() as (url, key, home):
-        artifact = demo_artifact(home)
-        model = load_model(artifact)
+        model = load_model(demo_artifact(home))
         frame = pd.DataFrame(rows, columns=FEATURES)
-        start = time.perf_counter()
-        model.predict_proba(frame)
-        raw = time.perf_counter() - start
+        session = requests.Session()
+        headers = {"X-API-Key": key, "Content-Type": "application/json"}
 
-        def send(batch: list[dict]) -> int:
-            session = getattr(send, "session", None) or requests.Session()
-            resp = session.post(f"{url}/api/v1/models/churn/predict", timeout=120,
-                                json={"records": batch,
-                                      "options": {"errors": "row", "probabilities": True}},
-                                headers={"X-API-Key": key})
-            resp.raise_for_status()
-            return len(resp.json()["predictions"])
-
-        send(batches[0])
-        for size, concurrency in ((BATCH, 1), (BATCH, 4), (LARGER, 1)):
-            parts = [records[i:i + size] for i in range(0, n_rows, size)]
+        def refresh(parts: list[bytes]) -> tuple[float, list[Any]]:
+            """One POST at a time, as the M engine walks the batches."""
+            labels: list[Any] = []
             start = time.perf_counter()
-            with ThreadPoolExecutor(concurrency) as pool:
-                done = sum(pool.map(send, parts))
-            elapsed = time.perf_counter() - start
-            assert done == n_rows
-            print(f"{n_rows:,} rows in {len(parts)} batches of {size}, {concurrency} at a time: "
-                  f"{elapsed:.1f} s ({n_rows / elapsed:,.0f} rows/s)")
-        # the same rows in process, in the connector's batches (one thread, as a request has)
+            for body in parts:
+                resp = session.post(f"{url}/api/v1/models/churn/predict", data=body,
+                                    headers=headers, timeout=120)
+                resp.raise_for_status()
+                labels += resp.json()["predictions"]
+            return time.perf_counter() - start, labels
+
+        refresh(bodies(rows[:batch], FEATURES, batch, "split"))  # warm up
+        figures = {}
+        for label, size, form in ((f"dataframe_split, {batch:,} rows (the connector now)",
+                                   batch, "split"),
+                                  (f"records, {OLD_BATCH:,} rows (the connector before)",
+                                   OLD_BATCH, "records"),
+                                  (f"dataframe_split, {OLD_BATCH:,} rows", OLD_BATCH, "split")):
+            elapsed, labels = refresh(bodies(rows, FEATURES, size, form))
+            figures[label] = elapsed
+        # the same rows in process: whole, and in the connector's batches (one thread each)
         start = time.perf_counter()
-        for i in range(0, n_rows, BATCH):
-            model.predict_proba(frame.iloc[i:i + BATCH])
+        proba = model.predict_proba(frame)
+        raw = time.perf_counter() - start
+        start = time.perf_counter()
+        for i in range(0, n_rows, batch):
+            model.predict_proba(frame.iloc[i:i + batch])
         sliced = time.perf_counter() - start
-    print(f"raw in-process predict_proba on the same rows: {raw:.2f} s ({n_rows / raw:,.0f} rows/s)")
-    print(f"raw in-process predict_proba in batches of {BATCH}: {sliced:.2f} s "
-          f"({n_rows / sliced:,.0f} rows/s)")
-    print(f"machine: {machine_notes()}")
+        # rows stay aligned: the last refresh's labels are scikit-learn's, row for row
+        assert labels == model.classes_[np.argmax(proba, axis=1)].tolist()
+    print(f"machine: {machine_notes()}\n")
+    print(f"| {n_rows:,} rows, one POST at a time | seconds | rows/s | × raw predict_proba |")
+    print("|---|---|---|---|")
+    for label, elapsed in figures.items():
+        print(f"| {label} | {elapsed:.1f} | {n_rows / elapsed:,.0f} | {raw / elapsed:.2f}× |")
+    print(f"| raw in-process predict_proba, whole table | {raw:.1f} | {n_rows / raw:,.0f} | 1× |")
+    print(f"| raw in-process predict_proba in batches of {batch:,} | {sliced:.1f} | "
+          f"{n_rows / sliced:,.0f} | {raw / sliced:.2f}× |")
 
 
 if __name__ == "__main__":

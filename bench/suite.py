@@ -8,11 +8,16 @@
 - single-row requests at concurrency 1, 8 and 32 (throughput, p50, p99) and 1,000- and
   10,000-row requests (rows/s), driven by ``wrk`` so the load generator costs little CPU; every
   server's answers are checked against in-process scikit-learn first;
+- the zoo (``bench/zoo.py``): the demo and every pipeline shape users bring, each against the
+  naive app serving that same model, single rows at concurrency 1 and 32 and 1,000/10,000-row
+  requests, one table per model with its runtime note, written to docs/performance-zoo.md;
 - then the Excel and CSV-job benchmarks (``bench/excel_cells.py``, ``bench/batch_csv.py``);
 - with ``--matrix``, the worker-model measurements: workers × threads, ``--preload``, and
   micro-batching off / on / with a bounded wait.
 
-    .venv/bin/python bench/suite.py [--seconds 10] [--matrix] [--skip-files]
+    .venv/bin/python bench/suite.py [--seconds 10] [--matrix] [--skip-files] [--no-zoo]
+    .venv/bin/python bench/suite.py --quick            # the zoo only, 2-second loads
+    .venv/bin/python bench/suite.py --zoo-only knn     # some zoo models, full loads
 
 Everything binds 127.0.0.1 and every load stops after ``--seconds``. Output is Markdown, ready
 for docs/performance.md.
@@ -134,24 +139,25 @@ def train_forest(workdir: Path) -> dict[str, Path]:
 
 
 def raw_figures(model: Any, rows: list[list]) -> dict[str, float]:
-    """In-process scikit-learn: one-row latency and rows/s at the batch sizes."""
+    """In-process scikit-learn: one-row latency and rows/s at the batch sizes (``predict_proba``,
+    or ``predict`` for a regression)."""
     import pandas as pd
 
-    from server.demo import FEATURES
-
-    one = pd.DataFrame(rows[:1], columns=FEATURES)
+    columns = list(model.feature_names_in_)
+    call = model.predict_proba if hasattr(model, "predict_proba") else model.predict
+    one = pd.DataFrame(rows[:1], columns=columns)
     for _ in range(20):
-        model.predict_proba(one)
+        call(one)
     times = []
     for i in range(300):
-        frame = pd.DataFrame(rows[i:i + 1], columns=FEATURES)
+        frame = pd.DataFrame(rows[i:i + 1], columns=columns)
         start = time.perf_counter()
-        model.predict_proba(frame)
+        call(frame)
         times.append(time.perf_counter() - start)
     out = {"p50_ms": statistics.median(times) * 1000, "rps": 1 / statistics.mean(times)}
     for size in BATCH_SIZES:
-        frame = pd.DataFrame(rows[:size], columns=FEATURES)
-        best = min(_timed(lambda frame=frame: model.predict_proba(frame)) for _ in range(5))
+        frame = pd.DataFrame(rows[:size], columns=columns)
+        best = min(_timed(lambda frame=frame: call(frame)) for _ in range(5))
         out[f"rows_{size}"] = size / best
     return out
 
@@ -163,17 +169,19 @@ def _timed(fn: Any) -> float:
 
 
 def check_answers(url: str, headers: dict[str, str], model: Any, rows: list[list]) -> None:
-    """The server's labels are in-process scikit-learn's, its probabilities within 1e-6."""
-    import pandas as pd
-
-    from server.demo import FEATURES
+    """The server's labels are in-process scikit-learn's, its probabilities within 1e-6 (a
+    regression's values within 1e-6 relative)."""
+    from bench.zoo import reference
 
     body = requests.post(url, data=json.dumps({"rows": rows}), headers=headers, timeout=120)
     body.raise_for_status()
     answer = body.json()
-    proba = model.predict_proba(pd.DataFrame(rows, columns=FEATURES))
-    labels = model.classes_[proba.argmax(axis=1)]
-    assert answer["predictions"] == labels.tolist(), f"{url}: labels differ from scikit-learn"
+    labels, proba = reference(model, rows)
+    if proba is None:
+        assert np.allclose(answer["predictions"], labels, rtol=1e-6, atol=1e-9), \
+            f"{url}: values differ from scikit-learn"
+        return
+    assert answer["predictions"] == labels, f"{url}: labels differ from scikit-learn"
     got = np.array(answer["probabilities"], dtype=float)
     assert np.abs(got - proba).max() <= 1e-6, f"{url}: probabilities differ from scikit-learn"
 
@@ -184,8 +192,8 @@ def single_rows(rows: list[list]) -> list[bytes]:
     return [json.dumps({"rows": [r]}).encode() for r in rows[:1000]]
 
 
-def http_figures(url: str, headers: dict[str, str], rows: list[list],
-                 seconds: float) -> dict[str, Load]:
+def http_figures(url: str, headers: dict[str, str], rows: list[list], seconds: float,
+                 concurrency: tuple[int, ...] = CONCURRENCY) -> dict[str, Load]:
     """Single rows at each concurrency, then the batch sizes (two connections per core: with a
     socket per worker the kernel places connections by a hash, and two connections land on the
     same worker half the time, leaving a core idle; the sync baseline takes one request per
@@ -195,7 +203,7 @@ def http_figures(url: str, headers: dict[str, str], rows: list[list],
     one = single_rows(rows)
     server = process_tree(server_pid(url))
     wrk(url, one, headers, 8, 2)  # warm up every worker and thread
-    out = {f"c{c}": wrk(url, one, headers, c, seconds, server) for c in CONCURRENCY}
+    out = {f"c{c}": wrk(url, one, headers, c, seconds, server) for c in concurrency}
     for size in BATCH_SIZES:
         out[f"rows_{size}"] = wrk(url, [json.dumps({"rows": rows[:size]}).encode()], headers,
                                   2 * (os.cpu_count() or 1), seconds, server)
@@ -205,10 +213,12 @@ def http_figures(url: str, headers: dict[str, str], rows: list[list],
 @contextmanager
 def naive_server(artifact: Path, app: str = "create_app()",
                  worker: tuple[str, ...] = ("--worker-class", "sync"),
-                 headers: dict[str, str] | None = None) -> Iterator[str]:
+                 headers: dict[str, str] | None = None,
+                 probe: list[list] | None = None) -> Iterator[str]:
     """The baseline: gunicorn sync workers, one per core, one OpenMP thread each (its best
     form on this machine: more workers or threads measured slower). The ceiling's apps run here
-    too, with their own ``worker`` form and the ``headers`` their readiness check needs."""
+    too, with their own ``worker`` form and the ``headers`` their readiness check needs;
+    ``probe`` is the row that check sends (a demo row by default)."""
     port = free_port()
     env = dict(os.environ, MODEL_FILE=str(artifact), OMP_NUM_THREADS="1")
     proc = subprocess.Popen(
@@ -218,7 +228,7 @@ def naive_server(artifact: Path, app: str = "create_app()",
         start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(lambda: requests.post(url + "/predict", json={"rows": churn_rows(1)},
+        wait_ready(lambda: requests.post(url + "/predict", json={"rows": probe or churn_rows(1)},
                                          headers=headers, timeout=5).status_code == 200)
         yield url + "/predict"
     finally:
@@ -226,20 +236,25 @@ def naive_server(artifact: Path, app: str = "create_app()",
         proc.wait(30)
 
 
-def register_second(home: Path, paths: dict[str, Path]) -> None:
+def register_second(home: Path, paths: dict[str, Path], name: str = SECOND,
+                    **settings: str) -> None:
+    """``scorebridge register`` with a reference sample, as a user registers a model
+    (``settings``: extra ``SCOREBRIDGE_*`` variables, named without the prefix)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCOREBRIDGE_")}
-    env["SCOREBRIDGE_HOME"] = str(home)
+    env.update(SCOREBRIDGE_HOME=str(home), **{f"SCOREBRIDGE_{k}": v for k, v in settings.items()})
     subprocess.run([str(BIN / "scorebridge"), "register", str(paths["artifact"]), "--name",
-                    SECOND, "--sample", str(paths["sample"])], env=env, check=True,
+                    name, "--sample", str(paths["sample"])], env=env, check=True,
                    capture_output=True)
 
 
-def table(title: str, figures: dict[str, dict[str, Any]]) -> str:
-    """Markdown: one row per scenario, one column per way of scoring."""
+def table(title: str, figures: dict[str, dict[str, Any]],
+          concurrency: tuple[int, ...] = CONCURRENCY, note: str = "") -> str:
+    """Markdown: one row per scenario, one column per way of scoring (``note``: a line under
+    the title, such as the version's runtime note)."""
     ways = list(figures)
-    lines = [f"#### {title}", "", "| scenario | " + " | ".join(ways) + " |",
-             "|---" * (len(ways) + 1) + "|"]
-    for c in CONCURRENCY:
+    lines = [f"#### {title}", "", *([note, ""] if note else []),
+             "| scenario | " + " | ".join(ways) + " |", "|---" * (len(ways) + 1) + "|"]
+    for c in concurrency:
         cells = []
         for way in ways:
             f = figures[way].get(f"c{c}")
@@ -265,10 +280,13 @@ def table(title: str, figures: dict[str, dict[str, Any]]) -> str:
         cells.append(f"{f.cpu_us:,.0f} µs" if isinstance(f, Load) and f.cpu_us else "—")
     lines.append("| server CPU per request, 1 row at concurrency 32 | " + " | ".join(cells) + " |")
     sb, naive = figures.get("ScoreBridge", {}), figures.get("naive Flask", {})
-    if isinstance(sb.get("c32"), Load) and isinstance(naive.get("c32"), Load):
-        lines += ["", f"ScoreBridge / naive at concurrency 32: "
-                      f"**{sb['c32'].rps / naive['c32'].rps:.1f}×**; 10,000-row requests: "
-                      f"**{sb['rows_10000'].rps / naive['rows_10000'].rps:.1f}×**."]
+    ratios = [f"{label}: **{sb[k].rps / naive[k].rps:.1f}×**" for k, label in
+              [(f"c{c}", f"1 row at concurrency {c}") for c in concurrency]
+              + [(f"rows_{n}", f"{n:,}-row requests") for n in BATCH_SIZES]
+              if isinstance(sb.get(k), Load) and isinstance(naive.get(k), Load)
+              and naive[k].rps > 0]
+    if ratios:
+        lines += ["", "ScoreBridge / naive (throughput), " + "; ".join(ratios) + "."]
     return "\n".join(lines)
 
 
@@ -296,6 +314,72 @@ def compare(seconds: float) -> None:
             print(table(f"{name} (ScoreBridge runtime: {runtime['engine']})", results[name]))
             print()
         ceiling(rows, results["churn"]["naive Flask"]["c32"], seconds)
+
+
+ZOO_CONCURRENCY = (1, 32)
+ZOO_FRAGMENT = ROOT / "docs" / "performance-zoo.md"
+
+
+def zoo(seconds: float, fragment: Path, only: list[str] | None = None) -> None:
+    """The demo model and every pipeline of bench/zoo.py (those whose libraries are installed),
+    in one server and one run: raw in-process scoring, the naive app for that same model and
+    ScoreBridge, single rows at concurrency 1 and 32 and 1,000/10,000-row requests, answers
+    checked first. One table per model, with its runtime note, printed and written to
+    ``fragment`` (docs/performance.md includes it)."""
+    from bench import zoo as pipelines
+
+    chosen = [m for m in pipelines.available() if not only or m.name in only]
+    work = Path(tempfile.mkdtemp(prefix="sb-zoo-"))
+    print(f"training {len(chosen)} zoo pipelines...", file=sys.stderr)
+    trained = {m.name: pipelines.train(m, work) for m in chosen}
+    trusted = {"TRUSTED_TYPES": ",".join(pipelines.SPLINE_TYPES)}
+
+    def setup(home: Path) -> None:
+        for name, paths in trained.items():
+            register_second(home, paths, name, **trusted)
+
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    out = [f"<!-- written by `bench/suite.py` ({'--quick, ' if seconds < 5 else ''}"
+           f"{seconds:g}-second loads) on {started}; do not edit by hand -->", "",
+           f"Machine: {machine_notes()}, wrk {wrk_version()}; load average at the start "
+           f"{os.getloadavg()[0]:.1f} (other sessions share the cores when it is above 0).", ""]
+    summary = ["| model | shape | ScoreBridge runtime | c=1 p50 (naive) | c=32 × naive | "
+               "1,000 rows × naive | 10,000 rows × naive |", "|---|---|---|---|---|---|---|"]
+    tables = []
+    with scorebridge(**BENCH_LIMITS, **trusted, setup=setup) as (url, key, home):
+        entries = [("churn", "the demo: one-hot before HistGradientBoosting", churn_rows(20_000,
+                                                                                      seed=5))]
+        entries += [(m.name, m.shape, pipelines.zoo_rows(m, 20_000)) for m in chosen]
+        for name, shape, rows in entries:
+            print(f"measuring {name}...", file=sys.stderr)
+            artifact = demo_artifact(home, name)
+            model = load_model(artifact)
+            figures: dict[str, dict[str, Any]] = {"raw in-process": raw_figures(model, rows)}
+            plain = {"Content-Type": "application/json"}
+            with naive_server(artifact, probe=rows[:1]) as naive_url:
+                check_answers(naive_url, plain, model, rows[:10_000])
+                figures["naive Flask"] = http_figures(naive_url, plain, rows, seconds,
+                                                      ZOO_CONCURRENCY)
+            headers = {**plain, "X-API-Key": key}
+            sb_url = f"{url}/api/v1/models/{name}/predict"
+            check_answers(sb_url, headers, model, rows[:10_000])
+            figures["ScoreBridge"] = http_figures(sb_url, headers, rows, seconds, ZOO_CONCURRENCY)
+            runtime = requests.get(f"{url}/api/v1/models/{name}/versions/1",
+                                   headers={"X-API-Key": key}, timeout=10).json()["runtime"]
+            note = f"Runtime: **{runtime['engine']}**" + (
+                f". Note: {runtime['note']}" if runtime["note"] else "")
+            tables.append(table(f"{name}: {shape}", figures, ZOO_CONCURRENCY, note))
+            print(tables[-1] + "\n")
+            sb, naive = figures["ScoreBridge"], figures["naive Flask"]
+            summary.append(
+                f"| {name} | {shape} | {runtime['engine']} | {sb['c1'].p50_ms:.2f} ms "
+                f"({naive['c1'].p50_ms:.2f} ms) | " + " | ".join(
+                    f"{sb[k].rps / naive[k].rps:.1f}×" if naive[k].rps else "—"
+                    for k in ("c32", "rows_1000", "rows_10000"))
+                + " |")
+            # after each model, so a run cut short still leaves what it measured
+            fragment.write_text("\n".join(out + summary + [""] + tables) + "\n")
+    print(f"written: {fragment}", file=sys.stderr)
 
 
 def ceiling(rows: list[list], naive: Load, seconds: float) -> None:
@@ -373,9 +457,21 @@ def main() -> None:
     parser.add_argument("--matrix", action="store_true", help="also measure worker models")
     parser.add_argument("--skip-files", action="store_true",
                         help="skip the Excel and CSV-job benchmarks")
+    parser.add_argument("--quick", action="store_true",
+                        help="only the zoo (every model, 2-second loads): a quick look")
+    parser.add_argument("--no-zoo", action="store_true", help="skip the zoo")
+    parser.add_argument("--zoo-only", nargs="*", metavar="NAME",
+                        help="only the zoo (optionally only these models of bench/zoo.py)")
+    parser.add_argument("--fragment", type=Path, default=ZOO_FRAGMENT,
+                        help="where the zoo's tables go (default docs/performance-zoo.md)")
     args = parser.parse_args()
     print(f"machine: {machine_notes()}, wrk {wrk_version()}\n")
+    if args.quick or args.zoo_only is not None:
+        zoo(2.0 if args.quick else args.seconds, args.fragment, args.zoo_only)
+        return
     compare(args.seconds)
+    if not args.no_zoo:
+        zoo(args.seconds, args.fragment)
     if args.matrix:
         matrix(args.seconds)
     if not args.skip_files:

@@ -690,6 +690,7 @@ var ScoreBridge = (function () {
   function batchBody(calls) {
     return JSON.stringify({
       probabilities: true,
+      compact: true, // each answer names its group (model, version, classes) instead of repeating it
       calls: calls.map(function (c) {
         const call = { model: c.model || null, version: c.version, values: c.values };
         if (c.header) call.header = c.header;
@@ -747,8 +748,9 @@ var ScoreBridge = (function () {
       logError("/excel/v1/batch", "ScoreBridge answered " + results.length + " of " + calls.length +
         " calls in one request");
     }
+    const groups = answer && Array.isArray(answer.groups) ? answer.groups : null;
     calls.forEach(function (call, i) {
-      const result = results[i];
+      const result = groups ? expand(results[i], groups) : results[i];
       if (!result || (!result.error && !Array.isArray(result.predictions))) {
         call.reject(fail("notAvailable", "ScoreBridge answered " + results.length + " of " +
           calls.length + " calls in one request: recalculate"));
@@ -756,6 +758,22 @@ var ScoreBridge = (function () {
       }
       settleCall(call, result);
     });
+  }
+
+  /** A compact result (``compact: true``) as the full one: its group's model, version and
+   *  classes, and the flags the server leaves out when unset. Null when it names no group. */
+  function expand(result, groups) {
+    if (!result || result.error) return result;
+    const group = groups[result.group];
+    if (!group) return null;
+    const full = { model: group.model, version: group.version, header: !!result.header,
+      predictions: result.predictions, errors: result.errors || [], blank: result.blank || [] };
+    if (result.probabilities) {
+      full.probabilities = result.probabilities;
+      full.classes = group.classes;
+    }
+    if (result.reasons) full.reasons = result.reasons;
+    return full;
   }
 
   function settleCall(call, result) {

@@ -363,3 +363,32 @@ test("ML.MODELS and ML.MODEL_INFO stream: re-polled on an interval, on connect, 
       await server.close();
     }
   });
+
+test("a compact answer: each cell gets its group's model, version and classes, flags default unset",
+  async () => {
+    // as /excel/v1/batch answers `compact: true`: what a model group shares is sent once
+    const { server, excel } = await setup((request) => ({
+      json: {
+        groups: [{ model: "churn", version: 3, classes: ["no", "yes"] }],
+        results: request.body.calls.map((c, i) => (i === 2 ? { group: 5, predictions: ["x"] } : {
+          group: 0, predictions: c.values.map((r) => `row ${r[0]}`),
+          probabilities: c.values.map((r) => [1 - r[0] / 10, r[0] / 10]),
+        })),
+      },
+    }));
+    try {
+      const cells = [1, 2, 3].map((i) => excel.call("PREDICT", [[i, ...ROW.slice(1)]], "churn"));
+      const proba = excel.call("PREDICT_PROBA", [[4, ...ROW.slice(1)]], "churn", "yes");
+      const settled = await within(Promise.allSettled([...cells, proba]), 3000, "compact cells");
+      assert.equal(batches(server).length, 1);
+      assert.equal(batches(server)[0].body.compact, true, "the add-in asks for the compact form");
+      assert.deepEqual(plain(settled[0].value), [["row 1"]]);
+      assert.deepEqual(plain(settled[1].value), [["row 2"]]);
+      // a result naming a group the answer does not have is no answer
+      assert.equal(settled[2].status, "rejected");
+      assert.equal(settled[2].reason.code, "#N/A");
+      assert.deepEqual(plain(settled[3].value), [[0.4]]);
+    } finally {
+      await server.close();
+    }
+  });

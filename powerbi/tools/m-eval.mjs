@@ -603,6 +603,7 @@ def("Table.Buffer", [1, 2], (t) => MTable.of(needTable(t, "Table.Buffer").column
 def("Table.ColumnNames", 1, (t) => list(needTable(t, "Table.ColumnNames").names()));
 def("Table.RowCount", 1, (t) => needTable(t, "Table.RowCount").rows().length);
 def("Table.ToRecords", 1, (t) => new MList(() => needTable(t, "Table.ToRecords").rows().map((r) => t.record(r))));
+def("Table.ToRows", 1, (t) => new MList(() => needTable(t, "Table.ToRows").rows().map((r) => list([...r]))));
 def("Table.ToColumns", 1, (t) => new MList(() => {
   const rows = needTable(t, "Table.ToColumns").rows();
   return t.columns.map((_, i) => list(rows.map((r) => r[i])));

@@ -252,6 +252,10 @@ class RangeBatch(Inputs):
                                       "fiber"]]}]}})
 
     probabilities: bool = Field(True, strict=True)
+    compact: bool = Field(False, strict=True, description=(
+        "answer each call without repeating what its model group shares: the model, version "
+        "and classes go once in 'groups', each result names its group, and header, errors "
+        "and blank appear only when set (the add-in's form: thousands of one-cell calls)"))
     # the envelope is checked here; each call by the view (RangeCall), whose shape this documents
     calls: list[SkipValidation[RangeCall]] = Field(max_length=MAX_CALLS)
 
@@ -314,6 +318,8 @@ def batch(body: RangeBatch) -> Response:
     svc = services()
     options = ScoreOptions(probabilities=body.probabilities, errors="row")
     results: list[dict[str, Any] | None] = [None] * len(checked)
+    shared: list[dict[str, Any]] = []  # compact answers: what each model version's calls share
+    groups_of: dict[tuple[str, int], int] = {}  # (model, version) -> its index in shared
     groups: dict[tuple[str | None, int | None, Any],
                  list[tuple[int, RangeCall | PlainCall]]] = {}
     for i, call in enumerate(checked):
@@ -342,9 +348,35 @@ def batch(body: RangeBatch) -> Response:
                                              replace(options, explain=explain))
         except ScoreBridgeError as exc:   # a model without explanations: these calls only
             outcomes = [exc] * len(tables)
+        if not body.compact:
+            for (i, _), outcome, (header, blank) in zip(members, outcomes, flags):
+                results[i] = _call_result(outcome, header, blank)
+            continue
         for (i, _), outcome, (header, blank) in zip(members, outcomes, flags):
-            results[i] = _call_result(outcome, header, blank)
-    return json_response({"results": results})
+            if isinstance(outcome, ScoreBridgeError):
+                results[i] = _call_result(outcome, header, blank)
+                continue
+            key = (outcome.model, outcome.version)
+            if key not in groups_of:
+                groups_of[key] = len(shared)
+                shared.append({"model": outcome.model, "version": outcome.version,
+                               "classes": outcome.classes if body.probabilities else None})
+            results[i] = _compact(_call_result(outcome, header, blank), groups_of[key])
+    return json_response({"results": results, "groups": shared} if body.compact else
+                         {"results": results})
+
+
+def _compact(full: dict[str, Any], group: int) -> dict[str, Any]:
+    """A call's result without what its group carries, and without unset flags."""
+    out: dict[str, Any] = {"group": group, "predictions": full["predictions"]}
+    if "probabilities" in full:
+        out["probabilities"] = full["probabilities"]
+    if "reasons" in full:
+        out["reasons"] = full["reasons"]
+    for flag in ("header", "errors", "blank"):
+        if full[flag]:
+            out[flag] = full[flag]
+    return out
 
 
 def _range_table(values: list[list[Any]], hint: Any,

@@ -3,6 +3,7 @@ scoring (the manifest and the add-in's files: test_excel_manifest.py)."""
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from dataclasses import replace
 
@@ -95,7 +96,7 @@ def test_batch_default_model(client, demo_model, demo_registered, wine):
 @pytest.mark.parametrize("body, fragment", [
     ({"calls": 1}, "calls"), ({"calls": {"values": [ROW]}}, "'calls' must be a valid list"),
     ({"calls": [], "probabilities": "yes"}, "'probabilities' must be a valid boolean"),
-    ({"calls": [], "options": {}}, "'options' is an unknown field; known: probabilities, calls"),
+    ({"calls": [], "options": {}}, "'options' is an unknown field; known: probabilities, compact, calls"),
     ({"calls": [{"values": [ROW]}] * 10_001}, "'calls' must be at most 10000 items long"),
     ({}, "'calls' is required"),
 ])
@@ -357,3 +358,44 @@ def test_plain_calls_answer_as_declared_calls_do(client, demo_registered):
     assert got.status_code == expected.status_code == 200
     assert got.json == expected.json
     assert got.json["results"][2]["errors"] and got.json["results"][6]["errors"][0]["row"] == 0
+
+
+def _expanded(result, groups):
+    """A compact result in the full form, as the add-in's ``expand`` reads it."""
+    if "error" in result:
+        return result
+    group = groups[result["group"]]
+    full = {"model": group["model"], "version": group["version"],
+            "header": result.get("header", False), "predictions": result["predictions"],
+            "errors": result.get("errors", []), "blank": result.get("blank", [])}
+    if "probabilities" in result:
+        full.update(probabilities=result["probabilities"], classes=group["classes"])
+    return full
+
+
+@pytest.mark.parametrize("probabilities", [True, False])
+def test_batch_compact_answer_is_the_full_one_without_repeats(client, demo_files, demo_registered,
+                                                              probabilities):
+    register_file(client, "second", demo_files["artifact"], demo_files["sample"])
+    rows = jsonable(churn_rows(6))
+    calls = [{"model": "churn" if i % 2 else "second", "values": [r]} for i, r in enumerate(rows)]
+    calls += [
+        {"model": "churn", "values": [[12, "abc", "month-to-month", "electronic-check", 3,
+                                       "fiber"]]},
+        {"model": "nope", "values": [ROW]},
+        {"model": "churn", "values": [ROW, ["", "", "", "", "", ""]]},
+        {"model": "second", "values": [FEATURES, ROW]},
+        {"model": "churn", "version": 1, "values": [ROW]},
+    ]
+    full = batch(client, calls, probabilities=probabilities).json
+    compact = batch(client, calls, probabilities=probabilities, compact=True).json
+    assert "groups" not in full
+    # what calls share is said once per model version; nothing unset is sent
+    assert sorted((g["model"], g["version"]) for g in compact["groups"]) == \
+        [("churn", 1), ("second", 1)]
+    assert all(g["classes"] == (["no", "yes"] if probabilities else None)
+               for g in compact["groups"])
+    plain = compact["results"][0]
+    assert set(plain) == {"group", "predictions"} | ({"probabilities"} if probabilities else set())
+    assert [_expanded(r, compact["groups"]) for r in compact["results"]] == full["results"]
+    assert len(json.dumps(compact)) < len(json.dumps(full))

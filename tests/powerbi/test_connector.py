@@ -97,9 +97,12 @@ def pbi(client, keys, demo_files):
     return client.client, basic(keys["admin"])
 
 
+FEATURES = ["tenure_months", "monthly_charges", "contract", "payment_method", "support_calls",
+            "internet_service"]
+
+
 def _records(n):
-    return [dict(zip(["tenure_months", "monthly_charges", "contract", "payment_method",
-                      "support_calls", "internet_service"], r)) for r in jsonable(churn_rows(n))]
+    return [dict(zip(FEATURES, r)) for r in jsonable(churn_rows(n))]
 
 
 def test_contract_contents_and_versions(pbi):
@@ -122,8 +125,11 @@ def test_contract_contents_and_versions(pbi):
 
 
 def batch_body(client, auth, records, probabilities=True):
-    """The body the connector sends for a batch, built by its own BatchBody function."""
-    run = run_m(client, auth, "BatchBody", records, probabilities)
+    """The body the connector sends for a batch of these records, built by its own BatchBody
+    function from the rows as Table.ToRows gives them and the column names."""
+    columns = list(records[0]) if records else FEATURES
+    rows = [[r[c] for c in columns] for r in records]
+    run = run_m(client, auth, "BatchBody", rows, columns, probabilities)
     assert run.error is None and run.sent == [], run.error
     return run.result
 
@@ -131,7 +137,9 @@ def batch_body(client, auth, records, probabilities=True):
 def test_contract_predict_batches(pbi, demo_model):
     client, auth = pbi
     body = batch_body(client, auth, _records(25))
-    assert body == {"records": _records(25), "options": {"errors": "row", "probabilities": True}}
+    assert body == {"dataframe_split": {"columns": FEATURES, "data": [
+        [r[c] for c in FEATURES] for r in _records(25)]},
+        "options": {"errors": "row", "probabilities": True}}
     headers = {**auth, "Content-Type": "application/json", "Accept": "application/json",
                "X-Attempt": "1"}
     resp = client.post("/api/v1/models/churn/predict", json=body, headers=headers)

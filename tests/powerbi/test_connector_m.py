@@ -53,7 +53,9 @@ def predict(target, table, options=None, **kw):
 
 
 def row_numbers(sent: Sent) -> list[int]:
-    return [r["scoring_row"] for r in sent.body["records"]]
+    split = sent.body["dataframe_split"]
+    assert split["columns"] == FEATURES + ["scoring_row"]
+    return [r[-1] for r in split["data"]]
 
 
 # -- the input is read once, and answers are joined back by the row number each request carries --
@@ -73,7 +75,8 @@ def test_rows_travel_with_their_row_number_and_come_back_to_the_same_row(churn, 
     assert sorted(r["customer"] for r in out) == sorted(expected)
     for number, row in enumerate(out):
         post, k = sent_as[number]
-        record = post.body["records"][k]
+        record = dict(zip(post.body["dataframe_split"]["columns"],
+                          post.body["dataframe_split"]["data"][k]))
         assert {f: record[f] for f in FEATURES} == {f: row[f] for f in FEATURES}
         assert row["prediction"] == post.answer["predictions"][k] == expected[row["customer"]]
         yes = post.answer["classes"].index("yes")
