@@ -19,6 +19,8 @@ def result_to_json(result: ScoreResult, request_id: str | None = None) -> dict[s
         out["errors"] = [e.as_dict() for e in result.errors]
     if result.warnings:
         out["warnings"] = [w.as_dict() for w in result.warnings]
+    if result.prediction_ids is not None:
+        out["prediction_ids"] = result.prediction_ids
     if request_id:
         out["request_id"] = request_id
     return out
@@ -28,6 +30,7 @@ def result_to_csv(result: ScoreResult) -> str:
     """One line per input row: prediction, a probability per class, and the row's error."""
     classes = result.classes if result.probabilities is not None else None
     header = ["row", "prediction"] + [f"probability_{c}" for c in classes or ()] + ["error"]
+    ids = result.prediction_ids
     problems = row_problems((e.row, e.column, e.message) for e in result.errors
                             if e.row is not None)
     rows = []
@@ -36,4 +39,8 @@ def result_to_csv(result: ScoreResult) -> str:
             [None] * len(classes or ())
         rows.append([i, pred, *probs, problems.get(i, "")] if classes else
                     [i, pred, problems.get(i, "")])
+    if ids is not None:  # outcome tracking: each row's id for recording its outcome later
+        header.append("prediction_id")
+        for row, pid in zip(rows, ids):
+            row.append(pid or "")
     return encode_csv(header, rows)

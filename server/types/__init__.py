@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from .field_error import FieldError
 from .options import ErrorMode, ScoreOptions
+from .outcome import Outcome
 from .result import ScoreResult
 from .signature import Column, ColumnType, Output, Signature, example_frame, to_python
 from .table import MISSING, RawTable
 
-__all__ = ["MISSING", "Column", "ColumnType", "ErrorMode", "FieldError", "Output", "RawTable",
+__all__ = ["MISSING", "Column", "ColumnType", "ErrorMode", "FieldError", "Outcome", "Output", "RawTable",
            "ScoreOptions", "ScoreResult", "Signature", "example_frame", "to_python"]
