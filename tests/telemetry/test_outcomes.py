@@ -51,7 +51,9 @@ def receiver() -> Iterator[tuple[str, list[tuple[dict[str, str], bytes]]]]:
 
 @pytest.fixture
 def app(settings: Any, receiver: Any) -> Any:
-    app = create_app(replace(settings, webhook_secret=SECRET, webhook_urls=(receiver[0],)))
+    # scikit-learn scoring: the compiled forms have their own tests; outcomes do not depend on them
+    app = create_app(replace(settings, webhook_secret=SECRET, webhook_urls=(receiver[0],),
+                             compile=False))
     app.config["TESTING"] = True
     yield app
     app.extensions["scorebridge"].registry.engine.dispose()
@@ -244,6 +246,7 @@ def test_outcomes_join_by_id_and_key_and_match_scikit_learn(client, services, de
                       query_string={"last": 100}).json["alert"]["degraded"] is True
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # HTTP checks only
 def test_outcomes_need_tracking_and_declared_inputs(client, services, demo_registered):
     from tests.conftest import assert_problem
 
