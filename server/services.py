@@ -22,12 +22,12 @@ from .deploy.policy import Policy
 from .deploy.registration import RegistrationRequest, register
 from .deploy.release import Releases
 from .deploy.worker import DeploymentWorker
+from .errors import InvalidInput
 from .jobs.runner import JobRunner
 from .jobs.schedules import ScheduleInfo, Schedules
 from .jobs.service import JobInfo, Jobs
 from .registry.factory import build_registry
 from .registry.service import Registry, VersionInfo
-from .errors import InvalidInput
 from .scoring.scorer import Scorer
 from .telemetry import outcome_alerts
 from .telemetry import outcomes as outcomes_mod

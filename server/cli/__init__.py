@@ -7,15 +7,7 @@ service operations (:mod:`server.services`) as the HTTP API.
 """
 from __future__ import annotations
 
-from . import (  # noqa: F401  (they add the commands)
-    batch,
-    catalogue,
-    deployment,
-    keys,
-    outcomes,
-    scoring,
-    serving,
-)
+from . import batch, catalogue, deployment, keys, outcomes, scoring, serving  # noqa: F401  (they add the commands)
 from .common import main
 
 __all__ = ["main"]

@@ -90,7 +90,7 @@ def outcomes(name: str, file: Path, chunk_rows: int, answers: Path | None, url: 
         with Progress(*columns, console=err_console, transient=False) as progress:
             task = progress.add_task("outcomes", total=size)
             done = 0
-            for start, n, chunk in csv_chunks(file, chunk_rows):
+            for start, _rows, chunk in csv_chunks(file, chunk_rows):
                 report = client.record_outcomes(name, chunk)
                 for status, count in report["counts"].items():
                     counts[status] = counts.get(status, 0) + count
@@ -142,13 +142,13 @@ def quality(name: str, version: int | None, since: datetime | None, until: datet
             last: int | None, window_hours: int, url: str | None, key: str | None,
             as_json: bool) -> None:
     """Live quality from recorded outcomes, per version, against the holdout."""
-    params = {"version": version, "since": since, "until": until, "last": last,
-              "window_hours": window_hours}
     from ..codecs.outcomes import parse_time
 
-    for k in ("since", "until"):  # click gives naive times: they are UTC
-        if params[k] is not None:
-            params[k] = parse_time(params[k].isoformat())[0]
+    # click gives naive times: they are UTC
+    params: dict[str, Any] = {
+        "version": version, "last": last, "window_hours": window_hours,
+        "since": parse_time(since.isoformat())[0] if since else None,
+        "until": parse_time(until.isoformat())[0] if until else None}
     data = backend(url, key).outcome_quality(name, params)
     if as_json:
         print_json(data)

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 import numpy as np
+
 from ..registry.schema import OutcomeJoinRow
 from ..registry.service import Registry
 from ..types import ScoreResult

@@ -178,17 +178,12 @@ class Scorer:
         """Score several tables (e.g. many spreadsheet calls) with one version in one predict call.
 
         Each table gets its own result, or its own error when it cannot be read against the
-        signature (missing columns); the others are not affected.
+        signature (missing columns); the others are not affected. Outcome tracking does not
+        keep these rows: spreadsheet formulas rescore on every recalculation.
         """
         self._check_size(sum(t.n_rows for t in tables))
         info, route = self._choose(name, version, alias)
         model = self.cache.get(info)
-        tracked = self._tracking(name, route)
-        if tracked is not None and tracked.key is not None:
-            table, keys = split_key(table, tracked.key)
-            tracking: tuple[Tracking, list[Any] | None] | None = (tracked, keys)
-        else:
-            tracking = (tracked, None) if tracked is not None else None
         failed, parts = aligned_parts(tables, model.signature)
         outcomes: list[ScoreResult | ScoreBridgeError | None] = list(failed)
         if parts:
