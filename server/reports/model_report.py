@@ -17,6 +17,7 @@ from ..telemetry.monitoring import model_monitoring
 from ..types import Signature, example_frame
 from .charts import line_chart
 from .live import series, summary
+from .outcomes import outcome_section
 
 
 def _describe_column(col: Any) -> str:
@@ -75,6 +76,7 @@ def report_data(registry: Registry, name: str, base_url: str,
                    line_chart("Latency (ms)", s.labels, {"p50": s.p50, "p95": s.p95}, " ms"),
                    line_chart("Errors (% of requests)", s.labels, {"errors": s.errors}, "%")],
         "generated": datetime.now(timezone.utc),
+        "outcomes": outcome_section(registry, name),
     }
 
 

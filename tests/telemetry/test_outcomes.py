@@ -111,7 +111,7 @@ def _csv(rows: list[list[Any]]) -> bytes:
 
 
 def test_outcomes_join_by_id_and_key_and_match_scikit_learn(client, services, demo_files,
-                                                            receiver):
+                                                            receiver, database_url):
     resp = register_file(client, "churn", demo_files["artifact"], demo_files["sample"],
                          metadata=json.dumps({"target": TARGET, "outcome_key": "customer_id"}),
                          holdout=demo_files["holdout"])
@@ -243,6 +243,37 @@ def test_outcomes_join_by_id_and_key_and_match_scikit_learn(client, services, de
     assert headers["X-ScoreBridge-Signature"] == "sha256=" + mac
     assert client.get("/api/v1/models/churn/outcomes/quality", scope="read",
                       query_string={"last": 100}).json["alert"]["degraded"] is True
+    report = client.get("/models/churn/report", scope="read").get_data(as_text=True)
+    assert "live by day against the holdout" in report and 'data-outcome-alert="degraded"' in report
+    assert f"{holdout['roc_auc']:.4f}" in report
+    if not database_url:  # the pages in a real browser once (their data is the same on both)
+        _pages_in_chromium(client)
+
+
+def _pages_in_chromium(client: Any) -> None:
+    """The dashboard and the report, rendered by headless Chromium from this app (requests to
+    http://localhost are answered by the Flask test client)."""
+    from urllib.parse import urlparse
+
+    from tests.browser import browser_page, screenshot
+
+    def serve(route: Any) -> None:
+        url = urlparse(route.request.url)
+        resp = client.get(url.path + (f"?{url.query}" if url.query else ""), scope="read")
+        route.fulfill(status=resp.status_code, body=resp.data, headers={
+            k: v for k, v in resp.headers.items() if k.lower() != "content-length"})
+
+    with browser_page(1280, 900) as (page, errors):
+        page.route("http://localhost/**", serve)
+        for path, scope in (("/dashboard", "#model-churn "), ("/models/churn/report", "")):
+            page.goto(f"http://localhost{path}")
+            page.wait_for_selector(f"{scope}.outcome-quality")
+            assert page.locator(f"{scope}[data-outcome-alert=degraded]").count() == 1
+            chart = page.locator(f"{scope}h3.outcomes ~ .charts svg.chart").first
+            assert chart.locator("circle.point").count() == 2 * 4  # live and holdout, 4 days
+            assert "roc_auc" in chart.text_content()
+            screenshot(page, f"outcomes-{path.strip('/').replace('/', '-')}.png")
+        assert errors == [], errors
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # HTTP checks only
