@@ -243,6 +243,16 @@ def test_outcomes_join_by_id_and_key_and_match_scikit_learn(client, services, de
     assert headers["X-ScoreBridge-Signature"] == "sha256=" + mac
     assert client.get("/api/v1/models/churn/outcomes/quality", scope="read",
                       query_string={"last": 100}).json["alert"]["degraded"] is True
+    # Power BI: the joined rows as an OData set
+    feed = client.get("/odata/Outcomes", scope="read", query_string={
+        "$filter": "Model eq 'churn' and Version eq 1", "$count": "true", "$top": "5",
+        "$orderby": "Id"}).json
+    assert feed["@odata.count"] == 151 + 120
+    first = feed["value"][0]
+    assert first["PredictionId"] == days[0][0]["id"] and first["Actual"] == days[0][0]["truth"]
+    assert first["Prediction"] == days[0][0]["pred"] and first["BusinessKey"] == days[0][0]["key"]
+    assert 'EntitySet Name="Outcomes"' in client.get("/odata/$metadata", scope="read").get_data(
+        as_text=True)
     report = client.get("/models/churn/report", scope="read").get_data(as_text=True)
     assert "live by day against the holdout" in report and 'data-outcome-alert="degraded"' in report
     assert f"{holdout['roc_auc']:.4f}" in report
