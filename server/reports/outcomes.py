@@ -2,7 +2,7 @@
 against the holdout, as a table and a chart per metric (one point per day of predictions)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from ..registry.service import Registry
 from ..telemetry.outcome_alerts import AlertRule, assess
@@ -26,7 +26,8 @@ def outcome_section(registry: Registry, name: str, last: int = 20_000) -> dict[s
         windows = v["windows"]
         labels = [w["start"][:10] for w in windows]
         baseline = v["holdout"].get(metric)
-        series = {"live": [w["metrics"].get(metric) for w in windows]}
+        series: dict[str, Sequence[float | None]] = {
+            "live": [w["metrics"].get(metric) for w in windows]}
         if baseline is not None:
             series["holdout"] = [baseline] * len(windows)
         charts.append(line_chart(f"v{v['version']} {metric}: live by day against the holdout",
