@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         keys,
         odata,
         openapi,
+        outcomes,
         pipelines,
         protocols,
         reports,
@@ -65,7 +66,8 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     for bp in (home.bp, health.bp, openapi.bp, registry_api.bp, deployment.bp, scoring.bp, excel.bp,
                odata.bp, keys.bp, keys.whoami_bp, keys.people_bp, protocols.mlflow, protocols.v2,
-               protocols.tabpy, reports.bp, jobs_api.bp, pipelines.bp, signin.bp):
+               protocols.tabpy, reports.bp, jobs_api.bp, pipelines.bp, signin.bp,
+               outcomes.bp):
         app.register_blueprint(bp)
     if not settings.auth:
         log.warning("!" * 72)

@@ -60,6 +60,9 @@ class Backend(Protocol):
     def list_schedules(self) -> list[dict[str, Any]]: ...
     def run_schedule(self, name: str) -> dict[str, Any]: ...
     def delete_schedule(self, name: str) -> None: ...
+    def record_outcomes(self, name: str, csv_chunk: bytes) -> dict[str, Any]: ...
+    def outcome_quality(self, name: str, params: dict[str, Any]) -> dict[str, Any]: ...
+    def set_monitoring(self, name: str, changes: dict[str, Any]) -> dict[str, Any]: ...
 
 
 def poll_job(get: Callable[[], dict[str, Any]], job: dict[str, Any],
@@ -95,7 +98,7 @@ class LocalBackend:
     def register(self, name: str, artifact: Path, **kw: Any) -> dict[str, Any]:
         """Register, then release it here (gates and policy; no server needed)."""
         from .codecs.file_reader import read_frame
-        from .deploy.registration import RegistrationRequest
+        from .deploy.registration import RegistrationRequest, outcome_settings
 
         sample = read_frame(kw["sample"]) if kw.get("sample") else None
         holdout = read_frame(kw["holdout"]) if kw.get("holdout") else None
@@ -104,7 +107,8 @@ class LocalBackend:
             sample=sample, holdout=holdout, target=kw.get("target"),
             metrics=kw.get("metrics") or {}, tags=kw.get("tags") or {},
             description=kw.get("description") or "", trust_pickle=kw.get("trust_pickle", False),
-            may_trust_pickle=True)  # local access to the registry is admin access
+            may_trust_pickle=True,  # local access to the registry is admin access
+            outcomes=outcome_settings(kw.get("track_outcomes", False), kw.get("outcome_key")))
         info = self.services.register(req)
         self.services.deploy_pending(self.worker)
         return self.services.registry.get_version(name, info.version).public()
@@ -216,6 +220,19 @@ class LocalBackend:
         self.services.delete_schedule(name)
 
 
+    def record_outcomes(self, name: str, csv_chunk: bytes) -> dict[str, Any]:
+        from .codecs.outcomes import outcomes_from_csv
+
+        key = (self.services.registry.get_model(name).monitoring.get("outcomes") or {}).get("key")
+        return self.services.record_outcomes(name, outcomes_from_csv(csv_chunk, key))
+
+    def outcome_quality(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
+        return self.services.outcome_quality(name, **params)
+
+    def set_monitoring(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
+        return self.services.set_monitoring(name, changes, actor=self.actor)
+
+
 class RemoteError(ScoreBridgeError):
     """A problem document returned by a remote server, re-raised on the client side."""
 
@@ -267,8 +284,8 @@ class RemoteBackend:
         return self.call("GET", f"/api/v1/models/{name}")
 
     def register(self, name: str, artifact: Path, **kw: Any) -> dict[str, Any]:
-        meta = {k: kw[k] for k in ("description", "tags", "metrics", "target", "trust_pickle")
-                if kw.get(k)}
+        meta = {k: kw[k] for k in ("description", "tags", "metrics", "target", "trust_pickle",
+                                   "track_outcomes", "outcome_key") if kw.get(k)}
         files: dict[str, Any] = {"file": (artifact.name, open(artifact, "rb"))}
         for field in ("sample", "holdout"):
             if kw.get(field):
@@ -376,3 +393,15 @@ class RemoteBackend:
 
     def delete_schedule(self, name: str) -> None:
         self.request("DELETE", f"/api/v1/pipelines/{name}")
+
+    def record_outcomes(self, name: str, csv_chunk: bytes) -> dict[str, Any]:
+        return self.call("POST", f"/api/v1/models/{name}/outcomes", data=csv_chunk,
+                         headers={"Content-Type": "text/csv"})
+
+    def outcome_quality(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
+        query = {k: (v.isoformat() if hasattr(v, "isoformat") else v)
+                 for k, v in params.items() if v is not None}
+        return self.call("GET", f"/api/v1/models/{name}/outcomes/quality", params=query)
+
+    def set_monitoring(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
+        return self.call("PUT", f"/api/v1/models/{name}/monitoring", json=changes)

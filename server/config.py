@@ -85,6 +85,7 @@ class Settings:
     traffic_days: float = 400.0
     drift_days: float = 180.0
     webhook_delivery_days: float = 30.0
+    outcome_days: float = 400.0  # join rows kept for outcome tracking
     rate_limiting: bool = True
     rate_limits: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
     rate_limit_anonymous: str = "600/minute"
@@ -168,6 +169,7 @@ class Settings:
             traffic_days=float(get("TRAFFIC_DAYS", "400")),
             drift_days=float(get("DRIFT_DAYS", "180")),
             webhook_delivery_days=float(get("WEBHOOK_DELIVERY_DAYS", "30")),
+            outcome_days=float(get("OUTCOME_DAYS", "400")),
             rate_limiting=_flag(get("RATE_LIMITING", "on")),
             rate_limits={**DEFAULT_RATE_LIMITS, **_pairs(get("RATE_LIMITS", ""))},
             rate_limit_anonymous=get("RATE_LIMIT_ANONYMOUS", "600/minute"),

@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from .auth.keys import KeyInfo, KeyStore
 from .auth.login import WebLogin
@@ -33,6 +33,9 @@ from .jobs.service import JobInfo, Jobs
 from .registry.factory import build_registry
 from .registry.service import Registry, VersionInfo
 from .scoring.scorer import Scorer
+from .telemetry import outcome_alerts
+from .telemetry import outcomes as outcomes_mod
+from .types import Outcome, Signature
 
 __all__ = ["Services", "build_services"]
 
@@ -97,6 +100,8 @@ class Services:
         """Check, evaluate and record a new version; its release (gates, then the policy) takes
         it from there."""
         info = register(self.registry, self.settings, req)
+        if req.outcomes is not None:
+            self.set_monitoring(req.name, {"outcomes": req.outcomes}, actor=req.actor)
         self._changed()
         return info
 
@@ -154,11 +159,44 @@ class Services:
 
     def set_monitoring(self, name: str, changes: dict[str, Any], *,
                        actor: str) -> dict[str, Any]:
-        """Merge ``changes`` into the model's prediction log settings."""
-        monitoring = {**self.registry.get_model(name).monitoring, **changes}
+        """Merge ``changes`` into the model's prediction log and outcome tracking settings
+        (``outcomes`` and its ``alert`` merge field by field too)."""
+        current = self.registry.get_model(name)
+        monitoring = merged_monitoring(current.monitoring, changes)
+        key = (monitoring.get("outcomes") or {}).get("key")
+        if key and any(key in Signature.from_dict(v.signature).names for v in current.versions):
+            raise InvalidInput(f"{key!r} is a model input: a business key is passed through "
+                               "untouched and never scored")
         self.registry.set_monitoring(name, monitoring, actor=actor)
         self._changed()
         return monitoring
+
+    # -- outcomes --------------------------------------------------------------------------------
+
+    def record_outcomes(self, name: str, outcomes: Iterable[Outcome]) -> dict[str, Any]:
+        """Join recorded actuals to tracked predictions, then check the model's quality alert
+        (one event and webhook per crossing)."""
+        model = self.registry.get_model(name)
+        if not (model.monitoring.get("outcomes") or {}).get("enabled"):
+            raise InvalidInput(f"model {name!r} does not track outcomes: switch it on with "
+                               "PUT /api/v1/models/{name}/monitoring {\"outcomes\": "
+                               "{\"enabled\": true}} or `scorebridge track`")
+        if model.production is None:
+            raise InvalidInput(f"model {name!r} has no production version")
+        # flush what this process scored, so outcomes for it can be joined at once
+        self.scorer.outcome_log.flush(self.registry)
+        signature = Signature.from_dict(model.production.signature)
+        report = outcomes_mod.record(self.registry, name, signature, outcomes).public()
+        report["alert"] = outcome_alerts.check(self.registry, name)
+        return {"model": name, **report}
+
+    def outcome_quality(self, name: str, **options: Any) -> dict[str, Any]:
+        """Live quality per version (see :func:`server.telemetry.outcomes.quality`) and the
+        alert rule's current verdict."""
+        self.scorer.outcome_log.flush(self.registry)
+        out = outcomes_mod.quality(self.registry, name, **options)
+        out["alert"] = outcome_alerts.assess(self.registry, name)
+        return out
 
     # -- keys ------------------------------------------------------------------------------------
 
@@ -239,3 +277,17 @@ class Services:
 
     def delete_schedule(self, name: str) -> None:
         self.schedules.delete(name)
+
+
+def merged_monitoring(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``changes`` over ``current``; the ``outcomes`` settings and their ``alert`` merge by field,
+    so switching tracking off keeps the key and the alert rule for next time."""
+    out = {**current, **{k: v for k, v in changes.items() if k != "outcomes"}}
+    if changes.get("outcomes") is not None:
+        old = dict(current.get("outcomes") or {})
+        new = {k: v for k, v in changes["outcomes"].items() if v is not None}
+        if "alert" in new:
+            new["alert"] = {**(old.get("alert") or {}),
+                            **{k: v for k, v in new["alert"].items() if v is not None}}
+        out["outcomes"] = {**old, **new}
+    return out

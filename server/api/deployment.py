@@ -178,10 +178,30 @@ class MonitoringQuery(Parameters):
     hours: whole(1, 8760, "the window, in hours") = 24  # type: ignore[valid-type]
 
 
+class OutcomeAlert(Inputs):
+    metric: Literal["accuracy", "f1_macro", "roc_auc", "log_loss", "calibration_error", "r2",
+                    "mae", "rmse"] | None = Field(
+        None, description="the metric watched (default: roc_auc for two classes, accuracy for "
+                          "more, r2 for regressors)")
+    max_drop: Number | None = Field(None, ge=0, description="how much worse than the holdout "
+                                                            "it may get (default 0.05)")
+    last: whole(10, 1_000_000, "the window: the newest N outcomes (default 500)") = None  # type: ignore[valid-type]
+    min_outcomes: whole(1, 1_000_000, "fewer matched outcomes decide nothing (default 100)") = None  # type: ignore[valid-type]
+
+
+class OutcomeSettings(Inputs):
+    enabled: bool | None = Field(None, strict=True,
+                                 description="keep every scored row for joining outcomes")
+    key: str | None = Field(None, min_length=1, max_length=128,
+                            description="the business key column (never a model input)")
+    alert: OutcomeAlert | None = None
+
+
 class MonitoringChange(Inputs):
     log: bool | None = Field(None, strict=True, description="log predictions for monitoring")
     sample_rate: Number | None = Field(None, ge=0, le=1,
                                        description="the share of requests logged")
+    outcomes: OutcomeSettings | None = Field(None, description="outcome tracking")
 
 
 @bp.get("/models/<name>/monitoring")
@@ -197,7 +217,7 @@ def get_monitoring(name: str, query: MonitoringQuery) -> Response:
 @bp.put("/models/<name>/monitoring")
 @requires("deploy")
 @operation(
-    "Prediction log settings for a model: on or off, and the share of requests sampled",
+    "Prediction log and outcome tracking settings for a model",
     tags=["monitoring"], path=ModelPath, body=MonitoringChange,
     responses={"200": json_content("MonitoringSettings"), **_NOT_FOUND})
 def set_monitoring(name: str, body: MonitoringChange) -> Response:

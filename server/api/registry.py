@@ -10,7 +10,7 @@ from pydantic import Field, Json
 from werkzeug.datastructures import FileStorage
 
 from ..codecs.file_reader import read_frame
-from ..deploy.registration import RegistrationRequest
+from ..deploy.registration import RegistrationRequest, outcome_settings
 from ..errors import InvalidInput
 from .auth import actor, current_key, requires
 from .declare import Inputs
@@ -65,6 +65,12 @@ class RegisterMetadata(Inputs):
     target: str | None = Field(None, max_length=256,
                                description="the holdout's label column")
     trust_pickle: Flag = Field(False, description="load a pickle (admin keys only)")
+    track_outcomes: Flag = Field(False, description="keep every scored row for joining the "
+                                                    "outcomes recorded later")
+    outcome_key: str | None = Field(None, min_length=1, max_length=128,
+                                    description="the business key column scoring requests "
+                                                "carry (passed through, never a model input); "
+                                                "implies track_outcomes")
 
 
 class RegisterForm(Inputs):
@@ -73,7 +79,8 @@ class RegisterForm(Inputs):
     sample: Upload | None = Field(None, description="CSV of inputs")
     holdout: Upload | None = Field(None, description="CSV of inputs plus the target column")
     metadata: Json[RegisterMetadata] | None = Field(
-        None, description="JSON: description, tags, metrics, target, trust_pickle")
+        None, description="JSON: description, tags, metrics, target, trust_pickle, "
+                          "track_outcomes, outcome_key")
 
 
 def _table(upload: FileStorage | None, field: str) -> Any:
@@ -109,6 +116,7 @@ def register_version(name: str, body: RegisterForm) -> Response:
             target=meta.target, metrics=meta.metrics,
             tags={str(k)[:64]: str(v)[:256] for k, v in meta.tags.items()},
             description=meta.description, trust_pickle=meta.trust_pickle,
-            may_trust_pickle="admin" in current_key().grants))
+            may_trust_pickle="admin" in current_key().grants,
+            outcomes=outcome_settings(meta.track_outcomes, meta.outcome_key)))
     return json_response(info.public(), 201,
                          {"Location": f"/api/v1/models/{name}/versions/{info.version}"})

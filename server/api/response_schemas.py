@@ -43,6 +43,7 @@ COMPONENTS: dict[str, dict[str, Any]] = {
                 "output": {"type": "string",
                            "enum": ["log-odds", "margin", "probability", "prediction"]},
                 "method": {"type": "string"}, "additive": {"type": "string"}}},
+            "prediction_ids": {"type": "array", "items": {"type": ["string", "null"]}},
             "request_id": {"type": "string"},
         },
     },
@@ -258,7 +259,8 @@ COMPONENTS: dict[str, dict[str, Any]] = {
     "MonitoringSettings": {
         "type": "object", "additionalProperties": False,
         "properties": {"log": {"type": "boolean"},
-                       "sample_rate": {"type": "number", "minimum": 0, "maximum": 1}},
+                       "sample_rate": {"type": "number", "minimum": 0, "maximum": 1},
+                       "outcomes": {"type": "object"}},
     },
     "Monitoring": {
         "type": "object", "required": ["model", "status", "rows", "features"],
@@ -308,5 +310,36 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         "type": "object", "required": ["status"],
         "properties": {"status": {"type": "string"}, "version": {"type": "string"},
                        "models": {"type": "object"}},
+    },
+    "OutcomeReport": {
+        "type": "object", "required": ["model", "rows", "counts", "answers"],
+        "properties": {
+            "model": {"type": "string"}, "rows": {"type": "integer"},
+            "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "late": {"type": "integer"},
+            "answers": {"type": "array", "items": {
+                "type": "object", "required": ["row", "status"],
+                "properties": {"row": {"type": "integer"},
+                               "status": {"type": "string", "enum": [
+                                   "recorded", "replaced", "unchanged", "unknown", "invalid"]},
+                               "prediction_id": {"type": "string"},
+                               "message": {"type": "string"}, "late": {"type": "boolean"}}}},
+            "alert": {"type": ["string", "null"]}},
+    },
+    "OutcomeQuality": {
+        "type": "object", "required": ["model", "versions"],
+        "properties": {
+            "model": {"type": "string"}, "since": {"type": ["string", "null"]},
+            "until": {"type": ["string", "null"]}, "last": {"type": ["integer", "null"]},
+            "window_hours": {"type": "number"},
+            "versions": {"type": "array", "items": {
+                "type": "object", "required": ["version", "scored", "matched", "metrics"],
+                "properties": {"version": {"type": "integer"}, "scored": {"type": "integer"},
+                               "matched": {"type": "integer"}, "metrics": {"type": "object"},
+                               "holdout": {"type": "object"},
+                               "delay": {"type": ["object", "null"]},
+                               "windows": {"type": "array"}, "calibration": {"type": "array"},
+                               "segments": {"type": "object"}}}},
+            "alert": {"type": ["object", "null"]}},
     },
 }

@@ -7,7 +7,7 @@ service operations (:mod:`server.services`) as the HTTP API.
 """
 from __future__ import annotations
 
-from . import auth, batch, catalogue, deployment, keys, scoring, serving  # noqa: F401  (they add the commands)
+from . import auth, batch, catalogue, deployment, keys, outcomes, scoring, serving  # noqa: F401  (they add the commands)
 from .common import main
 
 __all__ = ["main"]

@@ -46,13 +46,18 @@ def _parse_tags(tags: tuple[str, ...]) -> dict[str, str]:
 @click.option("--tag", "tags", multiple=True, help="K=V, repeatable.")
 @click.option("--trust-pickle", is_flag=True,
               help="Load a .pkl/.joblib artifact (runs its code!). Admin only.")
+@click.option("--track-outcomes", is_flag=True,
+              help="Keep every scored row for joining the outcomes recorded later.")
+@click.option("--outcome-key", help="The business key column requests carry (implies "
+                                    "--track-outcomes; never a model input).")
 @url_option
 @key_option
 @json_option
 @handle_errors
 def register(file: Path, name: str, sample: Path | None, holdout: Path | None,
              target: str | None, metrics: str | None, description: str, tags: tuple[str, ...],
-             trust_pickle: bool, url: str | None, key: str | None, as_json: bool) -> None:
+             trust_pickle: bool, track_outcomes: bool, outcome_key: str | None,
+             url: str | None, key: str | None, as_json: bool) -> None:
     """Register FILE as a new version of a model: a .skops file, an ONNX graph (.onnx), an MLflow
     model folder (or a .zip of one), or a trusted pickle."""
     if holdout and not target:
@@ -71,7 +76,9 @@ def register(file: Path, name: str, sample: Path | None, holdout: Path | None,
         info = backend(url, key).register(name, file, sample=sample, holdout=holdout,
                                           target=target, metrics=parsed_metrics,
                                           description=description, tags=_parse_tags(tags),
-                                          trust_pickle=trust_pickle)
+                                          trust_pickle=trust_pickle,
+                                          track_outcomes=track_outcomes,
+                                          outcome_key=outcome_key)
     if as_json:
         print_json(info)
         return

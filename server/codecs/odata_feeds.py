@@ -39,6 +39,7 @@ from ..registry.schema import (
     EventRow,
     JobRow,
     ModelRow,
+    OutcomeJoinRow,
     PredictionRow,
     ScoredRow,
     TrafficRow,
@@ -122,6 +123,16 @@ def _jobs():
                   JobRow.created_by.label("CreatedBy"))
 
 
+def _outcomes():
+    o = OutcomeJoinRow
+    return (select(o.id.label("Id"), o.model_name.label("Model"), o.version.label("Version"),
+                   o.prediction_id.label("PredictionId"), o.business_key.label("BusinessKey"),
+                   o.created_at.label("ScoredAt"), o.observed_at.label("ObservedAt"),
+                   _Stored(o.prediction, "value", "string").label("Prediction"),
+                   _Stored(o.actual, "value", "string").label("Actual"))
+            .where(o.actual.is_not(None)))
+
+
 ENTITY_SETS = [
     EntitySet("Models", "Model", ("Name",), (
         Prop("Name", S, False), Prop("Description", S), Prop("ProductionVersion", I),
@@ -151,6 +162,11 @@ ENTITY_SETS = [
         Prop("Rows", I), Prop("RowsFailed", I), Prop("OutputFormat", S), Prop("CreatedAt", D),
         Prop("FinishedAt", D), Prop("CreatedBy", S),
     ), _jobs, ("CreatedAt", "Id")),
+    EntitySet("Outcomes", "Outcome", ("Id",), (
+        Prop("Id", I, False), Prop("Model", S), Prop("Version", I), Prop("PredictionId", S),
+        Prop("BusinessKey", S), Prop("ScoredAt", D), Prop("ObservedAt", D),
+        Prop("Prediction", S), Prop("Actual", S),
+    ), _outcomes, ("Id",), "Tracked predictions joined to their recorded outcomes"),
 ]
 
 

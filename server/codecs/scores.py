@@ -23,6 +23,8 @@ def result_to_json(result: ScoreResult, request_id: str | None = None) -> dict[s
     if result.explanation is not None:
         out["explanations"] = explanations_json(result)
         out["explained"] = result.explanation.about()
+    if result.prediction_ids is not None:
+        out["prediction_ids"] = result.prediction_ids
     if request_id:
         out["request_id"] = request_id
     return out
@@ -40,12 +42,16 @@ def result_to_csv(result: ScoreResult) -> str:
     asked (and every input's contribution for ``explain=all``), and the row's error."""
     classes = result.classes if result.probabilities is not None else None
     header = ["row", "prediction"] + [f"probability_{c}" for c in classes or ()] + ["error"]
+    rows = _csv_rows(result, classes)
     if result.explanation is not None:
         names, columns = explanation_columns(result)
-        return encode_csv(header[:-1] + names + ["error"],
-                          [row[:-1] + [c[i] for c in columns] + row[-1:]
-                           for i, row in enumerate(_csv_rows(result, classes))])
-    return encode_csv(header, _csv_rows(result, classes))
+        header = header[:-1] + names + ["error"]
+        rows = [row[:-1] + [c[i] for c in columns] + row[-1:] for i, row in enumerate(rows)]
+    if result.prediction_ids is not None:  # outcome tracking: each row's id for its outcome later
+        header.append("prediction_id")
+        for row, pid in zip(rows, result.prediction_ids):
+            row.append(pid or "")
+    return encode_csv(header, rows)
 
 
 def _csv_rows(result: ScoreResult, classes: list[Any] | None) -> list[list[Any]]:

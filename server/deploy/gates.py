@@ -15,11 +15,10 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ModelRejected
-from ..scoring.metrics import evaluate
+from ..scoring.metrics import LOWER_IS_BETTER, evaluate
 from ..scoring.runtime import LoadedModel
 from .policy import GateConfig
 
-LOWER_IS_BETTER = {"log_loss", "mae", "rmse"}
 LATENCY_CALLS = 15
 
 

@@ -54,6 +54,15 @@ class RegistrationRequest:
     description: str = ""
     trust_pickle: bool = False
     may_trust_pickle: bool = False
+    outcomes: dict[str, Any] | None = None  # outcome tracking to switch on: {"enabled", "key"}
+
+
+def outcome_settings(track: bool, key: str | None) -> dict[str, Any] | None:
+    """The outcome tracking a registration asks for (None: leave the model's as it is); a
+    business key implies tracking."""
+    if not track and not key:
+        return None
+    return {"enabled": True, **({"key": key} if key else {})}
 
 
 def _environment() -> dict[str, str]:

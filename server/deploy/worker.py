@@ -75,7 +75,8 @@ class DeploymentWorker:
         s = self.settings
         return retention.sweep(self.registry, retention.RetentionPolicy(
             traffic_minute_days=s.traffic_minute_days, traffic_days=s.traffic_days,
-            drift_days=s.drift_days, webhook_days=s.webhook_delivery_days))
+            drift_days=s.drift_days, webhook_days=s.webhook_delivery_days,
+            outcome_days=s.outcome_days))
 
     def check_drift(self) -> list[tuple[str, str]]:
         self._last_drift = time.monotonic()
@@ -96,6 +97,7 @@ class DeploymentWorker:
             ("refresh", lambda: self.scorer.deployments.refresh()),
             ("traffic", self.flush_traffic),
             ("prediction log", lambda: self.scorer.prediction_log.flush(self.registry)),
+            ("outcome join log", lambda: self.scorer.outcome_log.flush(self.registry)),
             ("pipeline", self.releases.process_pending),
             ("rollouts", self.releases.evaluate_rollouts),
         ]

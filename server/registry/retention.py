@@ -1,5 +1,5 @@
-"""Retention for the tables that grow with traffic and time: traffic counters, drift snapshots and
-webhook deliveries (the prediction log keeps its own, in ``scoring.prediction_log``).
+"""Retention for the tables that grow with traffic and time: traffic counters, drift snapshots,
+webhook deliveries and outcome join rows (the prediction log keeps its own, in ``scoring.prediction_log``).
 
 Each sweep does a bounded amount of work per table (``batch_rows``), in its own short
 transaction, so switching retention on for a year of history is worked off over several sweeps
@@ -16,7 +16,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from .database import rows_changed
 from .deployments import Traffic
-from .schema import Base, DriftRow, TrafficRow, WebhookDeliveryRow
+from .schema import Base, DriftRow, OutcomeJoinRow, TrafficRow, WebhookDeliveryRow
 from .service import Registry
 
 HOURLY = "(hourly)"  # the worker name of rolled-up rows: no worker id has parentheses
@@ -30,6 +30,7 @@ class RetentionPolicy:
     traffic_days: float = 400.0  # hourly counters (the traffic API looks back up to a year)
     drift_days: float = 180.0
     webhook_days: float = 30.0  # delivered or given-up deliveries; pending ones always stay
+    outcome_days: float = 400.0  # join rows of tracked models, by the time they were scored
     batch_rows: int = 5000
 
 
@@ -40,7 +41,8 @@ def sweep(registry: Registry, policy: RetentionPolicy,
     return {"traffic rolled up": roll_up_traffic(registry, policy, now),
             "traffic removed": _remove_old_traffic(registry, policy, now),
             "drift snapshots removed": _remove_old_drift(registry, policy, now),
-            "webhook deliveries removed": _remove_old_deliveries(registry, policy, now)}
+            "webhook deliveries removed": _remove_old_deliveries(registry, policy, now),
+            "outcome join rows removed": _remove_old_outcome_joins(registry, policy, now)}
 
 
 def _cutoff(now: datetime, days: float) -> datetime | None:
@@ -93,6 +95,13 @@ def _remove_old_drift(registry: Registry, policy: RetentionPolicy, now: datetime
     cutoff = _cutoff(now, policy.drift_days)
     return 0 if cutoff is None else _remove_oldest(
         registry, DriftRow, DriftRow.computed_at < cutoff, DriftRow.id, policy.batch_rows)
+
+
+def _remove_old_outcome_joins(registry: Registry, policy: RetentionPolicy, now: datetime) -> int:
+    cutoff = _cutoff(now, policy.outcome_days)
+    return 0 if cutoff is None else _remove_oldest(
+        registry, OutcomeJoinRow, OutcomeJoinRow.created_at < cutoff, OutcomeJoinRow.id,
+        policy.batch_rows)
 
 
 def _remove_old_deliveries(registry: Registry, policy: RetentionPolicy, now: datetime) -> int:

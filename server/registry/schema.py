@@ -328,3 +328,24 @@ class AnalysisRow(Base):
                                             primary_key=True)
     computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     data: Mapped[dict[str, Any]] = mapped_column(JSONType)
+
+
+class OutcomeJoinRow(Base):
+    """One scored row of a model with outcome tracking on: what is needed to join the actual
+    outcome the business records later (by prediction id or business key), and that outcome
+    once it arrived. Kept for every scored row, unlike the sampled prediction log."""
+
+    __tablename__ = "outcome_joins"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    prediction_id: Mapped[str] = mapped_column(String(96), unique=True)
+    business_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    prediction: Mapped[dict[str, Any]] = mapped_column(JSONType)  # {"value": label}
+    probabilities: Mapped[list[Any] | None] = mapped_column(JSONType, nullable=True)
+    segments: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)  # categorical inputs
+    actual: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)  # {"value"}
+    observed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    recorded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -520,6 +520,24 @@ class Registry:
             model = session.scalar(select(ModelRow).where(ModelRow.name == name)) if name else None
             self._event(session, model, kind, actor, version, **detail)
 
+    def record_state_change(self, name: str, kind: str, kinds: tuple[str, ...], *, actor: str,
+                            version: int | None = None, **detail: Any) -> bool:
+        """Record ``kind`` (one of the states ``kinds``) unless the model's latest event of
+        ``kinds`` already is ``kind``: one event per crossing, however often it is checked. The
+        model's row is locked meanwhile, so two workers checking at once record it once."""
+        with self.writing() as session:
+            model = session.scalar(select(ModelRow).where(ModelRow.name == name)
+                                   .with_for_update())
+            if model is None:
+                raise NotFound(f"no model named {name!r}")
+            last = session.scalar(select(EventRow.kind).where(
+                EventRow.model_id == model.id, EventRow.kind.in_(kinds))
+                .order_by(EventRow.id.desc()).limit(1))
+            if last == kind or (last is None and kind != kinds[0]):
+                return False  # already in that state (the first state needs no event)
+            self._event(session, model, kind, actor, version, **detail)
+            return True
+
     def set_monitoring(self, name: str, monitoring: dict[str, Any], *, actor: str) -> None:
         with self.writing() as session:
             model = self._model_row(session, name)

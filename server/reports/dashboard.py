@@ -17,12 +17,14 @@ from ..registry.service import Registry
 from ..telemetry.monitoring import model_monitoring
 from .charts import line_chart
 from .live import active_workers, series, summary
+from .outcomes import outcome_section
 
 STARTED = time.time()
 DEPLOYMENT_EVENTS = {"registered", "gates_passed", "gates_failed", "promoted", "rolled_back",
                      "canary_started", "canary_finished", "shadow_started", "shadow_finished",
                      "watch_started", "watch_finished", "awaiting_promotion", "policy_changed"}
-PROBLEM_EVENTS = {"gates_failed", "rolled_back", "drift_detected", "drift_watch", "drop_failed"}
+PROBLEM_EVENTS = {"gates_failed", "rolled_back", "drift_detected", "drift_watch", "drop_failed",
+                  "outcome_quality_degraded"}
 
 
 def _health(registry: Registry, settings: Settings) -> dict[str, Any]:
@@ -73,7 +75,8 @@ def dashboard(registry: Registry, settings: Settings) -> dict[str, Any]:
                 line_chart("Requests per minute", s.labels, {"requests": s.requests}),
                 line_chart("Latency (ms)", s.labels, {"p50": s.p50, "p95": s.p95}, " ms"),
                 line_chart("Errors (% of requests)", s.labels, {"errors": s.errors}, "%"),
-            ]})
+            ],
+            "outcomes": outcome_section(registry, model.name, last=5000)})
     recent = registry.events(limit=200)
     return {"health": _health(registry, settings), "models": models,
             "events": recent[:15], "problems": [e for e in recent if e.kind in PROBLEM_EVENTS][:10],

@@ -20,6 +20,7 @@ from ..types import Signature, example_frame
 from .charts import line_chart
 from .live import series, summary
 from .performance import Analysed, Performance, performance, sheets
+from .outcomes import outcome_section
 
 
 def _describe_column(col: Any) -> str:
@@ -102,6 +103,7 @@ def report_data(registry: Registry, name: str, base_url: str, namespace: str = "
                    line_chart("Errors (% of requests)", s.labels, {"errors": s.errors}, "%")],
         "generated": datetime.now(timezone.utc),
         "performance": holdout_performance(registry, subject, prod, load),
+        "outcomes": outcome_section(registry, name),
     }
 
 

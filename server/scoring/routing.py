@@ -19,6 +19,7 @@ from ..errors import NotFound, ScoreBridgeError
 from ..registry.deployments import Deployments
 from ..registry.service import PRODUCTION, Registry, VersionInfo
 from .cache import ModelCache
+from .outcome_log import Tracking
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ class Route:
     canary: tuple[VersionInfo, float] | None = None
     shadow: tuple[VersionInfo, float, float] | None = None  # version, share, tolerance
     log_rate: float = 0.0                                  # prediction log sampling
+    tracking: Tracking | None = None                       # outcome tracking (every row)
 
     def versions(self) -> list[VersionInfo]:
         out = [self.production] if self.production else []
@@ -79,7 +81,7 @@ class DeploymentView:
             elif r.kind == "shadow":
                 shadow = (self.registry.get_version(name, r.version), float(r.config["share"]),
                           float(r.config.get("tolerance", 1e-6)))
-        return Route(production, canary, shadow, log_rate)
+        return Route(production, canary, shadow, log_rate, Tracking.from_monitoring(monitoring))
 
     def refresh(self, force: bool = False) -> bool:
         """Rebuild the known routes if the registry changed; True when something changed."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import time
+import uuid
 from typing import Any
 
 from .. import metrics
@@ -18,6 +19,7 @@ from ..types import RawTable, ScoreOptions, ScoreResult
 from .batching import MicroBatcher
 from .cache import ModelCache
 from .coerce import concat
+from .outcome_log import OutcomeLog, Tracking
 from .predict import score_with
 from .prediction_log import PredictionLog
 from .routing import DeploymentView, Route
@@ -38,6 +40,7 @@ class Scorer:
                                           settings.prediction_log_rate)
         self.traffic = TrafficRecorder()
         self.prediction_log = PredictionLog(settings.prediction_log_rows_per_second)
+        self.outcome_log = OutcomeLog()
         self.shadow = ShadowRunner(self.traffic)
         self.batcher: MicroBatcher[RawTable, Any] | None = MicroBatcher(
             settings.batch_max_rows, settings.batch_wait_ms / 1000) \
@@ -65,7 +68,8 @@ class Scorer:
         return route.production, route
 
     def _scored(self, model: LoadedModel, table: RawTable, options: ScoreOptions,
-                route: Route | None) -> ScoreResult:
+                route: Route | None,
+                tracked: tuple[Tracking, list[Any] | None] | None = None) -> ScoreResult:
         """Score with traffic counted and, under a shadow rollout, a copy sent to the candidate."""
         start = time.perf_counter()
         try:
@@ -74,16 +78,18 @@ class Scorer:
             self.traffic.record(model.name, model.version, time.perf_counter() - start,
                                 table.n_rows, error=True)
             raise
-        self._account(model, table, result, start, route)
+        self._account(model, table, result, start, route, tracked=tracked)
         return result
 
     def _account(self, model: LoadedModel, table: RawTable, result: ScoreResult, start: float,
                  route: Route | None, logged: ScoreResult | None = None,
-                 window: tuple[int, int] | None = None) -> None:
+                 window: tuple[int, int] | None = None,
+                 tracked: tuple[Tracking, list[Any] | None] | None = None) -> None:
         """Count a scored request, sample it into the prediction log, copy it to a shadow.
 
         ``logged``/``window``: for a request scored inside a micro-batch, the batch's result and
-        this request's rows in it (the prediction log needs the rows as the model saw them)."""
+        this request's rows in it (the prediction log needs the rows as the model saw them).
+        ``tracked``: the model's outcome tracking and the request's business keys."""
         seconds = time.perf_counter() - start
         self.traffic.record(model.name, model.version, seconds, result.rows_scored,
                             error=result.model_failures > 0)
@@ -93,6 +99,10 @@ class Scorer:
             self.prediction_log.offer(route.log_rate, model.name, model.version,
                                       logged or result, seconds, metrics.CLIENT.get(),
                                       metrics.REQUEST_ID.get(), window=window)
+        if tracked is not None:
+            request_id = metrics.REQUEST_ID.get() or uuid.uuid4().hex
+            result.prediction_ids = self.outcome_log.offer(result, request_id, tracked[1],
+                                                           window=window, source=logged)
         if route is not None and route.shadow is not None and \
                 model.version == getattr(route.production, "version", None) and \
                 random.random() < route.shadow[1]:
@@ -118,6 +128,12 @@ class Scorer:
         self._check_size(table.n_rows)
         info, route = self._choose(name, version, alias)
         model = self.cache.get(info)
+        tracked = self._tracking(name, route)
+        if tracked is not None and tracked.key is not None:
+            table, keys = split_key(table, tracked.key)
+            tracking: tuple[Tracking, list[Any] | None] | None = (tracked, keys)
+        else:
+            tracking = (tracked, None) if tracked is not None else None
         if self.batcher is not None and table.n_rows <= self.settings.batch_request_rows \
                 and options.explain is None:
             start = time.perf_counter()
@@ -127,9 +143,16 @@ class Scorer:
                                                                             options))
             if joined is not None:
                 result, whole, window = joined
-                self._account(model, table, result, start, route, logged=whole, window=window)
+                self._account(model, table, result, start, route, logged=whole, window=window,
+                              tracked=tracking)
                 return result
-        return self._scored(model, table, options, route)
+        return self._scored(model, table, options, route, tracking)
+
+    def _tracking(self, name: str, route: Route | None) -> Tracking | None:
+        """The model's outcome tracking (a pinned request has no route: ask the view)."""
+        if route is None:
+            route = self.deployments.route(name)
+        return route.tracking
 
     def _score_jointly(self, model: LoadedModel, tables: list[RawTable], options: ScoreOptions,
                        ) -> list[tuple[ScoreResult, ScoreResult, tuple[int, int]] | None]:
@@ -156,7 +179,8 @@ class Scorer:
         """Score several tables (e.g. many spreadsheet calls) with one version in one predict call.
 
         Each table gets its own result, or its own error when it cannot be read against the
-        signature (missing columns); the others are not affected.
+        signature (missing columns); the others are not affected. Outcome tracking does not
+        keep these rows: spreadsheet formulas rescore on every recalculation.
         """
         self._check_size(sum(t.n_rows for t in tables))
         info, route = self._choose(name, version, alias)
@@ -169,3 +193,15 @@ class Scorer:
             for i, part, _ in split_parts(whole, parts):
                 outcomes[i] = part
         return outcomes  # type: ignore[return-value]
+
+
+def split_key(table: RawTable, key: str) -> tuple[RawTable, list[Any] | None]:
+    """``table`` without its business key column, and the key's values (passed through
+    untouched: never a model input). Positional tables have no names and so no key."""
+    if table.names is None or key not in table.names:
+        return table, None
+    at = table.names.index(key)
+    rest = RawTable(names=table.names[:at] + table.names[at + 1:],
+                    columns=table.columns[:at] + table.columns[at + 1:], n_rows=table.n_rows,
+                    row_errors=table.row_errors, pending_rows=table.pending_rows)
+    return rest, list(table.columns[at])

@@ -9,10 +9,11 @@ from __future__ import annotations
 from .explanation import Explanation
 from .field_error import FieldError
 from .options import ErrorMode, Explain, ScoreOptions
+from .outcome import Outcome
 from .result import ScoreResult
 from .signature import Column, ColumnType, Output, Signature, example_frame, to_python
 from .table import MISSING, RawTable
 
 __all__ = ["MISSING", "Column", "ColumnType", "ErrorMode", "Explain", "Explanation",
-           "FieldError", "Output", "RawTable",
+           "FieldError", "Outcome", "Output", "RawTable",
            "ScoreOptions", "ScoreResult", "Signature", "example_frame", "to_python"]

@@ -40,6 +40,8 @@ class ScoreResult:
     # the rows as the model saw them, for the prediction log (not sent to clients)
     checked: Any = field(default=None, repr=False)
     scored: Any = field(default=None, repr=False)       # positions in checked rows that were scored
+    # one id per input row (None where not scored) when the model tracks outcomes
+    prediction_ids: list[str | None] | None = None
 
     @property
     def rows_scored(self) -> int:
