@@ -19,8 +19,8 @@ from ..telemetry.monitoring import model_monitoring
 from ..types import Signature, example_frame
 from .charts import line_chart
 from .live import series, summary
-from .performance import Analysed, Performance, performance, sheets
 from .outcomes import outcome_section
+from .performance import Analysed, Performance, performance, sheets
 
 
 def _describe_column(col: Any) -> str:
