@@ -2,8 +2,10 @@
 
 Exact methods only, each checked when the explainer is built:
 - tree ensembles (scikit-learn's forests, extra trees, gradient boosting, histogram gradient
-  boosting; XGBoost, LightGBM, CatBoost): TreeSHAP through ``shap``'s TreeExplainer
-  (path-dependent, which hands the boosting libraries to their own exact contribution code);
+  boosting; XGBoost, LightGBM, CatBoost): path-dependent TreeSHAP. scikit-learn's trees are
+  translated into a LightGBM booster whose multi-threaded contribution code gives the same values
+  (:mod:`.lightgbm_shap`); elsewhere, or without lightgbm, ``shap``'s TreeExplainer (which hands
+  the boosting libraries to their own exact contribution code);
 - linear models: ``w_j (z_j - mean z_j)`` against the mean of the version's stored sample, with
   base ``b + w . mean z`` (against zero when the version has no sample).
 A Pipeline's final estimator is explained on its transformed features, and the contributions of
@@ -22,7 +24,7 @@ import pandas as pd
 
 from ..errors import ExplanationUnavailable
 from ..types import Explanation, RawTable, Signature, example_frame, to_python
-from . import boosting
+from . import boosting, lightgbm_shap
 from .coerce import coerce
 from .lineage import check_owners, feature_owners, group_matrix
 
@@ -162,6 +164,11 @@ def _trees(final: Any, family: str, classes: list[Any] | None) -> tuple[Any, str
         raise ExplanationUnavailable(
             "explanations are not available for this model: its native categorical splits "
             "are not read exactly by TreeSHAP; one-hot or ordinal encode the categories instead")
+    output = _tree_output(family, classes)
+    fast = lightgbm_shap.translate(final, family)
+    if fast is not None:   # kept in the closure: one booster per cached explainer
+        return (lambda z: fast(_dense(z))), output, ("tree SHAP, exact (path-dependent, computed by LightGBM's "
+                              "pred_contrib on the translated trees)")
     try:
         import shap
     except ImportError:
@@ -181,13 +188,15 @@ def _trees(final: Any, family: str, classes: list[Any] | None) -> tuple[Any, str
         return phi, np.asarray(tree.expected_value, dtype=np.float64).reshape(-1) \
             if np.ndim(tree.expected_value) else np.asarray(tree.expected_value)
 
-    if classes is None:
-        output = "prediction"
-    elif family in PROBABILITY_TREES:
-        output = "probability"
-    else:
-        output = "log-odds" if len(classes) == 2 else "margin"
     return features, output, "tree SHAP, exact (shap TreeExplainer, path-dependent)"
+
+
+def _tree_output(family: str, classes: list[Any] | None) -> str:
+    if classes is None:
+        return "prediction"
+    if family in PROBABILITY_TREES:
+        return "probability"
+    return "log-odds" if len(classes) == 2 else "margin"
 
 
 def _linear(final: Any, family: str, classes: list[Any] | None, z_ref: Any,
