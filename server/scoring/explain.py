@@ -2,10 +2,10 @@
 
 Exact methods only, each checked when the explainer is built:
 - tree ensembles (scikit-learn's forests, extra trees, gradient boosting, histogram gradient
-  boosting; XGBoost, LightGBM, CatBoost): path-dependent TreeSHAP. scikit-learn's trees are
-  translated into a LightGBM booster whose multi-threaded contribution code gives the same values
-  (:mod:`.lightgbm_shap`); elsewhere, or without lightgbm, ``shap``'s TreeExplainer (which hands
-  the boosting libraries to their own exact contribution code);
+  boosting; XGBoost, LightGBM, CatBoost): path-dependent TreeSHAP by ``shap``'s TreeExplainer
+  (which hands the boosting libraries to their own exact contribution code); where shap is not
+  installed or does not read the model, scikit-learn's trees are translated into a LightGBM
+  booster whose contribution code gives the same values (:mod:`.lightgbm_shap`);
 - linear models: ``w_j (z_j - mean z_j)`` against the mean of the version's stored sample, with
   base ``b + w . mean z`` (against zero when the version has no sample).
 A Pipeline's final estimator is explained on its transformed features, and the contributions of
@@ -165,19 +165,14 @@ def _trees(final: Any, family: str, classes: list[Any] | None) -> tuple[Any, str
             "explanations are not available for this model: its native categorical splits "
             "are not read exactly by TreeSHAP; one-hot or ordinal encode the categories instead")
     output = _tree_output(family, classes)
-    fast = lightgbm_shap.translate(final, family)
-    if fast is not None:   # kept in the closure: one booster per cached explainer
-        return (lambda z: fast(_dense(z))), output, ("tree SHAP, exact (path-dependent, computed by LightGBM's "
-                              "pred_contrib on the translated trees)")
-    try:
-        import shap
-    except ImportError:
-        raise ExplanationUnavailable("explanations need the shap library: install "
-                                     "scorebridge[explain]") from None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        tree = shap.TreeExplainer(final, feature_perturbation="tree_path_dependent",
-                                  model_output="raw")
+    tree, refused = _shap_tree(final)
+    if tree is None:   # shap missing or refusing the model: scikit-learn's trees via LightGBM
+        fast = lightgbm_shap.translate(final, family)
+        if fast is None:
+            raise ExplanationUnavailable(refused)
+        method = ("tree SHAP, exact (path-dependent, computed by LightGBM's pred_contrib on "
+                  "the translated trees)")
+        return (lambda z: fast(_dense(z))), output, method
     lock = threading.Lock()   # shap's explainer keeps per-call state
 
     def features(z: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -189,6 +184,24 @@ def _trees(final: Any, family: str, classes: list[Any] | None) -> tuple[Any, str
             if np.ndim(tree.expected_value) else np.asarray(tree.expected_value)
 
     return features, output, "tree SHAP, exact (shap TreeExplainer, path-dependent)"
+
+
+def _shap_tree(final: Any) -> tuple[Any, str]:
+    """shap's path-dependent TreeExplainer (the faster engine, measured in bench/explain.py),
+    or None and why not: shap is not installed, or it does not read this model (multiclass
+    GradientBoostingClassifier)."""
+    try:
+        import shap
+    except ImportError:
+        return None, "explanations need the shap library: install scorebridge[explain]"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return shap.TreeExplainer(final, feature_perturbation="tree_path_dependent",
+                                      model_output="raw"), ""
+    except Exception as error:   # shap's InvalidModelError and the like: its own words
+        return None, f"explanations are not available for this model: shap cannot read it " \
+                     f"({type(error).__name__})"
 
 
 def _tree_output(family: str, classes: list[Any] | None) -> str:

@@ -1,13 +1,16 @@
 """scikit-learn's trees translated into a LightGBM booster give shap's own TreeSHAP values:
 equal to shap's TreeExplainer within 1e-9 on random models of several shapes, including rows
 with NaN and rows exactly on (and one float step either side of) the split thresholds, and
-adding up to the model's raw output within 1e-6."""
+adding up to the model's raw output within 1e-6. The explainer uses this engine where shap is
+not installed or refuses the model."""
 from __future__ import annotations
 
+import sys
 import warnings
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.ensemble import (
     ExtraTreesClassifier,
@@ -157,18 +160,35 @@ def test_what_is_not_exact_stays_with_shap() -> None:
                                atol=1e-6)
 
 
-def test_the_demo_model_is_explained_by_lightgbm() -> None:
+def test_without_shap_the_demo_model_is_explained_by_lightgbm(monkeypatch: Any) -> None:
     data = make_churn_data(2000, seed=4)
     model = build_pipeline().fit(data[FEATURES], data[TARGET])
     sample = make_churn_data(300, seed=5)[FEATURES]
+    rows = sample.head(50)
+    want_phi, want_base = _shap(model[-1], np.asarray(model[:-1].transform(rows), np.float64))
+    assert "shap" in explain.build(model, infer_signature(model, sample), sample).method
+    monkeypatch.setitem(sys.modules, "shap", None)      # import shap now fails
     explainer = explain.build(model, infer_signature(model, sample), sample)
     assert "LightGBM" in explainer.method
-    rows = sample.head(50)
     got = explainer.explain(rows, model.predict(rows))
-    z = model[:-1].transform(rows)
-    want_phi, want_base = _shap(model[-1], np.asarray(z, dtype=np.float64))
     np.testing.assert_allclose(got.contributions, want_phi @ explainer.groups, rtol=0,
                                atol=1e-9)
     np.testing.assert_allclose(got.base, want_base[0], rtol=0, atol=1e-9)
     np.testing.assert_allclose(got.base + got.contributions.sum(axis=1),
                                model.decision_function(rows), rtol=0, atol=1e-6)
+
+
+def test_multiclass_gradient_boosting_which_shap_refuses_is_explained() -> None:
+    x, y, _ = _data(1, 3, nan=False)
+    frame = pd.DataFrame(x, columns=[f"x{i}" for i in range(N_FEATURES)])
+    model = GradientBoostingClassifier(n_estimators=10, max_depth=3, random_state=0)
+    model.fit(frame, np.array(["low", "mid", "high"])[y])
+    explainer = explain.build(model, infer_signature(model, frame), frame)
+    assert "LightGBM" in explainer.method and explainer.output == "margin"
+    labels = model.predict(frame)
+    got = explainer.explain(frame, labels)
+    raw = model.decision_function(frame)
+    pick = [list(model.classes_).index(c) for c in got.explained]
+    assert got.explained == labels.tolist()
+    np.testing.assert_allclose(got.base + got.contributions.sum(axis=1),
+                               raw[np.arange(len(raw)), pick], rtol=0, atol=1e-6)
