@@ -4,7 +4,9 @@ rows, through the scoring core (check, coerce, predict, explain) in the same run
     .venv/bin/python bench/explain.py [REPEATS]
 
 Targets (issue 24): 1,000 rows explained in under 0.1 s; one row's explanation adding under 2 ms.
-The explainer is built once before timing (as the model cache keeps it per version).
+The explainer is built once before timing (as the model cache keeps it per version). Then the
+two exact TreeSHAP engines alone on the same transformed rows: shap's (the default) and LightGBM's
+on the translated trees (server/scoring/lightgbm_shap.py).
 """
 from __future__ import annotations
 
@@ -52,6 +54,41 @@ def main() -> None:
         with_reasons = median_seconds(lambda t=table: score_with(model, t, explained), repeats)
         print(f"{n:>6} {base * 1000:>10.2f} {with_reasons * 1000:>13.2f} "
               f"{(with_reasons - base) * 1000:>9.2f}")
+    engines(estimator, sample, repeats)
+
+
+def engines(estimator, sample, repeats: int) -> None:  # type: ignore[no-untyped-def]
+    """The two exact TreeSHAP engines on the same transformed rows: shap's TreeExplainer (the
+    default) and LightGBM's pred_contrib on the translated trees (server/scoring/lightgbm_shap),
+    LightGBM with one thread and with every core."""
+    import os
+    import warnings
+
+    import numpy as np
+    import shap
+
+    from server.scoring import lightgbm_shap
+
+    final = estimator[-1]
+    z = np.asarray(estimator[:-1].transform(sample), dtype=np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tree = shap.TreeExplainer(final, feature_perturbation="tree_path_dependent",
+                                  model_output="raw")
+    fast = lightgbm_shap.translate(final, type(final).__name__)
+    if fast is None:
+        return
+    cores = os.cpu_count() or 1
+    print(f"# TreeSHAP engines alone (ms), same rows; LightGBM with 1 and {cores} threads")
+    print(f"{'rows':>6} {'shap':>10} {'lgbm x1':>10} {'lgbm xN':>10}")
+    for n in (1, 1000):
+        rows = z[:n]
+        cells = [median_seconds(lambda r=rows: tree.shap_values(r, check_additivity=False),
+                                repeats)]
+        for threads in (1, cores):
+            cells.append(median_seconds(lambda t=threads, r=rows: fast.booster.predict(
+                fast.ranks(r), pred_contrib=True, num_threads=t), repeats))
+        print(f"{n:>6} " + " ".join(f"{c * 1000:>10.2f}" for c in cells))
 
 
 if __name__ == "__main__":
