@@ -89,6 +89,13 @@ def _install_request_ids(app: Flask) -> None:
         metrics.REQUEST_ID.set(rid)
         metrics.CLIENT.set(metrics.client_kind(environ.get("HTTP_X_SCOREBRIDGE_CLIENT"), route))
 
+    @app.teardown_request
+    def forget_request_id(_: BaseException | None) -> None:
+        # the ids live in context variables of the serving thread: a later call in that thread
+        # outside a request (a CLI command, a test) must not reuse this request's id
+        metrics.REQUEST_ID.set("")
+        metrics.CLIENT.set("http")
+
     @app.after_request
     def echo_request_id(response: Response) -> Response:
         response.headers["X-Request-Id"] = g.get("request_id") or uuid.uuid4().hex

@@ -35,7 +35,7 @@ def test_service_document_and_metadata(client, models):
     assert doc.status_code == 200 and doc.mimetype == "application/json"
     assert doc.json["@odata.context"] == "http://localhost/odata/$metadata"
     assert [s["name"] for s in doc.json["value"]] == [
-        "Models", "ModelVersions", "Events", "Traffic", "Drift", "Jobs", "Columns",
+        "Models", "ModelVersions", "Events", "Traffic", "Drift", "Jobs", "Outcomes", "Columns",
         "Predictions_alpha", "Scored_alpha", "JobRows_alpha", "Predictions_beta", "Scored_beta",
         "JobRows_beta", "Predictions_churn", "Scored_churn", "JobRows_churn"]
     meta = get(client, "/odata/$metadata")
@@ -52,7 +52,8 @@ def test_service_document_and_metadata(client, models):
     props = {p.get("Name"): p.get("Type") for p in types["Model"].iter(f"{EDM}Property")}
     assert props["ProductionVersion"] == "Edm.Int32" and props["CreatedAt"] == "Edm.DateTimeOffset"
     sets = [s.get("Name") for s in root.iter(f"{EDM}EntitySet")]
-    assert sets[:7] == ["Models", "ModelVersions", "Events", "Traffic", "Drift", "Jobs", "Columns"]
+    assert sets[:8] == ["Models", "ModelVersions", "Events", "Traffic", "Drift", "Jobs", "Outcomes",
+                        "Columns"]
 
 
 def test_entity_sets_and_query_options(client, models):
