@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from ..registry.schema import OutcomeJoinRow
 from ..registry.service import _utc
 
-JOINS = OutcomeJoinRow.__table__
+JOINS: Table = OutcomeJoinRow.__table__  # type: ignore[assignment]
 
 
 @dataclass
@@ -93,7 +93,7 @@ def by_keys(session: Session, name: str, pairs: Sequence[tuple[str, datetime]]
 
 
 def _lookup() -> Any:
-    model = bindparam("model")
+    model: Any = bindparam("model", type_=String(64))
     probe = JOINS.alias("probe")
     latest = (select(probe.c.id)
               .where(probe.c.model_name == model, probe.c.business_key == WANTED.c.k,

@@ -168,7 +168,7 @@ def _checked(o: Outcome, check: ActualCheck, now: datetime) -> tuple[Any, dateti
     it before any lookup."""
     value, problem = check(o.actual)
     problem = o.problem or problem
-    at: datetime = _utc(o.time) or now  # type: ignore[assignment]
+    at: datetime = _utc(o.time) or now
     if not problem and at > now + timedelta(days=1):
         problem = "outcome time is in the future"
     return value, at, problem
