@@ -29,6 +29,7 @@ from ..registry.schema import OutcomeJoinRow
 from ..registry.service import Registry, _utc
 from ..scoring.metrics import calibration_bins, label_metrics
 from ..types import Outcome, Signature
+from . import outcome_join as join
 
 CHUNK_ROWS = 5000
 MIN_SEGMENT_ROWS = 1
@@ -131,75 +132,74 @@ def record(registry: Registry, name: str, signature: Signature,
 
 def _record_chunk(registry: Registry, name: str, check: ActualCheck, batch: list[Outcome],
                   report: Report) -> None:
+    """Three statements for the chunk (see :mod:`.outcome_join`), the decisions in memory
+    between them, in input order, so a row sees what earlier rows of its chunk recorded."""
     now = _now()
-    ids = {o.prediction_id for o in batch if o.prediction_id}
-    keys = {o.key for o in batch if o.key and not o.prediction_id}
+    checked = [_checked(o, check, now) for o in batch]
+    ids = {o.prediction_id for o, (_, _, problem) in zip(batch, checked)
+           if o.prediction_id and not problem}
+    pairs: dict[tuple[str, datetime], int] = {}
+    for o, (_, at, problem) in zip(batch, checked):
+        if o.key and not o.prediction_id and not problem:
+            pairs.setdefault((o.key, at), len(pairs))
     with registry.writing() as session:
-        latest = _utc(session.scalar(select(func.max(OutcomeJoinRow.observed_at))
-                                     .where(OutcomeJoinRow.model_name == name)))
-        rows: dict[str, OutcomeJoinRow] = {}
-        if ids:
-            for part in _parts(sorted(ids)):
-                for r in session.scalars(select(OutcomeJoinRow).where(
-                        OutcomeJoinRow.model_name == name,
-                        OutcomeJoinRow.prediction_id.in_(part))):
-                    rows[r.prediction_id] = r
-        by_key: dict[str, list[OutcomeJoinRow]] = {}
-        if keys:
-            for part in _parts(sorted(keys)):
-                for r in session.scalars(select(OutcomeJoinRow).where(
-                        OutcomeJoinRow.model_name == name,
-                        OutcomeJoinRow.business_key.in_(part))
-                        .order_by(OutcomeJoinRow.created_at, OutcomeJoinRow.id)):
-                    by_key.setdefault(r.business_key or "", []).append(r)
-                    rows[r.prediction_id] = r
-        for o in batch:
-            report.add(_join_one(o, check, rows, by_key, latest, now))
+        latest = join.latest_observed(session, name)
+        rows = join.by_ids(session, name, ids)
+        found = join.by_keys(session, name, list(pairs))
+        shared: dict[int, join.Target] = {}  # one row named by id and by key: one state
+        changes: dict[int, tuple[Any, datetime]] = {}
+        for o, (value, at, problem) in zip(batch, checked):
+            if problem:
+                answer = Answer(o.row, "invalid", problem, o.prediction_id)
+            else:
+                target = rows.get(o.prediction_id) if o.prediction_id else \
+                    found[pairs[(o.key, at)]] if o.key else None
+                if isinstance(target, join.Target):
+                    target = shared.setdefault(target.id, target)
+                answer = _join_one(o, value, at, target, latest, now, changes)
+            report.add(answer)
             if o.time is not None and (latest is None or _utc(o.time) > latest):  # type: ignore
                 latest = _utc(o.time)
+        join.write(session, changes, now)
 
 
-def _parts(values: list[str], size: int = 500) -> Iterator[list[str]]:
-    for i in range(0, len(values), size):
-        yield values[i:i + size]
-
-
-def _join_one(o: Outcome, check: ActualCheck, rows: dict[str, OutcomeJoinRow],
-              by_key: dict[str, list[OutcomeJoinRow]], latest: datetime | None,
-              now: datetime) -> Answer:
+def _checked(o: Outcome, check: ActualCheck, now: datetime) -> tuple[Any, datetime, str]:
+    """The outcome's actual as the model's type, its time (default: now) and what is wrong with
+    it before any lookup."""
     value, problem = check(o.actual)
     problem = o.problem or problem
-    if problem:
-        return Answer(o.row, "invalid", problem, o.prediction_id)
-    at = _utc(o.time) or now
-    if at > now + timedelta(days=1):
-        return Answer(o.row, "invalid", "outcome time is in the future", o.prediction_id)
+    at: datetime = _utc(o.time) or now
+    if not problem and at > now + timedelta(days=1):
+        problem = "outcome time is in the future"
+    return value, at, problem
+
+
+def _join_one(o: Outcome, value: Any, at: datetime, target: "join.Target | bool | None",
+              latest: datetime | None, now: datetime,
+              changes: dict[int, tuple[Any, datetime]]) -> Answer:
+    """One valid outcome against its looked-up row: ``target`` is the row, or for a business
+    key True (predictions only after ``at``) / False (none); None: an unknown id or no key."""
     if o.prediction_id:
-        target = rows.get(o.prediction_id)
-        if target is None:
+        if not isinstance(target, join.Target):
             return Answer(o.row, "unknown", "no tracked prediction has this id", o.prediction_id)
     elif o.key:
-        candidates = by_key.get(o.key)
-        if not candidates:
+        if target is False:
             return Answer(o.row, "unknown", "no tracked prediction has this business key")
-        before = [r for r in candidates if _utc(r.created_at) <= at]  # type: ignore[operator]
-        if not before:
+        if not isinstance(target, join.Target):
             return Answer(o.row, "invalid", "outcome time is before every prediction for this "
                           "business key")
-        target = before[-1]
     else:
         return Answer(o.row, "invalid", "give a prediction_id or a business key")
-    if at < _utc(target.created_at):  # type: ignore[operator]
+    if at < target.created_at:
         return Answer(o.row, "invalid", "outcome time is before the prediction",
                       target.prediction_id)
     late = latest is not None and at < latest
-    previous = (target.actual or {}).get("value") if target.actual is not None else None
+    previous = target.actual.get("value") if target.actual is not None else None
     if target.actual is not None and previous == value:
         return Answer(o.row, "unchanged", "", target.prediction_id, late)
     status = "replaced" if target.actual is not None else "recorded"
     target.actual = {"value": value}
-    target.observed_at = at
-    target.recorded_at = now
+    changes[target.id] = (value, at.astimezone(timezone.utc))
     return Answer(o.row, status, "", target.prediction_id, late)
 
 

@@ -33,8 +33,10 @@ def upgrade() -> None:
         sa.Column("observed_at", TS, nullable=True),
         sa.Column("recorded_at", TS, nullable=True),
     )
+    # an outcome by business key: the latest prediction for the key at or before its time,
+    # one backward probe (ties on time: the last written, hence id)
     op.create_index("ix_outcome_joins_key", "outcome_joins",
-                    ["model_name", "business_key", "created_at"])
+                    ["model_name", "business_key", "created_at", "id"])
     op.create_index("ix_outcome_joins_time", "outcome_joins", ["model_name", "created_at"])
     op.create_index("ix_outcome_joins_observed", "outcome_joins", ["model_name", "observed_at"])
 
