@@ -23,7 +23,8 @@ from pydantic_core import PydanticCustomError
 from .. import __version__
 from ..codecs.excel import MAX_CALLS, is_header, table_from_range
 from ..codecs.workbook import score_workbook, starter_workbook
-from ..errors import Conflict, InvalidInput, MalformedRequest, ScoreBridgeError, short
+from ..errors import (Conflict, ExplanationUnavailable, InvalidInput, MalformedRequest,
+                      ScoreBridgeError, short)
 from ..registry.service import NAME_RE
 from ..types import RawTable, ScoreOptions, ScoreResult, Signature
 from ..types.explanation import reason_count
@@ -346,7 +347,7 @@ def batch(body: RangeBatch) -> Response:
             outcomes = svc.scorer.score_many(name, tables, version=version, options=options
                                              if explain is None else
                                              replace(options, explain=explain))
-        except ScoreBridgeError as exc:   # a model without explanations: these calls only
+        except ExplanationUnavailable as exc:   # these calls only; a batch too large stays 413
             outcomes = [exc] * len(tables)
         if not body.compact:
             for (i, _), outcome, (header, blank) in zip(members, outcomes, flags):

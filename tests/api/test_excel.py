@@ -148,7 +148,7 @@ def test_the_batch_document_still_shows_each_calls_shape(client):
     assert calls["maxItems"] == 10_000
     call = calls["items"]
     assert call["additionalProperties"] is False and call["required"] == ["values"]
-    assert set(call["properties"]) == {"model", "version", "values", "header"}
+    assert set(call["properties"]) == {"model", "version", "values", "header", "explain"}
     assert {"type": "integer"}.items() <= call["properties"]["version"]["anyOf"][0].items()
     model = next(b for b in call["properties"]["model"]["anyOf"] if b.get("type") == "string")
     assert model["pattern"].startswith("^[a-z]")
