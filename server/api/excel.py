@@ -23,8 +23,7 @@ from pydantic_core import PydanticCustomError
 from .. import __version__
 from ..codecs.excel import MAX_CALLS, is_header, table_from_range
 from ..codecs.workbook import score_workbook, starter_workbook
-from ..errors import (Conflict, ExplanationUnavailable, InvalidInput, MalformedRequest,
-                      ScoreBridgeError, short)
+from ..errors import Conflict, ExplanationUnavailable, InvalidInput, MalformedRequest, ScoreBridgeError, short
 from ..registry.service import NAME_RE
 from ..types import RawTable, ScoreOptions, ScoreResult, Signature
 from ..types.explanation import reason_count

@@ -44,7 +44,7 @@ def test_functions_json_is_generated_from_the_jsdoc(tmp_path):
     assert finished["allowCustomDataForDataTypeAny"] is True
     assert {k: v for k, v in finished.items() if k != "allowErrorForDataTypeAny"} == generated
     ids = [f["id"] for f in finished["functions"]]
-    assert ids == ["PREDICT", "PREDICT_PROBA", "MODELS", "MODEL_INFO", "FEATURES"]
+    assert ids == ["PREDICT", "PREDICT_PROBA", "EXPLAIN", "MODELS", "MODEL_INFO", "FEATURES"]
     streaming = [f["id"] for f in finished["functions"] if f.get("options", {}).get("stream")]
     assert streaming == ["MODELS", "MODEL_INFO"]
     assert "tools/finish_metadata.mjs" in json.loads(
