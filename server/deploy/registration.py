@@ -20,6 +20,7 @@ from ..codecs.parquet import frame_to_parquet
 from ..config import Settings
 from ..errors import Forbidden, InvalidInput, ModelRejected, NotFound
 from ..evaluation.analysis import analyse, unavailable
+from ..evaluation.contributions import mean_abs_contributions
 from ..registry.service import NewVersion, Registry, VersionInfo, validate_name
 from ..scoring.coerce import coerce
 from ..scoring.compiled.compiler import Compiled, compile_version
@@ -113,7 +114,10 @@ def register(registry: Registry, settings: Settings, req: RegistrationRequest) -
     # an ONNX graph's input types, an MLflow signature's: the artifact's own word on its inputs
     declared = {**getattr(estimator, "input_types_", {}), **details.declared}
     signature = declare_types(infer_signature(estimator, sample), declared, sample is not None)
-    model = LoadedModel(req.name, 0, estimator, signature, sha)
+    # explained against the sample as stored, as when the version is served
+    model = LoadedModel(req.name, 0, estimator, signature, sha, reference=lambda: None
+                        if sample is None else _kept(sample, model.signature.names,
+                                                     STORED_SAMPLE_ROWS))
     frame = sample[signature.names] if sample is not None else example_frame(signature)
     model.signature = _probe(model, frame.head(1))
     predictions = smoke_test(model, frame.head(SMOKE_ROWS))
@@ -175,7 +179,8 @@ def _analysis(model: LoadedModel, holdout: pd.DataFrame, target: str) -> dict[st
     passed the holdout evaluation is not refused for an analysis that fails (a permuted column
     it cannot score): the report says why it has none."""
     try:
-        return analyse(model, holdout[model.signature.names + [target]], target)
+        return analyse(model, holdout[model.signature.names + [target]], target,
+                       contributions=mean_abs_contributions)
     except (ValueError, TypeError) as exc:
         log.warning("no holdout analysis for %s: %s", model.name, exc)
         return unavailable(str(exc))
@@ -202,5 +207,8 @@ def _store_frame(registry: Registry, frame: pd.DataFrame | None, columns: list[s
     """Keep a sample or holdout set with the version, for the deployment gates to reuse."""
     if frame is None:
         return None
-    kept = frame[[c for c in columns if c in frame.columns]].head(limit)
-    return registry.store.put_bytes(frame_to_parquet(kept))
+    return registry.store.put_bytes(frame_to_parquet(_kept(frame, columns, limit)))
+
+
+def _kept(frame: pd.DataFrame, columns: list[str], limit: int) -> pd.DataFrame:
+    return frame[[c for c in columns if c in frame.columns]].head(limit)

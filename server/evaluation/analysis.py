@@ -21,7 +21,7 @@ FORMAT = 1  # bump when the stored shape changes; older analyses are then comput
 TOP_INPUTS = 4  # partial dependence for this many inputs, the most important first
 # The slot for the explainer's global importance: given the version and the sampled holdout
 # inputs, the mean absolute contribution of each input column (server.scoring.explain).
-ContributionImportance = Callable[[LoadedModel, pd.DataFrame], dict[str, float]]
+ContributionImportance = Callable[[LoadedModel, pd.DataFrame], dict[str, float] | None]
 
 
 def analyse(model: LoadedModel, holdout: pd.DataFrame, target: str, *,
@@ -79,11 +79,11 @@ def unavailable(reason: str) -> dict[str, Any]:
 
 def _contribution_importance(contributions: ContributionImportance | None, model: LoadedModel,
                              frame: pd.DataFrame) -> list[dict[str, Any]] | None:
-    """Mean absolute contribution per input, most important first; None until an explainer is
-    given (the report then shows permutation importance alone)."""
-    if contributions is None:
+    """Mean absolute contribution per input, most important first; None without an explainer
+    (the report then shows permutation importance alone)."""
+    values = contributions(model, frame) if contributions is not None else None
+    if values is None:
         return None
-    values = contributions(model, frame)
     return sorted(({"column": k, "mean_abs": float(v)} for k, v in values.items()),
                   key=lambda e: -e["mean_abs"])
 

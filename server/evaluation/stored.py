@@ -10,6 +10,7 @@ from ..errors import ScoreBridgeError
 from ..registry.service import Registry, VersionInfo
 from ..scoring.runtime import LoadedModel
 from .analysis import FORMAT, analyse, unavailable
+from .contributions import mean_abs_contributions
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +27,9 @@ def analysis_for(registry: Registry, info: VersionInfo,
         # scikit-learn's own answers, as at registration (not a compiled form's float32 ones)
         loaded = load(info)
         model = LoadedModel(loaded.name, loaded.version, loaded.estimator, loaded.signature,
-                            loaded.sha256)
+                            loaded.sha256, reference=loaded.reference)
         holdout = frame_from_parquet(registry.store.read_bytes(info.holdout_artifact))
-        data = analyse(model, holdout, info.target)
+        data = analyse(model, holdout, info.target, contributions=mean_abs_contributions)
     except ScoreBridgeError as exc:  # cannot load now: try again on the next request
         log.warning("no analysis for %s v%s: %s", info.model, info.version, exc.detail)
         return stored

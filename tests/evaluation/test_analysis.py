@@ -21,6 +21,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from server.evaluation.analysis import analyse
+from server.evaluation.contributions import mean_abs_contributions
+from server.scoring import explain
 from server.scoring.runtime import LoadedModel
 from server.scoring.signature import infer_signature
 
@@ -75,10 +77,11 @@ def analysed(kind: str) -> tuple[Any, pd.DataFrame, pd.Series, dict[str, Any], i
     """A fitted case and its analysis on a seeded sample of its holdout (computed once per
     session: the report's chart tests draw the same analyses)."""
     est, X, y = _case(kind)
-    model = LoadedModel("m", 1, est, infer_signature(est, X), "sha")
+    model = LoadedModel("m", 1, est, infer_signature(est, X), "sha", reference=lambda: X)
     limit = min(150, len(X) // 2)  # fewer than the holdout has: the seeded sample is compared
     return est, X, y, analyse(model, X.assign(target=y.to_numpy()), "target",
-                              sample_rows=limit, seed=3), limit
+                              sample_rows=limit, seed=3,
+                              contributions=mean_abs_contributions), limit
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -97,6 +100,13 @@ def test_analysis_equals_scikit_learn(kind: str) -> None:
     for j, name in enumerate(Xs.columns):
         assert mine[name]["mean"] == pytest.approx(ref.importances_mean[j], abs=1e-12)
         assert mine[name]["std"] == pytest.approx(ref.importances_std[j], abs=1e-12)
+    # the explainer's global importance: mean |contribution| per input over the same rows
+    explained = explain.build(est, signature, X).explain(Xs, est.predict(Xs))
+    means = dict(zip(Xs.columns, np.abs(explained.contributions).mean(axis=0)))
+    contrib = got["contribution_importance"]
+    assert [e["column"] for e in contrib] == sorted(means, key=lambda c: -means[c])
+    for e in contrib:
+        assert e["mean_abs"] == pytest.approx(means[e["column"]], rel=1e-9, abs=1e-12)
     categorical = {c.name for c in signature.inputs if c.is_categorical}
     assert [c["column"] for c in got["dependence"]["curves"]] == \
         [e["column"] for e in got["importance"]["columns"][:4]]

@@ -59,6 +59,10 @@ def test_stored_at_registration_computed_on_demand_shown_beside_production(two_v
     client = two_versions
     stored = services.registry.get_analysis("churn", 2)
     assert stored and stored["kind"] == "binary" and stored["sample_rows"] == 600
+    contrib = stored["contribution_importance"]  # the explainer's view, most moving first
+    assert len(contrib) == 6 and contrib[0]["mean_abs"] > 0
+    assert [e["mean_abs"] for e in contrib] == sorted((e["mean_abs"] for e in contrib),
+                                                      reverse=True)
     body = client.get("/models/churn/report.json?version=2", scope="read").json
     assert body["version"]["version"] == 2 and body["baseline"]["version"] == 1
     assert body["version"]["analysis"] == stored
@@ -68,6 +72,7 @@ def test_stored_at_registration_computed_on_demand_shown_beside_production(two_v
     assert "v2 beside v1 (production)" in html
     a = stored
     assert _marks(html, "importance") == 2 * len(a["importance"]["columns"])
+    assert _marks(html, "contributions") == 2 * len(contrib)
     assert _marks(html, "roc") == 2 * len(a["roc"][0]["fpr"])
     assert _marks(html, "precision-recall") == 2 * len(a["precision_recall"][0]["recall"])
     assert _marks(html, "calibration") == 2 * len(a["calibration"][0]["mean_predicted"])
@@ -105,7 +110,7 @@ def test_workbook_holds_the_json_numbers_and_chromium_draws_every_chart(two_vers
     body = client.get("/models/churn/report.json?version=2", scope="read").json
     wb = load_workbook(io.BytesIO(client.get("/models/churn/report.xlsx?version=2",
                                              scope="read").data))
-    for sheet in ("Holdout metrics", "Importance", "Partial dependence", "ROC",
+    for sheet in ("Holdout metrics", "Importance", "Contributions", "Partial dependence", "ROC",
                   "Precision-recall", "Calibration", "Confusion matrix", "Segments"):
         assert sheet in wb.sheetnames
     rows = {sheet: [[c.value for c in r] for r in wb[sheet].iter_rows(min_row=2)]
@@ -114,6 +119,8 @@ def test_workbook_holds_the_json_numbers_and_chromium_draws_every_chart(two_vers
         a = part["analysis"]
         assert _same([[r[1], r[2], r[3]] for r in rows["Importance"] if r[0] == label],
             [[e["column"], e["mean"], e["std"]] for e in a["importance"]["columns"]])
+        assert _same([[r[1], r[2]] for r in rows["Contributions"] if r[0] == label],
+            [[e["column"], e["mean_abs"]] for e in a["contribution_importance"]])
         assert _same([[r[2], r[3]] for r in rows["ROC"] if r[0] == label],
             [list(p) for p in zip(a["roc"][0]["fpr"], a["roc"][0]["tpr"])])
         assert _same([[r[2], r[3]] for r in rows["Calibration"] if r[0] == label],
@@ -142,8 +149,9 @@ def test_workbook_holds_the_json_numbers_and_chromium_draws_every_chart(two_vers
         page.wait_for_selector("#performance-charts")
         ids = page.locator("#performance-charts figure.analysis").evaluate_all(
             "fs => fs.map(f => f.id)")
-        assert {"chart-importance", "chart-roc", "chart-precision-recall", "chart-calibration",
-                "chart-confusion-v1", "chart-confusion-v2", "chart-segments-contract",
+        assert {"chart-importance", "chart-contributions", "chart-roc",
+                "chart-precision-recall", "chart-calibration", "chart-confusion-v1",
+                "chart-confusion-v2", "chart-segments-contract",
                 "chart-dependence-contract"} <= set(ids)
         for chart_id in ids:
             marks = page.locator(f"#{chart_id} svg .point, #{chart_id} svg .bar, "
