@@ -281,8 +281,9 @@ class Services:
 
 def merged_monitoring(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     """``changes`` over ``current``; the ``outcomes`` settings and their ``alert`` merge by field,
-    so switching tracking off keeps the key and the alert rule for next time."""
-    out = {**current, **{k: v for k, v in changes.items() if k != "outcomes"}}
+    so switching tracking off keeps the key and the alert rule for next time. A field sent as
+    null is left as it was, at every level."""
+    out = {**current, **{k: v for k, v in changes.items() if k != "outcomes" and v is not None}}
     if changes.get("outcomes") is not None:
         old = dict(current.get("outcomes") or {})
         new = {k: v for k, v in changes["outcomes"].items() if v is not None}
