@@ -187,7 +187,7 @@ def test_taskpane_records_outcomes_from_the_selected_range(live):
                      ["Cy", "nobody", "", "no"],              # an unknown key
                      ["Ann", "c-1", "", "yes"],               # the same outcome again
                      ["Di", "c-3", _excel_serial(observed), "no"],  # an Excel date and time
-                     ["Ed", "c-2", "", "=1+1"]]}              # text that looks like a formula
+                     ["Ed", "c-2", "", "=1+1"]]}              # a formula-like actual
     with browser_page() as (page, errors):
         page.add_init_script(FAKE_EXCEL)
         page.goto(f"{server.url}/excel/taskpane.html")
@@ -274,4 +274,14 @@ def test_taskpane_records_outcomes_from_the_selected_range(live):
                          ".includes('HTTP 401')")
         assert "refused the API key" in page.inner_text("#outcome-message")
         assert page.get_attribute("#outcome-message", "class") == "message bad"
+        # no answer at all
+        page.fill("#url", "http://127.0.0.1:9")
+        page.fill("#key", "sb_000000000000_other")
+        page.click("button[type=submit]")
+        page.wait_for_selector("#status.bad")
+        page.click("#outcome-send")
+        wait_until(page, "document.querySelector('#outcome-message').textContent"
+                         ".includes('Cannot reach')")
+        assert page.inner_text("#outcome-message") == (
+            "Nothing was recorded: Cannot reach ScoreBridge at http://127.0.0.1:9")
         assert len(page.evaluate("window.written")) == 2  # the second send's answers only
