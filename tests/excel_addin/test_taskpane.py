@@ -30,8 +30,8 @@ def test_taskpane_connects_lists_models_and_shows_errors(live):
         page.click("button[type=submit]")
         page.wait_for_selector("#status.ok")
         assert page.inner_text("#status") == "connected"
-        page.wait_for_function("document.querySelector('#models td.inputs')"
-                               " && document.querySelector('#models td.inputs').textContent")
+        wait_until(page, "document.querySelector('#models td.inputs')"
+                         " && document.querySelector('#models td.inputs').textContent")
         row = page.inner_text("#models tbody tr")
         assert "churn" in row and "v1" in row and "tenure_months" in row
         # the key is kept in the add-in's storage, shown masked, never in the page
