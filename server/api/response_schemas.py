@@ -135,6 +135,11 @@ COMPONENTS: dict[str, dict[str, Any]] = {
             "aliases": {"type": "object", "additionalProperties": {"type": "integer"}},
             "signature": {"anyOf": [{"$ref": "#/components/schemas/Signature"},
                                     {"type": "null"}]},
+            "outcomes": {"type": "object", "required": ["enabled", "key"],
+                         "description": "outcome tracking: on or off, and the business key "
+                                        "column outcomes may name (null: prediction ids only)",
+                         "properties": {"enabled": {"type": "boolean"},
+                                        "key": {"type": ["string", "null"]}}},
             "versions": {"type": "array", "items": {"$ref": "#/components/schemas/Version"}},
         },
     },

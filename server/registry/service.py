@@ -133,6 +133,9 @@ class ModelInfo:
         prod = self.production
         out["signature"] = prod.signature if prod else None
         out["policy"] = self.policy
+        tracking = self.monitoring.get("outcomes") or {}
+        # what a client needs to send outcomes: whether they are taken, and by which key column
+        out["outcomes"] = {"enabled": bool(tracking.get("enabled")), "key": tracking.get("key")}
         out["versions"] = [v.public() for v in sorted(self.versions, key=lambda v: -v.version)]
         return out
 
