@@ -19,6 +19,7 @@ from flask import Flask, Response, g, request
 
 from ..auth.keys import SCOPES
 from ..auth.principal import ANONYMOUS, Principal, from_key
+from ..auth.resource import WELL_KNOWN
 from ..auth.sessions import principal_from
 from ..auth.tokens import TokenRejected, looks_like_jwt
 from ..errors import Forbidden, Unauthorized
@@ -153,6 +154,9 @@ def challenge(error: str = "", description: str = "", scope: str = "",
     uri = verifier.authorization_uri() if verifier is not None else ""
     if uri:
         params.append(f'authorization_uri="{_quotable(uri)}"')
+        # where the resource's metadata lives (RFC 9728 section 5.1): audience, issuer, scopes
+        own = (services().settings.public_url or request.host_url).rstrip("/")
+        params.append(f'resource_metadata="{_quotable(own + WELL_KNOWN)}"')
     if error:
         params.append(f'error="{error}"')
     if description:

@@ -306,6 +306,17 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         "properties": {"pipelines": {"type": "array",
                                      "items": {"$ref": "#/components/schemas/Pipeline"}}},
     },
+    "ProtectedResource": {
+        "type": "object",
+        "required": ["resource", "authorization_servers", "scopes_supported",
+                     "bearer_methods_supported"],
+        "properties": {"resource": {"type": "string"},
+                       "authorization_servers": {"type": "array", "items": {"type": "string"}},
+                       "scopes_supported": {"type": "array", "items": {"type": "string"}},
+                       "bearer_methods_supported": {"type": "array",
+                                                    "items": {"type": "string"}},
+                       "resource_name": {"type": "string"}},
+    },
     "Health": {
         "type": "object", "required": ["status"],
         "properties": {"status": {"type": "string"}, "version": {"type": "string"},
