@@ -96,6 +96,7 @@ def _install_request_ids(app: Flask) -> None:
         # outside a request (a CLI command, a test) must not reuse this request's id
         metrics.REQUEST_ID.set("")
         metrics.CLIENT.set("http")
+        metrics.CALLER.set(metrics.NOBODY)
 
     @app.after_request
     def echo_request_id(response: Response) -> Response:

@@ -17,6 +17,7 @@ from typing import Any, Callable, TypeVar
 
 from flask import Flask, Response, g, request
 
+from .. import metrics
 from ..auth.keys import SCOPES
 from ..auth.principal import ANONYMOUS, Principal, from_key
 from ..auth.resource import WELL_KNOWN
@@ -220,6 +221,7 @@ def install(app: Flask) -> None:
         scope = None if request.endpoint.endswith(".static") else required_scope(view)
         if not services().settings.auth:
             g.api_key = ANONYMOUS
+            metrics.CALLER.set(ANONYMOUS.caller)
             return None
         if scope is None:
             return None
@@ -261,3 +263,4 @@ def _check_access(principal: Principal, scope: str) -> None:
     if isinstance(model, str) and not principal.may_use(model):
         raise Forbidden(f"your sign-in does not grant access to model {model[:64]!r}")
     g.api_key = principal
+    metrics.CALLER.set(principal.caller)  # scoring counts traffic by user (never payloads)

@@ -306,6 +306,20 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         "properties": {"pipelines": {"type": "array",
                                      "items": {"$ref": "#/components/schemas/Pipeline"}}},
     },
+    "TrafficByUser": {
+        "type": "object", "required": ["model", "since", "users"],
+        "properties": {
+            "model": {"type": "string"}, "since": {"type": ["string", "null"]},
+            "users": {"type": "array", "items": {
+                "type": "object",
+                "required": ["user", "name", "requests", "errors", "rows", "first_hour",
+                             "last_hour"],
+                "properties": {"user": {"type": "string"}, "name": {"type": "string"},
+                               "requests": {"type": "integer"}, "errors": {"type": "integer"},
+                               "rows": {"type": "integer"}, "first_hour": {"type": "string"},
+                               "last_hour": {"type": "string"}}}},
+        },
+    },
     "ProtectedResource": {
         "type": "object",
         "required": ["resource", "authorization_servers", "scopes_supported",

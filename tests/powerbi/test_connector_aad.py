@@ -151,3 +151,21 @@ def test_protected_resource_metadata_is_public_and_declared(aad, provider, tmp_p
     assert_problem(plain.test_client().get("/.well-known/oauth-protected-resource"), 404,
                    "sign-in is not configured")
     plain.extensions["scorebridge"].registry.engine.dispose()
+
+
+def test_the_odata_feed_takes_the_same_tokens(aad, provider):
+    """Power BI's built-in OData connector with an organisational account: the same challenge,
+    the same tokens."""
+    client = aad.test_client()
+    refused = client.get("/odata/")
+    assert refused.status_code == 401
+    assert 'authorization_uri="' + provider.issuer in refused.headers["WWW-Authenticate"]
+    token = bearer(provider.token("analyst"))
+    root = client.get("/odata/", headers=token)
+    assert root.status_code == 200 and root.headers["OData-Version"] == "4.0"
+    assert client.get("/odata/$metadata", headers=token).status_code == 200
+    models = client.get("/odata/Models", headers=token)
+    assert models.status_code == 200, models.json
+    assert [m["Name"] for m in models.json["value"]] == ["churn"]
+    assert client.get("/odata/Models", headers=bearer(provider.sign(
+        aud="api://another-api"))).status_code == 401
