@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         pipelines,
         protocols,
         reports,
+        resource,
         scoring,
         signin,
     )
@@ -67,7 +68,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     for bp in (home.bp, health.bp, openapi.bp, registry_api.bp, deployment.bp, scoring.bp, excel.bp,
                odata.bp, keys.bp, keys.whoami_bp, keys.people_bp, protocols.mlflow, protocols.v2,
                protocols.tabpy, reports.bp, jobs_api.bp, pipelines.bp, signin.bp,
-               outcomes.bp):
+               outcomes.bp, resource.bp):
         app.register_blueprint(bp)
     if not settings.auth:
         log.warning("!" * 72)
@@ -95,6 +96,7 @@ def _install_request_ids(app: Flask) -> None:
         # outside a request (a CLI command, a test) must not reuse this request's id
         metrics.REQUEST_ID.set("")
         metrics.CLIENT.set("http")
+        metrics.CALLER.set(metrics.NOBODY)
 
     @app.after_request
     def echo_request_id(response: Response) -> Response:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Protocol
@@ -62,6 +63,7 @@ class Backend(Protocol):
     def delete_schedule(self, name: str) -> None: ...
     def record_outcomes(self, name: str, csv_chunk: bytes) -> dict[str, Any]: ...
     def outcome_quality(self, name: str, params: dict[str, Any]) -> dict[str, Any]: ...
+    def traffic_by_user(self, name: str, since: datetime | None) -> dict[str, Any]: ...
     def set_monitoring(self, name: str, changes: dict[str, Any]) -> dict[str, Any]: ...
 
 
@@ -228,6 +230,9 @@ class LocalBackend:
 
     def outcome_quality(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
         return self.services.outcome_quality(name, **params)
+
+    def traffic_by_user(self, name: str, since: datetime | None) -> dict[str, Any]:
+        return self.services.traffic_by_user(name, since)
 
     def set_monitoring(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
         return self.services.set_monitoring(name, changes, actor=self.actor)
@@ -402,6 +407,11 @@ class RemoteBackend:
         query = {k: (v.isoformat() if hasattr(v, "isoformat") else v)
                  for k, v in params.items() if v is not None}
         return self.call("GET", f"/api/v1/models/{name}/outcomes/quality", params=query)
+
+    def traffic_by_user(self, name: str, since: datetime | None) -> dict[str, Any]:
+        query = {"since": since.isoformat()} if since else {}
+        return self.call("GET", f"/api/v1/models/{quote(name, safe='')}/traffic/users",
+                         params=query)
 
     def set_monitoring(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
         return self.call("PUT", f"/api/v1/models/{name}/monitoring", json=changes)

@@ -118,6 +118,9 @@ class Settings:
     oidc_authorization_uri: str = ""
     oidc_login_scopes: str = "openid profile email"
     oidc_session_hours: float = 8.0
+    # what clients ask the issuer for to call this API (Power Query's Aad scope): ".default"
+    # asks Entra ID for every scope the API exposes that the client was pre-authorised for
+    oidc_resource_scopes: tuple[str, ...] = (".default",)
     # how long keys and people checked before a database outage keep working during it (<= 300)
     auth_stale_seconds: float = 300.0
 
@@ -201,6 +204,7 @@ class Settings:
             oidc_authorization_uri=get("OIDC_AUTHORIZATION_URI", "").strip(),
             oidc_login_scopes=get("OIDC_LOGIN_SCOPES", "openid profile email").strip(),
             oidc_session_hours=float(get("OIDC_SESSION_HOURS", "8")),
+            oidc_resource_scopes=_csv(get("OIDC_RESOURCE_SCOPES", ".default").replace(" ", ",")),
             auth_stale_seconds=min(300.0, float(get("AUTH_STALE_SECONDS", "300"))),
         )
         return replace(settings, **overrides) if overrides else settings

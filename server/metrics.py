@@ -5,8 +5,9 @@ start, so every worker writes its counters there and ``/metrics`` adds them up (
 multiprocess mode); in a single process (tests, the CLI) the default registry is used.
 
 The client kind of a request (excel, xlwings, sheets, powerbi, odata, mlflow, v2, tableau, cli,
-http, batch) travels in a context variable set once per request by the HTTP layer, so the scoring
-core can label rows without knowing about HTTP.
+http, batch) and the caller (a key or a person) travel in context variables set once per request by
+the HTTP layer, so the scoring core can label rows and count traffic by user without knowing about
+HTTP.
 
 The instruments live here, at the bottom beside ``errors`` and ``config`` and importing nothing of
 ours, because every layer counts: the scoring core (rows, model loads, deployed version), jobs,
@@ -34,6 +35,11 @@ from prometheus_client import (
 
 CLIENT: contextvars.ContextVar[str] = contextvars.ContextVar("scorebridge_client", default="http")
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("scorebridge_request", default="")
+# who is calling, for traffic by user: (a stable id, ``key:<id>`` or ``user:<subject>``, and a
+# display name); ("", "") outside a request, where nothing is counted per user
+NOBODY = ("", "")
+CALLER: contextvars.ContextVar[tuple[str, str]] = contextvars.ContextVar("scorebridge_caller",
+                                                                         default=NOBODY)
 CLIENT_KINDS = {"excel", "xlwings", "sheets", "powerbi", "odata", "mlflow", "v2", "tableau", "cli",
                 "http", "batch"}
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterable
@@ -30,6 +31,7 @@ from .errors import Conflict, Forbidden, InvalidInput
 from .jobs.runner import JobRunner
 from .jobs.schedules import ScheduleInfo, Schedules
 from .jobs.service import JobInfo, Jobs
+from .registry.deployments import Deployments
 from .registry.factory import build_registry
 from .registry.service import Registry, VersionInfo
 from .scoring.scorer import Scorer
@@ -197,6 +199,15 @@ class Services:
         out = outcomes_mod.quality(self.registry, name, **options)
         out["alert"] = outcome_alerts.assess(self.registry, name)
         return out
+
+    def traffic_by_user(self, name: str, since: datetime | None = None) -> dict[str, Any]:
+        """Each caller's scoring requests, errors and rows of model ``name`` (counts per hour,
+        summed over the window; never what was scored). This worker's unflushed counts are
+        written first, so a caller reads its own requests."""
+        self.registry.get_model(name)  # 404 for an unknown model
+        self.worker.flush_traffic()
+        users = Deployments(self.registry).traffic_by_user(name, since)
+        return {"model": name, "since": since.isoformat() if since else None, "users": users}
 
     # -- keys ------------------------------------------------------------------------------------
 

@@ -553,6 +553,14 @@ def("Text.StartsWith", [2, 3], (t, p) => t.startsWith(p));
 def("Text.EndsWith", [2, 3], (t, p) => t.endsWith(p));
 def("Text.Contains", [2, 3], (t, p) => t.includes(p));
 def("Text.Start", 2, (t, n) => t.slice(0, n));
+// the first occurrence only (no index argument); "" when a delimiter is not there
+def("Text.AfterDelimiter", 2, (t, d) => { const i = t.indexOf(d); return i < 0 ? "" : t.slice(i + d.length); });
+def("Text.BetweenDelimiters", 3, (t, a, b) => {
+  const i = t.indexOf(a);
+  if (i < 0) return "";
+  const rest = t.slice(i + a.length), j = rest.indexOf(b);
+  return j < 0 ? rest : rest.slice(0, j);
+});
 def("Number.From", [1, 2], (v) => {
   if (v === null || typeof v === "number") return v;
   if (typeof v === "boolean") return v ? 1 : 0;
@@ -744,6 +752,7 @@ def("Web.Contents", [1, 2], (url, options = new MRecord([])) => {
     body: content === null ? null : content.read().bytes.toString("utf8"),
     manual_status: opt("ManualStatusHandling", list([])).items(),
     is_retry: opt("IsRetry", false),
+    manual_credentials: opt("ManualCredentials", false),
     timeout: opt("Timeout") ? opt("Timeout").value : null,
   };
   let answer = null;

@@ -17,8 +17,10 @@ from typing import Any, Callable, TypeVar
 
 from flask import Flask, Response, g, request
 
+from .. import metrics
 from ..auth.keys import SCOPES
 from ..auth.principal import ANONYMOUS, Principal, from_key
+from ..auth.resource import WELL_KNOWN
 from ..auth.sessions import principal_from
 from ..auth.tokens import TokenRejected, looks_like_jwt
 from ..errors import Forbidden, Unauthorized
@@ -153,6 +155,9 @@ def challenge(error: str = "", description: str = "", scope: str = "",
     uri = verifier.authorization_uri() if verifier is not None else ""
     if uri:
         params.append(f'authorization_uri="{_quotable(uri)}"')
+        # where the resource's metadata lives (RFC 9728 section 5.1): audience, issuer, scopes
+        own = (services().settings.public_url or request.host_url).rstrip("/")
+        params.append(f'resource_metadata="{_quotable(own + WELL_KNOWN)}"')
     if error:
         params.append(f'error="{error}"')
     if description:
@@ -216,6 +221,7 @@ def install(app: Flask) -> None:
         scope = None if request.endpoint.endswith(".static") else required_scope(view)
         if not services().settings.auth:
             g.api_key = ANONYMOUS
+            metrics.CALLER.set(ANONYMOUS.caller)
             return None
         if scope is None:
             return None
@@ -257,3 +263,4 @@ def _check_access(principal: Principal, scope: str) -> None:
     if isinstance(model, str) and not principal.may_use(model):
         raise Forbidden(f"your sign-in does not grant access to model {model[:64]!r}")
     g.api_key = principal
+    metrics.CALLER.set(principal.caller)  # scoring counts traffic by user (never payloads)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from datetime import datetime
 from typing import Any, Literal
 
 from flask import Blueprint, Response
@@ -233,3 +234,19 @@ def set_monitoring(name: str, body: MonitoringChange) -> Response:
            responses={"200": json_content("Deployment"), **_NOT_FOUND})
 def get_deployment(name: str) -> Response:
     return json_response(deployment_state(name))
+
+
+class TrafficUsersQuery(Parameters):
+    since: datetime | None = Field(None, description="from this time (whole hours; default: "
+                                                     "everything kept, SCOREBRIDGE_TRAFFIC_DAYS)")
+
+
+@bp.get("/models/<name>/traffic/users")
+@requires("read")
+@operation("Scoring traffic by user: requests, errors and rows per key or person (counts only)",
+           tags=["monitoring"], path=ModelPath, query=TrafficUsersQuery,
+           responses={"200": json_content("TrafficByUser"), **_NOT_FOUND})
+def traffic_by_user(name: str, query: TrafficUsersQuery) -> Response:
+    """Busiest first. A caller is ``key:<id>`` or ``user:<subject>`` with its display name;
+    what was scored is never kept."""
+    return json_response(services().traffic_by_user(name, query.since))

@@ -311,6 +311,31 @@ COMPONENTS: dict[str, dict[str, Any]] = {
         "properties": {"pipelines": {"type": "array",
                                      "items": {"$ref": "#/components/schemas/Pipeline"}}},
     },
+    "TrafficByUser": {
+        "type": "object", "required": ["model", "since", "users"],
+        "properties": {
+            "model": {"type": "string"}, "since": {"type": ["string", "null"]},
+            "users": {"type": "array", "items": {
+                "type": "object",
+                "required": ["user", "name", "requests", "errors", "rows", "first_hour",
+                             "last_hour"],
+                "properties": {"user": {"type": "string"}, "name": {"type": "string"},
+                               "requests": {"type": "integer"}, "errors": {"type": "integer"},
+                               "rows": {"type": "integer"}, "first_hour": {"type": "string"},
+                               "last_hour": {"type": "string"}}}},
+        },
+    },
+    "ProtectedResource": {
+        "type": "object",
+        "required": ["resource", "authorization_servers", "scopes_supported",
+                     "bearer_methods_supported"],
+        "properties": {"resource": {"type": "string"},
+                       "authorization_servers": {"type": "array", "items": {"type": "string"}},
+                       "scopes_supported": {"type": "array", "items": {"type": "string"}},
+                       "bearer_methods_supported": {"type": "array",
+                                                    "items": {"type": "string"}},
+                       "resource_name": {"type": "string"}},
+    },
     "Health": {
         "type": "object", "required": ["status"],
         "properties": {"status": {"type": "string"}, "version": {"type": "string"},

@@ -42,6 +42,15 @@ class Principal:
         prefix = "key" if self.kind == "key" else "user"
         return f"{prefix}:{self.id}" + (f" ({label})" if label else "")
 
+    @property
+    def caller(self) -> tuple[str, str]:
+        """How traffic by user names this caller: (``key:<id>`` or ``user:<subject>``, or
+        ``anonymous``; the display name)."""
+        if self.kind == "anonymous":
+            return "anonymous", ""
+        prefix = "key" if self.kind == "key" else "user"
+        return f"{prefix}:{self.id}", self.name or self.email
+
     def may_use(self, model: str) -> bool:
         return self.models is None or model in self.models or "admin" in self.grants
 

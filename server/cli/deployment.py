@@ -1,6 +1,8 @@
-"""Deployment: ``promote``, ``policy``, ``rollback`` and the audit trail (``events``)."""
+"""Deployment: ``promote``, ``policy``, ``rollback``, the audit trail (``events``) and who scores
+with a model (``traffic``)."""
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import click
@@ -126,4 +128,36 @@ def events(name: str | None, limit: int, url: str | None, key: str | None,
         detail = ", ".join(f"{k}={v}" for k, v in e["detail"].items() if v is not None)
         table.add_row(str(e["id"]), e["created_at"][:19], e["model"], str(e["version"] or ""),
                       e["kind"], e["actor"], detail[:80])
+    console.print(table)
+
+
+@main.command()
+@click.argument("name")
+@click.option("--by", "by", type=click.Choice(["user"]), default="user", show_default=True,
+              help="The breakdown: per key or signed-in person.")
+@click.option("--hours", type=click.IntRange(1, 24 * 400), default=24, show_default=True,
+              help="The window, in hours back from now.")
+@click.option("--since", type=click.DateTime(), help="From this time (UTC) instead of --hours.")
+@url_option
+@key_option
+@json_option
+@handle_errors
+def traffic(name: str, by: str, hours: int, since: datetime | None, url: str | None,
+            key: str | None, as_json: bool) -> None:
+    """Scoring traffic of NAME by user: requests, errors and rows per API key or person
+    (counted per hour; what was scored is never kept)."""
+    start = since.replace(tzinfo=timezone.utc) if since else \
+        datetime.now(timezone.utc) - timedelta(hours=hours)
+    data = backend(url, key).traffic_by_user(name, start)
+    if as_json:
+        print_json(data)
+        return
+    if not data["users"]:
+        console.print(f"no scoring traffic for {name} since {start.isoformat()[:16]} UTC")
+        return
+    table = Table("user", "name", "requests", "errors", "rows", "last hour",
+                  title=f"{name}: scoring by {by} since {start.isoformat()[:16]} UTC")
+    for u in data["users"]:
+        table.add_row(u["user"], u["name"], str(u["requests"]), str(u["errors"]), str(u["rows"]),
+                      u["last_hour"][:16])
     console.print(table)

@@ -1,5 +1,5 @@
-"""The registry as tables for feeds (OData): models, versions, events and traffic, and per deployed
-model its predictions and scored rows, each a SELECT with one column per property.
+"""The registry as tables for feeds (OData): models, versions, events, traffic (also by user),
+and per deployed model its predictions and scored rows, each a SELECT with one column per property.
 
 A model brings names of its own (its name, its columns, its classes): they are made CSDL
 identifiers once per model (:func:`model_feed`), the same in each of its sets.
@@ -43,6 +43,7 @@ from ..registry.schema import (
     PredictionRow,
     ScoredRow,
     TrafficRow,
+    TrafficUserRow,
     VersionRow,
 )
 from ..types import Signature
@@ -101,6 +102,13 @@ def _traffic():
                    cast(func.sum(TrafficRow.latency_sum) * 1000.0 / func.nullif(requests, 0),
                         Float).label("MeanLatencyMs"))
             .group_by(TrafficRow.model_name, TrafficRow.version, TrafficRow.minute))
+
+
+def _traffic_by_user():
+    u = TrafficUserRow
+    return select(u.model_name.label("Model"), u.hour.label("Hour"), u.caller.label("User"),
+                  u.caller_name.label("Name"), cast(u.requests, Integer).label("Requests"),
+                  cast(u.errors, Integer).label("Errors"), cast(u.rows, Integer).label("Rows"))
 
 
 def _drift():
@@ -167,6 +175,12 @@ ENTITY_SETS = [
         Prop("BusinessKey", S), Prop("ScoredAt", D), Prop("ObservedAt", D),
         Prop("Prediction", S), Prop("Actual", S),
     ), _outcomes, ("Id",), "Tracked predictions joined to their recorded outcomes"),
+    EntitySet("TrafficByUser", "TrafficUserHour", ("Model", "Hour", "User"), (
+        Prop("Model", S, False), Prop("Hour", D, False), Prop("User", S, False),
+        Prop("Name", S), Prop("Requests", I), Prop("Errors", I), Prop("Rows", I),
+    ), _traffic_by_user, ("Model", "Hour", "User"),
+        "Scoring requests, errors and rows per model, hour and caller (a key or a person): "
+        "counts only, never what was scored"),
 ]
 
 

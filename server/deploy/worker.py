@@ -56,12 +56,19 @@ class DeploymentWorker:
 
     def flush_traffic(self) -> None:
         data = self.scorer.traffic.drain()
-        if not data:
-            return
+        users = self.scorer.traffic.drain_users()
         try:
-            self.deployments.add_traffic(self.id, data)
+            if data:
+                self.deployments.add_traffic(self.id, data)
         except Exception:
             self.scorer.traffic.restore(data)
+            self.scorer.traffic.restore_users(users)
+            raise
+        try:
+            if users:
+                self.deployments.add_user_traffic(users)
+        except Exception:
+            self.scorer.traffic.restore_users(users)
             raise
 
     def collect_garbage(self, min_age_seconds: float = GC_MIN_AGE_SECONDS) -> list[str]:

@@ -259,6 +259,7 @@ class Jobs:
     def run(self, job: JobInfo) -> str:
         """Score the job's input chunk by chunk; returns the final status."""
         token = metrics.CLIENT.set("batch")
+        caller = metrics.CALLER.set(caller_of(job.created_by))
         source = Path(self._input_path(job.id))
         output = source.parent / f"output.{job.output_format}"
         writer = TableWriter(output, self._column_types(job))
@@ -296,6 +297,7 @@ class Jobs:
             return "failed"
         finally:
             metrics.CLIENT.reset(token)
+            metrics.CALLER.reset(caller)
 
     def _column_types(self, job: JobInfo) -> dict[str, str]:
         """The model's input types, so numbers read as text are written back as numbers."""
@@ -392,3 +394,12 @@ def deliver(output: Path, destination: str) -> None:
     tmp = target.with_name(f".{target.name}.partial")
     shutil.copyfile(output, tmp)
     os.replace(tmp, target)
+
+
+def caller_of(actor: str) -> tuple[str, str]:
+    """Who a job's rows count for in traffic by user: its submitter, from the actor the audit
+    trail names (``key:<id> (name)``, ``user:<subject> (name)``); nobody for the CLI's own."""
+    who, _, label = actor.partition(" (")
+    if not who.startswith(("key:", "user:")):
+        return metrics.NOBODY
+    return who, label[:-1] if label.endswith(")") else label

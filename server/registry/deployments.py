@@ -14,7 +14,16 @@ from sqlalchemy.exc import IntegrityError
 
 from ..types.record import public_fields
 from .database import rows_changed
-from .schema import AliasRow, ModelRow, RolloutRow, TrafficRow, VersionRow, WebhookDeliveryRow, utcnow
+from .schema import (
+    AliasRow,
+    ModelRow,
+    RolloutRow,
+    TrafficRow,
+    TrafficUserRow,
+    VersionRow,
+    WebhookDeliveryRow,
+    utcnow,
+)
 from .service import PRODUCTION, Registry, VersionInfo, _utc
 
 STALE_CLAIM = timedelta(minutes=5)
@@ -99,6 +108,32 @@ class Traffic:
                 "error_rate": self.error_rate, "mean_latency_ms": self.mean_latency * 1000,
                 "shadow_compared": self.shadow_compared, "shadow_agreed": self.shadow_agreed,
                 "agreement": self.agreement}
+
+
+@dataclass
+class UserTraffic:
+    """One caller's scoring counts in one hour: how much, never what."""
+
+    name: str = ""
+    requests: int = 0
+    errors: int = 0
+    rows: int = 0
+
+    def add(self, other: "UserTraffic") -> "UserTraffic":
+        self.requests += other.requests
+        self.errors += other.errors
+        self.rows += other.rows
+        self.name = other.name or self.name
+        return self
+
+
+def _iso(value: datetime) -> str:
+    stamp = _utc(value)
+    assert stamp is not None
+    return stamp.isoformat()
+
+
+UserBuckets = dict[tuple[str, datetime, str], UserTraffic]  # (model, hour, caller) -> counts
 
 
 class Deployments:
@@ -310,6 +345,47 @@ class Deployments:
             for row in session.scalars(query):
                 total.add(Traffic.of(row))
             return total
+
+    def add_user_traffic(self, buckets: UserBuckets) -> None:
+        """Add counts to their (model, hour, caller) rows, shared by every worker and host: an
+        UPDATE that adds in place, or the row's first INSERT (a lost race adds again)."""
+        with self.registry.writing() as session:
+            for (model, hour, caller), t in buckets.items():
+                key = and_(TrafficUserRow.model_name == model, TrafficUserRow.hour == hour,
+                           TrafficUserRow.caller == caller)
+                bump = update(TrafficUserRow).where(key).values(
+                    requests=TrafficUserRow.requests + t.requests,
+                    errors=TrafficUserRow.errors + t.errors, rows=TrafficUserRow.rows + t.rows,
+                    **({"caller_name": t.name[:255]} if t.name else {}))
+                if rows_changed(session.execute(bump)):
+                    continue
+                try:
+                    with session.begin_nested():
+                        session.add(TrafficUserRow(
+                            model_name=model, hour=hour, caller=caller[:300],
+                            caller_name=t.name[:255], requests=t.requests, errors=t.errors,
+                            rows=t.rows))
+                except IntegrityError:
+                    session.execute(bump)
+
+    def traffic_by_user(self, name: str, since: datetime | None = None) -> list[dict[str, Any]]:
+        """Each caller's scoring requests, errors and rows of ``name`` since ``since`` (whole
+        hours: the hour it falls in counts), busiest first."""
+        requests = func.sum(TrafficUserRow.requests)
+        query = (select(TrafficUserRow.caller, func.max(TrafficUserRow.caller_name), requests,
+                        func.sum(TrafficUserRow.errors), func.sum(TrafficUserRow.rows),
+                        func.min(TrafficUserRow.hour), func.max(TrafficUserRow.hour))
+                 .where(TrafficUserRow.model_name == name)
+                 .group_by(TrafficUserRow.caller)
+                 .order_by(requests.desc(), TrafficUserRow.caller))
+        start = _utc(since)  # a time without a zone is UTC
+        if start is not None:
+            query = query.where(TrafficUserRow.hour >= start.replace(minute=0, second=0,
+                                                                     microsecond=0))
+        with self.registry.reading() as session:
+            return [{"user": caller, "name": label or "", "requests": int(n), "errors": int(e),
+                     "rows": int(r), "first_hour": _iso(first), "last_hour": _iso(last)}
+                    for caller, label, n, e, r, first, last in session.execute(query)]
 
     # -- webhook outbox -------------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
-"""Retention for the tables that grow with traffic and time: traffic counters, drift snapshots,
-webhook deliveries and outcome join rows (the prediction log keeps its own, in ``scoring.prediction_log``).
+"""Retention for the tables that grow with traffic and time: traffic counters (and traffic by
+user, kept as long as the hourly counters), drift snapshots, webhook deliveries and outcome join
+rows (the prediction log keeps its own, in ``scoring.prediction_log``).
 
 Each sweep does a bounded amount of work per table (``batch_rows``), in its own short
 transaction, so switching retention on for a year of history is worked off over several sweeps
@@ -16,7 +17,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from .database import rows_changed
 from .deployments import Traffic
-from .schema import Base, DriftRow, OutcomeJoinRow, TrafficRow, WebhookDeliveryRow
+from .schema import Base, DriftRow, OutcomeJoinRow, TrafficRow, TrafficUserRow, WebhookDeliveryRow
 from .service import Registry
 
 HOURLY = "(hourly)"  # the worker name of rolled-up rows: no worker id has parentheses
@@ -40,6 +41,7 @@ def sweep(registry: Registry, policy: RetentionPolicy,
     now = now or datetime.now(timezone.utc)
     return {"traffic rolled up": roll_up_traffic(registry, policy, now),
             "traffic removed": _remove_old_traffic(registry, policy, now),
+            "traffic by user removed": _remove_old_user_traffic(registry, policy, now),
             "drift snapshots removed": _remove_old_drift(registry, policy, now),
             "webhook deliveries removed": _remove_old_deliveries(registry, policy, now),
             "outcome join rows removed": _remove_old_outcome_joins(registry, policy, now)}
@@ -89,6 +91,13 @@ def _remove_old_traffic(registry: Registry, policy: RetentionPolicy, now: dateti
     cutoff = _cutoff(now, policy.traffic_days)
     return 0 if cutoff is None else _remove_oldest(
         registry, TrafficRow, TrafficRow.minute < cutoff, TrafficRow.minute, policy.batch_rows)
+
+
+def _remove_old_user_traffic(registry: Registry, policy: RetentionPolicy, now: datetime) -> int:
+    cutoff = _cutoff(now, policy.traffic_days)
+    return 0 if cutoff is None else _remove_oldest(
+        registry, TrafficUserRow, TrafficUserRow.hour < cutoff, TrafficUserRow.hour,
+        policy.batch_rows)
 
 
 def _remove_old_drift(registry: Registry, policy: RetentionPolicy, now: datetime) -> int:

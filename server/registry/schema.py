@@ -184,6 +184,24 @@ class TrafficRow(Base):
     shadow_agreed: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class TrafficUserRow(Base):
+    """Scoring requests and rows per model, hour and caller (a key or a person): counts only,
+    never a payload. One row per bucket for every worker and host (added to in place)."""
+
+    __tablename__ = "traffic_users"
+    __table_args__ = (UniqueConstraint("model_name", "hour", "caller",
+                                       name="uq_traffic_users_bucket"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(64), index=True)
+    hour: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    caller: Mapped[str] = mapped_column(String(300))  # key:<id> or user:<subject>
+    caller_name: Mapped[str] = mapped_column(String(255), default="")  # the latest display name
+    requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    errors: Mapped[int] = mapped_column(BigInteger, default=0)
+    rows: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class WebhookDeliveryRow(Base):
     """The outbox of webhook deliveries, written in the same transaction as their event."""
 

@@ -76,7 +76,7 @@ class Scorer:
             result = score_with(model, table, options)
         except ModelFailure:
             self.traffic.record(model.name, model.version, time.perf_counter() - start,
-                                table.n_rows, error=True)
+                                table.n_rows, error=True, caller=metrics.CALLER.get())
             raise
         self._account(model, table, result, start, route, tracked=tracked)
         return result
@@ -92,7 +92,7 @@ class Scorer:
         ``tracked``: the model's outcome tracking and the request's business keys."""
         seconds = time.perf_counter() - start
         self.traffic.record(model.name, model.version, seconds, result.rows_scored,
-                            error=result.model_failures > 0)
+                            error=result.model_failures > 0, caller=metrics.CALLER.get())
         metrics.child(metrics.ROWS, model.name, str(model.version), metrics.CLIENT.get()).inc(
             result.rows_scored)
         if route is not None and route.log_rate > 0:

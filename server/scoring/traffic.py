@@ -1,4 +1,5 @@
-"""Per-worker traffic counters: requests, errors, rows and latency per model version.
+"""Per-worker traffic counters: requests, errors, rows and latency per model version, and
+requests, errors and rows per model, hour and caller (traffic by user: counts, never payloads).
 
 Counting happens in memory on the scoring path (a lock and a few additions); the deployment worker
 flushes the counters to the registry every second, where canary decisions, automatic rollback and
@@ -14,7 +15,7 @@ import threading
 import time
 from datetime import datetime, timezone
 
-from ..registry.deployments import Traffic
+from ..registry.deployments import Traffic, UserBuckets, UserTraffic
 
 BUCKET_EDGES_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 MAX_PENDING_KEYS = 10_000
@@ -24,15 +25,27 @@ class TrafficRecorder:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._data: dict[tuple[str, int, datetime], Traffic] = {}
-        self._minute: tuple[int, datetime] = (-1, datetime.min)
+        self._users: UserBuckets = {}
+        self._minute: tuple[int, datetime, datetime] = (-1, datetime.min, datetime.min)
 
     def _current_minute(self) -> datetime:
         """The minute bucket now, as a datetime built once per minute (not per request: building
         a timezone-aware datetime costs more than the rest of the counting; lock held)."""
         epoch_minute = int(time.time()) // 60
         if epoch_minute != self._minute[0]:
-            self._minute = (epoch_minute, datetime.fromtimestamp(epoch_minute * 60, timezone.utc))
+            self._minute = (epoch_minute, datetime.fromtimestamp(epoch_minute * 60, timezone.utc),
+                            datetime.fromtimestamp(epoch_minute // 60 * 3600, timezone.utc))
         return self._minute[1]
+
+    def _count_caller(self, model: str, caller: tuple[str, str], rows: int, error: bool) -> None:
+        """One request in the caller's hour bucket (lock held, minute current)."""
+        key = (model, self._minute[2], caller[0])
+        u = self._users.get(key)
+        if u is None:
+            u = self._users[key] = UserTraffic(name=caller[1])
+        u.requests += 1
+        u.errors += int(error)
+        u.rows += rows
 
     def _bucket(self, model: str, version: int) -> Traffic:
         key = (model, version, self._current_minute())
@@ -41,7 +54,9 @@ class TrafficRecorder:
             t = self._data[key] = Traffic(buckets=[0] * (len(BUCKET_EDGES_MS) + 1))
         return t
 
-    def record(self, model: str, version: int, seconds: float, rows: int, error: bool) -> None:
+    def record(self, model: str, version: int, seconds: float, rows: int, error: bool,
+               caller: tuple[str, str] | None = None) -> None:
+        """Count one request; ``caller`` (id, display name) also counts it for that caller."""
         with self._lock:
             if len(self._data) > MAX_PENDING_KEYS:  # the database has been away for long
                 return
@@ -51,6 +66,8 @@ class TrafficRecorder:
             t.rows += rows
             t.latency_sum += seconds
             t.buckets[bisect.bisect_left(BUCKET_EDGES_MS, seconds * 1000)] += 1
+            if caller and caller[0] and len(self._users) <= MAX_PENDING_KEYS:
+                self._count_caller(model, caller, rows, error)
 
     def record_shadow(self, model: str, version: int, compared: int, agreed: int) -> None:
         with self._lock:
@@ -62,6 +79,20 @@ class TrafficRecorder:
         with self._lock:
             data, self._data = self._data, {}
         return data
+
+    def drain_users(self) -> UserBuckets:
+        with self._lock:
+            users, self._users = self._users, {}
+        return users
+
+    def restore_users(self, users: UserBuckets) -> None:
+        """Put back per-caller counts that could not be flushed."""
+        with self._lock:
+            for key, u in users.items():
+                if key in self._users:
+                    self._users[key].add(u)
+                else:
+                    self._users[key] = u
 
     def restore(self, data: dict[tuple[str, int, datetime], Traffic]) -> None:
         """Put back counters that could not be flushed, so nothing is lost while the DB is away."""

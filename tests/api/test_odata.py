@@ -35,13 +35,14 @@ def test_service_document_and_metadata(client, models):
     assert doc.status_code == 200 and doc.mimetype == "application/json"
     assert doc.json["@odata.context"] == "http://localhost/odata/$metadata"
     assert [s["name"] for s in doc.json["value"]] == [
-        "Models", "ModelVersions", "Events", "Traffic", "Drift", "Jobs", "Outcomes", "Columns",
-        "Predictions_alpha", "Scored_alpha", "JobRows_alpha", "Predictions_beta", "Scored_beta",
-        "JobRows_beta", "Predictions_churn", "Scored_churn", "JobRows_churn"]
+        "Models", "ModelVersions", "Events", "Traffic", "Drift", "Jobs", "Outcomes",
+        "TrafficByUser", "Columns", "Predictions_alpha", "Scored_alpha", "JobRows_alpha",
+        "Predictions_beta", "Scored_beta", "JobRows_beta", "Predictions_churn", "Scored_churn",
+        "JobRows_churn"]
     meta = get(client, "/odata/$metadata")
     root = ET.fromstring(meta.data)
     types = {t.get("Name"): t for t in root.iter(f"{EDM}EntityType")}
-    assert {"Model", "ModelVersion", "Event", "TrafficMinute", "DriftMeasure",
+    assert {"Model", "ModelVersion", "Event", "TrafficMinute", "TrafficUserHour", "DriftMeasure",
             "Prediction_churn"} <= set(types)
     # a model's predictions are typed from its signature
     typed = {p.get("Name"): p.get("Type") for p in types["Prediction_churn"].iter(f"{EDM}Property")}
@@ -52,8 +53,8 @@ def test_service_document_and_metadata(client, models):
     props = {p.get("Name"): p.get("Type") for p in types["Model"].iter(f"{EDM}Property")}
     assert props["ProductionVersion"] == "Edm.Int32" and props["CreatedAt"] == "Edm.DateTimeOffset"
     sets = [s.get("Name") for s in root.iter(f"{EDM}EntitySet")]
-    assert sets[:8] == ["Models", "ModelVersions", "Events", "Traffic", "Drift", "Jobs", "Outcomes",
-                        "Columns"]
+    assert sets[:9] == ["Models", "ModelVersions", "Events", "Traffic", "Drift", "Jobs", "Outcomes",
+                        "TrafficByUser", "Columns"]
 
 
 def test_entity_sets_and_query_options(client, models):

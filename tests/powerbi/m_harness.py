@@ -121,8 +121,10 @@ def _answer(app_client: Any, auth: dict[str, str], request: dict[str, Any], run:
     answered = intercept(sent) if intercept else None
     if answered is None:
         url = path + ("?" + urlencode([tuple(p) for p in request["query"]]) if request["query"] else "")
-        resp = app_client.open(url, method=request["method"], headers={**request["headers"], **auth},
-                               data=request["body"])
+        # ManualCredentials: Power Query sends the request without the credential
+        credential = {} if request.get("manual_credentials") else auth
+        resp = app_client.open(url, method=request["method"],
+                               headers={**request["headers"], **credential}, data=request["body"])
         answered = (resp.status_code, dict(resp.headers), resp.get_data(as_text=True))
     status, headers, text = answered
     sent.status = status

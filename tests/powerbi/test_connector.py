@@ -200,8 +200,11 @@ def test_contract_auth_ways(pbi, settings, keys):
 def test_every_relative_path_the_connector_uses_is_tested():
     """A new RelativePath in the connector must come with a contract test above."""
     paths = set(re.findall(r'"(api/v1/[a-z/]*)"', CONNECTOR))
-    assert paths == {"api/v1/models", "api/v1/models/"}
+    assert paths == {"api/v1/models", "api/v1/models/", "api/v1/whoami"}
     assert '"/versions/"' in CONNECTOR and '"/predict"' in CONNECTOR
+    # the Aad kind's discovery (whoami's 401 challenge, the resource metadata):
+    # tests/powerbi/test_connector_aad.py
+    assert '".well-known/oauth-protected-resource"' in CONNECTOR
 
 
 def test_contract_429_carries_retry_after(settings, demo_files):

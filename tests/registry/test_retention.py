@@ -74,8 +74,9 @@ def test_hourly_rows_drift_snapshots_and_deliveries_leave_after_their_days(servi
                                next_attempt_at=NOW, delivered_at=NOW - timedelta(days=2),
                                failed=False)])
     done = sweep(registry, RetentionPolicy(batch_rows=1), now=NOW)
-    assert done == {"traffic rolled up": 0, "traffic removed": 1, "drift snapshots removed": 1,
-                    "webhook deliveries removed": 1, "outcome join rows removed": 0}
+    assert done == {"traffic rolled up": 0, "traffic removed": 1, "traffic by user removed": 0,
+                    "drift snapshots removed": 1, "webhook deliveries removed": 1,
+                    "outcome join rows removed": 0}
     again = sweep(registry, RetentionPolicy(), now=NOW)
     assert again["drift snapshots removed"] == 1 and again["webhook deliveries removed"] == 1
     assert _count(registry, TrafficRow) == 1 and _count(registry, DriftRow) == 1

@@ -40,7 +40,7 @@ def _add(registry, name="m", content=b"artifact", tmp: Path | None = None):
 
 
 def test_schema_is_at_head_and_upgrade_is_idempotent(registry, settings):
-    assert current_revision(registry.engine) == head_revision() == "0013_outcomes"
+    assert current_revision(registry.engine) == head_revision() == "0014_traffic_by_user"
     build_registry(settings).engine.dispose()  # second start: nothing to do, nothing breaks
 
 
