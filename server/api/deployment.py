@@ -47,8 +47,11 @@ def _partial(section: type) -> Any:
     """A policy section's fields, each optional: what a change may name (the ranges are the
     policy's own check)."""
     hints = typing.get_type_hints(section)
-    fields: dict[str, Any] = {f.name: (hints[f.name], Field(None, strict=True))
-                              for f in dataclasses.fields(section)}
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(section):
+        nested = f.metadata.get("section")  # an object in the section (canary.outcomes)
+        fields[f.name] = (_partial(nested) | None, Field(None)) if nested is not None else \
+            (hints[f.name], Field(None, strict=True))
     return create_model(f"{section.__name__.removesuffix('Config')}Change", __base__=Inputs,
                         **fields)
 
@@ -64,7 +67,9 @@ class PolicyChange(Inputs):
     """Fields not given keep their current values; sections merge field by field."""
 
     model_config = ConfigDict(json_schema_extra={"example": {
-        "policy": "canary", "canary": {"share": 0.1, "min_requests": 200}}})
+        "policy": "canary", "canary": {"share": 0.1, "min_requests": 200,
+                                       "outcomes": {"metric": "roc_auc", "max_drop": 0.02,
+                                                    "min_outcomes": 200}}}})
 
     policy: Literal["manual", "auto", "canary", "shadow"] | None = None
     gates: GatesChange | None = None        # type: ignore[valid-type]
