@@ -8,6 +8,7 @@ from typing import Any, Literal
 from flask import Blueprint, Response
 from pydantic import ConfigDict, Field, create_model
 
+from ..deploy import canary_outcomes
 from ..deploy.policy import ApprovalConfig, CanaryConfig, GateConfig, RollbackConfig, ShadowConfig
 from ..errors import Forbidden
 from ..registry.deployments import Deployments
@@ -168,6 +169,9 @@ def deployment_state(name: str) -> dict[str, Any]:
         item = r.public()
         item["traffic"] = traffic(r.version, r.started_at)
         item["baseline_traffic"] = traffic(r.baseline, r.started_at)
+        if r.kind == "canary":  # what its outcomes say so far (null: not judged on outcomes)
+            verdict = canary_outcomes.judge(svc.registry, r)
+            item["outcomes"] = verdict.detail if verdict is not None else None
         open_rollouts.append(item)
     prod = model.production
     return {

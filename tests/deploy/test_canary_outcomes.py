@@ -25,9 +25,10 @@ def canary(client: Any, services: Any, demo_files: Any) -> Any:
 
     def open_canary(**config: Any) -> int:
         # latency is not what these tests are about: v1 and v2 are one artifact, and a stall
-        # on a loaded machine would decide (the latency rule has its own test, on given values)
-        policy = {"policy": "canary", "canary": {"share": 0.5, "max_latency_ratio": 1000,
-                                                 **config}}
+        # on a loaded machine would decide, at the latency gate or in the canary (the latency
+        # rules have their own tests)
+        policy = {"policy": "canary", "gates": {"latency_factor": 1000},
+                  "canary": {"share": 0.5, "max_latency_ratio": 1000, **config}}
         resp = client.put("/api/v1/models/churn/policy", json=policy, scope="deploy")
         assert resp.status_code == 200, resp.json
         resp = register_file(client, "churn", demo_files["artifact"], demo_files["sample"],
@@ -35,6 +36,9 @@ def canary(client: Any, services: Any, demo_files: Any) -> Any:
                              metadata=json.dumps({"target": "churned"}))
         assert resp.status_code == 201, resp.json
         services.worker.run_once()
+        gated = client.get(f"/api/v1/models/churn/versions/{resp.json['version']}",
+                           scope="read").json
+        assert gated["gate_status"] == "passed", gated["gates"]
         assert [r.kind for r in services.worker.releases.deployments.open_rollouts()] == ["canary"]
         return resp.json["version"]
 
@@ -105,7 +109,10 @@ def test_bad_outcomes_roll_back_before_the_requests_are_in(client, services, can
                 outcomes={"max_drop": 0.02, "min_outcomes": 20})
     scored = _score(client)
     services.worker.run_once()  # no outcomes yet: nothing decides
-    assert [r.kind for r in services.worker.releases.deployments.open_rollouts()] == ["canary"]
+    (running,) = client.get("/api/v1/models/churn/deployment", scope="read").json["open_rollouts"]
+    assert running["kind"] == "canary" and running["outcomes"] == {
+        "metric": "roc_auc", "max_drop": 0.02, "min_outcomes": 20, "status": "too_few",
+        "canary": {"version": v2, "matched": 0}}
     _upload(client, scored[v2], right=False)
     services.worker.run_once()
     finished = _finished(client)
