@@ -23,6 +23,7 @@ from .auth.people import DisabledPerson, People
 from .auth.sessions import WebSessions
 from .auth.tokens import TokenVerifier, build_verifier
 from .config import Settings
+from .deploy import canary_outcomes
 from .deploy.policy import Policy
 from .deploy.registration import RegistrationRequest, register
 from .deploy.release import Releases
@@ -154,7 +155,10 @@ class Services:
 
     def set_policy(self, name: str, changes: dict[str, Any], *, actor: str) -> dict[str, Any]:
         """Merge ``changes`` into the model's policy (fields not given keep their values)."""
-        policy = Policy.from_dict(self.registry.get_model(name).policy).merged(changes)
+        model = self.registry.get_model(name)
+        policy = Policy.from_dict(model.policy).merged(changes)
+        canary_outcomes.check_fits(policy, Signature.from_dict(model.production.signature)
+                                   if model.production else None)
         result = self.registry.set_policy(name, policy.to_dict(), actor=actor)
         self._changed()
         return result
@@ -208,6 +212,11 @@ class Services:
         self.worker.flush_traffic()
         users = Deployments(self.registry).traffic_by_user(name, since)
         return {"model": name, "since": since.isoformat() if since else None, "users": users}
+
+    def quality_windows(self) -> list[dict[str, Any]]:
+        """Every model's live quality per version and day (the OData ``OutcomeQuality`` set)."""
+        self.scorer.outcome_log.flush(self.registry)
+        return outcomes_mod.quality_windows(self.registry)
 
     # -- keys ------------------------------------------------------------------------------------
 

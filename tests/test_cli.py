@@ -206,6 +206,15 @@ def test_policy_and_gates_from_the_cli(cli, demo_files, wine):
     events = json.loads(cli("events", "churn", "--json").stdout)
     assert events[0]["kind"] == "gates_failed"
     assert cli("policy", "churn", "sideways", ok=False).exit_code == 2
+    judged = json.loads(cli("policy", "churn", "canary", "--outcome-metric", "accuracy",
+                            "--min-outcomes", "50", "--json").stdout)
+    assert judged["canary"]["outcomes"] == {"metric": "accuracy", "max_drop": 0.02,
+                                            "min_outcomes": 50}
+    assert judged["canary"]["share"] == 0.2  # the fields not given keep their values
+    off = json.loads(cli("policy", "churn", "canary", "--no-outcomes", "--json").stdout)
+    assert off["canary"]["outcomes"] is None
+    refused = cli("policy", "churn", "canary", "--outcome-metric", "r2", ok=False)
+    assert refused.exit_code == 1 and "not a classification metric" in refused.output
 
 
 def test_score_a_workbook_keeps_it(cli, demo_files, demo_model, tmp_path):

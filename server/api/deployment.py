@@ -9,6 +9,7 @@ from typing import Any, Literal
 from flask import Blueprint, Response
 from pydantic import ConfigDict, Field, create_model
 
+from ..deploy import canary_outcomes
 from ..deploy.policy import ApprovalConfig, CanaryConfig, GateConfig, RollbackConfig, ShadowConfig
 from ..errors import Forbidden
 from ..registry.deployments import Deployments
@@ -48,8 +49,11 @@ def _partial(section: type) -> Any:
     """A policy section's fields, each optional: what a change may name (the ranges are the
     policy's own check)."""
     hints = typing.get_type_hints(section)
-    fields: dict[str, Any] = {f.name: (hints[f.name], Field(None, strict=True))
-                              for f in dataclasses.fields(section)}
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(section):
+        nested = f.metadata.get("section")  # an object in the section (canary.outcomes)
+        fields[f.name] = (_partial(nested) | None, Field(None)) if nested is not None else \
+            (hints[f.name], Field(None, strict=True))
     return create_model(f"{section.__name__.removesuffix('Config')}Change", __base__=Inputs,
                         **fields)
 
@@ -65,7 +69,9 @@ class PolicyChange(Inputs):
     """Fields not given keep their current values; sections merge field by field."""
 
     model_config = ConfigDict(json_schema_extra={"example": {
-        "policy": "canary", "canary": {"share": 0.1, "min_requests": 200}}})
+        "policy": "canary", "canary": {"share": 0.1, "min_requests": 200,
+                                       "outcomes": {"metric": "roc_auc", "max_drop": 0.02,
+                                                    "min_outcomes": 200}}}})
 
     policy: Literal["manual", "auto", "canary", "shadow"] | None = None
     gates: GatesChange | None = None        # type: ignore[valid-type]
@@ -164,6 +170,9 @@ def deployment_state(name: str) -> dict[str, Any]:
         item = r.public()
         item["traffic"] = traffic(r.version, r.started_at)
         item["baseline_traffic"] = traffic(r.baseline, r.started_at)
+        if r.kind == "canary":  # what its outcomes say so far (null: not judged on outcomes)
+            verdict = canary_outcomes.judge(svc.registry, r)
+            item["outcomes"] = verdict.detail if verdict is not None else None
         open_rollouts.append(item)
     prod = model.production
     return {

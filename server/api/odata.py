@@ -10,7 +10,7 @@ from pydantic import Field
 
 from .. import metrics
 from ..codecs.odata import MAX_OFFSET, EntitySet, metadata_xml, next_link, page, parse_options
-from ..codecs.odata_feeds import ENTITY_SETS, model_sets
+from ..codecs.odata_feeds import ENTITY_SETS, model_sets, outcome_quality_set
 from ..errors import NotFound, ScoreBridgeError
 from ..types import Signature
 from .auth import requires
@@ -26,11 +26,13 @@ JSON = "application/json;odata.metadata=minimal"
 
 
 def entity_sets() -> list[EntitySet]:
-    """The fixed sets, then the column dictionary and per deployed model its logged predictions,
-    its latest published scored table and every published job's rows. Models go in the order
-    they were created: that order settles which of two models keeps a set name both would make."""
-    models = sorted(services().registry.list_models(), key=lambda m: (m.created_at, m.name))
-    return ENTITY_SETS + model_sets(
+    """The fixed sets and live quality (computed when read), then the column dictionary and per
+    deployed model its logged predictions, its latest published scored table and every
+    published job's rows. Models go in the order they were created: that order settles which of
+    two models keeps a set name both would make."""
+    svc = services()
+    models = sorted(svc.registry.list_models(), key=lambda m: (m.created_at, m.name))
+    return ENTITY_SETS + [outcome_quality_set(svc.quality_windows)] + model_sets(
         [(m.name, Signature.from_dict(m.production.signature) if m.production else None)
          for m in models])
 

@@ -218,7 +218,12 @@ COMPONENTS: dict[str, dict[str, Any]] = {
                 "min_requests": {"type": "integer", "minimum": 1},
                 "max_seconds": {"type": "number", "minimum": 0},
                 "max_error_rate_increase": {"type": "number", "minimum": 0, "maximum": 1},
-                "max_latency_ratio": {"type": "number", "minimum": 1}}},
+                "max_latency_ratio": {"type": "number", "minimum": 1},
+                "outcomes": {"type": ["object", "null"], "additionalProperties": False,
+                             "properties": {
+                                 "metric": {"type": ["string", "null"]},
+                                 "max_drop": {"type": "number", "minimum": 0},
+                                 "min_outcomes": {"type": "integer", "minimum": 1}}}}},
             "shadow": {"type": "object", "additionalProperties": False, "properties": {
                 "share": {"type": "number", "minimum": 0, "maximum": 1},
                 "tolerance": {"type": "number", "minimum": 0},

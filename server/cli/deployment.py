@@ -53,6 +53,13 @@ def approve(name: str, version: int, refuse: bool, reason: str, url: str | None,
 @click.option("--max-error-rate-increase", type=click.FloatRange(0, 1),
               help="Canary: allowed error-rate increase over production.")
 @click.option("--max-latency-ratio", type=click.FloatRange(1), help="Canary: latency limit.")
+@click.option("--outcome-metric", help="Canary: judge on recorded outcomes with this metric "
+                                       "(default by model kind).")
+@click.option("--outcome-max-drop", type=click.FloatRange(0),
+              help="Canary: how much worse than production's live metric it may be (0.02).")
+@click.option("--min-outcomes", type=click.IntRange(1),
+              help="Canary: matched outcomes needed to judge on them (200).")
+@click.option("--no-outcomes", is_flag=True, help="Canary: do not judge on outcomes.")
 @click.option("--promote-at-agreement", type=click.FloatRange(0, 1),
               help="Shadow: promote when agreement reaches this rate.")
 @click.option("--metric", help="Metric gate: the metric to compare (default by model kind).")
@@ -66,7 +73,9 @@ def approve(name: str, version: int, refuse: bool, reason: str, url: str | None,
 @handle_errors
 def policy(name: str, mode: str, share: float | None, min_requests: int | None,
            max_seconds: float | None, max_error_rate_increase: float | None,
-           max_latency_ratio: float | None, promote_at_agreement: float | None,
+           max_latency_ratio: float | None, outcome_metric: str | None,
+           outcome_max_drop: float | None, min_outcomes: int | None, no_outcomes: bool,
+           promote_at_agreement: float | None,
            metric: str | None, tolerance: float | None, max_latency_ms: float | None,
            max_error_rate: float | None, url: str | None, key: str | None,
            as_json: bool) -> None:
@@ -83,6 +92,12 @@ def policy(name: str, mode: str, share: float | None, min_requests: int | None,
     put("canary", "max_seconds", max_seconds)
     put("canary", "max_error_rate_increase", max_error_rate_increase)
     put("canary", "max_latency_ratio", max_latency_ratio)
+    outcomes = {k: v for k, v in (("metric", outcome_metric), ("max_drop", outcome_max_drop),
+                                  ("min_outcomes", min_outcomes)) if v is not None}
+    if no_outcomes and outcomes:
+        raise click.UsageError("--no-outcomes goes with none of the other outcome options")
+    if outcomes or no_outcomes:
+        changes.setdefault("canary", {})["outcomes"] = None if no_outcomes else outcomes
     put("shadow", "promote_at_agreement", promote_at_agreement)
     put("gates", "metric", metric)
     put("gates", "tolerance", tolerance)

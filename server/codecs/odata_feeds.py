@@ -9,12 +9,14 @@ These are the OData codec's view of the registry's tables, so they live with the
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from sqlalchemy import (
     Boolean,
     ColumnElement,
+    DateTime,
     Float,
     Integer,
     String,
@@ -25,6 +27,7 @@ from sqlalchemy import (
     false,
     func,
     literal,
+    null,
     select,
     values,
 )
@@ -182,6 +185,80 @@ ENTITY_SETS = [
         "Scoring requests, errors and rows per model, hour and caller (a key or a person): "
         "counts only, never what was scored"),
 ]
+
+
+# -- a computed set: live quality per model, version and window -------------------------------
+
+QUALITY_METRICS = (("Accuracy", "accuracy"), ("F1Macro", "f1_macro"), ("RocAuc", "roc_auc"),
+                   ("LogLoss", "log_loss"), ("CalibrationError", "calibration_error"),
+                   ("R2", "r2"), ("MAE", "mae"), ("RMSE", "rmse"))
+QUALITY_PROPS: tuple[tuple[Prop, TypeEngine[Any]], ...] = (
+    (Prop("Model", S, False), String()), (Prop("Version", I, False), Integer()),
+    (Prop("WindowStart", D, False), DateTime(timezone=True)),
+    (Prop("WindowEnd", D), DateTime(timezone=True)),
+    (Prop("Matched", I), Integer()),
+    *[(Prop(name, F), Float()) for name, _ in QUALITY_METRICS],
+    *[(Prop(f"Holdout{name}", F), Float()) for name, _ in QUALITY_METRICS])
+
+
+class _Typed(ColumnElement[Any]):
+    """``element`` read as ``type``: a CAST where the database types a VALUES column from its
+    literals (PostgreSQL makes text of a quoted time), the value itself on SQLite (where a CAST
+    to a time would make a number of it)."""
+
+    inherit_cache = True
+    _traverse_internals = [("element", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, element: Any, type_: TypeEngine[Any]) -> None:
+        self.element, self.type = element, type_
+
+    @property
+    def _from_objects(self) -> list[Any]:
+        return self.element._from_objects
+
+
+@compiles(_Typed)
+def _typed(element: _Typed, compiler: Any, **kw: Any) -> str:
+    return compiler.process(cast(element.element, element.type), **kw)
+
+
+@compiles(_Typed, "sqlite")
+def _typed_sqlite(element: _Typed, compiler: Any, **kw: Any) -> str:
+    return compiler.process(element.element, **kw)
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def _quality_row(window: dict[str, Any]) -> tuple[Any, ...]:
+    metrics, holdout = window.get("metrics") or {}, window.get("holdout") or {}
+    return (window["model"], int(window["version"]), window["start"], window["end"],
+            int(window["matched"]), *[_number(metrics.get(key)) for _, key in QUALITY_METRICS],
+            *[_number(holdout.get(key)) for _, key in QUALITY_METRICS])
+
+
+def outcome_quality_set(windows: Callable[[], Iterable[dict[str, Any]]]) -> EntitySet:
+    """Live quality from recorded outcomes, one entity per model, version and window of
+    prediction time: matched outcomes, the window's metrics and the version's holdout metrics.
+    The rows are computed (``windows``, called only when the set is read) and served as literal
+    VALUES, so ``$filter``, ``$orderby``, ``$top`` and paging work on them as SQL, like every set."""
+    props = tuple(p for p, _ in QUALITY_PROPS)
+
+    def query():
+        rows = [_quality_row(w) for w in windows()]
+        if not rows:
+            return select(*[_Typed(null(), t).label(f"c{i}")
+                            for i, (_, t) in enumerate(QUALITY_PROPS)]).where(false())
+        table = values(*[column(f"c{i}", t) for i, (_, t) in enumerate(QUALITY_PROPS)],
+                       name="quality", literal_binds=True).data(rows).cte("outcome_quality")
+        return select(*[_Typed(table.c[f"c{i}"], t).label(f"c{i}")
+                        for i, (_, t) in enumerate(QUALITY_PROPS)])
+
+    key = ("Model", "Version", "WindowStart")
+    return EntitySet("OutcomeQuality", "OutcomeQualityWindow", key, props, query, key,
+                     "Live quality from recorded outcomes per model, version and day of "
+                     "prediction time, with the version's holdout metrics")
 
 
 _EDM = {"number": "Edm.Double", "integer": "Edm.Int64", "boolean": "Edm.Boolean", "string": S}

@@ -5,6 +5,8 @@
   automatically if its error rate crosses the threshold).
 - ``canary``: the version serves a share of traffic until enough requests or time have passed, and is
   promoted if its error rate and latency stay within limits of production's, rolled back otherwise.
+  With ``canary.outcomes`` it must also keep its live quality from recorded outcomes, when enough
+  arrive in time (:mod:`.canary_outcomes`).
 - ``shadow``: the version scores a copy of production traffic off the response path; agreement is
   recorded; a person promotes (or, if configured, it is promoted at a given agreement rate).
 
@@ -17,6 +19,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from ..errors import InvalidInput
+from ..scoring.metrics import METRICS
 
 MODES = ("manual", "auto", "canary", "shadow")
 
@@ -30,12 +33,22 @@ class GateConfig:
 
 
 @dataclass(frozen=True)
+class CanaryOutcomes:
+    """Outcome-based quality for a canary (``canary.outcomes``; null, the default: off)."""
+
+    metric: str | None = None          # default: roc_auc (binary), accuracy (multiclass), r2
+    max_drop: float = 0.02             # how much worse than production's it may be
+    min_outcomes: int = 200            # fewer matched outcomes: error and latency rules decide
+
+
+@dataclass(frozen=True)
 class CanaryConfig:
     share: float = 0.1
     min_requests: int = 100
     max_seconds: float = 600.0
     max_error_rate_increase: float = 0.01
     max_latency_ratio: float = 1.5
+    outcomes: CanaryOutcomes | None = field(default=None, metadata={"section": CanaryOutcomes})
 
 
 @dataclass(frozen=True)
@@ -90,13 +103,18 @@ class Policy:
 
     def merged(self, data: dict[str, Any]) -> "Policy":
         """This policy with the fields in ``data`` changed (sections merge field by field)."""
-        base = self.to_dict()
-        for key, value in data.items():
-            if isinstance(value, dict) and isinstance(base.get(key), dict):
-                base[key] = {**base[key], **value}
-            else:
-                base[key] = value
-        return Policy.from_dict(base)
+        return Policy.from_dict(_merge(self.to_dict(), data))
+
+
+def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``changes`` over ``base``, objects field by field at every depth (``canary.outcomes``)."""
+    out = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def _section(name: str, kind: type, raw: Any) -> Any:
@@ -112,7 +130,13 @@ def _section(name: str, kind: type, raw: Any) -> Any:
     values: dict[str, Any] = {}
     for key, value in raw.items():
         expected = known[key].type
-        if value is None and "None" in str(expected):
+        nested = known[key].metadata.get("section")
+        if nested is not None:
+            if value is not None and not isinstance(value, dict):
+                raise InvalidInput(f"policy '{name}.{key}' must be an object or null, "
+                                   f"got {type(value).__name__}")
+            values[key] = None if value is None else _section(f"{name}.{key}", nested, value)
+        elif value is None and "None" in str(expected):
             values[key] = None
         elif str(expected) == "bool" and isinstance(value, bool):
             values[key] = value
@@ -145,6 +169,13 @@ def _check_ranges(p: Policy) -> None:
         ("rollback.min_requests", p.rollback.min_requests, 1, 10**9),
         ("rollback.max_error_rate", p.rollback.max_error_rate, 0.0, 1.0),
     ]
+    outcomes = p.canary.outcomes
+    if outcomes is not None:
+        checks += [("canary.outcomes.max_drop", outcomes.max_drop, 0.0, 1e6),
+                   ("canary.outcomes.min_outcomes", outcomes.min_outcomes, 1, 10**9)]
+        if outcomes.metric is not None and outcomes.metric not in METRICS:
+            raise InvalidInput(f"policy 'canary.outcomes.metric' must be one of "
+                               f"{', '.join(METRICS)}, got {outcomes.metric[:40]!r}")
     if p.shadow.promote_at_agreement is not None:
         checks.append(("shadow.promote_at_agreement", p.shadow.promote_at_agreement, 0.0, 1.0))
     for name, value, low, high in checks:

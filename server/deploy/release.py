@@ -25,6 +25,7 @@ from ..registry.deployments import Deployments, Rollout, RolloutPlan
 from ..registry.service import Registry, VersionInfo
 from ..scoring.cache import ModelCache
 from ..types import Signature, example_frame
+from . import canary_outcomes
 from .gates import GateResult, latency_gate, metric_gate, schema_gate, smoke_gate
 from .policy import Policy
 
@@ -148,11 +149,18 @@ class Releases:
         base = self.deployments.traffic(r.model, r.baseline, r.started_at) \
             if r.baseline is not None else None
         elapsed = (now - r.started_at).total_seconds()
-        if cand.requests < cfg["min_requests"] and elapsed < cfg["max_seconds"]:
-            return None
+        quality = canary_outcomes.judge(self.registry, r)
         detail: dict[str, Any] = {"canary": cand.public(),
                                   "production": base.public() if base else None,
                                   "elapsed_seconds": round(elapsed, 1)}
+        if quality is not None:
+            detail["outcomes"] = quality.detail
+        if quality is not None and quality.status == canary_outcomes.FAILED:
+            # enough outcomes say it is worse: no need to wait for the requests or the time
+            detail["reason"] = "canary outside limits: " + quality.reason
+            return self._finish(r, "rolled_back", detail, rollback=True)
+        if cand.requests < cfg["min_requests"] and elapsed < cfg["max_seconds"]:
+            return None
         if cand.requests == 0:
             detail["reason"] = f"no canary traffic in {elapsed:.0f} s: production kept"
             return self._finish(r, "rolled_back", detail, rollback=True)
@@ -168,7 +176,8 @@ class Releases:
             detail["reason"] = "canary outside limits: " + "; ".join(problems)
             return self._finish(r, "rolled_back", detail, rollback=True)
         detail["reason"] = (f"canary within limits over {cand.requests} requests "
-                            f"(error rate {cand.error_rate:.3f})")
+                            f"(error rate {cand.error_rate:.3f})"
+                            + (f"; {quality.reason}" if quality is not None else ""))
         return self._finish(r, "promoted", detail, promote=True)
 
     def _evaluate_shadow(self, r: Rollout, now: datetime) -> str | None:

@@ -10,6 +10,11 @@ from sklearn import metrics as skm
 from .runtime import LoadedModel
 
 LOWER_IS_BETTER = {"log_loss", "mae", "rmse", "calibration_error"}
+# what :func:`label_metrics` gives, per model kind (roc_auc and the rest need probabilities)
+METRICS_BY_KIND = {"classification": ("accuracy", "f1_macro", "roc_auc", "log_loss",
+                                      "calibration_error"),
+                   "regression": ("r2", "mae", "rmse")}
+METRICS = METRICS_BY_KIND["classification"] + METRICS_BY_KIND["regression"]
 CALIBRATION_BINS = 10
 
 

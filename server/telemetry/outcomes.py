@@ -24,7 +24,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 from sqlalchemy import func, select
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, NotFound
 from ..registry.schema import OutcomeJoinRow
 from ..registry.service import Registry, _utc
 from ..scoring.metrics import calibration_bins, label_metrics
@@ -363,6 +363,28 @@ def quality(registry: Registry, name: str, *, version: int | None = None,
     return {"model": name, "since": since.isoformat() if since else None,
             "until": until.isoformat() if until else None, "last": last,
             "window_hours": window_hours, "versions": out}
+
+
+def quality_windows(registry: Registry, window_hours: float = 24.0) -> list[dict[str, Any]]:
+    """Every model's live quality per version and window, flat (what a BI table holds): model,
+    version, window start and end, matched outcomes, the window's metrics and the version's
+    holdout metrics; the windows are :func:`quality`'s."""
+    with registry.reading() as session:
+        names = sorted(session.scalars(select(OutcomeJoinRow.model_name).where(
+            OutcomeJoinRow.actual.is_not(None)).distinct()))
+    out = []
+    for name in names:
+        try:
+            found = quality(registry, name, window_hours=window_hours, segments=False)
+        except NotFound:  # removed since
+            continue
+        for item in found["versions"]:
+            out += [{"model": name, "version": item["version"],
+                     "start": datetime.fromisoformat(w["start"]),
+                     "end": datetime.fromisoformat(w["end"]), "matched": w["matched"],
+                     "metrics": w["metrics"], "holdout": item["holdout"]}
+                    for w in item["windows"]]
+    return out
 
 
 def _scored_counts(registry: Registry, name: str, since: datetime | None,

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
@@ -36,8 +38,8 @@ def test_service_document_and_metadata(client, models):
     assert doc.json["@odata.context"] == "http://localhost/odata/$metadata"
     assert [s["name"] for s in doc.json["value"]] == [
         "Models", "ModelVersions", "Events", "Traffic", "Drift", "Jobs", "Outcomes",
-        "TrafficByUser", "Columns", "Predictions_alpha", "Scored_alpha", "JobRows_alpha",
-        "Predictions_beta", "Scored_beta", "JobRows_beta", "Predictions_churn", "Scored_churn",
+        "TrafficByUser", "OutcomeQuality", "Columns", "Predictions_alpha", "Scored_alpha",
+        "JobRows_alpha", "Predictions_beta", "Scored_beta", "JobRows_beta", "Predictions_churn", "Scored_churn",
         "JobRows_churn"]
     meta = get(client, "/odata/$metadata")
     root = ET.fromstring(meta.data)
@@ -53,8 +55,8 @@ def test_service_document_and_metadata(client, models):
     props = {p.get("Name"): p.get("Type") for p in types["Model"].iter(f"{EDM}Property")}
     assert props["ProductionVersion"] == "Edm.Int32" and props["CreatedAt"] == "Edm.DateTimeOffset"
     sets = [s.get("Name") for s in root.iter(f"{EDM}EntitySet")]
-    assert sets[:9] == ["Models", "ModelVersions", "Events", "Traffic", "Drift", "Jobs", "Outcomes",
-                        "TrafficByUser", "Columns"]
+    assert sets[:10] == ["Models", "ModelVersions", "Events", "Traffic", "Drift", "Jobs", "Outcomes",
+                        "TrafficByUser", "OutcomeQuality", "Columns"]
 
 
 def test_entity_sets_and_query_options(client, models):
@@ -452,3 +454,189 @@ def test_the_odata_templates_name_sets_and_properties_the_feed_has(client, busin
     shown = [renames.get(p, p) for p in sets["Scored_contract_risk"]["props"]]
     assert len({c.lower() for c in shown}) == len(shown)
     assert {"Monthly Charges ($)", "2nd contract", "tenure-months", "tenure_months"} <= set(shown)
+
+
+# -- live quality from recorded outcomes ------------------------------------------------------
+
+QUALITY_DAY0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+QUALITY_PROPS = {"Model": "Edm.String", "Version": "Edm.Int32", "WindowStart": "Edm.DateTimeOffset",
+                 "WindowEnd": "Edm.DateTimeOffset", "Matched": "Edm.Int32",
+                 **{f"{prefix}{m}": "Edm.Double" for prefix in ("", "Holdout")
+                    for m in ("Accuracy", "F1Macro", "RocAuc", "LogLoss", "CalibrationError", "R2",
+                              "MAE", "RMSE")}}
+METRIC_PROPS = {"Accuracy": "accuracy", "F1Macro": "f1_macro", "RocAuc": "roc_auc",
+                "LogLoss": "log_loss", "CalibrationError": "calibration_error", "R2": "r2",
+                "MAE": "mae", "RMSE": "rmse"}
+
+
+def _scored_days(score, record, days=3, rows=40):
+    """Predictions on ``days`` simulated days (``score(day, records)`` answers each row's
+    reference: its prediction id or business key), then their true outcomes recorded
+    (``record(outcomes)``)."""
+    from server.demo import FEATURES, TARGET, make_churn_data
+
+    outcomes = []
+    for day in range(days):
+        data = make_churn_data(rows, seed=70 + day)
+        frame = data[FEATURES].assign(customer_id=[f"d{day}-{i}" for i in range(rows)])
+        refs = score(day, json.loads(frame.to_json(orient="records")))
+        outcomes += [{**ref, "actual": truth,
+                      "time": (QUALITY_DAY0 + timedelta(days=day + 5)).isoformat()}
+                     for ref, truth in zip(refs, data[TARGET])]
+    record(outcomes)
+
+
+def _expected_windows(quality):
+    """GET .../outcomes/quality's windows as the OutcomeQuality entities should hold them."""
+    out = []
+    for item in quality["versions"]:
+        for w in item["windows"]:
+            out.append({"Model": quality["model"], "Version": item["version"],
+                        "WindowStart": w["start"], "WindowEnd": w["end"], "Matched": w["matched"],
+                        **{p: w["metrics"].get(m) for p, m in METRIC_PROPS.items()},
+                        **{f"Holdout{p}": item["holdout"].get(m) for p, m in METRIC_PROPS.items()}})
+    return out
+
+
+def _odata_time(text):
+    return datetime.fromisoformat(text).astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+@pytest.fixture
+def quality(client, services, demo_files):
+    """churn (holdout metrics, outcome tracking on), 3 days of predictions and their outcomes;
+    alpha tracks nothing (it has no rows)."""
+    assert register_file(client, "alpha", demo_files["artifact"]).status_code == 201
+    assert register_file(client, "churn", demo_files["artifact"], demo_files["sample"],
+                         holdout=demo_files["holdout"],
+                         metadata=json.dumps({"target": "churned"})).status_code == 201
+    assert client.put("/api/v1/models/churn/monitoring", json={"outcomes": {"enabled": True}},
+                      scope="deploy").status_code == 200
+
+    def score(day, records):
+        services.scorer.outcome_log.clock = lambda: QUALITY_DAY0 + timedelta(days=day)
+        resp = client.post("/api/v1/models/churn/predict", json={"records": records},
+                           scope="score")
+        assert resp.status_code == 200, resp.json
+        return [{"prediction_id": pid} for pid in resp.json["prediction_ids"]]
+
+    def record(outcomes):
+        resp = client.post("/api/v1/models/churn/outcomes", json={"outcomes": outcomes},
+                           scope="score")
+        assert resp.json["counts"] == {"recorded": len(outcomes)}, resp.json
+
+    _scored_days(score, record)
+    found = client.get("/api/v1/models/churn/outcomes/quality", scope="read").json
+    return _expected_windows(found)
+
+
+def test_outcome_quality_is_a_typed_set_equal_to_the_api(client, services, quality):
+    sets = assert_valid_csdl(get(client, "/odata/$metadata").data)
+    props = sets["OutcomeQuality"]["props"]
+    assert {n: p["type"] for n, p in props.items()} == QUALITY_PROPS
+    assert props["WindowStart"]["nullable"] == "false" and props["RocAuc"]["nullable"] == "true"
+    assert len(quality) == 3 and [w["Matched"] for w in quality] == [40, 40, 40]
+    assert quality[0]["RocAuc"] is not None and quality[0]["R2"] is None
+    rows = get(client, "/odata/OutcomeQuality").json["value"]
+    assert len(rows) == len(quality)
+    for got, want in zip(rows, quality):
+        assert set(got) == set(QUALITY_PROPS)
+        assert got["WindowStart"] == _odata_time(want["WindowStart"])
+        assert got["WindowEnd"] == _odata_time(want["WindowEnd"])
+        for name in QUALITY_PROPS:
+            if name not in ("WindowStart", "WindowEnd"):
+                assert got[name] == (pytest.approx(want[name]) if isinstance(want[name], float)
+                                     else want[name]), name
+    # query options work on the computed rows as on every set
+    second = _odata_time(quality[1]["WindowStart"])
+    picked = get(client, f"/odata/OutcomeQuality?$filter=WindowStart ge {second} and RocAuc gt 0"
+                         "&$select=Model,WindowStart,Matched&$orderby=WindowStart desc"
+                         "&$count=true").json
+    assert picked["@odata.count"] == 2
+    assert picked["value"] == [{"Model": "churn", "WindowStart": _odata_time(w["WindowStart"]),
+                                "Matched": 40} for w in reversed(quality[1:])]
+    assert get(client, "/odata/OutcomeQuality?$filter=R2 ne null").json["value"] == []
+    object.__setattr__(services.settings, "odata_page_size", 2)
+    first = get(client, "/odata/OutcomeQuality?$select=WindowStart").json
+    assert len(first["value"]) == 2 and "%24skip=2" in first["@odata.nextLink"]
+    rest = get(client, first["@odata.nextLink"].replace("http://localhost", "")).json
+    assert [r["WindowStart"] for r in first["value"] + rest["value"]] == [
+        _odata_time(w["WindowStart"]) for w in quality]
+    assert "@odata.nextLink" not in rest
+    assert get(client, "/odata/OutcomeQuality?$top=1&$skip=1").json["value"][0]["Matched"] == 40
+
+
+def test_outcome_quality_without_outcomes_is_empty_and_filters(client, models):
+    assert get(client, "/odata/OutcomeQuality?$filter=RocAuc gt 0.5 and "
+                       "WindowStart ge 2026-01-01T00:00:00Z").json["value"] == []
+    assert_problem(get(client, "/odata/OutcomeQuality?$filter=Auc gt 1"), 400, "Auc")
+
+
+@pytest.mark.slow
+def test_a_real_odata_client_reads_outcome_quality(tmp_path, demo_files):
+    """python-odata reads OutcomeQuality from a live server, typed, over pages of two, and it
+    holds what GET /api/v1/models/churn/outcomes/quality says."""
+    from odata import ODataService
+
+    from server.config import Settings
+    from server.services import build_services
+    from server.types import Outcome, RawTable
+
+    home = tmp_path / "home"
+    env = env_for(home, SCOREBRIDGE_ODATA_PAGE_SIZE="2", SCOREBRIDGE_COMPILE="off")
+    setup_cli("register", str(demo_files["artifact"]), "--name", "churn", "--holdout",
+              str(demo_files["holdout"]), "--target", "churned", "--outcome-key", "customer_id",
+              env=env)
+    setup_cli("track", "churn", env=env)
+    key = setup_cli("keys", "create", "--scope", "read", env=env).stdout.strip()
+    # three simulated days scored by this process (a server would do the same), outcomes
+    # recorded through the same service the HTTP route calls
+    svc = build_services(Settings(home=home, background=False, compile=False))
+    try:
+        def score(day, records):
+            svc.scorer.outcome_log.clock = lambda: QUALITY_DAY0 + timedelta(days=day)
+            names = list(records[0])
+            svc.scorer.score("churn", RawTable(
+                names=names, columns=[[r[n] for r in records] for n in names],
+                n_rows=len(records)))
+            return [{"key": r["customer_id"]} for r in records]
+
+        def record(outcomes):
+            report = svc.record_outcomes("churn", [
+                Outcome(row=i, key=o["key"], actual=o["actual"],
+                        time=datetime.fromisoformat(o["time"])) for i, o in enumerate(outcomes)])
+            assert report["counts"] == {"recorded": len(outcomes)}, report["counts"]
+
+        _scored_days(score, record)
+    finally:
+        svc.registry.engine.dispose()
+    server = serve(env)
+    try:
+        session = requests.Session()
+        session.auth = ("powerbi", key)
+        expected = _expected_windows(session.get(
+            f"{server.url}/api/v1/models/churn/outcomes/quality", timeout=30).json())
+        assert len(expected) == 3
+        service = ODataService(f"{server.url}/odata/", reflect_entities=True, session=session,
+                               quiet_progress=True)
+        Quality = service.entities["OutcomeQuality"]
+        rows = service.query(Quality).order_by(Quality.WindowStart.asc()).all()  # two pages
+        assert len(rows) == len(expected)
+        for got, want in zip(rows, expected):
+            assert got.Model == "churn" and got.Version == want["Version"] == 1
+            assert got.WindowStart == datetime.fromisoformat(want["WindowStart"])
+            assert got.WindowEnd == datetime.fromisoformat(want["WindowEnd"])
+            assert got.Matched == want["Matched"] == 40
+            assert isinstance(got.RocAuc, float)
+            for name in METRIC_PROPS:
+                for prop in (name, f"Holdout{name}"):
+                    value = getattr(got, prop)
+                    assert value == (pytest.approx(want[prop]) if want[prop] is not None
+                                     else None), prop
+        # (python-odata reflects Edm.Double as text, so filter on the other types)
+        later = datetime.fromisoformat(expected[1]["WindowStart"])
+        picked = service.query(Quality).filter(Quality.WindowStart >= later) \
+            .filter(Quality.Matched == 40).order_by(Quality.WindowStart.asc()).all()
+        assert [q.WindowStart for q in picked] == [r.WindowStart for r in rows[1:]]
+    finally:
+        server.stop()
