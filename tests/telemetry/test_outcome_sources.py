@@ -18,6 +18,8 @@ import sqlalchemy as sa
 
 from server.app import create_app
 from server.demo import FEATURES, TARGET, make_churn_data
+from server.telemetry.outcome_source_runs import OutcomeSourceRunner
+from server.telemetry.outcome_sources import parse_sources
 from tests.conftest import assert_problem, register_file
 from tests.live import env_for, setup_cli
 
@@ -231,3 +233,81 @@ def test_a_password_is_stored_never_shown(client, services, tracked):
         assert PASSWORD not in answer.get_data(as_text=True)
     events = answers[-1].json["events"]
     assert {"monitoring_changed", "outcome_source_failed"} <= {e["kind"] for e in events}
+
+    # a settings change keeps what the runs wrote (and the answer does not show it)
+    resp = client.put("/api/v1/models/churn/monitoring", scope="deploy",
+                      json={"sample_rate": 0.5})
+    assert resp.status_code == 200 and "state" not in resp.json
+    listed = client.get("/api/v1/models/churn/outcomes/sources", scope="read").json
+    assert listed["sources"][0]["state"] == "failed"
+
+
+def test_one_worker_of_all_runs_a_source_and_a_dead_ones_claim_is_taken_over(
+        client, services, tracked, roots):
+    resp = client.put("/api/v1/models/churn/monitoring", scope="deploy", json={"outcomes": {
+        "sources": [{"name": "drops", "kind": "files", "glob": str(roots / "*.csv")}]}})
+    assert resp.status_code == 200, resp.json
+    now = datetime.now(timezone.utc)
+    host_a = OutcomeSourceRunner(services.registry, "host-a:1", (str(roots),), 300,
+                                 clock=lambda: now)
+    host_b = OutcomeSourceRunner(services.registry, "host-b:1", (str(roots),), 300,
+                                 clock=lambda: now)
+    source = services.registry.get_model("churn").monitoring["outcomes"]["sources"][0]
+    # host A has claimed the run and is reading (its claim, as a run in progress leaves it)
+    assert isinstance(host_a._claim("churn", parse_sources([source])[0], {"drops"}, True), dict)
+
+    skipped = host_b.run_model("churn", force=True)
+    assert [(r.status, r.reason.split(" since")[0]) for r in skipped] == [
+        ("skipped", "running on host-a:1")]
+    assert host_b.run_due() == []
+    listed = client.get("/api/v1/models/churn/outcomes/sources", scope="read").json
+    assert listed["sources"][0]["state"] == "running"
+
+    # host A died: once its heartbeat is older than the claim timeout, B takes the run over
+    host_b.clock = lambda: now + timedelta(seconds=301)
+    taken = host_b.run_model("churn", force=True)
+    assert [(r.status, r.source) for r in taken] == [("ok", "drops")]
+    state = services.registry.get_model("churn").monitoring["state"]["outcome_sources"]
+    assert "running" not in state["drops"] and state["drops"]["status"] == "ok"
+
+
+def test_a_postgresql_source_reads_only_new_rows_and_cannot_write(client, services, scored,
+                                                                  database_url):
+    if not database_url:
+        pytest.skip("a PostgreSQL source: the run on the PostgreSQL registry covers it")
+    engine = sa.create_engine(database_url)  # the business table, in the test's own schema
+    closed = DAY0 + timedelta(days=8)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE crm (customer_id text, churned text, "
+                                 "closed_at timestamptz)"))
+            conn.execute(sa.text("CREATE SEQUENCE crm_seq"))  # nextval() writes
+            conn.execute(sa.text("INSERT INTO crm VALUES (:k, :a, :t)"),
+                         [{"k": r["key"], "a": r["truth"], "t": closed} for r in scored[:20]])
+        url = database_url.replace("postgresql+psycopg://", "postgresql://")
+        resp = client.put("/api/v1/models/churn/monitoring", scope="admin", json={"outcomes": {
+            "sources": [
+                {"name": "crm", "kind": "sql", "url": url,
+                 "query": "SELECT customer_id AS key, churned AS actual, closed_at AS time "
+                          "FROM crm WHERE closed_at > :since"},
+                {"name": "sneaky", "kind": "sql", "url": url,
+                 "query": "SELECT nextval('crm_seq')::text AS key, 'yes' AS actual"}]}})
+        assert resp.status_code == 200, resp.json
+        runs = {r["source"]: r for r in client.post(
+            "/api/v1/models/churn/outcomes/sources/run", scope="deploy").json["runs"]}
+        assert runs["crm"]["counts"] == {"recorded": 20}
+        assert runs["crm"]["high_water"] == closed.isoformat()
+        assert runs["sneaky"]["status"] == "failed" and "read-only" in runs["sneaky"]["reason"]
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT last_value FROM crm_seq")).scalar() == 1
+            assert conn.execute(sa.text("SELECT is_called FROM crm_seq")).scalar() is False
+
+        with engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO crm VALUES (:k, :a, :t)"),
+                         [{"k": r["key"], "a": r["truth"], "t": closed + timedelta(hours=1)}
+                          for r in scored[20:25]])
+        runs = {r["source"]: r for r in client.post(
+            "/api/v1/models/churn/outcomes/sources/run?source=crm", scope="deploy").json["runs"]}
+        assert list(runs) == ["crm"] and runs["crm"]["counts"] == {"recorded": 5}
+    finally:
+        engine.dispose()
