@@ -65,6 +65,8 @@ class Backend(Protocol):
     def outcome_quality(self, name: str, params: dict[str, Any]) -> dict[str, Any]: ...
     def traffic_by_user(self, name: str, since: datetime | None) -> dict[str, Any]: ...
     def set_monitoring(self, name: str, changes: dict[str, Any]) -> dict[str, Any]: ...
+    def outcome_sources(self, name: str) -> dict[str, Any]: ...
+    def run_outcome_sources(self, name: str, source: str | None) -> dict[str, Any]: ...
 
 
 def poll_job(get: Callable[[], dict[str, Any]], job: dict[str, Any],
@@ -235,7 +237,14 @@ class LocalBackend:
         return self.services.traffic_by_user(name, since)
 
     def set_monitoring(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
-        return self.services.set_monitoring(name, changes, actor=self.actor)
+        return self.services.set_monitoring(name, changes, actor=self.actor,
+                                            may_query_sql=True)  # local access is admin access
+
+    def outcome_sources(self, name: str) -> dict[str, Any]:
+        return self.services.list_outcome_sources(name)
+
+    def run_outcome_sources(self, name: str, source: str | None) -> dict[str, Any]:
+        return self.services.run_outcome_sources(name, source)
 
 
 class RemoteError(ScoreBridgeError):
@@ -415,3 +424,10 @@ class RemoteBackend:
 
     def set_monitoring(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
         return self.call("PUT", f"/api/v1/models/{name}/monitoring", json=changes)
+
+    def outcome_sources(self, name: str) -> dict[str, Any]:
+        return self.call("GET", f"/api/v1/models/{name}/outcomes/sources")
+
+    def run_outcome_sources(self, name: str, source: str | None) -> dict[str, Any]:
+        return self.call("POST", f"/api/v1/models/{name}/outcomes/sources/run",
+                         params={"source": source} if source else None)

@@ -9,7 +9,9 @@ no Flask.
 """
 from __future__ import annotations
 
+import os
 import shutil
+import socket
 import threading
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,7 +30,7 @@ from .deploy.policy import Policy
 from .deploy.registration import RegistrationRequest, register
 from .deploy.release import Releases
 from .deploy.worker import DeploymentWorker
-from .errors import Conflict, Forbidden, InvalidInput
+from .errors import Conflict, Forbidden, InvalidInput, NotFound
 from .jobs.runner import JobRunner
 from .jobs.schedules import ScheduleInfo, Schedules
 from .jobs.service import JobInfo, Jobs
@@ -37,7 +39,10 @@ from .registry.factory import build_registry
 from .registry.service import Registry, VersionInfo
 from .scoring.scorer import Scorer
 from .telemetry import outcome_alerts
+from .telemetry import outcome_source_runs as source_runs
+from .telemetry import outcome_sources as source_decl
 from .telemetry import outcomes as outcomes_mod
+from .telemetry.outcome_source_runs import OutcomeSourceRunner
 from .types import Outcome, Signature
 
 __all__ = ["Services", "build_services"]
@@ -163,19 +168,28 @@ class Services:
         self._changed()
         return result
 
-    def set_monitoring(self, name: str, changes: dict[str, Any], *,
-                       actor: str) -> dict[str, Any]:
+    def set_monitoring(self, name: str, changes: dict[str, Any], *, actor: str,
+                       may_query_sql: bool = False) -> dict[str, Any]:
         """Merge ``changes`` into the model's prediction log and outcome tracking settings
-        (``outcomes`` and its ``alert`` merge field by field too)."""
+        (``outcomes`` and its ``alert`` merge field by field too; ``outcomes.sources``, a
+        list, is replaced whole). Answers the settings as they may be shown (passwords
+        masked, no run state)."""
         current = self.registry.get_model(name)
+        new_outcomes = changes.get("outcomes") or {}
+        if new_outcomes.get("sources") is not None:
+            stored = (current.monitoring.get("outcomes") or {}).get("sources") or []
+            changes = {**changes, "outcomes": {**new_outcomes, "sources": source_decl.declared(
+                new_outcomes["sources"], stored, may_query_sql=may_query_sql,
+                roots=self.settings.job_roots)}}
         monitoring = merged_monitoring(current.monitoring, changes)
         key = (monitoring.get("outcomes") or {}).get("key")
         if key and any(key in Signature.from_dict(v.signature).names for v in current.versions):
             raise InvalidInput(f"{key!r} is a model input: a business key is passed through "
                                "untouched and never scored")
-        self.registry.set_monitoring(name, monitoring, actor=actor)
+        shown = source_decl.public_settings(monitoring)
+        self.registry.set_monitoring(name, monitoring, actor=actor, shown=shown)
         self._changed()
-        return monitoring
+        return shown
 
     # -- outcomes --------------------------------------------------------------------------------
 
@@ -195,6 +209,28 @@ class Services:
         report = outcomes_mod.record(self.registry, name, signature, outcomes).public()
         report["alert"] = outcome_alerts.check(self.registry, name)
         return {"model": name, **report}
+
+    @cached_property
+    def outcome_sources(self) -> OutcomeSourceRunner:
+        """Runs outcome sources on demand (the deployment worker has its own, on schedule)."""
+        return OutcomeSourceRunner(self.registry, f"{socket.gethostname()}:{os.getpid()}:now",
+                                   self.settings.job_roots, self.settings.claim_timeout_seconds)
+
+    def list_outcome_sources(self, name: str) -> dict[str, Any]:
+        """The model's outcome sources (passwords masked) with their last runs."""
+        return {"model": name, "sources": source_runs.listing(
+            self.registry, name, self.settings.claim_timeout_seconds)}
+
+    def run_outcome_sources(self, name: str, source: str | None = None) -> dict[str, Any]:
+        """Read the model's enabled sources (or the one named) now, due or not; a source
+        another worker is running is skipped."""
+        model = self.registry.get_model(name)
+        names = [s.name for s in source_decl.stored_sources(model.monitoring)]
+        if source is not None and source not in names:
+            raise NotFound(f"model {name!r} has no outcome source named {source[:48]!r}")
+        self.scorer.outcome_log.flush(self.registry)  # what this process scored joins at once
+        runs = self.outcome_sources.run_model(name, force=True, only=source)
+        return {**self.list_outcome_sources(name), "runs": [r.public() for r in runs]}
 
     def outcome_quality(self, name: str, **options: Any) -> dict[str, Any]:
         """Live quality per version (see :func:`server.telemetry.outcomes.quality`) and the

@@ -15,6 +15,7 @@ from ..errors import Forbidden
 from ..registry.deployments import Deployments
 from ..scoring.traffic import percentile_ms
 from ..telemetry.monitoring import model_monitoring
+from ..telemetry.outcome_sources import MAX_SOURCES, OutcomeSource
 from .auth import actor, current_key, requires
 from .declare import Inputs, Parameters
 from .fields import AliasName, Limit, ModelName, ModelPath, Number, Reason, VersionNumber, VersionPath, whole
@@ -205,6 +206,10 @@ class OutcomeSettings(Inputs):
     key: str | None = Field(None, min_length=1, max_length=128,
                             description="the business key column (never a model input)")
     alert: OutcomeAlert | None = None
+    sources: list[OutcomeSource] | None = Field(
+        None, max_length=MAX_SOURCES,
+        description="where outcomes are read on a schedule: SQL queries (admin only) and file "
+                    "globs (under SCOREBRIDGE_JOB_ROOTS); the list replaces the stored one")
 
 
 class MonitoringChange(Inputs):
@@ -229,9 +234,12 @@ def get_monitoring(name: str, query: MonitoringQuery) -> Response:
 @operation(
     "Prediction log and outcome tracking settings for a model",
     tags=["monitoring"], path=ModelPath, body=MonitoringChange,
-    responses={"200": json_content("MonitoringSettings"), **_NOT_FOUND})
+    responses={"200": json_content("MonitoringSettings"), **_NOT_FOUND,
+               "403": problem_response("A SQL outcome source needs an admin key"),
+               "422": problem_response("Invalid settings (the problem names the field)")})
 def set_monitoring(name: str, body: MonitoringChange) -> Response:
     settings = services().set_monitoring(name, body.model_dump(exclude_unset=True),
+                                         may_query_sql="admin" in current_key().grants,
                                          actor=actor())
     return json_response(settings)
 

@@ -75,3 +75,31 @@ class QualityQuery(Parameters):
 def outcome_quality(name: str, query: QualityQuery) -> Response:
     options: dict[str, Any] = query.model_dump()
     return json_response(services().outcome_quality(name, **options))
+
+
+class SourceQuery(Parameters):
+    source: str | None = Field(None, max_length=48, description="only the source so named")
+
+
+@bp.get("/models/<name>/outcomes/sources")
+@requires("read")
+@operation(
+    "The model's scheduled outcome sources, each with its last run",
+    tags=["monitoring"], path=ModelPath,
+    responses={"200": json_content("OutcomeSources"), "404": problem_response("No such model")})
+def outcome_sources(name: str) -> Response:
+    """Passwords in SQL URLs are masked."""
+    return json_response(services().list_outcome_sources(name))
+
+
+@bp.post("/models/<name>/outcomes/sources/run")
+@requires("deploy")
+@operation(
+    "Read the model's outcome sources now, due or not",
+    tags=["monitoring"], path=ModelPath, query=SourceQuery,
+    responses={"200": json_content("OutcomeSourceRuns", "What each run did"),
+               "404": problem_response("No such model or source")})
+def run_outcome_sources(name: str, query: SourceQuery) -> Response:
+    """Each enabled source (or the one named) is read and its outcomes recorded; a source
+    another worker is running is skipped. A failing source is answered, not raised."""
+    return json_response(services().run_outcome_sources(name, query.source))

@@ -377,4 +377,47 @@ COMPONENTS: dict[str, dict[str, Any]] = {
                                "segments": {"type": "object"}}}},
             "alert": {"type": ["object", "null"]}},
     },
+    "OutcomeSources": {
+        "type": "object", "required": ["model", "sources"],
+        "properties": {"model": {"type": "string"},
+                       "sources": {"type": "array",
+                                   "items": {"$ref": "#/components/schemas/OutcomeSourceState"}}},
+    },
+    "OutcomeSourceState": {
+        "type": "object", "required": ["name", "kind", "every_minutes", "enabled", "state"],
+        "properties": {
+            "name": {"type": "string"}, "kind": {"type": "string", "enum": ["sql", "files"]},
+            "url": {"type": "string", "description": "the password masked as ***"},
+            "query": {"type": "string"}, "glob": {"type": "string"},
+            "every_minutes": {"type": "integer"}, "enabled": {"type": "boolean"},
+            "state": {"type": "string",
+                      "enum": ["never run", "running", "ok", "failed", "disabled"]},
+            "last_run_at": {"type": ["string", "null"]},
+            "finished_at": {"type": ["string", "null"]},
+            "next_run_at": {"type": ["string", "null"]}, "rows": {"type": ["integer", "null"]},
+            "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "error": {"type": ["string", "null"]}, "since": {"type": ["string", "null"]},
+            "files_read": {"type": "integer"}},
+    },
+    "OutcomeSourceRuns": {
+        "type": "object", "required": ["model", "sources", "runs"],
+        "properties": {
+            "model": {"type": "string"},
+            "sources": {"type": "array",
+                        "items": {"$ref": "#/components/schemas/OutcomeSourceState"}},
+            "runs": {"type": "array", "items": {
+                "type": "object", "required": ["source", "kind", "status", "rows", "counts"],
+                "properties": {
+                    "model": {"type": "string"}, "source": {"type": "string"},
+                    "kind": {"type": "string"},
+                    "status": {"type": "string", "enum": ["ok", "failed", "skipped"]},
+                    "reason": {"type": "string"}, "rows": {"type": "integer"},
+                    "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+                    "late": {"type": "integer"}, "files_read": {"type": "integer"},
+                    "files": {"type": "array", "items": {"type": "string"}},
+                    "file_errors": {"type": "array"}, "problems": {"type": "array"},
+                    "since": {"type": ["string", "null"]},
+                    "high_water": {"type": ["string", "null"]},
+                    "alert": {"type": ["string", "null"]}}}}},
+    },
 }

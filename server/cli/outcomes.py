@@ -203,3 +203,43 @@ def track(name: str, business_key: str | None, off: bool, metric: str | None,
     console.print(f"outcome tracking for [bold]{name}[/bold]: "
                   + ("on" if o.get("enabled") else "off")
                   + (f", business key {o['key']!r}" if o.get("key") else ""))
+
+
+@main.command("outcome-sources")
+@click.argument("name")
+@click.option("--run", "run_now", is_flag=True, help="Read the enabled sources now, due or not.")
+@click.option("--source", help="Only the source so named (with --run).")
+@url_option
+@key_option
+@json_option
+@handle_errors
+def outcome_sources(name: str, run_now: bool, source: str | None, url: str | None,
+                    key: str | None, as_json: bool) -> None:
+    """The model's scheduled outcome sources (monitoring.outcomes.sources) with their last
+    runs; --run reads them now."""
+    client = backend(url, key)
+    data = client.run_outcome_sources(name, source) if run_now else client.outcome_sources(name)
+    if as_json:
+        print_json(data)
+        return
+    if not data["sources"]:
+        console.print(f"{name} has no outcome sources: declare them in the monitoring "
+                      "document's outcomes.sources")
+    for run in data.get("runs", []):
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(run["counts"].items())) or "nothing new"
+        line = f"{run['source']}: {run['status']}: {run['rows']} rows ({counts})"
+        if run.get("reason"):
+            line += f": {run['reason']}"
+        console.print(line, highlight=False)
+        for problem in run.get("file_errors", []):
+            console.print(f"  [red]{problem['file']}: {problem['reason']}[/red]", highlight=False)
+    if data["sources"]:
+        table = Table("source", "kind", "reads", "every", "state", "last run", "rows",
+                      "next run", title=f"outcome sources of {name}")
+        for s in data["sources"]:
+            reads = s.get("glob") or s.get("url", "")
+            state = s["state"] if not s.get("error") else f"{s['state']}: {s['error']}"
+            table.add_row(s["name"], s["kind"], reads, f"{s['every_minutes']} min", state,
+                          s.get("last_run_at") or "", str(s.get("rows") or 0),
+                          s.get("next_run_at") or "")
+        console.print(table)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any, Iterable, Iterator
 
 from ..errors import MalformedRequest
@@ -19,9 +19,14 @@ ID, KEY, ACTUAL, TIME = "prediction_id", "key", "actual", "time"
 
 
 def parse_time(value: Any) -> tuple[datetime | None, str]:
-    """An ISO 8601 time (naive: UTC), or the problem with it."""
+    """An ISO 8601 time (naive: UTC), or the problem with it; a database row's own date or
+    time value (a SQL outcome source) is taken as it is."""
     if value is None or value == "":
         return None, ""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day)
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)), ""
     if not isinstance(value, str):
         return None, f"time {str(value)[:40]!r} is not an ISO 8601 text"
     try:

@@ -23,6 +23,7 @@ from ..registry.service import Registry
 from ..scoring.prediction_log import PredictionLog
 from ..scoring.scorer import Scorer
 from ..telemetry.monitoring import check_drift
+from ..telemetry.outcome_source_runs import OutcomeSourceRunner
 from .dropfolder import DropFolder
 from .release import Releases
 from .webhooks import WebhookSender
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 GC_EVERY_SECONDS = 3600.0
 DRIFT_EVERY_SECONDS = 300.0
 GC_MIN_AGE_SECONDS = 3600.0  # younger files may belong to a registration still in flight
+OUTCOME_SOURCES_EVERY_SECONDS = 60.0  # how often due outcome sources are looked for
 
 
 class DeploymentWorker:
@@ -43,6 +45,8 @@ class DeploymentWorker:
         self._thread = ProcessThread("deployment-worker", self._loop, self._new_identity)
         self._last_gc = time.monotonic()
         self._last_drift = time.monotonic()
+        self._last_sources = 0.0  # the first tick looks for due outcome sources
+        self.sources_thread: threading.Thread | None = None
         self._new_identity()
 
     def _new_identity(self) -> None:
@@ -53,6 +57,10 @@ class DeploymentWorker:
                          if self.settings.webhook_urls else None)
         self.dropfolder = (DropFolder(self.settings.watch_dir, self.registry, self.settings)
                            if self.settings.watch_dir else None)
+        self.outcome_sources = OutcomeSourceRunner(self.registry, self.id,
+                                                   self.settings.job_roots,
+                                                   self.settings.claim_timeout_seconds)
+        self.sources_thread = None  # a forked process has not the parent's thread
 
     def flush_traffic(self) -> None:
         data = self.scorer.traffic.drain()
@@ -89,6 +97,27 @@ class DeploymentWorker:
         self._last_drift = time.monotonic()
         return check_drift(self.registry)
 
+    def start_outcome_sources(self) -> threading.Thread | None:
+        """Read the due outcome sources in a thread of their own (a large first read must not
+        hold up deployments); one at a time per process, and each source claimed, so one
+        worker of all runs it. The thread, or None while the last one still runs."""
+        self._last_sources = time.monotonic()
+        if self.sources_thread is not None and self.sources_thread.is_alive():
+            return None
+        names = self.outcome_sources.models_with_sources()
+        if not names:
+            return None
+        self.sources_thread = threading.Thread(target=self._run_outcome_sources, args=(names,),
+                                               name="outcome-sources", daemon=True)
+        self.sources_thread.start()
+        return self.sources_thread
+
+    def _run_outcome_sources(self, names: list[str]) -> None:
+        try:
+            self.outcome_sources.run_due(names)
+        except Exception:
+            log.exception("outcome sources failed; trying next round")
+
     def _claim(self, task: str, every: float) -> bool:
         """Whether this worker runs ``task`` this round: of all workers and hosts sharing the
         registry, the first to ask after the last holder's lease (90 % of the period) ran out."""
@@ -112,6 +141,8 @@ class DeploymentWorker:
             steps.append(("webhooks", self.webhooks.deliver_due))
         if self.dropfolder is not None:
             steps.append(("drop folder", self.dropfolder.scan))
+        if time.monotonic() - self._last_sources > OUTCOME_SOURCES_EVERY_SECONDS:
+            steps.append(("outcome sources", self.start_outcome_sources))
         if time.monotonic() - self._last_drift > DRIFT_EVERY_SECONDS:
             self._last_drift = time.monotonic()
             if self._claim("drift", DRIFT_EVERY_SECONDS):

@@ -5,6 +5,7 @@ dataclasses rather than ORM rows so callers never hold a database session.
 """
 from __future__ import annotations
 
+import copy
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ ENGINES = {"native": "treelite", "onnx": "onnxruntime", "sklearn": "scikit-learn
            "xgboost": "XGBoost", "lightgbm": "LightGBM", "catboost": "CatBoost"}
 
 PRODUCTION = "production"
+MONITORING_STATE = "state"  # the monitoring document's member that background runs write
 NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 ALIAS_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
@@ -541,11 +543,42 @@ class Registry:
             self._event(session, model, kind, actor, version, **detail)
             return True
 
-    def set_monitoring(self, name: str, monitoring: dict[str, Any], *, actor: str) -> None:
+    def set_monitoring(self, name: str, monitoring: dict[str, Any], *, actor: str,
+                       shown: dict[str, Any] | None = None) -> None:
+        """New monitoring settings; the event records ``shown`` (the settings as they may be
+        shown: secrets masked) when given. The document's ``state`` member belongs to
+        background work (:meth:`update_monitoring_state`) and is kept as stored, so a settings
+        change made from an older read cannot undo what a run wrote meanwhile."""
         with self.writing() as session:
-            model = self._model_row(session, name)
-            model.monitoring = monitoring
-            self._event(session, model, "monitoring_changed", actor, **monitoring)
+            model = session.scalar(select(ModelRow).where(ModelRow.name == name)
+                                   .with_for_update())
+            if model is None:
+                raise NotFound(f"no model named {name!r}")
+            stored = (model.monitoring or {}).get(MONITORING_STATE)
+            settings = {k: v for k, v in monitoring.items() if k != MONITORING_STATE}
+            model.monitoring = {**settings, **({MONITORING_STATE: stored} if stored else {})}
+            self._event(session, model, "monitoring_changed", actor,
+                        **(shown if shown is not None else settings))
+
+    def update_monitoring_state(self, name: str,
+                                change: Callable[[dict[str, Any]], dict[str, Any] | None],
+                                ) -> dict[str, Any]:
+        """Read, change and write the ``state`` member of a model's monitoring document with
+        the model's row locked, so workers and hosts deciding at once decide one after the
+        other. ``change`` gets a copy of the state and returns the new one, or None to leave
+        it; the answer is the state as stored afterwards. No event: state is not a setting."""
+        with self.writing() as session:
+            model = session.scalar(select(ModelRow).where(ModelRow.name == name)
+                                   .with_for_update())
+            if model is None:
+                raise NotFound(f"no model named {name!r}")
+            monitoring = dict(model.monitoring or {})
+            state = copy.deepcopy(monitoring.get(MONITORING_STATE) or {})
+            new = change(state)
+            if new is None:
+                return state
+            model.monitoring = {**monitoring, MONITORING_STATE: new}
+            return new
 
     def set_policy(self, name: str, policy: dict[str, Any], *, actor: str) -> dict[str, Any]:
         with self.writing() as session:

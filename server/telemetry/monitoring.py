@@ -10,6 +10,7 @@ from ..registry.service import Registry
 from ..scoring.prediction_log import PredictionLog
 from ..types import Signature
 from .drift import monitor
+from .outcome_sources import public_settings
 
 
 def model_monitoring(registry: Registry, name: str, hours: float = 24.0) -> dict[str, Any]:
@@ -22,7 +23,8 @@ def model_monitoring(registry: Registry, name: str, hours: float = 24.0) -> dict
     report = monitor(signature, info.reference, columns, predictions)
     model = registry.get_model(name)
     report.update(model=name, version=info.version, window_hours=hours,
-                  since=since.isoformat(), logging=model.monitoring or {"log": True})
+                  since=since.isoformat(),
+                  logging=public_settings(model.monitoring) or {"log": True})
     return report
 
 
