@@ -27,6 +27,7 @@ from ..types import Explanation, RawTable, Signature, example_frame, to_python
 from . import boosting, lightgbm_shap
 from .coerce import coerce
 from .lineage import check_owners, feature_owners, group_matrix
+from .preprocess_plan import NotCompiled, checked_plan
 
 TOLERANCE = 1e-6
 CHECK_ROWS = 200
@@ -159,8 +160,6 @@ def _plan(estimator: Any, signature: Signature,
           frame: pd.DataFrame) -> Callable[[pd.DataFrame], np.ndarray | None] | None:
     """The compiled path's float64 preprocessing plan when it reproduces the pipeline's
     transform bit for bit on the reference rows, else None (scikit-learn transforms)."""
-    from .compiled.compiler import checked_plan
-    from .compiled.preprocess import NotCompiled
     try:
         return checked_plan(estimator, signature, frame)
     except NotCompiled:

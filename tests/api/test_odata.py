@@ -39,8 +39,8 @@ def test_service_document_and_metadata(client, models):
     assert [s["name"] for s in doc.json["value"]] == [
         "Models", "ModelVersions", "Events", "Traffic", "Drift", "Jobs", "Outcomes",
         "TrafficByUser", "OutcomeQuality", "Columns", "Predictions_alpha", "Scored_alpha",
-        "JobRows_alpha", "Predictions_beta", "Scored_beta", "JobRows_beta", "Predictions_churn", "Scored_churn",
-        "JobRows_churn"]
+        "JobRows_alpha", "Predictions_beta", "Scored_beta", "JobRows_beta", "Predictions_churn",
+        "Scored_churn", "JobRows_churn"]
     meta = get(client, "/odata/$metadata")
     root = ET.fromstring(meta.data)
     types = {t.get("Name"): t for t in root.iter(f"{EDM}EntityType")}

@@ -49,8 +49,8 @@ from server.codecs.file_reader import frame_to_table
 from server.scoring.coerce import coerce
 from server.scoring.compiled.compiler import TOLERANCE, compile_version
 from server.scoring.compiled.estimator import matrix_guards
-from server.scoring.compiled.preprocess import NotCompiled, plan
 from server.scoring.compiled.stored import load_runner
+from server.scoring.preprocess_plan import NotCompiled, plan
 from server.scoring.runtime import LoadedModel
 from server.scoring.signature import infer_signature
 

@@ -15,11 +15,11 @@ import pandas as pd
 
 from ...types import Signature
 from .. import boosting
+from ..preprocess_plan import NotCompiled, checked_plan
 from ..runtime import final_estimator
 from . import native
 from .estimator import classes_of, exact_in_float32, pre_steps, split_guards, wide_inputs
 from .onnx import OnnxRunner, PlannedOnnxRunner, convert, convert_final, convert_preprocessing
-from .preprocess import NotCompiled, Plan, plan
 
 TOLERANCE = 1e-6
 
@@ -123,36 +123,6 @@ def _compile_native(estimator: Any, signature: Signature, sample: pd.DataFrame,
                      "native", engine, "float64", estimator, sample, classes)
 
 
-def checked_plan(estimator: Any, signature: Signature, sample: pd.DataFrame) -> Plan:
-    """The float64 plan of the steps before the model, when it gives scikit-learn's own matrix
-    bit for bit on the reference rows; NotCompiled says which step stopped it or where the
-    two differ."""
-    planned = plan(estimator, signature)
-    text = [c.name for c in signature.inputs if c.type == "string"]
-    rows = sample.dropna(subset=text) if text else sample
-    try:
-        got = planned(rows)
-    except Exception as exc:
-        raise NotCompiled(f"the float64 preprocessing plan fails ({type(exc).__name__}: "
-                          f"{str(exc).splitlines()[0][:200] if str(exc) else ''})") from exc
-    if got is None or len(rows) == 0:
-        raise NotCompiled("the reference sample cannot be fed to the float64 preprocessing "
-                          "plan, so it could not be verified")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        expected = estimator[:-1].transform(rows) if pre_steps(estimator) else \
-            rows[list(getattr(estimator, "feature_names_in_", rows.columns))].to_numpy(
-                dtype=np.float64)
-    expected = np.asarray(expected.toarray() if hasattr(expected, "toarray") else expected,
-                          dtype=np.float64)
-    if got.shape != expected.shape or got.shape[1] != planned.width:
-        raise NotCompiled(f"the float64 preprocessing plan makes {got.shape[1]} features where "
-                          f"scikit-learn makes {expected.shape[1]}")
-    differs = np.flatnonzero(~((got == expected) | (np.isnan(got) & np.isnan(expected))).all(0))
-    if len(differs):
-        raise NotCompiled(f"the float64 preprocessing plan differs from scikit-learn's output "
-                          f"in feature {int(differs[0])} on the reference sample")
-    return planned
 
 
 def _compile_planned(estimator: Any, signature: Signature, sample: pd.DataFrame,

@@ -30,9 +30,9 @@ import numpy as np
 from ...config import Settings
 from ...types import Signature
 from .. import boosting
+from ..preprocess_plan import plan
 from ..runtime import final_estimator
 from .onnx import FLOAT32_MAX, WIDE_ROWS, ort_session, with_text
-from .preprocess import plan
 
 log = logging.getLogger(__name__)
 # gcc's time grows with the nodes: ~1 s for the demo model's 7,320, ~37 s for a 100-tree

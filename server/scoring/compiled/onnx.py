@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 
 from ...types import Signature
+from ..preprocess_plan import plan
 from ..runtime import final_estimator
 from .estimator import matrix_guards, wide_inputs
-from .preprocess import plan
 
 WIDE_ROWS = 2_000
 OPSETS = {"": 18, "ai.onnx.ml": 3}  # from this many rows a call is spread over every core

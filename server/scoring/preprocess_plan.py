@@ -21,7 +21,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from ...types import Signature
+from ..types import Signature
 
 # numpy element-wise functions a FunctionTransformer may apply: the same libm call on a DataFrame
 # (pandas hands ufuncs its blocks) as on the array, so provably the same numbers
@@ -392,3 +392,39 @@ OWN: dict[str, Callable[[Any], Step | None]] = {
     "RobustScaler": _robust, "SimpleImputer": _imputer, "OneHotEncoder": _one_hot,
     "OrdinalEncoder": _ordinal, "QuantileTransformer": _quantile, "PowerTransformer": _power,
 }
+
+
+def checked_plan(estimator: Any, signature: Signature, sample: pd.DataFrame) -> Plan:
+    """The float64 plan of the steps before the model, when it gives scikit-learn's own matrix
+    bit for bit on the reference rows; NotCompiled says which step stopped it or where the
+    two differ."""
+    planned = plan(estimator, signature)
+    text = [c.name for c in signature.inputs if c.type == "string"]
+    rows = sample.dropna(subset=text) if text else sample
+    try:
+        got = planned(rows)
+    except Exception as exc:
+        raise NotCompiled(f"the float64 preprocessing plan fails ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0][:200] if str(exc) else ''})") from exc
+    if got is None or len(rows) == 0:
+        raise NotCompiled("the reference sample cannot be fed to the float64 preprocessing "
+                          "plan, so it could not be verified")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = estimator[:-1].transform(rows) if _has_steps(estimator) else \
+            rows[list(getattr(estimator, "feature_names_in_", rows.columns))].to_numpy(
+                dtype=np.float64)
+    expected = np.asarray(expected.toarray() if hasattr(expected, "toarray") else expected,
+                          dtype=np.float64)
+    if got.shape != expected.shape or got.shape[1] != planned.width:
+        raise NotCompiled(f"the float64 preprocessing plan makes {got.shape[1]} features where "
+                          f"scikit-learn makes {expected.shape[1]}")
+    differs = np.flatnonzero(~((got == expected) | (np.isnan(got) & np.isnan(expected))).all(0))
+    if len(differs):
+        raise NotCompiled(f"the float64 preprocessing plan differs from scikit-learn's output "
+                          f"in feature {int(differs[0])} on the reference sample")
+    return planned
+
+
+def _has_steps(estimator: Any) -> bool:
+    return hasattr(estimator, "steps") and len(estimator.steps) > 1
