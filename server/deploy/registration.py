@@ -24,6 +24,7 @@ from ..evaluation.contributions import mean_abs_contributions
 from ..registry.service import NewVersion, Registry, VersionInfo, validate_name
 from ..scoring.coerce import coerce
 from ..scoring.compiled.compiler import Compiled, compile_version
+from ..scoring.explain import cheap_to_explain
 from ..scoring.loader import artifact_details, detect_format, load_artifact, sha256_file
 from ..scoring.metrics import evaluate
 from ..scoring.runtime import LoadedModel
@@ -175,12 +176,14 @@ def register(registry: Registry, settings: Settings, req: RegistrationRequest) -
 
 
 def _analysis(model: LoadedModel, holdout: pd.DataFrame, target: str) -> dict[str, Any]:
-    """The report's analysis of the version on the holdout rows stored with it. A model that
+    """The report's analysis of the version on the holdout rows stored with it (a tree model's
+    mean absolute contributions wait for the first report: its explainer is costly). A model that
     passed the holdout evaluation is not refused for an analysis that fails (a permuted column
     it cannot score): the report says why it has none."""
     try:
         return analyse(model, holdout[model.signature.names + [target]], target,
-                       contributions=mean_abs_contributions)
+                       contributions=mean_abs_contributions
+                       if cheap_to_explain(model.estimator) else None)
     except (ValueError, TypeError) as exc:
         log.warning("no holdout analysis for %s: %s", model.name, exc)
         return unavailable(str(exc))

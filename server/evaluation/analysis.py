@@ -47,12 +47,13 @@ def analyse(model: LoadedModel, holdout: pd.DataFrame, target: str, *,
         "positive_class": plain(task.positive) if task.kind == "binary" else None,
         "metric": task.metric, "score": baseline,
         "importance": {"metric": task.metric, "repeats": N_REPEATS, "columns": importance},
-        "contribution_importance": _contribution_importance(contributions, model, frame),
         "dependence": {"resolution": GRID_RESOLUTION, "curves": [
             partial_dependence(model, frame, name, name in categorical, task) for name in top]},
         "segments": [segment_metrics(task, frame[c.name], y, outputs)
                      for c in signature.inputs if c.is_categorical],
     }
+    if contributions is not None:   # else left out: computed later (contribution_importance)
+        data["contribution_importance"] = _contribution_importance(contributions, model, frame)
     if task.kind == "regression":
         data["residuals"] = residuals(y, outputs)
     else:
@@ -75,6 +76,18 @@ def unavailable(reason: str) -> dict[str, Any]:
     """What is stored when a version's analysis cannot be computed, so it is not tried again."""
     return {"format": FORMAT, "computed_at": datetime.now(timezone.utc).isoformat(),
             "unavailable": reason}
+
+
+def contribution_importance(model: LoadedModel, holdout: pd.DataFrame, target: str,
+                            stored: dict[str, Any],
+                            contributions: ContributionImportance) -> list[dict[str, Any]] | None:
+    """The mean absolute contributions of an analysis stored without them, over the same
+    seeded sample of the same holdout (a tree model's explainer is built on first use, not at
+    registration: see :func:`server.scoring.explain.cheap_to_explain`)."""
+    task = Task.of(model)
+    frame, _ = holdout_sample(holdout, model.signature.names, target, task.classes,
+                              SAMPLE_ROWS, int(stored.get("seed", SEED)))
+    return _finite(_contribution_importance(contributions, model, frame))
 
 
 def _contribution_importance(contributions: ContributionImportance | None, model: LoadedModel,

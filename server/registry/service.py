@@ -437,6 +437,19 @@ class Registry:
             stored = self.get_analysis(name, version)
             return stored if stored is not None else data
 
+    def complete_analysis(self, name: str, version: int, part: str,
+                          value: Any) -> dict[str, Any]:
+        """Add ``part`` to the version's stored analysis unless it is there already (another
+        worker computed it first); the stored analysis is returned."""
+        with self.writing() as session:
+            row = self._version_row(session, self._model_row(session, name), version)
+            found = session.get(AnalysisRow, row.id, with_for_update=True)
+            if found is None:
+                raise NotFound(f"model {name!r} version {version} has no analysis")
+            if part not in found.data:
+                found.data = {**found.data, part: value}
+            return dict(found.data)
+
     def _set_alias(self, session: Session, model: ModelRow, alias: str, row: VersionRow,
                    actor: str, reason: str, kind: str = "promoted") -> int | None:
         current = session.get(AliasRow, (model.id, alias))
