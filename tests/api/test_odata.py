@@ -638,5 +638,12 @@ def test_a_real_odata_client_reads_outcome_quality(tmp_path, demo_files):
         picked = service.query(Quality).filter(Quality.WindowStart >= later) \
             .filter(Quality.Matched == 40).order_by(Quality.WindowStart.asc()).all()
         assert [q.WindowStart for q in picked] == [r.WindowStart for r in rows[1:]]
+        # and the joined rows the windows were computed from, typed
+        Joined = service.entities["Outcomes"]
+        joined = service.query(Joined).filter(Joined.Model == "churn").all()
+        assert len(joined) == sum(w["Matched"] for w in expected)
+        assert {o.Actual for o in joined} <= {"yes", "no"} and all(
+            o.Prediction in ("yes", "no") and isinstance(o.ScoredAt, datetime) and
+            o.ObservedAt >= o.ScoredAt and o.BusinessKey for o in joined)
     finally:
         server.stop()
