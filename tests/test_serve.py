@@ -83,7 +83,10 @@ def test_serve_gives_gunicorn_no_control_socket(tmp_path, monkeypatch):
     from server import cli
 
     monkeypatch.setenv("SCOREBRIDGE_HOME", str(tmp_path))
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)  # serve sets it
+    # serve sets it: recorded first (delenv of an absent variable records nothing), so the
+    # value serve leaves is undone and later tests in this process read their own metrics
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
     monkeypatch.delenv("GUNICORN_CMD_ARGS", raising=False)
     argv: list[str] = []
     monkeypatch.setattr(os, "execv", lambda path, args: argv.extend(args))
@@ -212,6 +215,8 @@ def test_serve_refuses_half_a_certificate_or_a_key_that_does_not_match(tmp_path,
 
     monkeypatch.setenv("SCOREBRIDGE_HOME", str(tmp_path / "home"))
     monkeypatch.setattr(os, "execv", lambda path, args: pytest.fail("gunicorn started"))
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")   # undone after the test, whatever
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")       # serve sets
     cert, _ = _self_signed(tmp_path, "one")
     _, other_key = _self_signed(tmp_path, "two")
     runner = CliRunner()
