@@ -14,6 +14,7 @@ import bisect
 import threading
 import time
 from datetime import datetime, timezone
+from typing import Any
 
 from ..registry.deployments import Traffic, UserBuckets, UserTraffic
 
@@ -88,20 +89,12 @@ class TrafficRecorder:
     def restore_users(self, users: UserBuckets) -> None:
         """Put back per-caller counts that could not be flushed."""
         with self._lock:
-            for key, u in users.items():
-                if key in self._users:
-                    self._users[key].add(u)
-                else:
-                    self._users[key] = u
+            _merge(self._users, users)
 
     def restore(self, data: dict[tuple[str, int, datetime], Traffic]) -> None:
         """Put back counters that could not be flushed, so nothing is lost while the DB is away."""
         with self._lock:
-            for key, t in data.items():
-                if key in self._data:
-                    self._data[key].add(t)
-                else:
-                    self._data[key] = t
+            _merge(self._data, data)
 
 
 def percentile_ms(buckets: list[int], q: float) -> float | None:
@@ -116,3 +109,12 @@ def percentile_ms(buckets: list[int], q: float) -> float | None:
         if seen >= target:
             return float(BUCKET_EDGES_MS[i]) if i < len(BUCKET_EDGES_MS) else float("inf")
     return float("inf")
+
+
+def _merge(into: dict[Any, Any], counts: dict[Any, Any]) -> None:
+    """Add ``counts`` (buckets with an ``add``) into ``into``, bucket by bucket."""
+    for key, bucket in counts.items():
+        if key in into:
+            into[key].add(bucket)
+        else:
+            into[key] = bucket

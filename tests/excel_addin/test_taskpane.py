@@ -106,14 +106,19 @@ window.Excel = {
 """
 
 
+def _connect_in_excel(page, server, key: str) -> None:
+    """Open the pane in the imitated Excel host and connect with ``key``."""
+    page.add_init_script(FAKE_EXCEL)
+    page.goto(f"{server.url}/excel/taskpane.html")
+    page.fill("#key", key)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#status.ok")
+
+
 def test_taskpane_recalculates_after_connect_and_after_clearing_the_cache(live):
     server, key = live
     with browser_page() as (page, errors):
-        page.add_init_script(FAKE_EXCEL)
-        page.goto(f"{server.url}/excel/taskpane.html")
-        page.fill("#key", key)
-        page.click("button[type=submit]")
-        page.wait_for_selector("#status.ok")
+        _connect_in_excel(page, server, key)
         wait_until(page, "window.calculations.length === 1")
         assert page.evaluate("window.calculations") == ["Full"]
         page.click("#clear")
@@ -189,11 +194,7 @@ def test_taskpane_records_outcomes_from_the_selected_range(live):
                      ["Di", "c-3", _excel_serial(observed), "no"],  # an Excel date and time
                      ["Ed", "c-2", "", "=1+1"]]}              # a formula-like actual
     with browser_page() as (page, errors):
-        page.add_init_script(FAKE_EXCEL)
-        page.goto(f"{server.url}/excel/taskpane.html")
-        page.fill("#key", key)
-        page.click("button[type=submit]")
-        page.wait_for_selector("#status.ok")
+        _connect_in_excel(page, server, key)
         # the model that tracks outcomes is preselected once its settings are read
         wait_until(page, f"document.querySelector('#outcome-model').value === '{TRACKED}'")
         assert "customer_id" in page.inner_text("#outcome-tracking")
