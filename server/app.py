@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     browser.install(app, settings)
     from .api import (
+        addin_signin,
         deployment,
         excel,
         health,
@@ -68,7 +69,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     for bp in (home.bp, health.bp, openapi.bp, registry_api.bp, deployment.bp, scoring.bp, excel.bp,
                odata.bp, keys.bp, keys.whoami_bp, keys.people_bp, protocols.mlflow, protocols.v2,
                protocols.tabpy, reports.bp, jobs_api.bp, pipelines.bp, signin.bp,
-               outcomes.bp, resource.bp):
+               outcomes.bp, resource.bp, addin_signin.bp):
         app.register_blueprint(bp)
     if not settings.auth:
         log.warning("!" * 72)

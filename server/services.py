@@ -19,6 +19,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterable
 
+from .auth.addin_grants import AddinGrants
 from .auth.keys import KeyInfo, KeyStore
 from .auth.login import WebLogin
 from .auth.people import DisabledPerson, People
@@ -62,10 +63,12 @@ def build_services(settings: Settings) -> Services:
     login = WebLogin(tokens, settings.oidc_client_id, settings.oidc_client_secret,
                      settings.oidc_login_scopes) \
         if tokens is not None and settings.oidc_client_id else None
+    web_sessions = WebSessions(registry, stale)
     return Services(settings=settings, registry=registry, scorer=scorer,
                     keys=KeyStore(registry, stale), jobs=Jobs(registry, scorer, settings),
                     tokens=tokens, people=People(registry, stale), login=login,
-                    web_sessions=WebSessions(registry, stale))
+                    web_sessions=web_sessions,
+                    addin_grants=AddinGrants(web_sessions) if login is not None else None)
 
 
 @dataclass
@@ -84,6 +87,7 @@ class Services:
     people: People | None = None          # people whose sign-in is cut off here
     login: WebLogin | None = None         # browser sign-in, when a client id is configured too
     web_sessions: WebSessions | None = None
+    addin_grants: AddinGrants | None = None  # the Excel add-in's sign-in, beside browser sign-in
 
     @cached_property
     def worker(self) -> DeploymentWorker:

@@ -46,7 +46,7 @@ def browser_page(width: int = 420, height: int = 900, *, args: tuple[str, ...] =
                 else:
                     route.abort()
 
-            page.route("**/*", local_only)
+            page.context.route("**/*", local_only)  # the page's popups too
             yield page, errors
         finally:
             browser.close()

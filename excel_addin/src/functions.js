@@ -26,6 +26,8 @@ var ScoreBridge = (function () {
   const MODEL_NAME = /^[a-z][a-z0-9_-]{0,63}$/;
   const STORAGE_URL = "scorebridge.url";
   const STORAGE_KEY = "scorebridge.apiKey"; // + "@" + server origin; alone, the key of old releases
+  const STORAGE_SIGNIN = "scorebridge.signin"; // + "@" + server origin: the refresh token, who
+  const REFRESH_AHEAD_MS = 60000; // an access token this close to its end is renewed first
   // the Excel errors the server reads as "the cell holds the Excel error ..." (its EXCEL_ERRORS)
   const SERVER_KNOWN_ERRORS = ["#N/A", "#VALUE!", "#REF!", "#DIV/0!", "#NUM!", "#NAME?", "#NULL!",
     "#SPILL!", "#CALC!", "#GETTING_DATA", "#FIELD!", "#BLOCKED!", "#CONNECT!", "#BUSY!",
@@ -59,6 +61,8 @@ var ScoreBridge = (function () {
     uncheckable: new Map(), // model -> when its version could not be checked (no read scope)
     cfg: null, // the settings in use (a promise), read once from storage
     sessionKeys: new Map(), // origin -> a key the storage did not keep: used until Excel closes
+    signins: new Map(), // origin -> {access, accessUntil, refresh, refreshUntil, who} or null
+    renewing: new Map(), // origin -> the refresh under way (one at a time)
     sessionBase: null, // likewise for the server address
     timeoutMs: 30000,
     limits: {
@@ -332,13 +336,14 @@ var ScoreBridge = (function () {
 
   /** One request, sent once a slot is free; its timeout starts when it is sent. */
   async function attempt(cfg, path, opts) {
+    const credential = await credentialHeaders(cfg);
     await acquire();
     const controller = new AbortController();
     const timer = setTimeout(function () { controller.abort(); }, state.timeoutMs);
     state.requests += 1;
     try {
       const headers = Object.assign({}, opts.headers || {},
-        { "X-API-Key": cfg.key, "X-ScoreBridge-Client": "excel" });
+        credential, { "X-ScoreBridge-Client": "excel" });
       const response = await fetch(cfg.base + path, {
         method: opts.method || "GET", headers: headers, body: opts.body, signal: controller.signal,
       });
@@ -358,14 +363,126 @@ var ScoreBridge = (function () {
     }
   }
 
+  // -- sign-in: an access token in memory, renewed with a refresh token from the add-in's storage
+
+  function signinName(origin) {
+    return STORAGE_SIGNIN + "@" + origin;
+  }
+
+  /** The sign-in kept for a server (memory first, then the add-in's storage), or null. */
+  async function signedIn(origin) {
+    if (!origin) return null;
+    if (!state.signins.has(origin)) {
+      let kept;
+      try {
+        kept = JSON.parse((await storageGet(signinName(origin))) || "null");
+      } catch {
+        kept = null; // unreadable: as if signed out
+      }
+      const live = kept && kept.refresh && kept.refreshUntil > Date.now();
+      state.signins.set(origin, live ? { access: null, accessUntil: 0, refresh: kept.refresh,
+        refreshUntil: kept.refreshUntil, who: kept.who } : null);
+    }
+    const s = state.signins.get(origin);
+    return s && s.refreshUntil > Date.now() ? s : null;
+  }
+
+  /** Takes a token response (RFC 6749 section 5.1): the access token stays in memory, the
+   *  refresh token and who signed in go to the add-in's storage (never the workbook). */
+  async function adoptGrant(origin, grant) {
+    const now = Date.now();
+    const s = { access: grant.access_token, accessUntil: now + grant.expires_in * 1000,
+      refresh: grant.refresh_token, refreshUntil: now + grant.refresh_expires_in * 1000,
+      who: grant.who };
+    state.signins.set(origin, s);
+    try {
+      await storageSet(signinName(origin), JSON.stringify(
+        { refresh: s.refresh, refreshUntil: s.refreshUntil, who: s.who }));
+    } catch (e) {
+      logError("sign-in", "The sign-in could not be kept in the add-in's storage (" + e.message +
+        "): it is used until Excel closes");
+    }
+    return s;
+  }
+
+  async function forgetSignIn(origin) {
+    state.signins.set(origin, null);
+    await storageRemove(signinName(origin));
+  }
+
+  async function tokenRequest(base, body) {
+    let response;
+    try {
+      response = await fetch(base + "/auth/addin/token", { method: "POST",
+        headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    } catch {
+      throw fail("notAvailable", "Cannot reach ScoreBridge at " + base + " to sign in");
+    }
+    if (response.ok) return response.json();
+    const problem = await readProblem(response);
+    const error = fail("notAvailable", (problem.detail || "HTTP " + response.status) +
+      ": open the ScoreBridge pane (Home tab) and Sign in again");
+    error.status = response.status;
+    throw error;
+  }
+
+  /** The access token for a server, renewed first when it is about to end; one renewal at a
+   *  time per server (a refresh token is good once). A refused renewal ends the sign-in. */
+  async function accessToken(cfg, s) {
+    if (s.access && s.accessUntil - Date.now() > REFRESH_AHEAD_MS) return s.access;
+    if (!state.renewing.has(cfg.origin)) {
+      const renewal = tokenRequest(cfg.base, { grant_type: "refresh_token",
+        refresh_token: s.refresh }).then(function (grant) {
+        return adoptGrant(cfg.origin, grant);
+      }, async function (e) {
+        if (e.status === 400 || e.status === 401) await forgetSignIn(cfg.origin);
+        logError("sign-in", e.message);
+        throw e;
+      }).finally(function () { state.renewing.delete(cfg.origin); });
+      state.renewing.set(cfg.origin, renewal);
+    }
+    return (await state.renewing.get(cfg.origin)).access;
+  }
+
+  /** The headers that say who is asking: the sign-in where there is one, else the API key. */
+  async function credentialHeaders(cfg) {
+    const s = await signedIn(cfg.origin);
+    if (s) return { Authorization: "Bearer " + (await accessToken(cfg, s)) };
+    return cfg.key ? { "X-API-Key": cfg.key } : {};
+  }
+
+  /** The task pane's code from the sign-in dialog, with the verifier of its challenge. */
+  async function redeemSignIn(code, verifier) {
+    const cfg = await config();
+    const grant = await tokenRequest(cfg.base, { grant_type: "authorization_code", code: code,
+      code_verifier: verifier });
+    clearCache();
+    return adoptGrant(cfg.origin, grant);
+  }
+
+  /** Signs out of this server here: the server ends the refresh and access tokens. */
+  async function signOut() {
+    const cfg = await config();
+    const s = await signedIn(cfg.origin);
+    await forgetSignIn(cfg.origin);
+    clearCache();
+    if (!s) return;
+    try {
+      await fetch(cfg.base + "/auth/addin/revoke", { method: "POST",
+        headers: { "Content-Type": "application/json" }, body: JSON.stringify({ token: s.refresh }) });
+    } catch {
+      logError("sign-in", "ScoreBridge could not be told of the sign-out; its tokens end by themselves");
+    }
+  }
+
   /** The error a failed answer shows in its cells: #N/A for a busy or unavailable server and for
    *  a key it refuses (with what to do), #VALUE! for what was asked. */
   function httpError(status, problem, wait) {
     const detail = problem.detail || problem.title || "HTTP " + status;
     let error;
     if (status === 401 || status === 403) {
-      error = fail("notAvailable", detail + ": open the ScoreBridge pane (Home tab) and Save and " +
-        "connect with a valid key");
+      error = fail("notAvailable", detail + ": open the ScoreBridge pane (Home tab) and Sign in " +
+        "again, or Save and connect with a valid key");
     } else if (TRANSIENT.indexOf(status) >= 0) {
       const what = status === 429 ? "busy" : "unavailable";
       error = fail("notAvailable", "ScoreBridge is " + what + " (HTTP " + status + "): retry " +
@@ -386,9 +503,9 @@ var ScoreBridge = (function () {
       throw fail("notAvailable", "The server address '" + short(cfg.base) + "' is not a web " +
         "address: open the ScoreBridge pane (Home tab) and correct it");
     }
-    if (!cfg.key) {
-      throw fail("notAvailable", "No API key for " + cfg.origin + ": open the ScoreBridge pane " +
-        "(Home tab), enter a key and Save and connect");
+    if (!cfg.key && !(await signedIn(cfg.origin))) {
+      throw fail("notAvailable", "No API key for " + cfg.origin + " and no sign-in: open the " +
+        "ScoreBridge pane (Home tab), then Sign in, or enter a key and Save and connect");
     }
     for (let tries = 0; ; tries += 1) {
       const outcome = await attempt(cfg, path, options || {});
@@ -867,6 +984,7 @@ var ScoreBridge = (function () {
 
   return {
     state: state, config: config, setConfig: setConfig, hasKey: hasKey, clearCache: clearCache,
+    signedIn: signedIn, redeemSignIn: redeemSignIn, signOut: signOut,
     flush: flush, request: request, getInfo: getInfo, scoreRange: scoreRange, readRange: readRange,
     modelArg: modelArg, versionArg: versionArg, toRows: toRows, fail: fail, logError: logError,
     stream: stream, refreshStreams: refreshStreams, recalculate: recalculate,

@@ -541,6 +541,103 @@ var ScoreBridgeOutcomes = (function () {
 
   const MASK = "••••••••";
 
+  // -- sign-in: the Office dialog opens the server's sign-in (any identity provider); its last
+  // page hands back a one-time code, redeemed here with the verifier of this pane's challenge
+
+  function base64url(bytes) {
+    let text = "";
+    bytes.forEach(function (b) { text += String.fromCharCode(b); });
+    return btoa(text).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+
+  async function pkcePair() {
+    const verifier = base64url(crypto.getRandomValues(new Uint8Array(32)));
+    const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier));
+    return { verifier: verifier, challenge: base64url(new Uint8Array(digest)) };
+  }
+
+  function dialogOpen(url) {
+    return new Promise(function (resolve, reject) {
+      Office.context.ui.displayDialogAsync(url, { height: 70, width: 40, promptBeforeOpen: false },
+        function (result) {
+          if (result.status === Office.AsyncResultStatus.Succeeded) resolve(result.value);
+          else reject(new Error("the sign-in window did not open (" + result.error.message + ")"));
+        });
+    });
+  }
+
+  /** The code the dialog sends, or a rejection when the person closes it first. */
+  function dialogCode(dialog) {
+    return new Promise(function (resolve, reject) {
+      dialog.addEventHandler(Office.EventType.DialogMessageReceived, function (arg) {
+        let message;
+        try {
+          message = JSON.parse(arg.message);
+        } catch {
+          message = null;
+        }
+        if (message && message.kind === "scorebridge-signin" && message.code) {
+          dialog.close();
+          resolve(message.code);
+        }
+      });
+      dialog.addEventHandler(Office.EventType.DialogEventReceived, function (arg) {
+        reject(new Error(arg.error === 12006 ? "the sign-in window was closed" :
+          "the sign-in window stopped (" + arg.error + ")"));
+      });
+    });
+  }
+
+  async function signIn() {
+    const cfg = await ScoreBridge.config();
+    if (typeof Office === "undefined" || !Office.context || !Office.context.ui) {
+      $("signin-who").textContent = "Sign-in opens in an Office window: open this pane in Excel.";
+      return;
+    }
+    const pair = await pkcePair();
+    $("signin-who").textContent = "Signing in…";
+    try {
+      const dialog = await dialogOpen(cfg.base + "/excel/signin?challenge=" + pair.challenge);
+      const code = await dialogCode(dialog);
+      await ScoreBridge.redeemSignIn(code, pair.verifier);
+    } catch (e) {
+      ScoreBridge.logError("sign-in", why(e));
+    }
+    await showSignIn();
+    await Promise.all([refresh(), recalculate()]);
+  }
+
+  async function signOut() {
+    await ScoreBridge.signOut();
+    await showSignIn();
+    await Promise.all([refresh(), recalculate()]);
+  }
+
+  /** Runs a button's action with the button disabled until it ends. */
+  async function once(id, action) {
+    $(id).disabled = true;
+    try {
+      await action();
+    } catch (e) {
+      ScoreBridge.logError("sign-in", why(e));
+    } finally {
+      $(id).disabled = false;
+    }
+  }
+
+  /** Who is signed in for the server in use, where the server offers sign-in. */
+  async function showSignIn() {
+    if (document.documentElement.dataset.signIn !== "on") return null;
+    const cfg = await ScoreBridge.config().catch(function () { return {}; });
+    const s = await ScoreBridge.signedIn(cfg.origin).catch(function () { return null; });
+    $("signin").hidden = false;
+    $("signin-who").textContent = s ? "Signed in as " + ((s.who && (s.who.name || s.who.actor)) ||
+      "you") + "." : "Not signed in.";
+    $("sign-in").hidden = Boolean(s);
+    $("sign-out").hidden = !s;
+    return s;
+  }
+
   /** The key field shows a mask only when a key is saved for the server in the server field:
    *  a key is kept per server and never sent to another one. */
   async function showKeyFor(base) {
@@ -587,6 +684,8 @@ var ScoreBridgeOutcomes = (function () {
     ScoreBridge.onChange(renderErrors);
     renderErrors(ScoreBridge.state);
     $("connect").addEventListener("submit", save);
+    $("sign-in").addEventListener("click", function () { once("sign-in", signIn); });
+    $("sign-out").addEventListener("click", function () { once("sign-out", signOut); });
     $("url").addEventListener("change", function () { showKeyFor($("url").value.trim()); });
     $("clear").addEventListener("click", function () {
       ScoreBridge.clearCache();
@@ -600,7 +699,8 @@ var ScoreBridgeOutcomes = (function () {
     $("outcome-read").addEventListener("click", function () { whileBusy(useSelection); });
     $("outcome-send").addEventListener("click", function () { whileBusy(sendOutcomes); });
     setInterval(function () { renderErrors(ScoreBridge.state); }, 2000);
-    if (cfg.key) refresh();
+    const signedIn = await showSignIn();
+    if (cfg.key || signedIn) refresh();
   }
 
   if (typeof Office !== "undefined" && Office.onReady) {

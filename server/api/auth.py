@@ -18,6 +18,7 @@ from typing import Any, Callable, TypeVar
 from flask import Flask, Response, g, request
 
 from .. import metrics
+from ..auth.addin_grants import ACCESS_PREFIX
 from ..auth.keys import SCOPES
 from ..auth.principal import ANONYMOUS, Principal, from_key
 from ..auth.resource import WELL_KNOWN
@@ -187,6 +188,8 @@ def _verify(plain: str) -> Principal:
     Bearer) or an API key; 401 with a challenge otherwise."""
     bearer = request.headers.get("Authorization", "").lower().startswith("bearer")
     verifier = services().tokens
+    if bearer and plain.startswith(ACCESS_PREFIX):
+        return _addin_person(plain)
     if bearer and looks_like_jwt(plain):
         if verifier is None:
             raise Unauthorized("sign-in tokens are not accepted here: no identity provider is "
@@ -208,6 +211,18 @@ def _verify(plain: str) -> Principal:
         raise Unauthorized("the API key is not valid or has been revoked", headers={
             "WWW-Authenticate": challenge("invalid_token", basic=basic)})
     return from_key(key)
+
+
+def _addin_person(plain: str) -> Principal:
+    """The person an Excel add-in's access token names (:mod:`server.auth.addin_grants`)."""
+    grants = services().addin_grants
+    person = grants.verify(plain) if grants is not None else None
+    if person is None or disabled(person):
+        detail = DISABLED if person is not None else \
+            "the add-in's sign-in has expired or ended: sign in again in the task pane"
+        raise Unauthorized(detail, headers={"WWW-Authenticate": challenge(
+            "invalid_token", detail, basic=False)})
+    return person
 
 
 def install(app: Flask) -> None:

@@ -38,7 +38,7 @@ bp = Blueprint("excel", __name__)
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 NAMESPACE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,31}$")
-ADDIN_FILES = {"functions.js", "functions.json", "taskpane.js", "taskpane.css"}
+ADDIN_FILES = {"functions.js", "functions.json", "taskpane.js", "taskpane.css", "signin.js"}
 MAX_WORKBOOK_BYTES = 64 * 1024 * 1024
 _ID_NAMESPACE = uuid.UUID("6f1e1c0a-53c0-4b8e-9d55-5c0b1d9e2a77")
 GUID_RE = re.compile(r"^[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}$")
@@ -85,9 +85,24 @@ def manifest() -> Response:
                       autoescape=select_autoescape(default=True))
     xml = env.get_template("manifest.template.xml").render(
         addin_id=addin_id(base), version=manifest_version(__version__, ns), base=base,
-        namespace=ns, display_name="ScoreBridge")
+        namespace=ns, display_name="ScoreBridge", web_app=web_application())
     return Response(xml, mimetype="application/xml",
                     headers={"Content-Disposition": 'inline; filename="manifest.xml"'})
+
+
+def web_application() -> dict[str, Any] | None:
+    """The manifest's ``WebApplicationInfo``: the Entra app registration the add-in signs in with
+    (its client id, a GUID, and its App ID URI as the resource), when sign-in is configured with
+    one; other issuers need none (the add-in signs in through the server's own pages)."""
+    settings = services().settings
+    if services().addin_grants is None or not GUID_RE.match(settings.oidc_client_id):
+        return None
+    resource = next((a for a in settings.oidc_audience if a.startswith("api://")), "")
+    if not resource:
+        return None
+    scopes = ["openid", "profile"] + [s for s in settings.oidc_resource_scopes
+                                      if s and s != ".default"]
+    return {"id": settings.oidc_client_id, "resource": resource, "scopes": scopes}
 
 
 def manifest_base() -> str:
@@ -141,7 +156,9 @@ def manifest_version(server_version: str, ns: str) -> str:
 @shared_with_office
 def taskpane() -> Response:
     html = (addin_dir() / "taskpane.html").read_text(encoding="utf-8")
-    html = html.replace('<html lang="en">', f'<html lang="en" data-namespace="{namespace()}">', 1)
+    signin = ' data-sign-in="on"' if services().addin_grants is not None else ""
+    html = html.replace('<html lang="en">',
+                        f'<html lang="en" data-namespace="{namespace()}"{signin}>', 1)
     html = html.replace("=ML.PREDICT(A2:F2)", f"={namespace()}.PREDICT(A2:F2)")
     return Response(html, mimetype="text/html")
 

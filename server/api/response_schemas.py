@@ -167,6 +167,19 @@ COMPONENTS: dict[str, dict[str, Any]] = {
                        "decided_by": {"type": "string"}, "registered_by": {"type": "string"},
                        "reason": {"type": "string"}},
     },
+    "AddinToken": {
+        "type": "object",
+        "required": ["access_token", "token_type", "expires_in", "refresh_token",
+                     "refresh_expires_in", "who"],
+        "properties": {"access_token": {"type": "string"}, "token_type": {"enum": ["Bearer"]},
+                       "expires_in": {"type": "integer", "description": "seconds"},
+                       "refresh_token": {"type": "string", "description": "used once"},
+                       "refresh_expires_in": {"type": "integer",
+                                              "description": "seconds until the sign-in ends"},
+                       "who": {"type": "object", "required": ["actor"], "properties": {
+                           "actor": {"type": "string"}, "name": {"type": ["string", "null"]},
+                           "email": {"type": ["string", "null"]}}}},
+    },
     "Whoami": {
         "type": "object", "required": ["kind", "id", "scopes", "grants", "actor"],
         "properties": {"kind": {"enum": ["key", "person", "anonymous"]},

@@ -20,7 +20,7 @@ from ..errors import Forbidden, NotFound, Unauthorized
 from ..reports.render import render
 from .auth import DISABLED, SESSION_COOKIE, current_session, disabled, local_path, public, signin_page
 from .declare import Inputs, Parameters
-from .http import services
+from .http import json_response, services
 from .openapi import operation, problem_response
 
 bp = Blueprint("signin", __name__, url_prefix="/auth")
@@ -108,6 +108,26 @@ def callback(query: CallbackQuery) -> Response:
                     httponly=True, samesite="Lax")
     resp.delete_cookie(PENDING_COOKIE, path="/auth")
     return resp
+
+
+@bp.get("/session")
+@public
+@operation("This browser's sign-in, for the server's own pages (the API docs send its CSRF "
+           "token with the requests they try)", tags=["sign-in"],
+           responses={"200": {"description": "Signed in or not", "content": {
+               "application/json": {"schema": {"type": "object", "required": ["sign_in"],
+                                               "properties": {
+                                                   "sign_in": {"type": "boolean"},
+                                                   "who": {"type": ["string", "null"]},
+                                                   "csrf_token": {"type": ["string", "null"]}}}}}}})
+def session_info() -> Response:
+    """Read by same-origin pages only: the API shares nothing with other origins' credentialed
+    requests, so no other site can read the token."""
+    found = current_session() if services().login is not None else None
+    return json_response({"sign_in": services().login is not None,
+                          "who": found[2].actor if found else None,
+                          "csrf_token": str(found[1]["csrf"]) if found else None},
+                         headers={"Cache-Control": "no-store"})
 
 
 @bp.get("/logout")

@@ -22,7 +22,8 @@ from .principal import Principal
 PENDING_SECONDS = 600  # from /auth/login to /auth/callback
 
 
-def _hash(token: str) -> str:
+def digest(token: str) -> str:
+    """What the database keeps of a session's token."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -56,7 +57,7 @@ class WebSessions:
         now = utcnow()
         with self.registry.writing() as session:
             session.execute(delete(WebSessionRow).where(WebSessionRow.expires_at < now))
-            session.add(WebSessionRow(token_hash=_hash(token), kind=kind, data=data,
+            session.add(WebSessionRow(token_hash=digest(token), kind=kind, data=data,
                                       created_at=now,
                                       expires_at=now + timedelta(seconds=seconds)))
         return token
@@ -73,7 +74,7 @@ class WebSessions:
     def _lookup(self, token: str, kind: str) -> tuple[dict[str, Any], datetime] | None:
         with self.registry.reading() as session:
             row = session.scalar(select(WebSessionRow).where(
-                WebSessionRow.token_hash == _hash(token), WebSessionRow.kind == kind))
+                WebSessionRow.token_hash == digest(token), WebSessionRow.kind == kind))
             return None if row is None else (dict(row.data), _aware(row.expires_at))
 
     def take(self, token: str, kind: str) -> dict[str, Any] | None:
@@ -82,7 +83,7 @@ class WebSessions:
             return None
         with self.registry.writing() as session:
             row = session.scalar(select(WebSessionRow).where(
-                WebSessionRow.token_hash == _hash(token), WebSessionRow.kind == kind))
+                WebSessionRow.token_hash == digest(token), WebSessionRow.kind == kind))
             if row is None:
                 return None
             data, expires = dict(row.data), _aware(row.expires_at)
@@ -90,6 +91,10 @@ class WebSessions:
         return data if expires > utcnow() else None
 
     def end(self, token: str) -> None:
+        self.end_digest(digest(token))
+
+    def end_digest(self, token_digest: str) -> None:
+        """Ends the session whose token has this :func:`digest` (one that is only referred to)."""
         with self.registry.writing() as session:
-            session.execute(delete(WebSessionRow).where(WebSessionRow.token_hash == _hash(token)))
+            session.execute(delete(WebSessionRow).where(WebSessionRow.token_hash == token_digest))
         self._cache.clear()

@@ -135,7 +135,8 @@ class DisabledPersonRow(Base):
 
 class WebSessionRow(Base):
     """A browser's sign-in, kept on the server: the cookie holds only a random token whose hash
-    is the key here (``pending``: between /auth/login and /auth/callback; ``active``: signed in)."""
+    is the key here (``pending``: between /auth/login and /auth/callback; ``active``: signed in;
+    ``addin-code``, ``addin`` and ``addin-refresh``: the Excel add-in's code and tokens)."""
 
     __tablename__ = "web_sessions"
 

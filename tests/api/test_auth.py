@@ -18,7 +18,9 @@ PUBLIC = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/assets/<path:f
           # first contact: where to start, the guides, the favicon browsers ask for
           "/", "/guides/<guide>", "/favicon.ico",
           # browser sign-in (they answer 404 unless it is configured)
-          "/auth/login", "/auth/callback", "/auth/logout",
+          "/auth/login", "/auth/callback", "/auth/logout", "/auth/session",
+          # the Excel add-in's sign-in: its dialog page and token endpoint (404 likewise)
+          "/excel/signin", "/auth/addin/token", "/auth/addin/revoke",
           # what a client reads before it has a token (RFC 9728; 404 unless sign-in is configured)
           "/.well-known/oauth-protected-resource"}
 SAMPLE_VALUES = {"name": "churn", "alias": "staging", "version": "1", "key_id": "abc",

@@ -45,7 +45,7 @@ def _serve_page(html: str) -> tuple[Any, str]:
     return server, f"http://localhost:{server.server_port}/"
 
 
-def _sign_in(page: Any, provider: OidcProvider, who: str) -> None:
+def _sign_in(page: Any, provider: OidcProvider, who: str, landing: str = "/dashboard") -> None:
     page.click("#sign-in")
     page.wait_for_selector("input[name=login]")  # the provider's own login page
     page.fill("input[name=login]", who)
@@ -54,7 +54,7 @@ def _sign_in(page: Any, provider: OidcProvider, who: str) -> None:
     page.wait_for_load_state()
     if page.url.startswith(provider.issuer):  # its consent page
         page.click("button[type=submit]")
-    page.wait_for_url(re.compile(re.escape(provider.web_url) + "/dashboard"))
+    page.wait_for_url(re.compile(re.escape(provider.web_url + landing)))
 
 
 def test_chromium_signs_in_sees_the_dashboard_and_signs_out(web, provider):
@@ -153,3 +153,30 @@ def test_next_is_kept_on_this_server(web):
     assert "WWW-Authenticate" not in page.headers or "Basic" not in page.headers[
         "WWW-Authenticate"]
 
+
+
+def test_the_api_docs_try_requests_with_the_browser_sign_in(web, provider):
+    """/docs offers the sign-in; once signed in, what "Try it out" sends carries the session's
+    CSRF token, so a state-changing request works with no key pasted in."""
+    with browser_page(1200, 900) as (page, errors):
+        page.goto(provider.web_url + "/docs")
+        page.wait_for_selector("#signin-bar #sign-in")
+        page.wait_for_selector(".swagger-ui .opblock")
+        _sign_in(page, provider, "ida", landing="/docs")
+        page.wait_for_selector("#signin-bar #sign-out-link")
+        assert "Signed in as user:ida" in page.inner_text("#signin-bar")
+        page.wait_for_selector(".swagger-ui .opblock")
+        sent = page.evaluate("""async () => {
+            const req = window.ui.getConfigs().requestInterceptor(
+                { url: "/api/v1/keys", method: "POST", headers: {"Content-Type": "application/json"},
+                  body: JSON.stringify({ scopes: ["read"], name: "from the docs" }) });
+            const r = await fetch(req.url, { method: req.method, headers: req.headers,
+                                             body: req.body });
+            return { status: r.status, body: await r.json(), csrf: "X-CSRF-Token" in req.headers };
+        }""")
+        assert sent["csrf"] and sent["status"] == 201, sent
+        assert sent["body"]["name"] == "from the docs"
+        # another origin's page cannot read the token
+        assert not [e for e in errors if "127.0.0.1:" + str(provider.web_port) in e], errors
+    client = web.test_client()
+    assert client.get("/auth/session").json == {"sign_in": True, "who": None, "csrf_token": None}

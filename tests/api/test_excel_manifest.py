@@ -172,3 +172,25 @@ def test_addin_files_are_served_and_resolve(settings):
     assert client.get("/excel/functions.json").json["functions"][0]["id"] == "PREDICT"
     assert client.get("/excel/secret.py").status_code == 404
     assert client.get("/excel/icons/../../server/app.py").status_code == 404
+
+
+def test_the_manifest_names_the_entra_app_registration_when_sign_in_uses_one(settings):
+    """``WebApplicationInfo`` (Microsoft 365 reads it for the add-in's sign-in) is the last child
+    of VersionOverrides, with the app's client id and App ID URI; another issuer's client (not a
+    GUID) or no sign-in leaves it out: the add-in signs in through the server's pages then."""
+    client_id = "0f3c2a9e-8d41-4b7a-9c55-2e1d7f6a8b90"
+    entra = dict(public_url=PUBLIC, oidc_issuer="https://login.example.test/tenant/v2.0",
+                 oidc_audience=(f"api://models.example.com/{client_id}",),
+                 oidc_client_id=client_id, oidc_client_secret="s",
+                 oidc_resource_scopes=("access_as_user",))
+    root = check_manifest(manifest(settings, **entra).data, PUBLIC)
+    overrides = root.find("ov:VersionOverrides", NS)
+    last = list(overrides)[-1]
+    assert last.tag == "{%s}WebApplicationInfo" % NS["ov"]
+    assert last.find("ov:Id", NS).text == client_id
+    assert last.find("ov:Resource", NS).text == f"api://models.example.com/{client_id}"
+    assert [s.text for s in last.findall("ov:Scopes/ov:Scope", NS)] == [
+        "openid", "profile", "access_as_user"]
+    okta = manifest(settings, **{**entra, "oidc_client_id": "0oa1b2c3d4OktaClient"})
+    assert b"WebApplicationInfo" not in okta.data
+    assert b"WebApplicationInfo" not in manifest(settings, public_url=PUBLIC).data
