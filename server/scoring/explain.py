@@ -2,7 +2,9 @@
 
 Exact methods only, each checked when the explainer is built:
 - tree ensembles (scikit-learn's forests, extra trees, gradient boosting, histogram gradient
-  boosting; XGBoost, LightGBM, CatBoost): path-dependent TreeSHAP by ``shap``'s TreeExplainer
+  boosting; XGBoost, LightGBM, CatBoost): path-dependent TreeSHAP. scikit-learn's trees are
+  explained from per-leaf tables (:mod:`.treeshap_tables`, shap's values at a tenth of its cost)
+  where a C compiler is at hand and the paths are short enough; else by ``shap``'s TreeExplainer
   (which hands the boosting libraries to their own exact contribution code); where shap is not
   installed or does not read the model, scikit-learn's trees are translated into a LightGBM
   booster whose contribution code gives the same values (:mod:`.lightgbm_shap`);
@@ -24,7 +26,7 @@ import pandas as pd
 
 from ..errors import ExplanationUnavailable
 from ..types import Explanation, RawTable, Signature, example_frame, to_python
-from . import boosting, lightgbm_shap
+from . import boosting, lightgbm_shap, treeshap_tables
 from .coerce import coerce
 from .lineage import check_owners, feature_owners, group_matrix
 from .preprocess_plan import NotCompiled, checked_plan
@@ -192,6 +194,10 @@ def _trees(final: Any, family: str, classes: list[Any] | None) -> tuple[Any, str
             "explanations are not available for this model: its native categorical splits "
             "are not read exactly by TreeSHAP; one-hot or ordinal encode the categories instead")
     output = _tree_output(family, classes)
+    tables = treeshap_tables.tables(final, family)
+    if tables is not None:
+        return (lambda z: tables(_dense(z))), output, (
+            "tree SHAP, exact (path-dependent, from per-leaf tables as in Fast TreeSHAP v2)")
     tree, refused = _shap_tree(final)
     if tree is None:   # shap missing or refusing the model: scikit-learn's trees via LightGBM
         fast = lightgbm_shap.translate(final, family)

@@ -90,7 +90,7 @@ def translate(final: Any, family: str) -> TreeContributions | None:
         import lightgbm
     except ImportError:
         return None
-    parts = _parts(final, family)
+    parts = tree_parts(final, family)
     if parts is None:
         return None
     trees, n_class, offset, float32 = parts
@@ -118,13 +118,17 @@ def _numbered(trees: list[Nodes], n_features: int) -> tuple[list[Nodes], list[np
     return numbered, cuts
 
 
-def _parts(final: Any, family: str) -> tuple[list[Nodes], int, np.ndarray, bool] | None:
+def tree_parts(final: Any, family: str, whole_counts: bool = True
+               ) -> tuple[list[Nodes], int, np.ndarray, bool] | None:
+    """(trees, outputs, offset per output, float32 inputs) of a scikit-learn tree model, or
+    None where they cannot be read (``whole_counts``: refuse weighted covers, which LightGBM
+    cannot hold)."""
     if family in HISTOGRAM:
         return _histogram(final)
     if family in BOOSTED:
-        return _boosted(final)
+        return _boosted(final, whole_counts)
     if family in AVERAGED:
-        return _averaged(final)
+        return _averaged(final, whole_counts)
     return None
 
 
@@ -146,12 +150,12 @@ def _histogram(final: Any) -> tuple[list[Nodes], int, np.ndarray, bool] | None:
     return trees, len(final._predictors[0]), offset, False
 
 
-def _sklearn_tree(tree: Any, scale: float, column: int) -> Nodes | None:
+def _sklearn_tree(tree: Any, scale: float, column: int, whole_counts: bool) -> Nodes | None:
     t = tree.tree_
     if t.n_outputs != 1:
         return None
     count = np.asarray(t.weighted_n_node_samples, dtype=np.float64)
-    if not np.all(count == np.round(count)):
+    if whole_counts and not np.all(count == np.round(count)):
         return None                          # LightGBM's counts are whole numbers
     missing = getattr(t, "missing_go_to_left", None)
     missing = np.zeros(t.node_count, dtype=bool) if missing is None else missing
@@ -160,9 +164,9 @@ def _sklearn_tree(tree: Any, scale: float, column: int) -> Nodes | None:
                  count)
 
 
-def _boosted(final: Any) -> tuple[list[Nodes], int, np.ndarray, bool] | None:
+def _boosted(final: Any, whole_counts: bool) -> tuple[list[Nodes], int, np.ndarray, bool] | None:
     stages = final.estimators_                                   # iterations × classes
-    trees = [_sklearn_tree(t, final.learning_rate, 0) for row in stages for t in row]
+    trees = [_sklearn_tree(t, final.learning_rate, 0, whole_counts) for row in stages for t in row]
     if any(t is None for t in trees):
         return None
     zero = np.zeros((1, int(final.n_features_in_)), dtype=np.float32)
@@ -170,12 +174,13 @@ def _boosted(final: Any) -> tuple[list[Nodes], int, np.ndarray, bool] | None:
     return [t for t in trees if t is not None], stages.shape[1], offset, True
 
 
-def _averaged(final: Any) -> tuple[list[Nodes], int, np.ndarray, bool] | None:
+def _averaged(final: Any, whole_counts: bool) -> tuple[list[Nodes], int, np.ndarray, bool] | None:
     members = list(getattr(final, "estimators_", [final]))
     classes = len(final.classes_) if hasattr(final, "classes_") else 1
     if hasattr(final, "n_outputs_") and final.n_outputs_ != 1:
         return None
-    trees = [_sklearn_tree(m, 1.0 / len(members), k) for m in members for k in range(classes)]
+    trees = [_sklearn_tree(m, 1.0 / len(members), k, whole_counts) for m in members
+             for k in range(classes)]
     if any(t is None for t in trees):
         return None
     return [t for t in trees if t is not None], classes, np.zeros(classes), True

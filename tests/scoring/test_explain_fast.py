@@ -26,7 +26,7 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from server.demo import FEATURES, TARGET, build_pipeline, make_churn_data
 from server.errors import ExplanationUnavailable
-from server.scoring import explain, lightgbm_shap
+from server.scoring import explain, lightgbm_shap, treeshap_tables
 from server.scoring.signature import infer_signature
 
 shap = pytest.importorskip("shap")
@@ -118,15 +118,19 @@ def _shap(final: Any, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return phi, np.asarray(tree.expected_value, dtype=np.float64).reshape(-1)
 
 
+ENGINES = {"lightgbm": lightgbm_shap.translate, "tables": treeshap_tables.tables}
+
+
+@pytest.mark.parametrize("engine", sorted(ENGINES))
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"d{s[0]}-l{s[1]}-s{s[2]}-c{s[3]}")
 @pytest.mark.parametrize("name,make,nan", FAMILIES, ids=[f[0] for f in FAMILIES])
-def test_translated_trees_give_shaps_values(name: str, make: Any, nan: bool,
-                                            shape: tuple[Any, ...]) -> None:
+def test_each_engine_gives_shaps_values(name: str, make: Any, nan: bool,
+                                        shape: tuple[Any, ...], engine: str) -> None:
     depth, leaves, seed, classes = shape
     x, y, target = _data(seed, classes, nan)
     final = make(depth, leaves, seed).fit(x, target if name.endswith("-reg") else y)
     family = type(final).__name__
-    fast = lightgbm_shap.translate(final, family)
+    fast = ENGINES[engine](final, family)
     assert fast is not None
     z = _rows(final, x, seed, float32=fast.float32)
     phi, base = fast(z)
@@ -152,20 +156,42 @@ def test_what_is_not_exact_stays_with_shap() -> None:
     assert lightgbm_shap.translate(native, "HistGradientBoostingClassifier") is None
     with pytest.raises(ExplanationUnavailable, match="native categorical"):
         explain._trees(native, "HistGradientBoostingClassifier", [0, 1])
-    # a weighted tree is still explained, by shap, and still adds up
+    # a weighted tree is still explained, from the tables (fractional covers are theirs to
+    # take), equal to shap's values, and still adds up
     features, _, method = explain._trees(weighted, "DecisionTreeClassifier", [0, 1])
-    assert "shap TreeExplainer" in method
+    assert "per-leaf tables" in method
     phi, base = features(x[:20])
     np.testing.assert_allclose(phi.sum(axis=1) + base, weighted.predict_proba(x[:20]),
                                atol=1e-6)
+    want_phi, want_base = _shap(weighted, x[:20])
+    np.testing.assert_allclose(phi, want_phi, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(base, want_base, rtol=0, atol=1e-9)
+    # what neither engine of ours reads stays with shap
+    assert treeshap_tables.tables(multi_output, "RandomForestRegressor") is None
+    assert treeshap_tables.tables(native, "HistGradientBoostingClassifier") is None
 
 
-def test_without_shap_the_demo_model_is_explained_by_lightgbm(monkeypatch: Any) -> None:
+def test_long_paths_stay_with_shap(monkeypatch: Any) -> None:
+    """The tables grow as 2^(features on a path): past the bound the model keeps shap."""
+    x, y, _ = _data(2, 2, nan=False)
+    deep = DecisionTreeClassifier(random_state=0).fit(x, y)
+    assert treeshap_tables.tables(deep, "DecisionTreeClassifier") is not None
+    monkeypatch.setattr(treeshap_tables, "MAX_PATH_FEATURES", 2)
+    assert treeshap_tables.tables(deep, "DecisionTreeClassifier") is None
+    assert "shap TreeExplainer" in explain._trees(deep, "DecisionTreeClassifier", [0, 1])[2]
+
+
+def test_without_tables_or_shap_the_demo_model_is_explained_by_lightgbm(
+        monkeypatch: Any) -> None:
     data = make_churn_data(2000, seed=4)
     model = build_pipeline().fit(data[FEATURES], data[TARGET])
     sample = make_churn_data(300, seed=5)[FEATURES]
     rows = sample.head(50)
     want_phi, want_base = _shap(model[-1], np.asarray(model[:-1].transform(rows), np.float64))
+    assert "per-leaf tables" in explain.build(model, infer_signature(model, sample),
+                                              sample).method
+    # a machine without a C compiler has no tables, and one without shap then has LightGBM
+    monkeypatch.setattr(treeshap_tables, "tables", lambda final, family: None)
     assert "shap" in explain.build(model, infer_signature(model, sample), sample).method
     monkeypatch.setitem(sys.modules, "shap", None)      # import shap now fails
     explainer = explain.build(model, infer_signature(model, sample), sample)
@@ -184,7 +210,7 @@ def test_multiclass_gradient_boosting_which_shap_refuses_is_explained() -> None:
     model = GradientBoostingClassifier(n_estimators=10, max_depth=3, random_state=0)
     model.fit(frame, np.array(["low", "mid", "high"])[y])
     explainer = explain.build(model, infer_signature(model, frame), frame)
-    assert "LightGBM" in explainer.method and explainer.output == "margin"
+    assert "per-leaf tables" in explainer.method and explainer.output == "margin"
     labels = model.predict(frame)
     got = explainer.explain(frame, labels)
     raw = model.decision_function(frame)
