@@ -178,6 +178,33 @@ def current_key() -> Principal:
     return g.api_key
 
 
+def visible_models() -> frozenset[str] | None:
+    """The models the caller may see in a listing: None for every model (an admin, an API key,
+    a person without a limit, auth off), else only these. Listings pass it down to the
+    registry, which filters without knowing who asked."""
+    principal: Principal | None = getattr(g, "api_key", None)
+    if principal is None or principal.models is None or "admin" in principal.grants:
+        return None
+    return principal.models
+
+
+def require_model(name: str) -> str:
+    """``name``, if the caller may use that model (routes whose model is not in their path:
+    a job's, a form field's, a header's); 403 otherwise, as for a model named in the path."""
+    principal: Principal | None = getattr(g, "api_key", None)
+    if principal is not None and not principal.may_use(name):
+        raise Forbidden(f"your sign-in does not grant access to model {name[:64]!r}")
+    return name
+
+
+def every_model() -> None:
+    """403 unless the caller may see every model: for what covers all models at once and
+    cannot be cut by model (Prometheus metrics)."""
+    if visible_models() is not None:
+        raise Forbidden("your sign-in grants access to some models only; this covers every "
+                        "model")
+
+
 def actor() -> str:
     principal: Principal | None = getattr(g, "api_key", None)
     return "anonymous" if principal is None else principal.actor

@@ -16,7 +16,7 @@ from ..registry.deployments import Deployments
 from ..scoring.traffic import percentile_ms
 from ..telemetry.monitoring import model_monitoring
 from ..telemetry.outcome_sources import MAX_SOURCES, OutcomeSource
-from .auth import actor, current_key, requires
+from .auth import actor, current_key, requires, visible_models
 from .declare import Inputs, Parameters
 from .fields import AliasName, Limit, ModelName, ModelPath, Number, Reason, VersionNumber, VersionPath, whole
 from .http import json_response, services
@@ -135,7 +135,8 @@ def rollback(name: str, body: RollbackRequest) -> Response:
 @operation("The audit trail, newest first", tags=["deployment"], query=EventsQuery,
            responses={"200": json_content("EventList")})
 def events(query: EventsQuery) -> Response:
-    found = services().registry.events(query.model, limit=query.limit)
+    # a person limited to some models sees their events only, and none of no model (keys)
+    found = services().registry.events(query.model, limit=query.limit, only=visible_models())
     return json_response({"events": [e.public() for e in found]})
 
 

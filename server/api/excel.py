@@ -27,7 +27,7 @@ from ..errors import Conflict, ExplanationUnavailable, InvalidInput, MalformedRe
 from ..registry.service import NAME_RE
 from ..types import RawTable, ScoreOptions, ScoreResult, Signature
 from ..types.explanation import reason_count
-from .auth import public, requires
+from .auth import public, require_model, requires
 from .browser import shared_with_office
 from .declare import Inputs, Parameters, validated
 from .fields import CELL, Explain, ModelName, ModelPath, Upload, VersionNumber
@@ -346,7 +346,7 @@ def batch(body: RangeBatch) -> Response:
             groups.setdefault((call.model, call.version, call.explain), []).append((i, call))
     for (model_name, version, explain), members in groups.items():
         try:
-            name = model_name or svc.scorer.default_model()
+            name = require_model(model_name or svc.scorer.default_model())
             model = svc.scorer.model_for(name, version)
         except ScoreBridgeError as exc:
             for i, _ in members:
@@ -443,7 +443,7 @@ def predict_txt(query: PredictTextQuery) -> Response:
     except csv.Error:
         raise MalformedRequest("'x' is not a valid list of values") from None
     probability = query.output == "probability"
-    result = services().scorer.score(query.model, RawTable.positional([values]),
+    result = services().scorer.score(require_model(query.model), RawTable.positional([values]),
                                      version=query.version,
                                      options=ScoreOptions(probabilities=probability))
     value: Any = result.predictions[0]

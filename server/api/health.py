@@ -5,7 +5,7 @@ from flask import Blueprint, Response
 from sqlalchemy import text
 
 from .. import __version__, metrics
-from .auth import public, requires
+from .auth import every_model, public, requires
 from .http import json_response, problem, services
 from .openapi import json_content, operation, problem_response
 
@@ -26,6 +26,8 @@ def healthz() -> Response:
            responses={"200": {"description": "Prometheus exposition format", "content": {
                "text/plain": {"schema": {"type": "string"}}}}})
 def prometheus_metrics() -> Response:
+    """Labelled by model, every model's: not for a person limited to some models."""
+    every_model()
     body, content_type = metrics.render()
     return Response(body, content_type=content_type)
 

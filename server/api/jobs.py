@@ -10,7 +10,9 @@ from flask import Blueprint, Response, send_file
 from pydantic import Field
 
 from ..codecs.file_formats import file_format
-from .auth import actor, requires
+from ..errors import NotFound
+from ..jobs.service import JobInfo
+from .auth import actor, require_model, requires, visible_models
 from .declare import Inputs, Parameters
 from .fields import AliasName, Explain, Flag, Limit, ModelName, Upload, VersionNumber
 from .http import json_response, services
@@ -72,9 +74,10 @@ def submit(body: JobUpload | JobFromPath) -> Response:
         with tempfile.TemporaryDirectory(dir=svc.settings.tmp_dir) as tmp:
             path = Path(tmp) / f"upload.{fmt}"
             body.file.save(path)
-            job = svc.submit_job(body.model, path, move=True, **options)
+            job = svc.submit_job(require_model(body.model), path, move=True, **options)
     else:
-        job = svc.submit_job(body.model, svc.jobs.allowed_path(body.path), **options)
+        job = svc.submit_job(require_model(body.model), svc.jobs.allowed_path(body.path),
+                             **options)
     return json_response(job.public(), 202, {"Location": f"/api/v1/jobs/{job.id}"})
 
 
@@ -83,7 +86,18 @@ def submit(body: JobUpload | JobFromPath) -> Response:
 @operation("Recent jobs", tags=["jobs"], query=JobsQuery,
            responses={"200": json_content("JobList")})
 def list_jobs(query: JobsQuery) -> Response:
-    return json_response({"jobs": [j.public() for j in services().jobs.list(query.limit)]})
+    found = services().jobs.list(query.limit, only=visible_models())
+    return json_response({"jobs": [j.public() for j in found]})
+
+
+def _job(job_id: str) -> JobInfo:
+    """The job, if the caller may use its model: another model's job is not found, as if it did
+    not exist, so its id says nothing of what others score."""
+    job = services().jobs.get(job_id)
+    allowed = visible_models()
+    if allowed is not None and job.model not in allowed:
+        raise NotFound(f"no job {job_id[:40]!r}")
+    return job
 
 
 @bp.get("/<job_id>")
@@ -91,14 +105,14 @@ def list_jobs(query: JobsQuery) -> Response:
 @operation("A job's state and progress (rows done, total, rate, ETA)", tags=["jobs"],
            path=JobPath, responses={"200": json_content("Job"), **_JOB})
 def get_job(job_id: str) -> Response:
-    return json_response(services().jobs.get(job_id).public())
+    return json_response(_job(job_id).public())
 
 
 @bp.delete("/<job_id>")
 @requires("score")
 @operation("Cancel a job", tags=["jobs"], path=JobPath, responses={"200": json_content("Job"), **_JOB})
 def cancel_job(job_id: str) -> Response:
-    return json_response(services().cancel_job(job_id).public())
+    return json_response(services().cancel_job(_job(job_id).id).public())
 
 
 @bp.get("/<job_id>/result")
@@ -108,6 +122,6 @@ def cancel_job(job_id: str) -> Response:
                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
                **_JOB, "409": problem_response("The job has not succeeded")})
 def job_result(job_id: str) -> Response:
-    path, mimetype, name = services().jobs.result(job_id)
+    path, mimetype, name = services().jobs.result(_job(job_id).id)
     return send_file(path, mimetype=mimetype, as_attachment=True, download_name=name,
                      conditional=True)

@@ -3,7 +3,7 @@ catalogue, versions, the audit trail and traffic, and refreshes in the service w
 (Basic with the key as password, or the Web API key credential: ``api_key`` in the query)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Collection
 
 from flask import Blueprint, Response, request
 from pydantic import Field
@@ -13,7 +13,7 @@ from ..codecs.odata import MAX_OFFSET, EntitySet, metadata_xml, next_link, page,
 from ..codecs.odata_feeds import ENTITY_SETS, model_sets, outcome_quality_set
 from ..errors import NotFound, ScoreBridgeError
 from ..types import Signature
-from .auth import requires
+from .auth import requires, visible_models
 from .declare import Parameters
 from .excel import public_base
 from .fields import Flag, whole
@@ -25,16 +25,19 @@ HEADERS = {"OData-Version": "4.0"}
 JSON = "application/json;odata.metadata=minimal"
 
 
-def entity_sets() -> list[EntitySet]:
+def entity_sets(only: Collection[str] | None = None) -> list[EntitySet]:
     """The fixed sets and live quality (computed when read), then the column dictionary and per
     deployed model its logged predictions, its latest published scored table and every
     published job's rows. Models go in the order they were created: that order settles which of
-    two models keeps a set name both would make."""
+    two models keeps a set name both would make. With ``only`` (a caller's per-model access),
+    just the sets that caller sees (:meth:`EntitySet.shown_to`); the names are made from every
+    model all the same, so a set has one name whoever reads it."""
     svc = services()
     models = sorted(svc.registry.list_models(), key=lambda m: (m.created_at, m.name))
-    return ENTITY_SETS + [outcome_quality_set(svc.quality_windows)] + model_sets(
+    every = ENTITY_SETS + [outcome_quality_set(svc.quality_windows)] + model_sets(
         [(m.name, Signature.from_dict(m.production.signature) if m.production else None)
          for m in models])
+    return [e for e in every if e.shown_to(only)]
 
 
 @bp.errorhandler(ScoreBridgeError)
@@ -62,7 +65,7 @@ def service_document() -> Response:
     base = public_base()
     return _feed({"@odata.context": f"{base}/odata/$metadata",
                   "value": [{"name": e.name, "kind": "EntitySet", "url": e.name}
-                            for e in entity_sets()]})
+                            for e in entity_sets(visible_models())]})
 
 
 @bp.get("/$metadata")
@@ -71,7 +74,8 @@ def service_document() -> Response:
            responses={"200": {"description": "EDMX 4.0", "content": {
                "application/xml": {"schema": {"type": "string"}}}}})
 def metadata() -> Response:
-    return Response(metadata_xml(entity_sets()), mimetype="application/xml", headers=HEADERS)
+    return Response(metadata_xml(entity_sets(visible_models())), mimetype="application/xml",
+                    headers=HEADERS)
 
 
 class EntitySetPath(Parameters):
@@ -102,7 +106,8 @@ class EntitySetQuery(Parameters):
 def entity_set(entity_set: str, query: EntitySetQuery) -> Response:
     """Pages hold at most 1,000 entities; ``@odata.nextLink`` (absolute) fetches the next, and
     a ``$top`` larger than a page is served over as many pages as it takes."""
-    by_name = {e.name: e for e in entity_sets()}
+    only = visible_models()
+    by_name = {e.name: e for e in entity_sets(only)}
     entity = by_name.get(entity_set)
     if entity is None:
         raise NotFound(f"no entity set {entity_set[:60]!r}; sets: " + ", ".join(by_name))
@@ -110,7 +115,8 @@ def entity_set(entity_set: str, query: EntitySetQuery) -> Response:
     opts = parse_options(args, entity, top=query.top, skip=query.skip, count=query.count)
     base = public_base()
     with services().registry.reading() as session:
-        rows, total, more = page(session, entity, opts, services().settings.odata_page_size)
+        rows, total, more = page(session, entity, opts, services().settings.odata_page_size,
+                                 only=only)
     payload: dict[str, Any] = {"@odata.context": f"{base}/odata/$metadata#{entity.name}"}
     if total is not None:
         payload["@odata.count"] = total

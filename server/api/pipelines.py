@@ -6,7 +6,7 @@ from typing import Any
 from flask import Blueprint, Response
 from pydantic import ConfigDict, Field
 
-from .auth import actor, current_key, requires
+from .auth import actor, current_key, requires, visible_models
 from .declare import Inputs, Parameters
 from .http import json_response, services
 from .openapi import json_content, operation, problem_response
@@ -57,7 +57,10 @@ def create(body: PipelineCreate) -> Response:
 @requires("read")
 @operation("Scheduled pipelines", tags=["jobs"], responses={"200": json_content("PipelineList")})
 def list_pipelines() -> Response:
-    return json_response({"pipelines": [p.public() for p in services().schedules.list()]})
+    """The pipelines of the models the caller may use."""
+    allowed = visible_models()
+    return json_response({"pipelines": [p.public() for p in services().schedules.list()
+                                        if allowed is None or p.model in allowed]})
 
 
 @bp.get("/<name>")

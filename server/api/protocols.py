@@ -28,7 +28,7 @@ from ..codecs.v2 import (
 )
 from ..errors import PayloadTooLarge, ScoreBridgeError
 from ..types import ScoreOptions, Signature
-from .auth import public, requires
+from .auth import public, require_model, requires
 from .declare import Envelope, Inputs, Parameters, validated
 from .fields import Explain, ModelName, ModelPath, VersionNumber, whole
 from .http import json_response, problem, services
@@ -140,7 +140,7 @@ def version() -> Response:
 def invocations(query: ModelQuery, headers: ModelHeader, body: MlflowRequest | None) -> Response:
     """The model comes from the X-Model header or ?model=, else SCOREBRIDGE_DEFAULT_MODEL, else
     the only deployed model. Answers ``{"predictions": [...]}`` like ``mlflow models serve``."""
-    name = headers.x_model or query.model or services().scorer.default_model()
+    name = require_model(headers.x_model or query.model or services().scorer.default_model())
     if body is None:
         table = decode_csv(request.get_data(cache=False))
     else:
@@ -310,6 +310,7 @@ class QueryRequest(Inputs):
         "404": problem_response("No such model")})
 def evaluate(body: EvaluateRequest) -> Response:
     model, args = parse_script(body.script)
+    require_model(model)
     table = columns_table(body.data, args)
     result = services().scorer.score(model, table, options=ScoreOptions(probabilities=False))
     return json_response(result.predictions, headers={"X-Model-Version": str(result.version)})

@@ -12,7 +12,7 @@ from werkzeug.datastructures import FileStorage
 from ..codecs.file_reader import read_frame
 from ..deploy.registration import RegistrationRequest, outcome_settings
 from ..errors import InvalidInput
-from .auth import actor, current_key, requires
+from .auth import actor, current_key, requires, visible_models
 from .declare import Inputs
 from .fields import Flag, ModelPath, Number, Upload, VersionPath
 from .http import json_response, services
@@ -28,7 +28,9 @@ _NOT_FOUND = {"404": problem_response("No such model or version")}
 @requires("read")
 @operation("List deployed models", tags=["registry"], responses={"200": json_content("ModelList")})
 def list_models() -> Response:
-    return json_response({"models": [m.summary() for m in services().registry.list_models()]})
+    """The models the caller may use (a person limited to some models sees only those)."""
+    models = services().registry.list_models(visible_models())
+    return json_response({"models": [m.summary() for m in models]})
 
 
 @bp.get("/models/<name>")

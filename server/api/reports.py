@@ -10,7 +10,7 @@ from pydantic import Field
 from ..reports.dashboard import dashboard as dashboard_data
 from ..reports.model_report import report_data, report_json_data, report_xlsx
 from ..reports.render import render
-from .auth import SESSION_COOKIE, current_key, public, requires
+from .auth import SESSION_COOKIE, current_key, public, requires, visible_models
 from .declare import Parameters
 from .excel import XLSX, namespace, public_base
 from .fields import ModelPath, VersionNumber
@@ -46,8 +46,8 @@ def dashboard() -> Response:
     caller = current_key()
     signed_in = caller.actor if caller.kind == "person" and SESSION_COOKIE in request.cookies \
         else ""
-    html = render("dashboard.html", d=dashboard_data(svc.registry, svc.settings),
-                  refresh=REFRESH_SECONDS, signed_in=signed_in)
+    data = dashboard_data(svc.registry, svc.settings, only=visible_models())
+    html = render("dashboard.html", d=data, refresh=REFRESH_SECONDS, signed_in=signed_in)
     return Response(html, mimetype="text/html")
 
 

@@ -15,14 +15,14 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Collection, Iterable, Sequence
 from urllib.parse import urlencode
 from xml.sax.saxutils import quoteattr
 
 from odata_query import exceptions as odata_errors
 from odata_query.grammar import ODataLexer, ODataParser
 from odata_query.sqlalchemy.core import AstToSqlAlchemyCoreVisitor
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, false, func, select, true
 from sqlalchemy.exc import DataError
 
 from ..errors import MalformedRequest
@@ -108,6 +108,16 @@ class EntitySet:
     query: Callable[[], Select]   # one column per property, in props order (labels free)
     default_order: tuple[str, ...]
     description: str | None = None
+    model_prop: str | None = None   # the property naming each row's model (per-model access)
+    model: str | None = None        # the one model whose rows a per-model set holds
+
+    def shown_to(self, only: Collection[str] | None) -> bool:
+        """Whether a caller who may see only the models ``only`` (None: every model) sees this
+        set: one model's set if it is theirs, a set whose rows name their model (the rows are
+        cut to theirs), and no other set."""
+        if only is None:
+            return True
+        return self.model in only if self.model is not None else self.model_prop is not None
 
     def prop(self, name: str) -> Prop:
         for p in self.props:
@@ -195,12 +205,24 @@ def where_clause(text: str, columns: dict[str, Any]) -> Any:
                                f"{str(exc)[:120]})") from None
 
 
-def page(session: Any, entity: EntitySet, opts: Options,
-         page_size: int = PAGE_SIZE) -> tuple[list[dict[str, Any]], int | None, bool]:
-    """(rows, total count when asked, whether more rows follow)."""
+def _rows_of(entity: EntitySet, columns: dict[str, Any], only: Collection[str]) -> Any:
+    """The condition keeping the rows of the models ``only`` (none of a set that names none)."""
+    if entity.model is not None:
+        return true() if entity.model in only else false()
+    if entity.model_prop is not None:
+        return columns[entity.model_prop].in_(sorted(only))
+    return false()
+
+
+def page(session: Any, entity: EntitySet, opts: Options, page_size: int = PAGE_SIZE,
+         only: Collection[str] | None = None) -> tuple[list[dict[str, Any]], int | None, bool]:
+    """(rows, total count when asked, whether more rows follow); with ``only``, just the rows of
+    those models (a caller's per-model access), before any ``$filter``, count or paging."""
     sub = entity.query().subquery()
     columns = _columns(entity, sub)
     query = select(sub)
+    if only is not None:
+        query = query.where(_rows_of(entity, columns, only))
     if opts.filter:
         query = query.where(where_clause(opts.filter, columns))
     order = opts.orderby or [(k, False) for k in entity.default_order]

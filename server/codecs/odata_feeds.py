@@ -148,42 +148,43 @@ ENTITY_SETS = [
     EntitySet("Models", "Model", ("Name",), (
         Prop("Name", S, False), Prop("Description", S), Prop("ProductionVersion", I),
         Prop("LatestVersion", I), Prop("Policy", S), Prop("CreatedAt", D), Prop("CreatedBy", S),
-    ), _models, ("Name",)),
+    ), _models, ("Name",), model_prop="Name"),
     EntitySet("ModelVersions", "ModelVersion", ("Model", "Version"), (
         Prop("Model", S, False), Prop("Version", I, False), Prop("Sha256", S), Prop("Format", S),
         Prop("Description", S), Prop("CreatedAt", D), Prop("CreatedBy", S), Prop("Pipeline", S),
         Prop("GateStatus", S), Prop("RolledBack", B), Prop("IsProduction", B),
-    ), _versions, ("Model", "Version")),
+    ), _versions, ("Model", "Version"), model_prop="Model"),
     EntitySet("Events", "Event", ("Id",), (
         Prop("Id", I, False), Prop("Model", S), Prop("Version", I), Prop("Kind", S),
         Prop("Actor", S), Prop("CreatedAt", D), Prop("Detail", S),
-    ), _events, ("Id",)),
+    ), _events, ("Id",), model_prop="Model"),
     EntitySet("Traffic", "TrafficMinute", ("Model", "Version", "Minute"), (
         Prop("Model", S, False), Prop("Version", I, False), Prop("Minute", D, False),
         Prop("Requests", I), Prop("Errors", I), Prop("Rows", I), Prop("MeanLatencyMs", F),
-    ), _traffic, ("Model", "Version", "Minute")),
+    ), _traffic, ("Model", "Version", "Minute"), model_prop="Model"),
     EntitySet("Drift", "DriftMeasure", ("Id",), (
         Prop("Id", I, False), Prop("Model", S), Prop("Version", I), Prop("ComputedAt", D),
         Prop("Feature", S), Prop("Status", S), Prop("Rows", I), Prop("PSI", F),
         Prop("Distance", F), Prop("NullRate", F), Prop("OutOfRangeRate", F),
         Prop("UnknownRate", F),
-    ), _drift, ("Id",)),
+    ), _drift, ("Id",), model_prop="Model"),
     EntitySet("Jobs", "Job", ("Id",), (
         Prop("Id", S, False), Prop("Model", S), Prop("Version", I), Prop("Status", S),
         Prop("Rows", I), Prop("RowsFailed", I), Prop("OutputFormat", S), Prop("CreatedAt", D),
         Prop("FinishedAt", D), Prop("CreatedBy", S),
-    ), _jobs, ("CreatedAt", "Id")),
+    ), _jobs, ("CreatedAt", "Id"), model_prop="Model"),
     EntitySet("Outcomes", "Outcome", ("Id",), (
         Prop("Id", I, False), Prop("Model", S), Prop("Version", I), Prop("PredictionId", S),
         Prop("BusinessKey", S), Prop("ScoredAt", D), Prop("ObservedAt", D),
         Prop("Prediction", S), Prop("Actual", S),
-    ), _outcomes, ("Id",), "Tracked predictions joined to their recorded outcomes"),
+    ), _outcomes, ("Id",), "Tracked predictions joined to their recorded outcomes",
+        model_prop="Model"),
     EntitySet("TrafficByUser", "TrafficUserHour", ("Model", "Hour", "User"), (
         Prop("Model", S, False), Prop("Hour", D, False), Prop("User", S, False),
         Prop("Name", S), Prop("Requests", I), Prop("Errors", I), Prop("Rows", I),
     ), _traffic_by_user, ("Model", "Hour", "User"),
         "Scoring requests, errors and rows per model, hour and caller (a key or a person): "
-        "counts only, never what was scored"),
+        "counts only, never what was scored", model_prop="Model"),
 ]
 
 
@@ -258,7 +259,7 @@ def outcome_quality_set(windows: Callable[[], Iterable[dict[str, Any]]]) -> Enti
     key = ("Model", "Version", "WindowStart")
     return EntitySet("OutcomeQuality", "OutcomeQualityWindow", key, props, query, key,
                      "Live quality from recorded outcomes per model, version and day of "
-                     "prediction time, with the version's holdout metrics")
+                     "prediction time, with the version's holdout metrics", model_prop="Model")
 
 
 _EDM = {"number": "Edm.Double", "integer": "Edm.Int64", "boolean": "Edm.Boolean", "string": S}
@@ -374,14 +375,16 @@ def model_feeds(models: Sequence[tuple[str, Signature | None]]) -> list[ModelFee
 
 
 def _entity(name: str, type_name: str, key: tuple[str, ...],
-            columns: list[tuple[Prop, Any]], where: Any, description: str) -> EntitySet:
-    """An entity set of (property, SQL expression) pairs; the SQL labels are positional."""
+            columns: list[tuple[Prop, Any]], where: Any, description: str,
+            model: str) -> EntitySet:
+    """An entity set of ``model``'s rows as (property, SQL expression) pairs; the SQL labels are
+    positional."""
     props = tuple(p for p, _ in columns)
 
     def query():
         return select(*[expr.label(f"c{i}") for i, (_, expr) in enumerate(columns)]).where(where())
 
-    return EntitySet(name, type_name, key, props, query, key, description)
+    return EntitySet(name, type_name, key, props, query, key, description, model=model)
 
 
 def _props(columns: tuple[FeedColumn, ...], document: Any) -> list[tuple[Prop, Any]]:
@@ -402,7 +405,7 @@ def prediction_set(feed: ModelFeed) -> EntitySet:
         (Prop("Probability", F), PredictionRow.probability)]
     return _entity(f"Predictions_{feed.ident}", f"Prediction_{feed.ident}", ("Id",), columns,
                    lambda: PredictionRow.model_name == feed.model,
-                   f"The sampled prediction log of the model {feed.model}")
+                   f"The sampled prediction log of the model {feed.model}", feed.model)
 
 
 def scored_set(feed: ModelFeed, every_job: bool = False) -> EntitySet:
@@ -428,9 +431,10 @@ def scored_set(feed: ModelFeed, every_job: bool = False) -> EntitySet:
         (Prop("error", S), _Stored(ScoredRow.data, "error", "string"))]
     if every_job:
         return _entity(f"JobRows_{feed.ident}", f"JobRow_{feed.ident}", ("Job", "Row"), columns,
-                       wanted, f"The rows of every published job of the model {feed.model}")
+                       wanted, f"The rows of every published job of the model {feed.model}",
+                       feed.model)
     return _entity(f"Scored_{feed.ident}", f"Scored_{feed.ident}", ("Row",), columns, wanted,
-                   f"The rows of the latest published job of the model {feed.model}")
+                   f"The rows of the latest published job of the model {feed.model}", feed.model)
 
 
 def columns_set(feeds: list[ModelFeed]) -> EntitySet:
@@ -448,7 +452,7 @@ def columns_set(feeds: list[ModelFeed]) -> EntitySet:
         return select(table.cte("feed_columns"))
 
     return EntitySet("Columns", "Column", ("Model", "Property"), props, query,
-                     ("Model", "Property"))
+                     ("Model", "Property"), model_prop="Model")
 
 
 def model_sets(models: Sequence[tuple[str, Signature | None]]) -> list[EntitySet]:

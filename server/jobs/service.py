@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Collection, Iterator
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
@@ -158,10 +158,13 @@ class Jobs:
                 raise NotFound(f"no job {job_id[:40]!r}")
             return _info(row)
 
-    def list(self, limit: int = 100) -> list[JobInfo]:
+    def list(self, limit: int = 100, only: Collection[str] | None = None) -> list[JobInfo]:
+        """The newest jobs; with ``only``, just the jobs of those models."""
+        query = select(JobRow).order_by(JobRow.created_at.desc()).limit(limit)
+        if only is not None:
+            query = query.where(JobRow.model_name.in_(sorted(only)))
         with self.registry.reading() as session:
-            return [_info(r) for r in session.scalars(
-                select(JobRow).order_by(JobRow.created_at.desc()).limit(limit))]
+            return [_info(r) for r in session.scalars(query)]
 
     def result(self, job_id: str) -> tuple[Path, str, str]:
         """(path, media type, download name) of a finished job's output."""

@@ -10,7 +10,7 @@ import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Collection, Iterator
 
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -251,9 +251,13 @@ class Registry:
                          policy=row.policy or {"policy": "auto"},
                          monitoring=row.monitoring or {})
 
-    def list_models(self) -> list[ModelInfo]:
+    def list_models(self, only: Collection[str] | None = None) -> list[ModelInfo]:
+        """Every model, or only those named in ``only`` (a caller's per-model access)."""
         with self.reading() as session:
-            rows = session.scalars(select(ModelRow).order_by(ModelRow.name)).all()
+            query = select(ModelRow).order_by(ModelRow.name)
+            if only is not None:
+                query = query.where(ModelRow.name.in_(sorted(only)))
+            rows = session.scalars(query).all()
             return [self._model_info(session, row) for row in rows]
 
     def get_model(self, name: str) -> ModelInfo:
@@ -278,11 +282,16 @@ class Registry:
             return self._version_info(name, row, aliases)
 
     def events(self, name: str | None = None, limit: int = 100,
-               after_id: int | None = None) -> list[EventInfo]:
+               after_id: int | None = None,
+               only: Collection[str] | None = None) -> list[EventInfo]:
+        """Newest first; with ``only``, just the events of those models (events of no model,
+        such as a key's creation, are left out too)."""
         with self.reading() as session:
             query = select(EventRow).order_by(EventRow.id.desc()).limit(limit)
             if name is not None:
                 query = query.where(EventRow.model_name == name)
+            if only is not None:
+                query = query.where(EventRow.model_name.in_(sorted(only)))
             if after_id is not None:
                 query = query.where(EventRow.id > after_id)
             return [EventInfo(id=e.id, model=e.model_name, version=e.version, kind=e.kind,

@@ -6,7 +6,7 @@ import os
 import shutil
 import time
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Collection
 
 from sqlalchemy import text
 
@@ -48,10 +48,12 @@ def _health(registry: Registry, settings: Settings) -> dict[str, Any]:
             "pending": Deployments(registry).pending_count() if db["ok"] else None}
 
 
-def dashboard(registry: Registry, settings: Settings) -> dict[str, Any]:
+def dashboard(registry: Registry, settings: Settings,
+              only: Collection[str] | None = None) -> dict[str, Any]:
+    """With ``only`` (a caller's per-model access), just those models and their events."""
     models = []
     deployments = Deployments(registry)
-    for model in registry.list_models():
+    for model in registry.list_models(only):
         s = series(registry, model.name)
         try:
             drift = model_monitoring(registry, model.name)["status"] if model.production else None
@@ -77,7 +79,7 @@ def dashboard(registry: Registry, settings: Settings) -> dict[str, Any]:
                 line_chart("Errors (% of requests)", s.labels, {"errors": s.errors}, "%"),
             ],
             "outcomes": outcome_section(registry, model.name, last=5000)})
-    recent = registry.events(limit=200)
+    recent = registry.events(limit=200, only=only)
     return {"health": _health(registry, settings), "models": models,
             "events": recent[:15], "problems": [e for e in recent if e.kind in PROBLEM_EVENTS][:10],
             "now": datetime.now(timezone.utc)}

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 from defusedxml import ElementTree as ET
-from sqlalchemy import column, select
+from sqlalchemy import String, column, create_engine, select, values
 
 from server.codecs.odata import (
     EntitySet,
@@ -16,6 +16,8 @@ from server.codecs.odata import (
     identifiers,
     is_identifier,
     metadata_xml,
+    page,
+    parse_options,
     to_identifier,
     where_clause,
 )
@@ -100,3 +102,35 @@ def test_filter_names_properties_in_any_script():
     assert all(name in sql for name in columns), sql
     with pytest.raises(MalformedRequest, match="unknown property"):
         where_clause("Umsatz gt 1", columns)
+
+
+def _rows_set(**where_the_model_is):
+    """A set of three rows of models a, b and c (as a VALUES table, no registry needed)."""
+    props = (Prop("Model", "Edm.String", False), Prop("N", "Edm.String", False))
+    table = values(column("Model", String), column("N", String), name="rows").data(
+        [("a", "1"), ("b", "2"), ("c", "3")])
+    return EntitySet("Rows", "Row", ("N",), props, lambda: select(table.cte("t")), ("N",),
+                     **where_the_model_is)
+
+
+@pytest.mark.parametrize("entity, shown, kept", [
+    (_rows_set(model_prop="Model"), True, ["1", "3"]),   # rows cut to the caller's models
+    (_rows_set(model="a"), True, ["1", "2", "3"]),       # one model's set, the caller's
+    (_rows_set(model="b"), False, []),                   # another model's set
+    (_rows_set(), False, []),                            # rows of no model: unrestricted only
+])
+def test_a_caller_limited_to_some_models_sees_their_rows_only(entity, shown, kept):
+    engine = create_engine("sqlite://")
+    only = frozenset({"a", "c"})
+    opts = parse_options({}, entity, count=True)
+    with engine.connect() as session:
+        rows, total, _ = page(session, entity, opts, only=only)
+        every, every_total, _ = page(session, entity, opts)
+        filtered, _, _ = page(session, entity, parse_options({"$filter": "Model eq 'b'"}, entity),
+                              only=only)
+    engine.dispose()
+    assert entity.shown_to(only) is shown and entity.shown_to(None)
+    assert [r["N"] for r in rows] == kept and total == len(kept)
+    assert every_total == 3 and len(every) == 3
+    if entity.model is None:  # (a one-model set's own query holds only that model's rows)
+        assert filtered == []  # $filter reaches no other model's rows

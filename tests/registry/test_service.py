@@ -193,6 +193,24 @@ def test_events_and_change_marker(registry):
     assert registry.events("other") == []
 
 
+def test_models_and_events_cut_to_some_models(registry):
+    """What a caller limited to some models is shown: their models and events, none of another
+    model nor of none (a key's creation); an empty set shows nothing."""
+    for name in ("a", "b", "c"):
+        _add(registry, name)
+    registry.record_event(None, "key_created", actor="test")
+    assert [m.name for m in registry.list_models(only={"a", "c"})] == ["a", "c"]
+    assert [m.name for m in registry.list_models()] == ["a", "b", "c"]
+    assert registry.list_models(only=frozenset()) == []
+    cut = registry.events(limit=1000, only={"a", "c"})
+    assert cut and {e.model for e in cut} == {"a", "c"}
+    assert [e.id for e in cut] == [e.id for e in registry.events(limit=1000)
+                                   if e.model in ("a", "c")]
+    assert "key_created" in {e.kind for e in registry.events(limit=1000)}
+    assert registry.events("b", only={"a"}) == [] and registry.events(only=()) == []
+    assert len(registry.events(limit=2, only={"b"})) == 2  # the limit counts b's events only
+
+
 def test_store_refuses_keys_outside_its_root(registry):
     with pytest.raises(ValueError):
         registry.store.path("../../etc/passwd")
