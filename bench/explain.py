@@ -5,8 +5,9 @@ rows, through the scoring core (check, coerce, predict, explain) in the same run
 
 Targets (issue 24): 1,000 rows explained in under 0.1 s; one row's explanation adding under 2 ms.
 The explainer is built once before timing (as the model cache keeps it per version). Then the
-two exact TreeSHAP engines alone on the same transformed rows: shap's (the default) and LightGBM's
-on the translated trees (server/scoring/lightgbm_shap.py).
+three exact TreeSHAP engines alone on the same transformed rows: the per-leaf tables (the default,
+server/scoring/treeshap_tables.py), shap's TreeExplainer, and LightGBM's on the translated trees
+(server/scoring/lightgbm_shap.py).
 """
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def main() -> None:
     model.explainer()
     built = time.perf_counter() - started
     plain, explained = ScoreOptions(), ScoreOptions(explain=3)
-    print(f"# {machine_notes()}; explainer built in {built:.2f} s (shap import included)")
+    print(f"# {machine_notes()}; explainer built in {built:.2f} s ({model.explainer().method})")
     print(f"{'rows':>6} {'plain ms':>10} {'explained ms':>13} {'added ms':>9}")
     for n in (1, 1000):
         table = RawTable.from_rows(churn_rows(n), FEATURES, len(FEATURES))
@@ -58,16 +59,16 @@ def main() -> None:
 
 
 def engines(estimator, sample, repeats: int) -> None:  # type: ignore[no-untyped-def]
-    """The two exact TreeSHAP engines on the same transformed rows: shap's TreeExplainer (the
-    default) and LightGBM's pred_contrib on the translated trees (server/scoring/lightgbm_shap),
-    LightGBM with one thread and with every core."""
+    """The exact TreeSHAP engines on the same transformed rows: the per-leaf tables (the
+    default), shap's TreeExplainer, and LightGBM's pred_contrib on the translated trees
+    (server/scoring/lightgbm_shap), LightGBM with one thread and with every core."""
     import os
     import warnings
 
     import numpy as np
     import shap
 
-    from server.scoring import lightgbm_shap
+    from server.scoring import lightgbm_shap, treeshap_tables
 
     final = estimator[-1]
     z = np.asarray(estimator[:-1].transform(sample), dtype=np.float64)
@@ -76,14 +77,18 @@ def engines(estimator, sample, repeats: int) -> None:  # type: ignore[no-untyped
         tree = shap.TreeExplainer(final, feature_perturbation="tree_path_dependent",
                                   model_output="raw")
     fast = lightgbm_shap.translate(final, type(final).__name__)
-    if fast is None:
+    started = time.perf_counter()
+    tables = treeshap_tables.tables(final, type(final).__name__)
+    print(f"# tables built in {time.perf_counter() - started:.2f} s")
+    if fast is None or tables is None:
         return
     cores = os.cpu_count() or 1
     print(f"# TreeSHAP engines alone (ms), same rows; LightGBM with 1 and {cores} threads")
-    print(f"{'rows':>6} {'shap':>10} {'lgbm x1':>10} {'lgbm xN':>10}")
+    print(f"{'rows':>6} {'tables':>10} {'shap':>10} {'lgbm x1':>10} {'lgbm xN':>10}")
     for n in (1, 1000):
-        rows = z[:n]
-        cells = [median_seconds(lambda r=rows: tree.shap_values(r, check_additivity=False),
+        rows = np.resize(z, (n, z.shape[1]))
+        cells = [median_seconds(lambda r=rows: tables(r), repeats),
+                 median_seconds(lambda r=rows: tree.shap_values(r, check_additivity=False),
                                 repeats)]
         for threads in (1, cores):
             cells.append(median_seconds(lambda t=threads, r=rows: fast.booster.predict(

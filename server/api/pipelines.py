@@ -6,7 +6,8 @@ from typing import Any
 from flask import Blueprint, Response
 from pydantic import ConfigDict, Field
 
-from .auth import actor, current_key, requires, visible_models
+from .auth import actor, current_key, require_model, requires, visible_models
+from ..errors import NotFound
 from .declare import Inputs, Parameters
 from .http import json_response, services
 from .openapi import json_content, operation, problem_response
@@ -34,7 +35,17 @@ class PipelineCreate(Inputs):
 
 
 class PipelinePath(Parameters):
-    name: str = Field(max_length=64, description="the pipeline's name")
+    pipeline: str = Field(max_length=64, description="the pipeline's name")
+
+
+def _visible(pipeline: str) -> Any:
+    """The pipeline, if its model is one the caller may use; another model's answers 404 as
+    if it did not exist (as a job of another model does)."""
+    info = services().schedules.get(pipeline)
+    allowed = visible_models()
+    if allowed is not None and info.model not in allowed:
+        raise NotFound(f"no pipeline named {pipeline[:40]!r}")   # as for an unknown name
+    return info
 
 
 @bp.post("")
@@ -48,7 +59,7 @@ class PipelinePath(Parameters):
                "422": problem_response("Invalid schedule, source or sink")})
 def create(body: PipelineCreate) -> Response:
     info = services().create_schedule(
-        body.name, body.model, body.schedule, body.source, body.sink, actor=actor(),
+        body.name, require_model(body.model), body.schedule, body.source, body.sink, actor=actor(),
         alias=body.alias, may_query_sql="admin" in current_key().grants)
     return json_response(info.public(), 201, {"Location": f"/api/v1/pipelines/{info.name}"})
 
@@ -63,26 +74,26 @@ def list_pipelines() -> Response:
                                         if allowed is None or p.model in allowed]})
 
 
-@bp.get("/<name>")
+@bp.get("/<pipeline>")
 @requires("read")
 @operation("One pipeline", tags=["jobs"], path=PipelinePath, responses={"200": json_content("Pipeline"),
                                                      **_NOT_FOUND})
-def get_pipeline(name: str) -> Response:
-    return json_response(services().schedules.get(name).public())
+def get_pipeline(pipeline: str) -> Response:
+    return json_response(_visible(pipeline).public())
 
 
-@bp.post("/<name>/run")
+@bp.post("/<pipeline>/run")
 @requires("deploy")
 @operation("Run a pipeline now", tags=["jobs"], path=PipelinePath,
            responses={"202": json_content("Pipeline", "Started"), **_NOT_FOUND})
-def run_now(name: str) -> Response:
-    return json_response(services().run_schedule(name).public(), 202)
+def run_now(pipeline: str) -> Response:
+    return json_response(services().run_schedule(_visible(pipeline).name).public(), 202)
 
 
-@bp.delete("/<name>")
+@bp.delete("/<pipeline>")
 @requires("deploy")
 @operation("Delete a pipeline", tags=["jobs"], path=PipelinePath,
            responses={"204": {"description": "Deleted"}, **_NOT_FOUND})
-def delete(name: str) -> Response:
-    services().delete_schedule(name)
+def delete(pipeline: str) -> Response:
+    services().delete_schedule(_visible(pipeline).name)
     return Response(status=204)

@@ -25,7 +25,7 @@ PUBLIC = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/assets/<path:f
           "/.well-known/oauth-protected-resource"}
 SAMPLE_VALUES = {"name": "churn", "alias": "staging", "version": "1", "key_id": "abc",
                  "filename": "init.js", "entity_set": "Models", "job_id": "abc",
-                 "guide": "excel", "subject": "someone"}
+                 "guide": "excel", "subject": "someone", "pipeline": "nightly"}
 
 
 def _routes(app):

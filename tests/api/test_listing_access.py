@@ -37,7 +37,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, provider: OidcProvider,
     (root / "in").mkdir(parents=True)
     app = create_app(Settings(home=home, background=False, rate_limiting=False,
                               native_trees=False, compile=False, job_roots=(str(root),),
-                              prediction_log_rows_per_second=0,
+                              prediction_log_rows_per_second=0, prediction_log_rate=1.0,
                               **provider.settings(oidc_models_claim="sb_models")))
     app.config["TESTING"] = True
     svc = app.extensions["scorebridge"]
@@ -166,6 +166,11 @@ def test_pipelines_and_metrics(world):
     assert [p["model"] for p in listed] == ["churn"]
     assert sorted(p["model"] for p in world["key"].get("/api/v1/pipelines").json["pipelines"]) \
         == ["churn", "fraud"]
+    # one pipeline: its name is not a model's, its model decides (another's is not there)
+    assert limited.get("/api/v1/pipelines/nightly-churn").json["model"] == "churn"
+    assert_problem(limited.get("/api/v1/pipelines/nightly-fraud"), 404, "no pipeline named")
+    assert_problem(limited.post("/api/v1/pipelines/nightly-fraud/run"), 403, "'deploy' scope")
+    assert world["key"].get("/api/v1/pipelines/nightly-fraud").json["model"] == "fraud"
     # Prometheus metrics are labelled with every model's name: not for a limited person
     assert_problem(limited.get("/metrics"), 403, "some models only")
     assert world["key"].get("/metrics").status_code == 200
