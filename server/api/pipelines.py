@@ -6,8 +6,8 @@ from typing import Any
 from flask import Blueprint, Response
 from pydantic import ConfigDict, Field
 
-from .auth import actor, current_key, require_model, requires, visible_models
 from ..errors import NotFound
+from .auth import actor, current_key, require_model, requires, visible_models
 from .declare import Inputs, Parameters
 from .http import json_response, services
 from .openapi import json_content, operation, problem_response

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from . import lightgbm_shap
-from .compiled.native import toolchain
+from .toolchain import toolchain
 
 MAX_PATH_FEATURES = 20
 MAX_ENTRIES = 1 << 24        # R and Z entries over all leaves: 256 MB of float64 at most

@@ -32,6 +32,7 @@ from ...types import Signature
 from .. import boosting
 from ..preprocess_plan import plan
 from ..runtime import final_estimator
+from ..toolchain import toolchain
 from .onnx import FLOAT32_MAX, WIDE_ROWS, ort_session, with_text
 
 log = logging.getLogger(__name__)
@@ -45,14 +46,6 @@ FAMILIES = frozenset({
     "ExtraTreesClassifier", "ExtraTreesRegressor",
 })
 _LOW_HALF = np.uint64(0xFFFF_FFFF)
-
-
-def toolchain() -> str | None:
-    """The C compiler tl2cgen will call, if this machine has one."""
-    for name in ("gcc", "clang"):
-        if shutil.which(name):
-            return name
-    return None
 
 
 def node_count(final: Any) -> int:
