@@ -25,14 +25,13 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ExplanationUnavailable
-from ..types import Explanation, RawTable, Signature, example_frame, to_python
+from ..types import Explanation, Signature, to_python
 from . import boosting, lightgbm_shap, treeshap_tables
-from .coerce import coerce
 from .lineage import check_owners, feature_owners, group_matrix
 from .preprocess_plan import NotCompiled, checked_plan
+from .reference_rows import typed_reference
 
 TOLERANCE = 1e-6
-CHECK_ROWS = 200
 TREE_FAMILIES = frozenset({
     "RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier",
     "ExtraTreesRegressor", "GradientBoostingClassifier", "GradientBoostingRegressor",
@@ -121,7 +120,7 @@ def build(estimator: Any, signature: Signature, reference: pd.DataFrame | None =
     pre, final = (estimator[:-1], estimator[-1]) if hasattr(estimator, "steps") else \
         (None, estimator)
     family = type(final).__name__
-    frame = _check_frame(signature, reference)
+    frame = typed_reference(signature, reference)
     adapted = adapt(frame) if adapt is not None else frame
     if pre is not None:
         owners = feature_owners(pre, columns)
@@ -134,7 +133,7 @@ def build(estimator: Any, signature: Signature, reference: pd.DataFrame | None =
     if family in TREE_FAMILIES:
         features, output, method = _trees(final, family, classes)
     elif family in LINEAR_FAMILIES and hasattr(final, "coef_"):
-        sample = _check_frame(signature, reference, None) if reference is not None else frame
+        sample = typed_reference(signature, reference, None) if reference is not None else frame
         sample = adapt(sample) if adapt is not None else sample
         z_all = _dense(sample if pre is None else pre.transform(sample))
         features, output, method = _linear(final, family, classes, z_all, reference is not None)
@@ -166,17 +165,6 @@ def _plan(estimator: Any, signature: Signature,
         return checked_plan(estimator, signature, frame)
     except NotCompiled:
         return None
-
-
-def _check_frame(signature: Signature, reference: pd.DataFrame | None,
-                 rows: int | None = CHECK_ROWS) -> pd.DataFrame:
-    """Reference rows typed as the scoring path types a request's."""
-    frame = reference[signature.names].head(rows) \
-        if reference is not None and len(reference) else example_frame(signature, 5)
-    cells = frame.astype(object).where(frame.notna(), None).to_numpy().tolist()
-    checked = coerce(RawTable.from_rows(cells, signature.names, len(signature.names)),
-                     signature)
-    return pd.DataFrame(dict(checked.columns), copy=False)
 
 
 def _dense(matrix: Any) -> Any:

@@ -103,6 +103,8 @@ class LoadedModel:
             and self.has_probabilities and hasattr(self.estimator, "classes_")
         # a booster's own input types (pandas categories) restored from the fitted model
         self._adapt = boosting.adapter(self.estimator)
+        self._planned: Any = None   # the plan and final estimator for scikit-learn's path
+        self._planned_lock = threading.Lock()
 
     def explainer(self) -> Any:
         """This version's explainer, built on first use and kept with the loaded version;
@@ -184,24 +186,60 @@ class LoadedModel:
         top2 = np.partition(probs, -2, axis=1)[:, -2:]
         return labels, np.flatnonzero(top2[:, 1] - top2[:, 0] <= tie)
 
+    def _planned_final(self) -> Any:
+        """The verified plan and final estimator (:mod:`.planned_fallback`), worked out on the
+        first call scikit-learn answers; False where the pipeline must run whole."""
+        if self._planned is None:
+            with self._planned_lock:
+                if self._planned is None:
+                    self._planned = self._build_planned() or False
+        return self._planned
+
+    def _build_planned(self) -> Any:
+        from .planned_fallback import planned_final
+        from .reference_rows import typed_reference
+        if self._adapt is not None or hasattr(self.estimator, "predict_with_proba"):
+            return None
+        try:
+            sample = typed_reference(self.signature, self.reference() if self.reference else None)
+            return planned_final(self.estimator, self.signature, sample)
+        except Exception as exc:  # the plain pipeline answers; nothing is lost
+            log.debug("no planned fallback for %s v%s: %s", self.name, self.version, exc)
+            return None
+
     def _sklearn(self, frame: pd.DataFrame, proba: bool) -> tuple[np.ndarray, np.ndarray | None]:
         if self._adapt is not None:
             frame = self._adapt(frame)
-        with warnings.catch_warnings(), threads.for_rows(len(frame)):
+        planned = self._planned_final()
+        matrix = planned.plan(frame) if planned else None
+        if matrix is not None:
+            try:
+                return self._answer(planned.final, matrix, proba)
+            except Exception:  # the pipeline itself says what is wrong with these rows
+                pass
+        return self._answer(self.estimator, frame, proba)
+
+    def _answer(self, model: Any, inputs: Any,
+                proba: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """``model``'s labels (and probabilities) for ``inputs``: the pipeline on the typed
+        frame, or its final estimator on the plan's matrix."""
+        n = len(inputs)
+        with warnings.catch_warnings(), threads.for_rows(n):
             warnings.simplefilter("ignore")
-            if proba and hasattr(self.estimator, "predict_with_proba"):  # an ONNX graph: one run
-                labels, probs = self.estimator.predict_with_proba(frame)
+            if proba and hasattr(model, "predict_with_proba"):  # an ONNX graph: one run
+                labels, probs = model.predict_with_proba(inputs)
                 return np.asarray(labels), np.asarray(probs)
             if not (proba and self._argmax):
-                labels = flat_labels(self.estimator.predict(frame), len(frame))
-                return labels, np.asarray(self.estimator.predict_proba(frame)) if proba else None
-            probs = np.asarray(self.estimator.predict_proba(frame))
-            if probs.ndim != 2 or probs.shape[0] != len(frame):
+                labels = flat_labels(model.predict(inputs), n)
+                return labels, np.asarray(model.predict_proba(inputs)) if proba else None
+            probs = np.asarray(model.predict_proba(inputs))
+            if probs.ndim != 2 or probs.shape[0] != n:
                 raise ValueError(f"predict_proba returned shape {probs.shape}")
             labels, tied = self._argmax_labels(probs, 0.0)
             if len(tied):  # the arg-max is ambiguous here: predict decides
                 labels = labels.copy()
-                labels[tied] = flat_labels(self.estimator.predict(frame.iloc[tied]), len(tied))
+                rows = inputs.iloc[tied] if isinstance(inputs, pd.DataFrame) else inputs[tied]
+                labels[tied] = flat_labels(model.predict(rows), len(tied))
         return labels, probs
 
     def predict(self, frame: Inputs, proba: bool = True) -> Prediction:
