@@ -26,6 +26,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# a child measures the checkout it is given (PYTHONPATH), not this file's: server comes from there
+if os.environ.get("BENCH_CODE"):
+    sys.path.insert(0, os.environ["BENCH_CODE"])
 from bench.common import ROOT, machine_notes  # noqa: E402
 
 # the spline model's parts, which the default allowlist leaves to an admin's review
@@ -34,12 +37,20 @@ SPLINE_TYPES = ("scipy._lib.array_api_compat.numpy._aliases.asarray",
 
 
 def build_models(folder: Path) -> list[str]:
-    """Two pipelines the compiled path leaves to scikit-learn: scaled numbers and one-hot text
-    before a HistGradientBoostingClassifier; scaled splines and one-hot before a
-    LogisticRegression. Artifacts and reference samples are written into ``folder``."""
+    """Three pipelines: scaled numbers and one-hot text before a HistGradientBoostingClassifier,
+    and scaled splines and one-hot before a LogisticRegression (both left to scikit-learn when
+    this benchmark was written, both compiled since, after the float64 plan); imputed, scaled
+    numbers and one-hot text before a soft VotingClassifier of a logistic regression, a forest
+    and boosted trees, which stays with scikit-learn (its final estimator on the plan's matrix).
+    Artifacts and reference samples are written into ``folder``."""
     import skops.io as sio
     from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.ensemble import (
+        HistGradientBoostingClassifier,
+        RandomForestClassifier,
+        VotingClassifier,
+    )
+    from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, SplineTransformer, StandardScaler
@@ -59,6 +70,13 @@ def build_models(folder: Path) -> list[str]:
         "spline_logistic": Pipeline([("pre", encoded(Pipeline([
             ("scale", StandardScaler()), ("spline", SplineTransformer())]))),
             ("model", LogisticRegression(max_iter=1000))]),
+        "soft_voting": Pipeline([("pre", encoded(Pipeline([
+            ("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]))),
+            ("model", VotingClassifier([
+                ("logistic", LogisticRegression(max_iter=1000)),
+                ("forest", RandomForestClassifier(n_estimators=50, max_depth=8, random_state=0)),
+                ("boosted", HistGradientBoostingClassifier(max_iter=50, random_state=0))],
+                voting="soft"))]),
     }
     for name, model in models.items():
         model.fit(data[FEATURES], data[TARGET])
@@ -251,7 +269,7 @@ def run_child(checkout: Path, folder: Path, n: int, way: str, omp: str | None) -
     env.pop("OMP_NUM_THREADS", None)
     if omp:
         env["OMP_NUM_THREADS"] = omp
-    env["PYTHONPATH"] = str(checkout)
+    env["PYTHONPATH"] = env["BENCH_CODE"] = str(checkout)
     args = [sys.executable, str(ROOT / "bench" / "fallback.py"), "--child", str(folder),
             "--requests", str(n), "--way", way]
     done = subprocess.run(args, env=env, cwd=checkout, check=True, capture_output=True, text=True)
