@@ -26,7 +26,6 @@ from sklearn.ensemble import (
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge, SGDClassifier
 from sklearn.naive_bayes import GaussianNB
-from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import (
     FunctionTransformer,
@@ -147,12 +146,6 @@ ZOO: list[tuple[str, str, Callable[[], Any], str, float]] = [
         ("pre", columns(make_pipeline(SimpleImputer(add_indicator=True), StandardScaler()),
                         onehot(sparse_output=True))),
         ("model", LinearRegression())]), "onnx", LINEAR),
-    ("neighbours-scaled", "multiclass", lambda: Pipeline([
-        ("pre", columns(imputed(StandardScaler()), onehot())),
-        ("model", KNeighborsClassifier(n_neighbors=7))]), "onnx", LINEAR),
-    ("neighbours-regression-robust", "regression", lambda: Pipeline([
-        ("pre", columns(imputed(RobustScaler()), ordinal())),
-        ("model", KNeighborsRegressor(n_neighbors=5))]), "onnx", LINEAR),
     ("naive-bayes-power", "binary", lambda: Pipeline([
         ("pre", columns(imputed(PowerTransformer()), onehot())),
         ("model", GaussianNB())]), "onnx", LINEAR),
