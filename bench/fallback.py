@@ -45,11 +45,7 @@ def build_models(folder: Path) -> list[str]:
     Artifacts and reference samples are written into ``folder``."""
     import skops.io as sio
     from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import (
-        HistGradientBoostingClassifier,
-        RandomForestClassifier,
-        VotingClassifier,
-    )
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier, VotingClassifier
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
