@@ -46,7 +46,7 @@ from . import lightgbm_shap
 from .toolchain import toolchain
 
 MAX_PATH_FEATURES = 20
-MAX_ENTRIES = 1 << 24        # R and Z entries over all leaves: 256 MB of float64 at most
+MAX_ENTRIES = 1 << 22        # R and Z entries over all leaves: 64 MB of float64 at most
 
 _KERNEL = r"""
 #include <stdint.h>
