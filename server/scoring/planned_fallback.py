@@ -38,8 +38,11 @@ def planned_final(estimator: Any, signature: Signature,
     except NotCompiled:
         return None
     final = estimator.steps[-1][1]
+    # rows with a missing text the plan hands to the pipeline, as checked_plan leaves them out
+    text = [c.name for c in signature.inputs if c.type == "string"]
+    sample = sample.dropna(subset=text) if text else sample
     matrix = plan(sample)
-    if matrix is None:
+    if matrix is None or not len(sample):
         return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

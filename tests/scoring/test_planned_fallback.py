@@ -107,3 +107,14 @@ def test_a_bare_model_has_nothing_to_plan():
     bare = LogisticRegression(max_iter=500).fit(data[NUMERIC], data[TARGET])
     signature = infer_signature(bare, data[NUMERIC])
     assert planned_final(bare, signature, typed_reference(signature, data[NUMERIC])) is None
+
+
+def test_a_missing_text_in_the_reference_rows_does_not_turn_the_plan_off():
+    """The plan hands a row with a missing text to the pipeline; the check leaves such rows
+    out, as checked_plan does, instead of giving up on the plan."""
+    model, sample = _fit(LogisticRegression(max_iter=1000))
+    holed = sample.copy().astype(object)
+    holed.loc[holed.index[:3], "contract"] = None
+    signature = infer_signature(model, sample)
+    assert isinstance(planned_final(model, signature, typed_reference(signature, holed)),
+                      PlannedFinal)
