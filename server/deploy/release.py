@@ -108,8 +108,10 @@ class Releases:
         passed = all(r.passed for r in results)
         metrics.RELEASES.labels(name, "passed" if passed else "failed").inc()
         plan = self.plan(production, policy) if passed else None
-        self.deployments.finish(name, info.version, [r.as_dict() for r in results], passed, ACTOR,
-                                plan)
+        if not self.deployments.finish(name, info.version, [r.as_dict() for r in results],
+                                       passed, ACTOR, plan, worker=self.worker):
+            log.warning("%s v%s was taken up by another worker while this one gated it; "
+                        "its result is left to that worker", name, info.version)
 
     @staticmethod
     def plan(production: VersionInfo | None, policy: Policy) -> RolloutPlan:

@@ -183,11 +183,21 @@ class Deployments:
         return self.registry.get_version(name, number)
 
     def finish(self, name: str, version: int, gates: list[dict[str, Any]], passed: bool,
-               actor: str, plan: RolloutPlan | None = None) -> None:
+               actor: str, plan: RolloutPlan | None = None, *, worker: str | None = None) -> bool:
         """Store the gates' results and carry out the rollout ``plan`` in one transaction, so a
-        crash leaves the version either unprocessed (and taken up again) or fully rolled out."""
+        crash leaves the version either unprocessed (and taken up again) or fully rolled out.
+        With ``worker``, only while that worker still holds the claim: a slow worker whose claim
+        went stale and was taken up by another must not roll the version out a second time
+        (False then, and nothing is written)."""
         with self.registry.writing() as session:
             model = self.registry._model_row(session, name)
+            if worker is not None and not rows_changed(session.execute(
+                    update(VersionRow).where(VersionRow.model_id == model.id,
+                                             VersionRow.version == version,
+                                             VersionRow.pipeline == "processing",
+                                             VersionRow.claimed_by == worker)
+                    .values(pipeline="done"))):
+                return False
             row = self.registry._version_row(session, model, version)
             row.gates, row.gate_status, row.pipeline = gates, "passed" if passed else "failed", "done"
             failed = [g for g in gates if not g["passed"]]
@@ -196,6 +206,7 @@ class Deployments:
                                  reason="; ".join(f"{g['gate']}: {g['detail']}" for g in failed))
             if passed and plan is not None:
                 self._carry_out(session, model, row, plan, actor)
+        return True
 
     def _carry_out(self, session: Any, model: ModelRow, row: VersionRow, plan: RolloutPlan,
                    actor: str) -> None:

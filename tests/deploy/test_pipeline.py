@@ -330,6 +330,33 @@ def test_stale_claims_are_taken_up_again(client, services, churn_v1, demo_files)
     assert [v.version for v in services.worker.releases.process_pending()] == [v2]
 
 
+def test_a_stale_claims_late_result_is_not_rolled_out_twice(client, services, churn_v1,
+                                                           demo_files):
+    """A worker whose claim went stale (and was taken up by another that rolled the version
+    out) finishes late: its result is dropped, so the version is promoted once."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from server.registry.deployments import RolloutPlan
+    from server.registry.schema import VersionRow, utcnow
+
+    v2 = register_v(client, demo_files)
+    deployments = Deployments(services.registry)
+    assert deployments.claim_next("a slow worker").version == v2
+    with services.registry.writing() as session:
+        session.execute(update(VersionRow).values(claimed_at=utcnow() - timedelta(minutes=10))
+                        .where(VersionRow.pipeline == "processing"))
+    assert [v.version for v in services.worker.releases.process_pending()] == [v2]
+    late = deployments.finish("churn", v2, [], True, "pipeline",
+                              RolloutPlan("promote", reason="late"), worker="a slow worker")
+    assert late is False
+    events = services.registry.events("churn")
+    assert [e.version for e in events if e.kind == "promoted"].count(v2) == 1
+    assert [e.version for e in events if e.kind == "gates_passed"].count(v2) == 1
+    assert services.registry.get_version("churn").version == v2
+
+
 def test_policy_validation(client, churn_v1):
     assert_problem(client.put("/api/v1/models/churn/policy", json={"policy": "yolo"},
                               scope="deploy"), 400, "'policy' must be 'manual', 'auto', 'canary' or 'shadow'")
