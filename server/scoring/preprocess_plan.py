@@ -48,7 +48,7 @@ class Plan:
         self._text = {c.name for c in signature.inputs if c.type == "string"}
         self._names = [c.name for c in signature.inputs]
         self.width = width  # the model's number of features
-        self._quiet = delegates  # scikit-learn's own transforms warn about feature names
+        self.delegates = delegates  # some step is scikit-learn's own (which warns about names)
 
     def __call__(self, inputs: Any) -> np.ndarray | None:
         """The model's feature matrix (float64), or None when scikit-learn must answer."""
@@ -66,7 +66,7 @@ class Plan:
                 if np.isinf(values).any():  # scikit-learn's transformers refuse them
                     return None
             columns[name] = values
-        if self._quiet:
+        if self.delegates:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 return self._run(columns)
@@ -260,8 +260,11 @@ def _robust(s: Any) -> Step | None:
 
 def _imputer(s: Any) -> Step | None:
     """SimpleImputer on numbers with NaN as the missing value: each NaN becomes its column's
-    statistic. Indicators, dropped empty columns and text go to scikit-learn's own."""
+    statistic. Indicators, dropped empty columns and numbers with another missing marker go
+    to scikit-learn's own; text is ``_text_imputer``'s."""
     stats = np.asarray(s.statistics_)
+    if stats.dtype.kind == "O":
+        return _text_imputer(s, stats)
     if s.add_indicator or stats.dtype.kind != "f" or np.isnan(stats).any() or \
             not (isinstance(s.missing_values, float) and np.isnan(s.missing_values)):
         return None
@@ -270,6 +273,32 @@ def _imputer(s: Any) -> Step | None:
         missing = np.isnan(X)
         return np.where(missing, stats, X) if missing.any() else X
     return _numeric_only(transform, s.transform)
+
+
+def _text_imputer(s: Any, stats: np.ndarray) -> Step | None:
+    """SimpleImputer fitted on text, given text only (the plan hands a text column over only
+    when every value is a string): no value is missing under NaN or None, so the output is the
+    input; under a text marker each marked value becomes its column's statistic. Anything else
+    (indicators, a statistic that is not text, non-text values) goes to scikit-learn."""
+    marker = s.missing_values
+    if s.add_indicator or not all(type(v) is str for v in stats.tolist()):
+        return None
+    if not (marker is None or type(marker) is str or
+            (isinstance(marker, float) and np.isnan(marker))):
+        return None
+
+    def step(X: np.ndarray) -> np.ndarray | None:
+        if X.dtype.kind != "O" or not all(type(v) is str for v in X.ravel().tolist()):
+            return s.transform(X)
+        if type(marker) is not str:
+            return X
+        out = X.copy()
+        marked = out == marker
+        if marked.any():
+            rows, cols = np.nonzero(marked)
+            out[rows, cols] = stats[cols]
+        return out
+    return step
 
 
 def _lookups(categories: list[np.ndarray]) -> list[tuple[dict[Any, int], pd.Index]] | None:
@@ -386,11 +415,109 @@ def _power(s: Any) -> Step | None:
     return _numeric_only(transform, s.transform)
 
 
+def _polynomial(s: Any) -> Step | None:
+    """PolynomialFeatures.transform, dense: the bias column, the inputs, then each degree's
+    products built from the previous degree's columns with the same ``np.multiply`` calls in
+    the same order (so the same roundings); NaN goes to scikit-learn, which raises."""
+    if not hasattr(s, "_n_out_full"):
+        return None
+    full, wanted = s._n_out_full, s.n_output_features_
+    low, high, bias, interaction = s._min_degree, s._max_degree, s.include_bias, \
+        s.interaction_only
+
+    def transform(X: np.ndarray) -> np.ndarray | None:
+        if np.isnan(X).any():
+            return None
+        n, width = X.shape
+        XP = np.empty((n, full), dtype=X.dtype, order=s.order)
+        current = 1 if bias else 0
+        if bias:
+            XP[:, 0] = 1
+        if high == 0:
+            return XP
+        XP[:, current:current + width] = X
+        index = [*range(current, current + width), current + width]
+        current += width
+        for _ in range(2, high + 1):
+            following, end = [], index[-1]
+            for j in range(width):
+                start = index[j]
+                following.append(current)
+                if interaction:
+                    start += index[j + 1] - index[j]
+                stop = current + end - start
+                if stop <= current:
+                    break
+                np.multiply(XP[:, start:end], X[:, j:j + 1], out=XP[:, current:stop],
+                            casting="no")
+                current = stop
+            following.append(current)
+            index = following
+        if low > 1:
+            if bias:
+                out = np.empty((n, wanted), dtype=XP.dtype, order=s.order)
+                out[:, 0] = 1
+                out[:, 1:] = XP[:, full - wanted + 1:]
+                return out
+            return np.array(XP[:, full - wanted:], copy=True)
+        return XP
+    return _numeric_only(transform, s.transform)
+
+
+def _spline(s: Any) -> Step | None:
+    """SplineTransformer.transform, dense, extrapolating as a constant or (degree 2 and up)
+    linearly: each column's fitted B-spline evaluated by scipy on the in-range values, the
+    boundary values and slopes computed once instead of per call; NaN under
+    ``handle_missing='error'`` goes to scikit-learn, which raises. Other extrapolations and
+    sparse output go to scikit-learn's own."""
+    degree, how = s.degree, s.extrapolation
+    if s.sparse_output or how not in ("constant", "linear") or (how == "linear" and degree < 2):
+        return None
+    zeros_for_missing = getattr(s, "handle_missing", "error") == "zeros"
+    splines = s.bsplines_
+    n_splines = splines[0].c.shape[1]
+    bounds = []
+    for spl in splines:
+        low, high = spl.t[degree], spl.t[-degree - 1]
+        slopes = (spl(low, nu=1), spl(high, nu=1)) if how == "linear" else (None, None)
+        bounds.append((low, high, spl(low), spl(high), *slopes))
+    keep = None if s.include_bias else \
+        [j for j in range(len(splines) * n_splines) if (j + 1) % n_splines != 0]
+    width = s.n_features_out_ + len(splines) * (1 - s.include_bias)
+
+    def transform(X: np.ndarray) -> np.ndarray | None:
+        if not zeros_for_missing and np.isnan(X).any():
+            return None
+        out = np.zeros((len(X), width), dtype=X.dtype, order=s.order)
+        for i, (spl, (low, high, f_low, f_high, d_low, d_high)) in \
+                enumerate(zip(splines, bounds)):
+            x = X[:, i]
+            first = i * n_splines
+            inside = (low <= x) & (x <= high)
+            out[inside, first:first + n_splines] = spl(x[inside])
+            below, above = x < low, x > high
+            if how == "constant":
+                if below.any():
+                    out[below, first:first + degree] = f_low[:degree]
+                if above.any():
+                    out[above, first + n_splines - degree:first + n_splines] = f_high[-degree:]
+                continue
+            for j in range(degree):
+                if below.any():
+                    out[below, first + j] = f_low[j] + (x[below] - low) * d_low[j]
+                if above.any():
+                    k = n_splines - 1 - j
+                    out[above, first + k] = f_high[k] + (x[above] - high) * d_high[k]
+        return out if keep is None else out[:, keep]
+    return _numeric_only(transform, s.transform)
+
+
 # scikit-learn transformers whose transform is re-done here with the same numpy operations
 OWN: dict[str, Callable[[Any], Step | None]] = {
     "StandardScaler": _standard, "MinMaxScaler": _min_max, "MaxAbsScaler": _max_abs,
     "RobustScaler": _robust, "SimpleImputer": _imputer, "OneHotEncoder": _one_hot,
     "OrdinalEncoder": _ordinal, "QuantileTransformer": _quantile, "PowerTransformer": _power,
+    "PolynomialFeatures": _polynomial, "SplineTransformer": _spline,
 }
 
 

@@ -437,3 +437,48 @@ def test_the_plan_is_scikit_learns_matrix_bit_for_bit():
         want = np.asarray(want.toarray() if hasattr(want, "toarray") else want, dtype=float)
         assert got is not None, name
         assert np.array_equal(got, want, equal_nan=True), name
+
+
+def _mostly(**kw: Any) -> Pipeline:
+    return make_pipeline(SimpleImputer(strategy="most_frequent", **kw), onehot())
+
+
+@pytest.mark.parametrize("numbers, text", [
+    (imputed(StandardScaler(), SplineTransformer(n_knots=4)), _mostly()),
+    (imputed(SplineTransformer(degree=2, extrapolation="linear", include_bias=False)),
+     _mostly()),
+    (imputed(RobustScaler(), SplineTransformer(knots="quantile", extrapolation="linear",
+                                                order="F")), onehot()),
+    (make_pipeline(StandardScaler(), SplineTransformer(degree=1, handle_missing="zeros")),
+     onehot()),
+    (imputed(PolynomialFeatures(2)), _mostly()),
+    (imputed(PolynomialFeatures(3, interaction_only=True, include_bias=False)), onehot()),
+    (imputed(StandardScaler(), PolynomialFeatures((2, 3), order="F")), onehot()),
+    (imputed(PolynomialFeatures((2, 2), include_bias=False)), onehot()),
+    (imputed(StandardScaler()),
+     make_pipeline(SimpleImputer(missing_values="north", strategy="constant",
+                                 fill_value="elsewhere"), onehot())),
+    (imputed(StandardScaler()), make_pipeline(SimpleImputer(missing_values=None,
+                                                            strategy="most_frequent"),
+                                              ordinal())),
+], ids=["spline", "spline-linear", "spline-quantile-F", "spline-zeros", "poly2",
+        "poly3-interaction", "poly-2to3-F", "poly-only2", "text-marker", "text-none"])
+def test_spline_polynomial_and_text_imputer_steps_are_the_plans_own(numbers, text):
+    """Splines, polynomial features and text imputers are planned with the same numpy and
+    scipy calls scikit-learn makes (not delegated to its transform, whose validation is most of
+    a one-row call), bit for bit on odd rows: values far outside the knots, gaps, zeros."""
+    from sklearn.base import clone
+
+    estimator, X = fitted(lambda: Pipeline([("pre", columns(clone(numbers), clone(text))),
+                                            ("model", LogisticRegression(max_iter=300))]),
+                          "binary")
+    signature = infer_signature(estimator, X)
+    planned = plan(estimator, signature)
+    assert not planned.delegates
+    rows = odd_rows(4)
+    got = planned(typed(LoadedModel("m", 1, estimator, signature, "0" * 64), rows))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = estimator[:-1].transform(rows)
+    assert got is not None
+    assert np.array_equal(got, np.asarray(want, dtype=float), equal_nan=True)
