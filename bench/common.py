@@ -74,6 +74,16 @@ def scorebridge(workers: int = 2, threads: int = 16, setup: Callable[[Path], Non
         proc.wait(30)
 
 
+def register(home: Path, paths: dict[str, Path], name: str, **settings: str) -> None:
+    """``scorebridge register`` of ``paths["artifact"]`` with its reference sample, as a user
+    registers a model (``settings``: extra ``SCOREBRIDGE_*`` variables, without the prefix)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCOREBRIDGE_")}
+    env.update(SCOREBRIDGE_HOME=str(home), **{f"SCOREBRIDGE_{k}": v for k, v in settings.items()})
+    subprocess.run([str(BIN / "scorebridge"), "register", str(paths["artifact"]), "--name",
+                    name, "--sample", str(paths["sample"])], env=env, check=True,
+                   capture_output=True)
+
+
 def server_pid(url: str) -> int:
     """The gunicorn master listening on ``url``'s port."""
     port = urlsplit(url).port

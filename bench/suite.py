@@ -54,6 +54,7 @@ from bench.common import (  # noqa: E402
     load_model,
     machine_notes,
     process_tree,
+    register,
     scorebridge,
     server_pid,
     wait_ready,
@@ -236,17 +237,6 @@ def naive_server(artifact: Path, app: str = "create_app()",
         proc.wait(30)
 
 
-def register_second(home: Path, paths: dict[str, Path], name: str = SECOND,
-                    **settings: str) -> None:
-    """``scorebridge register`` with a reference sample, as a user registers a model
-    (``settings``: extra ``SCOREBRIDGE_*`` variables, named without the prefix)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCOREBRIDGE_")}
-    env.update(SCOREBRIDGE_HOME=str(home), **{f"SCOREBRIDGE_{k}": v for k, v in settings.items()})
-    subprocess.run([str(BIN / "scorebridge"), "register", str(paths["artifact"]), "--name",
-                    name, "--sample", str(paths["sample"])], env=env, check=True,
-                   capture_output=True)
-
-
 def table(title: str, figures: dict[str, dict[str, Any]],
           concurrency: tuple[int, ...] = CONCURRENCY, note: str = "") -> str:
     """Markdown: one row per scenario, one column per way of scoring (``note``: a line under
@@ -294,7 +284,7 @@ def compare(seconds: float) -> None:
     rows = churn_rows(20_000, seed=5)
     work = Path(tempfile.mkdtemp(prefix="sb-suite-"))
     forest = train_forest(work)
-    with scorebridge(**BENCH_LIMITS, setup=lambda home: register_second(home, forest)) \
+    with scorebridge(**BENCH_LIMITS, setup=lambda home: register(home, forest, SECOND)) \
             as (url, key, home):
         models = {"churn": demo_artifact(home), SECOND: demo_artifact(home, SECOND)}
         results: dict[str, dict[str, dict[str, Any]]] = {}
@@ -336,7 +326,7 @@ def zoo(seconds: float, fragment: Path, only: list[str] | None = None) -> None:
 
     def setup(home: Path) -> None:
         for name, paths in trained.items():
-            register_second(home, paths, name, **trusted)
+            register(home, paths, name, **trusted)
 
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     out = [f"<!-- written by `bench/suite.py` ({'--quick, ' if seconds < 5 else ''}"
