@@ -21,7 +21,7 @@ from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, SkipVal
 from pydantic_core import PydanticCustomError
 
 from .. import __version__
-from ..codecs.excel import MAX_CALLS, is_header, table_from_range
+from ..codecs.excel import MAX_CALLS, is_header, is_single_data_row, row_answers, table_from_range
 from ..codecs.workbook import score_workbook, starter_workbook
 from ..errors import Conflict, ExplanationUnavailable, InvalidInput, MalformedRequest, ScoreBridgeError, short
 from ..registry.service import NAME_RE
@@ -352,6 +352,18 @@ def batch(body: RangeBatch) -> Response:
             for i, _ in members:
                 results[i] = _call_result(exc, False, [])
             continue
+        if explain is None:  # a filled-down column's one-row calls: one table, row by row
+            rows = [(i, call) for i, call in members if isinstance(call, PlainCall) and
+                    is_single_data_row(call.values, model.signature)]
+            if rows:
+                single = {i for i, _ in rows}
+                members = [m for m in members if m[0] not in single]
+                [whole] = svc.scorer.score_many(name, [RawTable.positional(
+                    [call.values[0] for _, call in rows])], version=version, options=options)
+                assert isinstance(whole, ScoreResult)  # every row has the signature's width
+                group = _group(shared, groups_of, whole, body) if body.compact else 0
+                for (i, _), answer in zip(rows, row_answers(whole)):
+                    results[i] = _row_result(whole, answer, group if body.compact else None)
         tables: list[RawTable] = []
         flags: list[tuple[bool, list[int]]] = []
         for _, call in members:
@@ -373,14 +385,41 @@ def batch(body: RangeBatch) -> Response:
             if isinstance(outcome, ScoreBridgeError):
                 results[i] = _call_result(outcome, header, blank)
                 continue
-            key = (outcome.model, outcome.version)
-            if key not in groups_of:
-                groups_of[key] = len(shared)
-                shared.append({"model": outcome.model, "version": outcome.version,
-                               "classes": outcome.classes if body.probabilities else None})
-            results[i] = _compact(_call_result(outcome, header, blank), groups_of[key])
+            results[i] = _compact(_call_result(outcome, header, blank),
+                                  _group(shared, groups_of, outcome, body))
     return json_response({"results": results, "groups": shared} if body.compact else
                          {"results": results})
+
+
+def _group(shared: list[dict[str, Any]], groups_of: dict[tuple[str, int], int],
+           outcome: ScoreResult, body: RangeBatch) -> int:
+    """The index in ``shared`` of what the outcome's model version shares (added if new)."""
+    key = (outcome.model, outcome.version)
+    if key not in groups_of:
+        groups_of[key] = len(shared)
+        shared.append({"model": outcome.model, "version": outcome.version,
+                       "classes": outcome.classes if body.probabilities else None})
+    return groups_of[key]
+
+
+def _row_result(whole: ScoreResult, answer: tuple[Any, list[float] | None, list[dict[str, Any]]],
+                group: int | None) -> dict[str, Any]:
+    """A one-row call's result from its row of the joint result: the full form, or (with a
+    ``group``) the compact one, each as :func:`_call_result` and :func:`_compact` make it."""
+    prediction, probabilities, errors = answer
+    if group is not None:
+        out: dict[str, Any] = {"group": group, "predictions": [prediction]}
+        if whole.probs is not None:
+            out["probabilities"] = [probabilities]
+        if errors:
+            out["errors"] = errors
+        return out
+    out = {"model": whole.model, "version": whole.version, "header": False,
+           "predictions": [prediction], "errors": errors, "blank": []}
+    if whole.probs is not None:
+        out["probabilities"] = [probabilities]
+        out["classes"] = whole.classes
+    return out
 
 
 def _compact(full: dict[str, Any], group: int) -> dict[str, Any]:

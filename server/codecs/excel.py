@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Any
+from typing import Any, Iterator
 
-from ..types import RawTable, Signature
+from ..types import RawTable, ScoreResult, Signature
 
 MAX_CALLS = 10_000   # ranges in one batch request
 
@@ -54,3 +54,31 @@ def table_from_range(values: list[list[Any]], signature: Signature) -> tuple[Raw
     return RawTable.positional(values), False
 
 
+
+
+def is_single_data_row(values: list[list[Any]], signature: Signature) -> bool:
+    """True for a range that is one row of the model's width, neither empty nor a header: a
+    call of a filled-down column. Such calls can be scored as the rows of one table and
+    answered row by row, the same answers as call by call at a fraction of the cost."""
+    if len(values) != 1:
+        return False
+    row = values[0]
+    width = len(signature.inputs)
+    return len(row) == width and row.count(None) + row.count("") != width and \
+        not is_header(row, signature)
+
+
+def row_answers(whole: ScoreResult) -> Iterator[tuple[Any, list[float] | None,
+                                                       list[dict[str, Any]]]]:
+    """Each row of ``whole`` as a one-row call's answer: its prediction (None when not
+    scored), its probabilities (None without them) and its errors, numbered as row 0."""
+    errors: dict[int, list[dict[str, Any]]] = {}
+    for e in whole.errors:
+        if e.row is not None and 0 <= e.row < whole.n_rows:
+            own = e.as_dict()
+            own["row"] = 0
+            errors.setdefault(e.row, []).append(own)
+    probabilities = whole.probabilities
+    for i, prediction in enumerate(whole.predictions):
+        yield (prediction, probabilities[i] if probabilities is not None else None,
+               errors.get(i, []))

@@ -336,6 +336,21 @@ def test_xml_entity_attack_in_workbook_is_refused(client, demo_registered):
     assert_problem(upload(client, out.getvalue()), 422, "could not be read")
 
 
+def assert_same_answers(got, expected):
+    """The same answers call for call; probabilities within the tolerance, as the calls may
+    have been scored in other groupings (a group with a row the compiled path cannot take is
+    answered by scikit-learn in float64)."""
+    assert len(got) == len(expected)
+    for a, b in zip(got, expected):
+        assert {k: v for k, v in a.items() if k != "probabilities"} == \
+            {k: v for k, v in b.items() if k != "probabilities"}
+        assert ("probabilities" in a) == ("probabilities" in b)
+        for p, q in zip(a.get("probabilities", []), b.get("probabilities", [])):
+            assert (p is None) == (q is None)
+            if p is not None:
+                assert_probabilities(p, q)
+
+
 def test_plain_calls_answer_as_declared_calls_do(client, demo_registered):
     """The usual call (model and values only) is checked without pydantic: its answers are the
     ones the declared form gives, bad rows, blank rows, empty ranges and the default model
@@ -352,11 +367,17 @@ def test_plain_calls_answer_as_declared_calls_do(client, demo_registered):
         {"model": "churn", "values": [list(FEATURES), rows[4]]},
         {"model": "churn", "values": [[1, 2, 3]]},
         {"model": "nope", "values": [ROW]},
+        {"model": "churn", "values": [["", None, "", "", "", ""]]},
+        {"model": "churn", "values": [list(FEATURES)]},
+        {"model": "churn", "values": [[12, 70.5, "#N/A", "electronic-check", 3, "fiber"]]},
+        {"model": "churn", "values": [[None, 70.5, "month-to-month", "", 3, "fiber"]]},
+        {"model": "churn", "values": [[1, 2, 3, 4, 5, 6, 7]]},
+        {"values": [rows[0]]},
     ]
     declared = [dict(call, version=None) for call in plain]
     got, expected = batch(client, plain), batch(client, declared)
     assert got.status_code == expected.status_code == 200
-    assert got.json == expected.json
+    assert_same_answers(got.json["results"], expected.json["results"])
     assert got.json["results"][2]["errors"] and got.json["results"][6]["errors"][0]["row"] == 0
 
 
