@@ -62,16 +62,20 @@ def main(n_rows: int) -> None:
         session = requests.Session()
         headers = {"X-API-Key": key, "Content-Type": "application/json"}
 
-        def refresh(parts: list[bytes]) -> tuple[float, list[Any]]:
-            """One POST at a time, as the M engine walks the batches."""
+        def refresh(parts: list[bytes]) -> tuple[float, float, list[Any]]:
+            """One POST at a time, as the M engine walks the batches: (seconds, of which
+            this client spent reading the answers' JSON, the labels)."""
             labels: list[Any] = []
+            reading = 0.0
             start = time.perf_counter()
             for body in parts:
                 resp = session.post(f"{url}/api/v1/models/churn/predict", data=body,
                                     headers=headers, timeout=120)
                 resp.raise_for_status()
+                read = time.perf_counter()
                 labels += resp.json()["predictions"]
-            return time.perf_counter() - start, labels
+                reading += time.perf_counter() - read
+            return time.perf_counter() - start, reading, labels
 
         refresh(bodies(rows[:batch], FEATURES, batch, "split"))  # warm up
         figures = {}
@@ -80,8 +84,8 @@ def main(n_rows: int) -> None:
                                   (f"records, {OLD_BATCH:,} rows (the connector before)",
                                    OLD_BATCH, "records"),
                                   (f"dataframe_split, {OLD_BATCH:,} rows", OLD_BATCH, "split")):
-            elapsed, labels = refresh(bodies(rows, FEATURES, size, form))
-            figures[label] = elapsed
+            elapsed, reading, labels = refresh(bodies(rows, FEATURES, size, form))
+            figures[label] = (elapsed, elapsed - reading)
         # the same rows in process: whole, and in the connector's batches (one thread each)
         start = time.perf_counter()
         proba = model.predict_proba(frame)
@@ -93,13 +97,18 @@ def main(n_rows: int) -> None:
         # rows stay aligned: the last refresh's labels are scikit-learn's, row for row
         assert labels == model.classes_[np.argmax(proba, axis=1)].tolist()
     print(f"machine: {machine_notes()}\n")
-    print(f"| {n_rows:,} rows, one POST at a time | seconds | rows/s | × raw predict_proba |")
-    print("|---|---|---|---|")
-    for label, elapsed in figures.items():
-        print(f"| {label} | {elapsed:.1f} | {n_rows / elapsed:,.0f} | {raw / elapsed:.2f}× |")
-    print(f"| raw in-process predict_proba, whole table | {raw:.1f} | {n_rows / raw:,.0f} | 1× |")
-    print(f"| raw in-process predict_proba in batches of {batch:,} | {sliced:.1f} | "
-          f"{n_rows / sliced:,.0f} | {raw / sliced:.2f}× |")
+    # this Python client's reading of the answers (stdlib json) is not the server's work, and
+    # Power Query reads them in its own engine: the last two columns leave it out
+    print(f"| {n_rows:,} rows, one POST at a time | seconds | rows/s | × raw predict_proba | "
+          "seconds without the client's reading | × raw |")
+    print("|---|---|---|---|---|---|")
+    for label, (elapsed, served) in figures.items():
+        print(f"| {label} | {elapsed:.2f} | {n_rows / elapsed:,.0f} | {raw / elapsed:.2f}× | "
+              f"{served:.2f} | {raw / served:.2f}× |")
+    print(f"| raw in-process predict_proba, whole table | {raw:.2f} | {n_rows / raw:,.0f} | 1× "
+          "| | |")
+    print(f"| raw in-process predict_proba in batches of {batch:,} | {sliced:.2f} | "
+          f"{n_rows / sliced:,.0f} | {raw / sliced:.2f}× | | |")
 
 
 if __name__ == "__main__":

@@ -309,7 +309,9 @@ def _lookups(categories: list[np.ndarray]) -> list[tuple[dict[Any, int], pd.Inde
         values = cats.tolist()
         if any(v is None or (isinstance(v, float) and v != v) for v in values):
             return None
-        out.append(({v: i for i, v in enumerate(values)}, pd.Index(values)))
+        # object dtype: matched by Python equality, as the dictionary does (pandas would make
+        # text an Arrow string Index, three times slower to build and search)
+        out.append(({v: i for i, v in enumerate(values)}, pd.Index(values, dtype=object)))
     return out
 
 
@@ -321,7 +323,7 @@ def _positions(X: np.ndarray, lookups: list[tuple[dict[Any, int], pd.Index]]) ->
         if len(column) <= SMALL:
             codes[:, j] = [table.get(v, -1) for v in column.tolist()]
         else:
-            codes[:, j] = index.get_indexer(pd.Index(column.tolist()))
+            codes[:, j] = index.get_indexer(pd.Index(column, dtype=object))
     return codes
 
 
