@@ -54,8 +54,6 @@ def table_from_range(values: list[list[Any]], signature: Signature) -> tuple[Raw
     return RawTable.positional(values), False
 
 
-
-
 def is_single_data_row(values: list[list[Any]], signature: Signature) -> bool:
     """True for a range that is one row of the model's width, neither empty nor a header: a
     call of a filled-down column. Such calls can be scored as the rows of one table and

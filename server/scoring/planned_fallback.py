@@ -25,6 +25,14 @@ from .preprocess_plan import NotCompiled, Plan, checked_plan
 class PlannedFinal:
     plan: Plan
     final: Any
+    # the matrix in the memory layout the pipeline hands its final estimator: a matrix product
+    # may round its last bit differently on a C- and an F-ordered copy of the same numbers
+    fortran: bool = False
+
+    def matrix(self, frame: pd.DataFrame) -> np.ndarray | None:
+        """The final estimator's input for ``frame``, or None when the pipeline must answer."""
+        matrix = self.plan(frame)
+        return np.asfortranarray(matrix) if matrix is not None and self.fortran else matrix
 
 
 def planned_final(estimator: Any, signature: Signature,
@@ -46,13 +54,20 @@ def planned_final(estimator: Any, signature: Signature,
         return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        handed = np.asarray(estimator[:-1].transform(sample.head(2)))
+    fortran = bool(handed.ndim == 2 and handed.flags.f_contiguous and
+                   not handed.flags.c_contiguous)
+    if fortran:
+        matrix = np.asfortranarray(matrix)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         try:
             same = _same(final.predict(matrix), estimator.predict(sample))
             if same and hasattr(estimator, "predict_proba"):
                 same = _same(final.predict_proba(matrix), estimator.predict_proba(sample))
         except Exception:   # the final estimator needs what the pipeline hands it
             return None
-    return PlannedFinal(plan, final) if same else None
+    return PlannedFinal(plan, final, fortran) if same else None
 
 
 def _same(got: Any, want: Any) -> bool:

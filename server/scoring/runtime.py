@@ -211,7 +211,7 @@ class LoadedModel:
         if self._adapt is not None:
             frame = self._adapt(frame)
         planned = self._planned_final()
-        matrix = planned.plan(frame) if planned else None
+        matrix = planned.matrix(frame) if planned else None
         if matrix is not None:
             try:
                 return self._answer(planned.final, matrix, proba)
