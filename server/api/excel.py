@@ -363,7 +363,8 @@ def batch(body: RangeBatch) -> Response:
                 assert isinstance(whole, ScoreResult)  # every row has the signature's width
                 group = _group(shared, groups_of, whole, body) if body.compact else 0
                 for (i, _), answer in zip(rows, row_answers(whole)):
-                    results[i] = _row_result(whole, answer, group if body.compact else None)
+                    full = _row_result(whole, answer)
+                    results[i] = _compact(full, group) if body.compact else full
         tables: list[RawTable] = []
         flags: list[tuple[bool, list[int]]] = []
         for _, call in members:
@@ -402,20 +403,13 @@ def _group(shared: list[dict[str, Any]], groups_of: dict[tuple[str, int], int],
     return groups_of[key]
 
 
-def _row_result(whole: ScoreResult, answer: tuple[Any, list[float] | None, list[dict[str, Any]]],
-                group: int | None) -> dict[str, Any]:
-    """A one-row call's result from its row of the joint result: the full form, or (with a
-    ``group``) the compact one, each as :func:`_call_result` and :func:`_compact` make it."""
+def _row_result(whole: ScoreResult,
+                answer: tuple[Any, list[float] | None, list[dict[str, Any]]]) -> dict[str, Any]:
+    """A one-row call's full result from its row of the joint result, as :func:`_call_result`
+    makes it for a call scored on its own (no header, no blank rows)."""
     prediction, probabilities, errors = answer
-    if group is not None:
-        out: dict[str, Any] = {"group": group, "predictions": [prediction]}
-        if whole.probs is not None:
-            out["probabilities"] = [probabilities]
-        if errors:
-            out["errors"] = errors
-        return out
-    out = {"model": whole.model, "version": whole.version, "header": False,
-           "predictions": [prediction], "errors": errors, "blank": []}
+    out: dict[str, Any] = {"model": whole.model, "version": whole.version, "header": False,
+                           "predictions": [prediction], "errors": errors, "blank": []}
     if whole.probs is not None:
         out["probabilities"] = [probabilities]
         out["classes"] = whole.classes
