@@ -1,7 +1,8 @@
 """The pipelines people write, compiled: numeric transformers before trees (native trees after
 the float64 preprocessing plan), linear models, neighbours and naive Bayes after any standard
 preprocessing (their own float64 graph after the plan), the boosting libraries after such
-preprocessing. A zoo built here, each member checked against scikit-learn on fresh and odd rows,
+preprocessing, voting ensembles (their tree members as native trees, the others scikit-learn's
+own on the plan's matrix). A zoo built here, each member checked against scikit-learn on fresh and odd rows,
 one row at a time, and, for the tree models, on rows placed on the trees' split thresholds
 (found by bisecting each input through the fitted preprocessing until its feature sits on the
 threshold, one double either side)."""
@@ -22,6 +23,8 @@ from sklearn.ensemble import (
     HistGradientBoostingRegressor,
     RandomForestClassifier,
     RandomForestRegressor,
+    VotingClassifier,
+    VotingRegressor,
 )
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge, SGDClassifier
@@ -149,6 +152,29 @@ ZOO: list[tuple[str, str, Callable[[], Any], str, float]] = [
     ("naive-bayes-power", "binary", lambda: Pipeline([
         ("pre", columns(imputed(PowerTransformer()), onehot())),
         ("model", GaussianNB())]), "onnx", LINEAR),
+    ("soft-voting-scaled-onehot", "binary", lambda: Pipeline([
+        ("pre", columns(imputed(StandardScaler()), onehot())),
+        ("model", VotingClassifier([
+            ("logistic", LogisticRegression(max_iter=1000)),
+            ("forest", RandomForestClassifier(n_estimators=8, max_depth=6, random_state=0)),
+            ("boosted", HistGradientBoostingClassifier(max_iter=15, random_state=0))],
+            voting="soft"))]), "native", TOLERANCE),
+    ("soft-voting-weighted-multiclass", "multiclass", lambda: Pipeline([
+        ("pre", columns(imputed(PowerTransformer()), ordinal())),
+        ("model", VotingClassifier([
+            ("extra", ExtraTreesClassifier(n_estimators=8, max_depth=6, random_state=0)),
+            ("off", "drop"),
+            ("bayes", GaussianNB()),
+            ("gradient", GradientBoostingClassifier(n_estimators=6, max_depth=3,
+                                                    random_state=0))],
+            voting="soft", weights=[2.0, 9.0, 1.0, 0.5]))]), "native", TOLERANCE),
+    ("voting-regression-quantile", "regression", lambda: Pipeline([
+        ("pre", columns(imputed(QuantileTransformer(n_quantiles=60)), onehot())),
+        ("model", VotingRegressor([
+            ("forest", RandomForestRegressor(n_estimators=6, max_depth=5, random_state=0)),
+            ("ridge", Ridge()),
+            ("boosted", HistGradientBoostingRegressor(max_iter=10, random_state=0))],
+            weights=[1.0, 2.0, 0.5]))]), "native", TOLERANCE),
 ]
 
 
@@ -244,6 +270,12 @@ def split_thresholds(estimator: Any) -> dict[int, np.ndarray]:
         index = dump["split_feature"].str.rsplit("_", n=1).str[-1].astype(int)
         return {j: np.unique(dump["threshold"][index == j].to_numpy(dtype=float))
                 for j in np.unique(index)}
+    if hasattr(final, "weights"):  # a voting ensemble: every member's splits
+        parts: dict[int, list[np.ndarray]] = {}
+        for member in final.estimators_:
+            for j, thresholds in matrix_guards(member).items():
+                parts.setdefault(j, []).append(thresholds)
+        return {j: np.unique(np.concatenate(p)) for j, p in parts.items()}
     return matrix_guards(estimator)
 
 
@@ -371,6 +403,36 @@ def test_what_stops_the_plan_is_named(numbers, why):
     assert outcome.data is None and model.runtime == "sklearn"
     assert "native trees not used: step 'pre > num" in outcome.note, outcome.note
     assert why in outcome.note
+
+
+@pytest.mark.parametrize("ensemble,why", [
+    (lambda: VotingClassifier([
+        ("forest", RandomForestClassifier(n_estimators=4, max_depth=4, random_state=0)),
+        ("logistic", LogisticRegression(max_iter=500))], voting="hard"),
+     "a hard VotingClassifier's members vote labels: not compiled"),
+    (lambda: VotingClassifier([
+        ("logistic", LogisticRegression(max_iter=500)), ("bayes", GaussianNB())],
+        voting="soft"),
+     "no member of the VotingClassifier is a tree ensemble treelite compiles"),
+], ids=["hard", "no-tree-member"])
+def test_a_voting_ensemble_native_trees_cannot_take_says_why(ensemble, why):
+    make = lambda: Pipeline([  # noqa: E731
+        ("pre", columns(imputed(StandardScaler()), onehot())), ("model", ensemble())])
+    estimator, X = fitted(make, "binary")
+    outcome, model = compiled(estimator, X)
+    assert outcome.data is None and model.runtime == "sklearn", outcome.note
+    assert f"native trees not used: {why}" in outcome.note, outcome.note
+    assert_same(model, estimator, odd_rows(3), 1e-12)
+
+
+def test_a_voting_ensembles_members_over_the_node_budget_are_named():
+    make = ZOO[[m[0] for m in ZOO].index("soft-voting-scaled-onehot")][2]
+    estimator, X = fitted(make, "binary")
+    signature = infer_signature(estimator, X)
+    sample = coerce(frame_to_table(X.head(300)), signature).frame
+    outcome = compile_version(estimator, signature, sample, native=True, max_nodes=100)
+    assert outcome.data is None, outcome.note
+    assert "tree nodes in the members exceed the 100 compiled at registration" in outcome.note
 
 
 def test_a_classifier_without_probabilities_compiles_in_float64_or_says_why():

@@ -81,10 +81,41 @@ def build(estimator: Any, signature: Signature, preprocess: bytes | None,
     """The bundle: a zip of the float64 preprocessing graph (if any), the compiled library and a
     manifest saying how to feed it. ``planned``: the steps before the trees run as a float64
     plan (:mod:`.preprocess`) read from the fitted pipeline when the bundle is loaded."""
+    final = final_estimator(estimator)
+    manifest = {**library_manifest(final),
+                # the boosters' missing-value rules (default directions, LightGBM's
+                # missing_type) stay the library's: rows with a missing number go to it
+                "missing_to_model": boosting.library(final) is not None,
+                "columns": [c.name for c in signature.inputs],
+                "preprocess": "plan" if planned else "onnx" if preprocess is not None else None}
+    files = {"trees.so": compile_library(final)}
+    if preprocess is not None:
+        files["preprocess.onnx"] = preprocess
+    return bundle(manifest, files)
+
+
+def library_manifest(final: Any) -> dict[str, Any]:
+    """What a bundle records of the libraries it was compiled with and how its trees compare."""
     import tl2cgen
     import treelite
 
-    final = final_estimator(estimator)
+    return {"format": 1, "treelite": treelite.__version__, "tl2cgen": tl2cgen.__version__,
+            # scikit-learn's other tree models compare float32 inputs; HGB compares float64;
+            # XGBoost float32, LightGBM float64
+            "float32_inputs": narrow_inputs(final)}
+
+
+def narrow_inputs(final: Any) -> bool:
+    """Whether the trees compare float32 inputs (scikit-learn's forests and gradient boosting,
+    XGBoost) rather than float64 ones (histogram gradient boosting, LightGBM)."""
+    return boosting.library(final) != "lightgbm" and not hasattr(final, "_predictors")
+
+
+def compile_library(final: Any) -> bytes:
+    """The tree ensemble ``final`` as a compiled shared library (its bytes)."""
+    import tl2cgen
+    import treelite
+
     chatter = io.StringIO()  # the libraries print their progress: kept for the debug log
     with tempfile.TemporaryDirectory(prefix="scorebridge-native-") as tmp, \
             warnings.catch_warnings(), contextlib.redirect_stdout(chatter):
@@ -108,23 +139,24 @@ def build(estimator: Any, signature: Signature, preprocess: bytes | None,
         with open(library, "rb") as f:
             code = f.read()
     log.debug("native trees compiled: %s", chatter.getvalue().strip())
-    manifest = {"format": 1, "treelite": treelite.__version__, "tl2cgen": tl2cgen.__version__,
-                # scikit-learn's other tree models compare float32 inputs; HGB compares float64;
-                # XGBoost float32, LightGBM float64
-                "float32_inputs": boosting.library(final) != "lightgbm"
-                and not hasattr(final, "_predictors"),
-                # the boosters' missing-value rules (default directions, LightGBM's
-                # missing_type) stay the library's: rows with a missing number go to it
-                "missing_to_model": boosting.library(final) is not None,
-                "columns": [c.name for c in signature.inputs],
-                "preprocess": "plan" if planned else "onnx" if preprocess is not None else None}
+    return code
+
+
+def bundle(manifest: dict[str, Any], files: dict[str, bytes]) -> bytes:
+    """A zip of ``manifest.json`` and ``files``: the form a native version is stored in."""
     out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as bundle:
-        bundle.writestr("manifest.json", json.dumps(manifest))
-        bundle.writestr("trees.so", code)
-        if preprocess is not None:
-            bundle.writestr("preprocess.onnx", preprocess)
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("manifest.json", json.dumps(manifest))
+        for name, data in files.items():
+            z.writestr(name, data)
     return out.getvalue()
+
+
+def read_bundle(data: bytes) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """(the manifest, the other files) of a bundle :func:`bundle` made."""
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        return json.loads(z.read("manifest.json")), {
+            name: z.read(name) for name in z.namelist() if name != "manifest.json"}
 
 
 class _Checkpoint:
@@ -178,9 +210,11 @@ def _for_tl2cgen(model: Any) -> Any:
     return _Checkpoint(echo)
 
 
-def _load_library(code: bytes, threads: tuple[int, ...]) -> list[Any]:
-    """Load the compiled trees, one predictor per thread count. The file lives only until it is
-    mapped: nothing on disk can be swapped for it afterwards."""
+def load_trees(code: bytes) -> "Trees":
+    """A compiled library loaded twice: on one thread for small calls; for large batches (jobs,
+    10,000-row requests) on as many as OpenMP allows (-1: every core, or fewer under
+    OMP_NUM_THREADS, which tl2cgen refuses to exceed). The file lives only until it is mapped:
+    nothing on disk can be swapped for it afterwards."""
     import tl2cgen
 
     folder = tempfile.mkdtemp(prefix="scorebridge-native-")
@@ -188,9 +222,54 @@ def _load_library(code: bytes, threads: tuple[int, ...]) -> list[Any]:
     try:
         with open(path, "wb") as f:
             f.write(code)
-        return [tl2cgen.Predictor(path, nthread=n) for n in threads]
+        return Trees([(tl2cgen.Predictor(path, nthread=n), threading.Lock()) for n in (1, -1)])
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+class Trees:
+    """One compiled ensemble's predictors. A predictor takes one call at a time (tl2cgen's
+    rule): each has its lock."""
+
+    def __init__(self, predictors: list[tuple[Any, threading.Lock]]) -> None:
+        from tl2cgen import DMatrix
+
+        self._dmatrix = DMatrix
+        self._predictors = predictors
+
+    def __call__(self, matrix: np.ndarray) -> np.ndarray:
+        """The trees' output for ``matrix`` (float64, C order): one column per output."""
+        predictor, lock = self._predictors[len(matrix) >= WIDE_ROWS]
+        rows = self._dmatrix(matrix)
+        with lock:
+            out = np.asarray(predictor.predict(rows), dtype=np.float64)
+        return out.reshape(len(matrix), -1)
+
+
+def as_probabilities(out: np.ndarray) -> np.ndarray:
+    """A classifier's probabilities from its trees' output (one column: the positive class)."""
+    return np.hstack([1.0 - out, out]) if out.shape[1] == 1 else out
+
+
+def tree_matrix(matrix: np.ndarray, narrow: bool,
+                missing_to_model: bool) -> tuple[np.ndarray, np.ndarray] | None:
+    """(the matrix as the trees compare it, the rows scikit-learn must answer), or None when
+    a value cannot be compared the way scikit-learn compares it. A float32 model's matrix is
+    rounded to float32 as scikit-learn rounds it (an out-of-range value: None), and its rows
+    with a missing number go to scikit-learn; a float64 model's rows whose value reads as
+    missing to tl2cgen (``NativeRunner.prepare``) do, and with ``missing_to_model`` those with
+    a missing number too."""
+    if narrow:
+        with np.errstate(invalid="ignore"):
+            if (np.abs(matrix) > FLOAT32_MAX).any():
+                return None
+        matrix = matrix.astype(np.float32).astype(np.float64)
+        edges = np.isnan(matrix).any(axis=1)
+    else:
+        edges = ((matrix.view(np.uint64) & _LOW_HALF) == _LOW_HALF).any(axis=1)
+        if missing_to_model:
+            edges |= np.isnan(matrix).any(axis=1)
+    return matrix, np.flatnonzero(edges)
 
 
 class NativeRunner:
@@ -200,19 +279,9 @@ class NativeRunner:
 
     def __init__(self, bundle: bytes, signature: Signature, classes: np.ndarray | None,
                  estimator: Any = None) -> None:
-        from tl2cgen import DMatrix
-
-        self._dmatrix = DMatrix
-        with zipfile.ZipFile(io.BytesIO(bundle)) as z:
-            manifest = json.loads(z.read("manifest.json"))
-            names = set(z.namelist())
-            preprocess = z.read("preprocess.onnx") if "preprocess.onnx" in names else None
-            code = z.read("trees.so")
-        # small calls on one thread; large batches (jobs, 10,000-row requests) on as many as
-        # OpenMP allows (-1: every core, or fewer under OMP_NUM_THREADS, which tl2cgen refuses
-        # to exceed). A predictor takes one call at a time (tl2cgen's rule): each has its lock.
-        self._predictors = [(predictor, threading.Lock())
-                            for predictor in _load_library(code, (1, -1))]
+        manifest, files = read_bundle(bundle)
+        preprocess = files.get("preprocess.onnx")
+        self._trees = load_trees(files["trees.so"])
         self._preprocess = ort_session(preprocess, threads=1) if preprocess is not None else None
         self._narrow = bool(manifest["float32_inputs"])
         self._missing_to_model = bool(manifest.get("missing_to_model", False))
@@ -263,17 +332,8 @@ class NativeRunner:
             return None
         if matrix is None:
             return None
-        if self._narrow:
-            with np.errstate(invalid="ignore"):
-                if (np.abs(matrix) > FLOAT32_MAX).any():
-                    return None
-            matrix = matrix.astype(np.float32).astype(np.float64)
-            edges = np.isnan(matrix).any(axis=1)
-        else:
-            edges = ((matrix.view(np.uint64) & _LOW_HALF) == _LOW_HALF).any(axis=1)
-            if self._missing_to_model:
-                edges |= np.isnan(matrix).any(axis=1)
-        return {"": matrix}, np.flatnonzero(edges)
+        compared = tree_matrix(matrix, self._narrow, self._missing_to_model)
+        return None if compared is None else ({"": compared[0]}, compared[1])
 
     def run(self, feed: dict[str, np.ndarray],
             labels: bool = True) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -284,15 +344,10 @@ class NativeRunner:
             matrix = self._preprocess.run(None, feed)[0]
         else:
             matrix = np.hstack([feed[name] for name in self._columns])
-        matrix = np.ascontiguousarray(matrix, dtype=np.float64)
-        predictor, lock = self._predictors[len(matrix) >= WIDE_ROWS]
-        rows = self._dmatrix(matrix)
-        with lock:
-            out = np.asarray(predictor.predict(rows), dtype=np.float64)
-        out = out.reshape(len(matrix), -1)
+        out = self._trees(np.ascontiguousarray(matrix, dtype=np.float64))
         if self.classes is None:
             return out[:, 0].copy(), None
-        probabilities = np.hstack([1.0 - out, out]) if out.shape[1] == 1 else out
+        probabilities = as_probabilities(out)
         if not labels:
             return None, probabilities
         return self.classes.take(probabilities.argmax(axis=1)), probabilities
