@@ -21,6 +21,7 @@ import pandas as pd
 from ..errors import ExplanationUnavailable
 from ..types import FieldError, Signature
 from . import boosting, threads
+from .search_trees import PerThread
 
 log = logging.getLogger(__name__)
 NEAR_TIE = 1e-5  # compiled probabilities closer than this are settled by scikit-learn
@@ -105,6 +106,7 @@ class LoadedModel:
         self._adapt = boosting.adapter(self.estimator)
         self._planned: Any = None   # the plan and final estimator for scikit-learn's path
         self._planned_lock = threading.Lock()
+        self._per_thread = PerThread()  # a k-NN's search tree, one per thread
 
     def explainer(self) -> Any:
         """This version's explainer, built on first use and kept with the loaded version;
@@ -224,6 +226,7 @@ class LoadedModel:
         """``model``'s labels (and probabilities) for ``inputs``: the pipeline on the typed
         frame, or its final estimator on the plan's matrix."""
         n = len(inputs)
+        model = self._per_thread.of(model)
         with warnings.catch_warnings(), threads.for_rows(n):
             warnings.simplefilter("ignore")
             if proba and hasattr(model, "predict_with_proba"):  # an ONNX graph: one run
