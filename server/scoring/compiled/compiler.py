@@ -42,7 +42,7 @@ def compile_version(estimator: Any, signature: Signature, sample: pd.DataFrame,
     (the typed reference rows), label for label and probability for probability. With
     ``native``, a tree ensemble (up to ``max_nodes``) is first compiled to machine code
     (``native.py``: float64, exact and fastest), after its preprocessing as a float64 graph or,
-    when that could not be exact, a float64 plan (``preprocess.py``). Then the ONNX graph:
+    when that could not be exact, a float64 plan (``preprocess_plan.py``). Then the ONNX graph:
     double precision first (exact for linear models, neighbours, naive Bayes), else the model's
     own double graph after the float64 plan; tree ensembles run in float32 in onnxruntime, as
     in scikit-learn's own tree code. A classifier without ``predict_proba`` is compiled only in

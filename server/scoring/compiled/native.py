@@ -5,7 +5,7 @@ itself is two thirds of a 10,000-row request. Compiled C compares in float64 wit
 own thresholds (exact, no edge rows) and runs the demo model's 120 trees about twice as fast
 (docs/performance.md). The preprocessing before the trees runs as a float64 ONNX graph when
 it only passes numbers through or encodes categories, else as a float64 plan that computes what
-scikit-learn computes (:mod:`.preprocess`), so scaled, imputed or transformed inputs reach the
+scikit-learn computes (:mod:`..preprocess_plan`), so scaled, imputed or transformed inputs reach the
 trees exactly as they would in scikit-learn. Used only when a C compiler is present, the ensemble
 is small enough to compile in seconds, and the result reproduces scikit-learn on the reference
 sample; otherwise the version falls back to the ONNX graph or scikit-learn, with the reason recorded.
@@ -80,7 +80,7 @@ def build(estimator: Any, signature: Signature, preprocess: bytes | None,
           planned: bool = False) -> bytes:
     """The bundle: a zip of the float64 preprocessing graph (if any), the compiled library and a
     manifest saying how to feed it. ``planned``: the steps before the trees run as a float64
-    plan (:mod:`.preprocess`) read from the fitted pipeline when the bundle is loaded."""
+    plan (:mod:`..preprocess_plan`) read from the fitted pipeline when the bundle is loaded."""
     final = final_estimator(estimator)
     manifest = {**library_manifest(final),
                 # the boosters' missing-value rules (default directions, LightGBM's

@@ -129,7 +129,7 @@ class OnnxRunner:
 
 
 class PlannedOnnxRunner(OnnxRunner):
-    """The model's own graph fed by a float64 plan of the steps before it (:mod:`.preprocess`):
+    """The model's own graph fed by a float64 plan of the steps before it (:mod:`..preprocess_plan`):
     for pipelines whose preprocessing has no exact graph (splines, quantiles, target encoding).
     A float32 graph (tree ensembles too large for native code) has its split edges guarded on
     the plan's matrix, column by column, as ``OnnxRunner`` guards inputs."""
