@@ -63,6 +63,17 @@ ARGMAX_FAMILIES = frozenset({
 })
 
 
+def takes_argmax(final: Any) -> bool:
+    """Whether ``final``'s predict() is the arg-max of its predict_proba: a family above, or a
+    StackingClassifier whose own final estimator is one (its predict and predict_proba both
+    call that estimator on the stacked features; the multilabel form excepted)."""
+    if type(final).__name__ == "StackingClassifier":
+        inner = getattr(final, "final_estimator_", None)
+        return inner is not None and not isinstance(getattr(final, "_label_encoder", None),
+                                                    list) and takes_argmax(final_estimator(inner))
+    return type(final).__name__ in ARGMAX_FAMILIES
+
+
 def flat_labels(labels: Any, n: int) -> np.ndarray:
     """predict()'s answer as one label per row (CatBoost's multiclass answers a column)."""
     labels = np.asarray(labels)
@@ -100,7 +111,7 @@ class LoadedModel:
         self._explainer: Any = None
         self._explain_lock = threading.Lock()
         threads.forget()  # the model may have loaded an OpenMP of its own
-        self._argmax = type(final_estimator(self.estimator)).__name__ in ARGMAX_FAMILIES \
+        self._argmax = takes_argmax(final_estimator(self.estimator)) \
             and self.has_probabilities and hasattr(self.estimator, "classes_")
         # a booster's own input types (pandas categories) restored from the fitted model
         self._adapt = boosting.adapter(self.estimator)

@@ -105,9 +105,10 @@ PAYLOADS: dict[str, Callable[[Path], tuple[Callable[[dict[str, Any]], None], lis
                                                    f"open({str(m)!r}, 'w').close()")),
                                    ["sklearn.utils._testing.assert_run_python_script_without_"
                                     "output"]),
+    # a scikit-learn function with effects (check_memory opens a joblib cache folder)
     "sklearn.utils function": lambda m: (_set_func(_function("sklearn.utils.validation",
-                                                             "check_array")),
-                                         ["sklearn.utils.validation.check_array"]),
+                                                             "check_memory")),
+                                         ["sklearn.utils.validation.check_memory"]),
     "class re-exported by sklearn": lambda m: (_set_func(_call("sklearn.datasets._base", "Path",
                                                                str(m))),
                                                ["sklearn.datasets._base.Path"]),

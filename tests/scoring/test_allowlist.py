@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import tomllib
+from functools import partial
 from importlib import resources
 from pathlib import Path
 
@@ -11,11 +12,11 @@ import numpy as np
 import pytest
 import scipy.stats
 import skops.io as sio
+from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import RandomizedSearchCV
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import FunctionTransformer
-from sklearn.utils.validation import check_array
+from sklearn.preprocessing import FunctionTransformer, minmax_scale
 
 from server.errors import UnsafeArtifact
 from server.scoring import allowlist as allowlist_pkg
@@ -129,7 +130,7 @@ def test_scikit_learn_classes_are_trusted_but_not_its_functions():
     assert untrusted_types(["sklearn.tree._tree.Tree",
                             "sklearn.metrics._dist_metrics.ManhattanDistance64",
                             "sklearn.gaussian_process.kernels.RBF"]) == []
-    refused = ["sklearn.utils.validation.check_array", "sklearn.datasets.dump_svmlight_file",
+    refused = ["sklearn.preprocessing._data.minmax_scale", "sklearn.datasets.dump_svmlight_file",
                # a class a scikit-learn module imports (pathlib.Path) is not scikit-learn's
                "sklearn.datasets._base.Path",
                # excluded: a listener opened on restore, test doubles, vendored code
@@ -149,7 +150,7 @@ def test_extra_trust_is_the_admins_list():
 @pytest.mark.parametrize("name, why", [
     ("os.system", "a function outside the reviewed list"),
     ("builtins.eval", "a function outside the reviewed list"),
-    ("sklearn.utils.validation.check_array", "a function outside the reviewed list"),
+    ("sklearn.preprocessing._data.minmax_scale", "a function outside the reviewed list"),
     ("__main__.Custom", "defined in __main__ (a script's own code, not importable"),
     ("__main__.<lambda>", "a function defined in __main__"),
     ("mymodule.<locals>.helper", "a lambda or nested function"),
@@ -182,7 +183,9 @@ def test_function_transformer_func_must_be_on_the_list(tmp_path):
     sio.dump(listed, tmp_path / "ok.skops")
     np.testing.assert_array_equal(load_artifact(tmp_path / "ok.skops", "skops").predict(X),
                                   listed.predict(X))
-    for func, name in [(check_array, "sklearn.utils.validation.check_array"),
+    for func, name in [(minmax_scale, "sklearn.preprocessing._data.minmax_scale"),
+                       (partial(minmax_scale, feature_range=(0, 2)),
+                        "sklearn.preprocessing._data.minmax_scale"),  # partial opens no door
                        (_double, "tests.scoring.test_allowlist._double")]:
         sio.dump(make_pipeline(FunctionTransformer(func), LogisticRegression()).fit(X, y),
                  tmp_path / "f.skops")
@@ -190,6 +193,20 @@ def test_function_transformer_func_must_be_on_the_list(tmp_path):
             load_artifact(tmp_path / "f.skops", "skops")
         assert info.value.status == 422 and info.value.extra["refused_types"] == [name]
         assert load_artifact(tmp_path / "f.skops", "skops", extra_trusted=(name,)) is not None
+
+
+def test_histogram_boosting_with_categorical_features_loads(tmp_path):
+    """Its own preprocessing holds FunctionTransformer(partial(check_array, ...)): both names are
+    reviewed, so the model a data scientist fits with categorical_features loads untrusted."""
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.integers(0, 4, 200), rng.normal(0, 1, 200)])
+    y = (X[:, 0] + X[:, 1] > 1.5).astype(int)
+    model = HistGradientBoostingClassifier(max_iter=5, categorical_features=[0]).fit(X, y)
+    sio.dump(model, tmp_path / "hgb.skops")
+    assert {"functools.partial", "sklearn.utils.validation.check_array"} <= set(
+        sio.get_untrusted_types(file=tmp_path / "hgb.skops"))
+    loaded = load_artifact(tmp_path / "hgb.skops", "skops")
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
 
 
 def test_scipy_distributions_in_a_search_are_refused(tmp_path):

@@ -8,15 +8,22 @@ import pandas as pd
 import pytest
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
-from sklearn.ensemble import AdaBoostClassifier, BaggingClassifier, VotingClassifier
+from sklearn.ensemble import (
+    AdaBoostClassifier,
+    BaggingClassifier,
+    RandomForestClassifier,
+    StackingClassifier,
+    VotingClassifier,
+)
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.naive_bayes import BernoulliNB, CategoricalNB, ComplementNB, MultinomialNB
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler, OrdinalEncoder
+from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier
 
-from server.scoring.runtime import ARGMAX_FAMILIES, LoadedModel, final_estimator
+from server.scoring.runtime import ARGMAX_FAMILIES, LoadedModel, final_estimator, takes_argmax
 from server.scoring.signature import infer_signature
 
 FINALS = [
@@ -26,6 +33,8 @@ FINALS = [
     CalibratedClassifierCV(LogisticRegression(max_iter=500), cv=3),
     VotingClassifier([("lr", LogisticRegression(max_iter=500)),
                       ("knn", KNeighborsClassifier(4))], voting="soft"),
+    StackingClassifier([("forest", RandomForestClassifier(n_estimators=5, random_state=0)),
+                        ("bayes", MultinomialNB())], final_estimator=LogisticRegression(), cv=3),
 ]
 
 
@@ -46,10 +55,10 @@ def model_for(final) -> tuple[Pipeline, None]:
 @pytest.mark.parametrize("classes", [2, 3])
 @pytest.mark.parametrize("final", FINALS + [CategoricalNB()], ids=lambda e: type(e).__name__)
 def test_labels_are_predicts_on_fresh_rows_and_ties(final, classes):
-    assert type(final).__name__ in ARGMAX_FAMILIES
     estimator, _ = model_for(final)
     X, y = data(300, 1, classes)
     estimator.fit(X, y)
+    assert takes_argmax(final)
     model = LoadedModel("m", 1, estimator, infer_signature(estimator, X), "0" * 64)
     assert model._argmax, "the one-call path is taken"
     fresh, _ = data(400, 2, classes)
@@ -77,4 +86,16 @@ def test_a_hard_vote_is_not_taken_for_an_arg_max():
     model = LoadedModel("m", 1, estimator, infer_signature(estimator, X), "0" * 64)
     assert type(final_estimator(estimator)).__name__ in ARGMAX_FAMILIES
     assert not model._argmax  # no predict_proba: labels come from predict
+    assert model.predict(X).labels.tolist() == estimator.predict(X).tolist()
+
+
+def test_a_stack_whose_final_estimator_decides_otherwise_is_not_taken_for_an_arg_max():
+    """SVC's predict() can disagree with its Platt probabilities: a stack ending in one keeps
+    predict() for its labels."""
+    stack = StackingClassifier([("bayes", MultinomialNB()), ("tree", DecisionTreeClassifier())],
+                               final_estimator=SVC(probability=True, random_state=0), cv=3)
+    X, y = data(200, 4, 2)
+    estimator = Pipeline([("pre", MinMaxScaler()), ("model", stack)]).fit(X, y)
+    model = LoadedModel("m", 1, estimator, infer_signature(estimator, X), "0" * 64)
+    assert "SVC" not in ARGMAX_FAMILIES and not model._argmax
     assert model.predict(X).labels.tolist() == estimator.predict(X).tolist()
