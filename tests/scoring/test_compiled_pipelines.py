@@ -1,11 +1,11 @@
 """The pipelines people write, compiled: numeric transformers before trees (native trees after
 the float64 preprocessing plan), linear models, neighbours and naive Bayes after any standard
 preprocessing (their own float64 graph after the plan), the boosting libraries after such
-preprocessing, voting ensembles (their tree members as native trees, the others scikit-learn's
-own on the plan's matrix). A zoo built here, each member checked against scikit-learn on fresh and odd rows,
-one row at a time, and, for the tree models, on rows placed on the trees' split thresholds
-(found by bisecting each input through the fitted preprocessing until its feature sits on the
-threshold, one double either side)."""
+preprocessing, voting and stacking ensembles (their tree members as native trees, the others and
+a stack's final estimator scikit-learn's own on the plan's matrix). A zoo built here, each member
+checked against scikit-learn on fresh and odd rows, one row at a time, and, for the tree models,
+on rows placed on the trees' split thresholds (found by bisecting each input through the fitted
+preprocessing until its feature sits on the threshold, one double either side)."""
 from __future__ import annotations
 
 import hashlib
@@ -23,6 +23,8 @@ from sklearn.ensemble import (
     HistGradientBoostingRegressor,
     RandomForestClassifier,
     RandomForestRegressor,
+    StackingClassifier,
+    StackingRegressor,
     VotingClassifier,
     VotingRegressor,
 )
@@ -175,6 +177,28 @@ ZOO: list[tuple[str, str, Callable[[], Any], str, float]] = [
             ("ridge", Ridge()),
             ("boosted", HistGradientBoostingRegressor(max_iter=10, random_state=0))],
             weights=[1.0, 2.0, 0.5]))]), "native", TOLERANCE),
+    ("stacking-scaled-onehot", "binary", lambda: Pipeline([
+        ("pre", columns(imputed(StandardScaler()), onehot())),
+        ("model", StackingClassifier([
+            ("forest", RandomForestClassifier(n_estimators=8, max_depth=6, random_state=0)),
+            ("logistic", LogisticRegression(max_iter=1000)),
+            ("boosted", HistGradientBoostingClassifier(max_iter=10, random_state=0))],
+            final_estimator=LogisticRegression(), cv=3))]), "native", TOLERANCE),
+    ("stacking-passthrough-multiclass", "multiclass", lambda: Pipeline([
+        ("pre", columns(imputed(PowerTransformer()), ordinal())),
+        ("model", StackingClassifier([
+            ("extra", ExtraTreesClassifier(n_estimators=6, max_depth=5, random_state=0)),
+            ("off", "drop"),
+            ("linear", LinearSVC()),  # stacked by its decision_function
+            ("gradient", GradientBoostingClassifier(n_estimators=5, max_depth=3,
+                                                    random_state=0))],
+            final_estimator=GaussianNB(), passthrough=True, cv=3))]), "native", TOLERANCE),
+    ("stacking-regression", "regression", lambda: Pipeline([
+        ("pre", columns(imputed(QuantileTransformer(n_quantiles=60)), onehot())),
+        ("model", StackingRegressor([
+            ("forest", RandomForestRegressor(n_estimators=6, max_depth=5, random_state=0)),
+            ("ridge", Ridge())], final_estimator=Ridge(alpha=0.5), cv=3))]), "native",
+     TOLERANCE),
 ]
 
 
@@ -270,7 +294,7 @@ def split_thresholds(estimator: Any) -> dict[int, np.ndarray]:
         index = dump["split_feature"].str.rsplit("_", n=1).str[-1].astype(int)
         return {j: np.unique(dump["threshold"][index == j].to_numpy(dtype=float))
                 for j in np.unique(index)}
-    if hasattr(final, "weights"):  # a voting ensemble: every member's splits
+    if type(final).__name__.startswith(("Voting", "Stacking")):  # every member's splits
         parts: dict[int, list[np.ndarray]] = {}
         for member in final.estimators_:
             for j, thresholds in matrix_guards(member).items():
@@ -423,6 +447,20 @@ def test_a_voting_ensemble_native_trees_cannot_take_says_why(ensemble, why):
     assert outcome.data is None and model.runtime == "sklearn", outcome.note
     assert f"native trees not used: {why}" in outcome.note, outcome.note
     assert_same(model, estimator, odd_rows(3), 1e-12)
+
+
+def test_a_stack_whose_final_estimator_gives_no_probabilities_compiles_for_its_labels():
+    make = lambda: Pipeline([  # noqa: E731
+        ("pre", columns(imputed(StandardScaler()), onehot())),
+        ("model", StackingClassifier([
+            ("forest", RandomForestClassifier(n_estimators=6, max_depth=5, random_state=0)),
+            ("bayes", GaussianNB())], final_estimator=LinearSVC(), cv=3))])
+    estimator, X = fitted(make, "binary")
+    outcome, model = compiled(estimator, X)
+    assert outcome.runtime == "native" and outcome.data is not None, outcome.note
+    assert "(labels identical; float64)" in outcome.note and not model.has_probabilities
+    assert_same(model, estimator, odd_rows(7), TOLERANCE)
+    assert_same(model, estimator, threshold_rows(estimator, X), TOLERANCE)
 
 
 def test_a_voting_ensembles_members_over_the_node_budget_are_named():

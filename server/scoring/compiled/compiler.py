@@ -17,7 +17,7 @@ from ...types import Signature
 from .. import boosting
 from ..preprocess_plan import NotCompiled, checked_plan
 from ..runtime import final_estimator
-from . import native, voting
+from . import ensembles, native
 from .estimator import classes_of, exact_in_float32, pre_steps, split_guards, wide_inputs
 from .onnx import OnnxRunner, PlannedOnnxRunner, convert, convert_final, convert_preprocessing
 
@@ -103,8 +103,8 @@ def _compile_booster(estimator: Any, signature: Signature, sample: pd.DataFrame,
 
 def _compile_native(estimator: Any, signature: Signature, sample: pd.DataFrame,
                     max_nodes: int | None) -> Compiled:
-    if voting.is_ensemble(final_estimator(estimator)):
-        return _compile_voting(estimator, signature, sample, max_nodes)
+    if ensembles.is_ensemble(final_estimator(estimator)):
+        return _compile_ensemble(estimator, signature, sample, max_nodes)
     why = native.unsuitable(estimator, signature,
                             native.NODE_BUDGET if max_nodes is None else max_nodes)
     planned = bool(pre_steps(estimator)) and not exact_in_float32(estimator)
@@ -131,27 +131,27 @@ def _compile_native(estimator: Any, signature: Signature, sample: pd.DataFrame,
                      "native", engine, "float64", estimator, sample, classes)
 
 
-def _compile_voting(estimator: Any, signature: Signature, sample: pd.DataFrame,
-                    max_nodes: int | None) -> Compiled:
-    """A voting ensemble: its tree members as native trees, the others scikit-learn's own,
-    after the float64 plan (:mod:`.voting`)."""
-    why = voting.unsuitable(estimator, native.NODE_BUDGET if max_nodes is None else max_nodes)
+def _compile_ensemble(estimator: Any, signature: Signature, sample: pd.DataFrame,
+                      max_nodes: int | None) -> Compiled:
+    """A voting or stacking ensemble: its tree members as native trees, the rest scikit-learn's
+    own, after the float64 plan (:mod:`.ensembles`)."""
+    why = ensembles.unsuitable(estimator, native.NODE_BUDGET if max_nodes is None else max_nodes)
     if why is not None:
         return Compiled(None, why, "native")
     try:
         checked_plan(estimator, signature, sample)
-        data = voting.build(estimator)
+        data = ensembles.build(estimator)
     except NotCompiled as exc:
         return Compiled(None, str(exc), "native")
     except Exception as exc:  # treelite and the C compiler raise many kinds
         return Compiled(None, f"compilation failed ({type(exc).__name__}: "
                               f"{str(exc).splitlines()[0][:200] if str(exc) else ''})", "native")
-    trees, others = voting.member_names(estimator)
+    trees, others = ensembles.member_names(estimator)
     engine = f"treelite (native trees for the members {', '.join(trees)}" + (
         f"; {', '.join(others)} by scikit-learn on the plan's matrix" if others else "") + \
         (", after the float64 preprocessing plan)" if pre_steps(estimator) else ")")
     classes = classes_of(estimator, signature)
-    return _verified(lambda: voting.VotingRunner(data, signature, classes, estimator), data,
+    return _verified(lambda: ensembles.EnsembleRunner(data, signature, classes, estimator), data,
                      "native", engine, "float64", estimator, sample, classes)
 
 

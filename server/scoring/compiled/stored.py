@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from ...types import Signature
+from .ensembles import EnsembleRunner, is_bundle
 from .estimator import classes_of, split_guards, wide_inputs
 from .native import NativeRunner
 from .onnx import OnnxRunner, PlannedOnnxRunner
-from .voting import VotingRunner, is_bundle
 
 log = logging.getLogger(__name__)
 
@@ -20,12 +20,12 @@ COMPILED_RUNTIMES = ("native", "onnx")
 
 def load_runner(data: bytes, expected_sha256: str, signature: Signature, estimator: Any,
                 runtime: str = "onnx") -> Any:
-    """A stored compiled model (an ``OnnxRunner``, or a ``NativeRunner`` or ``VotingRunner`` for
+    """A stored compiled model (an ``OnnxRunner``, or a ``NativeRunner`` or ``EnsembleRunner`` for
     ``runtime`` "native"), checked against its checksum before use."""
     if hashlib.sha256(data).hexdigest() != expected_sha256:
         raise ValueError("the compiled model's checksum does not match the registry")
     if runtime == "native":
-        runner = VotingRunner if is_bundle(data) else NativeRunner
+        runner = EnsembleRunner if is_bundle(data) else NativeRunner
         return runner(data, signature, classes_of(estimator, signature), estimator)
     if data[:4] == b"PK\x03\x04":  # a bundle: the model's graph after a float64 plan
         return PlannedOnnxRunner(data, signature, classes_of(estimator, signature), estimator)
