@@ -72,6 +72,14 @@ class Plan:
                 return self._run(columns)
         return self._run(columns)
 
+    def matrix_or_none(self, inputs: Any) -> np.ndarray | None:
+        """The matrix, or None where scikit-learn must answer: the rows hold what the plan
+        cannot represent, or a step refuses them (scikit-learn then raises for them itself)."""
+        try:
+            return self(inputs)
+        except Exception:
+            return None
+
     def _run(self, columns: dict[str, np.ndarray]) -> np.ndarray | None:
         parts = []
         for names, flat, chain in self._blocks:

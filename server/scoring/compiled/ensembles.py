@@ -115,7 +115,7 @@ def build(estimator: Any) -> bytes:
 
 def is_bundle(data: bytes) -> bool:
     """Whether a native bundle is an ensemble's."""
-    return "members" in native.read_bundle(data)[0]
+    return "members" in native.read_manifest(data)
 
 
 @dataclass(frozen=True)
@@ -157,10 +157,7 @@ class EnsembleRunner:
         """(the plan's matrix, and its float32 rounding when a member compares that, the rows
         scikit-learn must answer), or None when it must answer the whole call: each tree
         member's rules (:func:`native.tree_matrix`) hold for its own matrix."""
-        try:
-            matrix = self._plan(inputs)
-        except Exception:  # a step refuses these rows: scikit-learn answers (and raises)
-            return None
+        matrix = self._plan.matrix_or_none(inputs)
         if matrix is None:
             return None
         feed, edges = {"": matrix}, []

@@ -159,6 +159,12 @@ def read_bundle(data: bytes) -> tuple[dict[str, Any], dict[str, bytes]]:
             name: z.read(name) for name in z.namelist() if name != "manifest.json"}
 
 
+def read_manifest(data: bytes) -> dict[str, Any]:
+    """A bundle's manifest alone (its libraries left compressed)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        return json.loads(z.read("manifest.json"))
+
+
 class _Checkpoint:
     """A Treelite checkpoint as tl2cgen takes a model: it only calls serialize_bytes()."""
 
@@ -326,10 +332,7 @@ class NativeRunner:
 
     def _planned(self, inputs: Any) -> tuple[dict[str, np.ndarray], np.ndarray] | None:
         assert self._plan is not None
-        try:
-            matrix = self._plan(inputs)
-        except Exception:  # a step refuses these rows: scikit-learn answers (and raises)
-            return None
+        matrix = self._plan.matrix_or_none(inputs)
         if matrix is None:
             return None
         compared = tree_matrix(matrix, self._narrow, self._missing_to_model)

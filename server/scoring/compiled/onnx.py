@@ -147,10 +147,7 @@ class PlannedOnnxRunner(OnnxRunner):
         self._wide_inputs = wide_inputs(estimator)
 
     def prepare(self, inputs: Any) -> tuple[dict[str, np.ndarray], np.ndarray] | None:
-        try:
-            matrix = self._plan(inputs)
-        except Exception:  # a step refuses these rows: scikit-learn answers (and raises)
-            return None
+        matrix = self._plan.matrix_or_none(inputs)
         if matrix is None:
             return None
         if self._double_matrix:
